@@ -1,0 +1,60 @@
+"""Where fsrun keeps its settings and caches, and which model is the user's default."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+MODEL_ENV = "FSRUN_MODEL"
+CONFIG_ENV = "FSRUN_CONFIG_DIR"
+CACHE_ENV = "FSRUN_CACHE_DIR"
+
+
+def config_dir() -> Path:
+    """User config folder ($FSRUN_CONFIG_DIR overrides; XDG, APPDATA or ~/Library otherwise)."""
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    if sys.platform == "win32":
+        return Path(os.environ.get("APPDATA", Path.home())) / "fsrun"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "fsrun"
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "fsrun"
+
+
+def cache_dir() -> Path:
+    """User cache folder for embeddings ($FSRUN_CACHE_DIR overrides)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "fsrun" / "cache"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "fsrun"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fsrun"
+
+
+def _default_file() -> Path:
+    return config_dir() / "default_model"
+
+
+def set_default_model(package_dir: Path) -> Path:
+    """Record package_dir as the model fsrun uses when --model is absent."""
+    target = _default_file()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(str(Path(package_dir).resolve()) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def get_default_model() -> Path | None:
+    """The model recorded by `fsexport build`, or None."""
+    target = _default_file()
+    if not target.is_file():
+        return None
+    text = target.read_text(encoding="utf-8").strip()
+    return Path(text) if text else None
+
+
+def demo_model_dir() -> Path:
+    """The small demo model that ships inside the fsrun distribution."""
+    return Path(__file__).resolve().parent / "demo" / "demo.fsmodel"

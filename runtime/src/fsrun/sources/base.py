@@ -1,0 +1,69 @@
+"""What every video source yields: batches of RGB frames with container timestamps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A box in source pixels: x, y from the top-left corner, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if min(self.x, self.y) < 0 or min(self.width, self.height) < 1:
+            raise ValueError(f"invalid crop box {self}")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str  # the file
+    width: int  # displayed width in pixels, after crop is not applied
+    height: int  # displayed height in pixels
+    fps: float  # average frame rate as the container states it (timing uses timestamps)
+    duration_s: float  # stream duration in seconds
+    codec: str  # FFmpeg codec name, e.g. h264, hevc, vp9, av1
+    frame_count: int  # container's frame count, 0 when unknown
+
+
+@dataclass
+class FrameBatch:
+    """N sampled frames, cropped, RGB uint8 [N, H, W, 3], host (numpy) or device memory."""
+
+    frames: Any  # np.ndarray on the host, or a device array with __cuda_array_interface__
+    pts_ms: np.ndarray  # float64 [N]: presentation time of each frame in ms, from the container
+    on_device: bool = False  # True when frames live in GPU memory
+
+    def __post_init__(self) -> None:
+        shape = tuple(self.frames.shape)
+        if len(shape) != 4 or shape[3] != 3:
+            raise ValueError(f"frames must be [N, H, W, 3], got {shape}")
+        if len(self.pts_ms) != shape[0]:
+            raise ValueError(f"{len(self.pts_ms)} timestamps for {shape[0]} frames")
+
+    def __len__(self) -> int:
+        return int(self.frames.shape[0])
+
+
+class FrameSelector(Protocol):
+    """Decides from a frame's timestamp whether the model needs it (see sampling.py)."""
+
+    def accept(self, pts_s: float) -> bool: ...
+
+
+class VideoSource(Protocol):
+    """One opened video. Constructed as Source(path, crop=..., device_id=...)."""
+
+    info: VideoInfo
+
+    def batches(self, selector: FrameSelector, batch_size: int) -> Iterator[FrameBatch]:
+        """Decode in order, keep frames the selector accepts, crop, yield batches."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,56 @@
+"""Shared fixtures: a tiny model package built once per session, isolated user folders."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _cuda_available() -> bool:
+    """True when a CUDA device answers; any import or driver failure means no."""
+    try:
+        from cuda.bindings import runtime as cudart  # noqa: PLC0415
+
+        err, count = cudart.cudaGetDeviceCount()
+        return int(err) == 0 and count > 0
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _cuda_available():
+        return
+    if os.environ.get("FAIL_WITHOUT_CUDA") == "1":
+        for item in items:
+            if "needs_cuda" in item.keywords:
+                item.add_marker(pytest.mark.usefixtures("_fail_without_cuda"))
+        return
+    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (set FAIL_WITHOUT_CUDA=1 to fail instead)")
+    for item in items:
+        if "needs_cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def _fail_without_cuda() -> None:
+    pytest.fail("FAIL_WITHOUT_CUDA=1 but no CUDA device is available")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep tests away from the real ~/.config/fsrun and ~/.cache/fsrun."""
+    root = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("FSRUN_CONFIG_DIR", str(root / "config"))
+    monkeypatch.setenv("FSRUN_CACHE_DIR", str(root / "cache"))
+    monkeypatch.delenv("FSRUN_MODEL", raising=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny (test_efficientnet @64) package with random weights, built once per session."""
+    from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("packages")
+    result = build_package(BuildConfig(variant="tiny", output=out, set_default=False))
+    return result.path
