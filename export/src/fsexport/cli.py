@@ -1,0 +1,135 @@
+"""`fsexport`: thin command line over build, TensorRT and training functions."""
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from fsrun.errors import FsError
+
+# Commands that live in optional modules: name -> "module:attribute" (imported when used).
+LAZY_COMMANDS = {
+    "train": "fsexport.train.cli:train_command",
+}
+
+
+def one_line_errors(func: Callable) -> Callable:
+    """FsError -> one line on stderr and its exit code; tracebacks only with --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        debug = kwargs.pop("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except FsError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"fsexport: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("fsexport: interrupted", err=True)
+            sys.exit(130)
+
+    return click.option("--debug", is_flag=True, help="Show tracebacks.")(wrapper)
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            module_name, attribute = LAZY_COMMANDS[name].split(":")
+            try:
+                module = __import__(module_name, fromlist=[attribute])
+            except ImportError:
+                return None
+            return getattr(module, attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="fsexport")
+def main() -> None:
+    """Build funscript video models into verified ONNX/TensorRT packages for fsrun."""
+
+
+@main.command()
+@click.option("--variant", default="effv2s", show_default=True,
+              help="Model variant: tiny, effv2s, effv2m, effv2l.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Folder to write the package into (default: current folder).")
+@click.option("--name", default=None, help="Package directory name (default: VARIANT.fsmodel).")
+@click.option("--force", is_flag=True, help="Replace an existing package.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Trained weights: .safetensors or a torch state dict (loaded weights-only).")
+@click.option("--pretrained", is_flag=True, help="Download timm's pretrained backbone weights.")
+@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None,
+              help="Local timm backbone weights file.")
+@click.option("--input-size", type=click.IntRange(32, 2048), default=None,
+              help="Override the variant's input size.")
+@click.option("--window", type=click.IntRange(1, 1024), default=None,
+              help="Override the window length T.")
+@click.option("--fps", type=click.FloatRange(1, 240), default=None, help="Override the model fps.")
+@click.option("--no-fp16", is_flag=True, help="Skip the *.fp16.onnx graphs.")
+@click.option("--no-default", is_flag=True, help="Do not make this fsrun's default model.")
+@click.option("--trt", is_flag=True, help="Also build TensorRT engines (needs TensorRT and a GPU).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for untrained weights.")
+@one_line_errors
+def build(variant: str, output: Path | None, name: str | None, force: bool,
+          checkpoint: Path | None, pretrained: bool, backbone_weights: Path | None,
+          input_size: int | None, window: int | None, fps: float | None, no_fp16: bool,
+          no_default: bool, trt: bool, seed: int) -> None:
+    """Build a model package (ONNX graphs, meta.json) and verify it against PyTorch."""
+    from fsexport.build import BuildConfig, build_package
+
+    config = BuildConfig(variant=variant, output=output, name=name, force=force,
+                         checkpoint=checkpoint, pretrained=pretrained,
+                         backbone_weights=backbone_weights, input_size=input_size,
+                         window=window, fps=fps, fp16=not no_fp16, set_default=not no_default,
+                         seed=seed)
+    result = build_package(config)
+    parity = result.meta.parity.get("max_abs_diff", {})
+    for file_name, diff in parity.items():
+        shown = "not run" if diff is None else f"{diff:.2e}"
+        click.echo(f"parity  {file_name:20s} max abs diff {shown}")
+    click.echo(f"built   {result.path} in {sum(result.timings.values()):.1f} s")
+    if trt:
+        _build_engines(result.path)
+
+
+def _build_engines(package: Path) -> None:
+    from fsexport.trt.engine_build import build_engines
+
+    for engine in build_engines(package):
+        click.echo(f"engine  {engine}")
+
+
+@main.command("trt")
+@click.argument("package", type=click.Path(path_type=Path))
+@one_line_errors
+def trt_command(package: Path) -> None:
+    """Build TensorRT engines for an existing package on this machine's GPU."""
+    _build_engines(package)
+
+
+@main.command("check-trt")
+@click.argument("package", type=click.Path(path_type=Path))
+@one_line_errors
+def check_trt(package: Path) -> None:
+    """Check statically that TensorRT's ONNX parser supports every op and dtype."""
+    from fsexport.trt.static_check import check_package
+
+    findings = check_package(package)
+    for finding in findings:
+        click.echo(str(finding))
+    errors = [f for f in findings if getattr(f, "severity", "error") == "error"]
+    if errors:
+        click.echo(f"check-trt: {len(errors)} problem(s) TensorRT would reject", err=True)
+        sys.exit(1)
+    click.echo(f"check-trt: {package}: every graph is TensorRT-compatible (static check; "
+               "TensorRT itself did not run)")

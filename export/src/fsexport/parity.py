@@ -1,0 +1,101 @@
+"""Every exported graph, run by ONNX Runtime on the CPU, against the PyTorch module."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fsexport.model import WindowModel
+from fsrun.errors import ModelError
+
+FP32_TOLERANCE = 1e-4  # max abs diff allowed between ONNX Runtime fp32 and PyTorch
+SPLIT_TOLERANCE = 1e-5  # composite vs head(encoder(.)) inside ONNX Runtime
+
+
+@dataclass
+class ParityReport:
+    diffs: dict[str, float | None] = field(default_factory=dict)  # file -> max abs diff
+    notes: dict[str, str] = field(default_factory=dict)  # file -> why it could not run
+    composite_vs_split: float | None = None  # model.onnx vs head(encoder) in ONNX Runtime
+
+    def as_meta(self) -> dict:
+        return {"max_abs_diff": self.diffs, "composite_vs_split": self.composite_vs_split,
+                "notes": self.notes, "fp32_tolerance": FP32_TOLERANCE}
+
+
+def frame_sizes(input_size: int) -> list[tuple[int, int]]:
+    """One square size that is no multiple of 32, one that is not square."""
+    return [(input_size + 13, input_size + 13), (input_size * 3 // 4 + 1, input_size + 37)]
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _run(session, x: np.ndarray) -> np.ndarray:
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def _cases(model: WindowModel, kind: str, rng: np.random.Generator) -> list[np.ndarray]:
+    window, dim = model.head.window, model.head.lstm1.input_size
+    sizes = frame_sizes(model.encoder.input_size)
+    if kind == "encoder":
+        return [rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8) for n, (h, w) in zip((1, 3), sizes)]
+    if kind == "head":
+        return [rng.standard_normal((b, window, dim)).astype(np.float32) for b in (1, 3)]
+    return [rng.integers(0, 256, (b, window, h, w, 3), dtype=np.uint8) for b, (h, w) in zip((1, 2), sizes)]
+
+
+def check_graph(model: WindowModel, kind: str, path: Path, precision: str,
+                report: ParityReport, seed: int = 0) -> None:
+    """Record the max abs diff; raise for fp32 beyond tolerance."""
+    module = {"encoder": model.encoder, "head": model.head, "model": model}[kind]
+    rng = np.random.default_rng(seed)
+    try:
+        session = _session(path)
+    except Exception as exc:  # fp16 kernels missing on some CPU builds
+        report.diffs[path.name] = None
+        report.notes[path.name] = f"ONNX Runtime CPU cannot run it: {str(exc).splitlines()[0]}"
+        if precision == "fp32":
+            raise ModelError(f"{path.name}: ONNX Runtime cannot load it ({exc})") from None
+        return
+    worst = 0.0
+    for x in _cases(model, kind, rng):
+        with torch.no_grad():
+            expected = module(torch.from_numpy(x)).numpy()
+        try:
+            actual = _run(session, x)
+        except Exception as exc:
+            report.diffs[path.name] = None
+            report.notes[path.name] = f"ONNX Runtime CPU cannot run it: {str(exc).splitlines()[0]}"
+            if precision == "fp32":
+                raise ModelError(f"{path.name}: ONNX Runtime failed ({exc})") from None
+            return
+        if actual.shape != expected.shape:
+            raise ModelError(f"{path.name}: output shape {actual.shape} != {expected.shape}")
+        worst = max(worst, float(np.abs(actual - expected).max()))
+    report.diffs[path.name] = worst
+    if precision == "fp32" and worst > FP32_TOLERANCE:
+        raise ModelError(f"{path.name}: ONNX output differs from PyTorch by {worst:.2e} "
+                         f"(tolerance {FP32_TOLERANCE:.0e})")
+
+
+def check_composite(model: WindowModel, package_dir: Path, report: ParityReport, seed: int = 1) -> None:
+    """model.onnx(frames) must equal head.onnx(encoder.onnx(frames))."""
+    rng = np.random.default_rng(seed)
+    encoder, head, composite = (_session(package_dir / f"{k}.onnx") for k in ("encoder", "head", "model"))
+    worst = 0.0
+    for x in _cases(model, "model", rng):
+        b, t = x.shape[:2]
+        embeddings = _run(encoder, x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1)
+        worst = max(worst, float(np.abs(_run(composite, x) - _run(head, embeddings)).max()))
+    report.composite_vs_split = worst
+    if worst > SPLIT_TOLERANCE:
+        raise ModelError(f"model.onnx differs from head(encoder(frames)) by {worst:.2e} "
+                         f"(tolerance {SPLIT_TOLERANCE:.0e})")
