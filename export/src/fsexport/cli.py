@@ -133,3 +133,7 @@ def check_trt(package: Path) -> None:
         sys.exit(1)
     click.echo(f"check-trt: {package}: every graph is TensorRT-compatible (static check; "
                "TensorRT itself did not run)")
+
+
+if __name__ == "__main__":
+    main()
