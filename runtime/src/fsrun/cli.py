@@ -1,0 +1,192 @@
+"""The `fsrun` command: `fsrun VIDEO [options]`, plus subcommands (demo, synth, ...).
+
+A bare video path runs the default `run` command, so `fsrun in.mp4` works while `fsrun demo`
+still reaches its subcommand. Errors print one line and exit with the error's code; --debug
+shows the traceback instead.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+import fsrun
+from fsrun.backends import BACKEND_CHOICES
+from fsrun.errors import FsError, Interrupted
+from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
+from fsrun.postprocess import PostprocessOptions
+from fsrun.sources import DECODER_CHOICES
+
+DEFAULT_COMMAND = "run"
+# Subcommands other modules provide, imported only when asked for: a missing or broken one
+# must not stop `fsrun VIDEO` from working.
+LAZY_COMMANDS: dict[str, str] = {
+    "demo": "fsrun.demo:demo_command",
+    "synth": "fsrun.synth.cli:synth_command",
+}
+
+
+class DefaultCommandGroup(click.Group):
+    """A group where an unknown first argument is the video of the default command."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is not None or name not in self.lazy:
+            return command
+        module_name, attr = self.lazy[name].split(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            return _unavailable(name, exc)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # `fsrun --help` shows the group; `fsrun VIDEO ...` and `fsrun --opt VIDEO` run.
+        if args and args[0] not in ("--help", "-h", "--version") \
+                and self.get_command(ctx, args[0]) is None:
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+def _unavailable(name: str, exc: BaseException) -> click.Command:
+    @click.command(name, help=f"(unavailable: {exc})",
+                   context_settings={"ignore_unknown_options": True})
+    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+    def command(args: tuple[str, ...]) -> None:
+        raise FsError(f"the {name} command is not available in this installation ({exc})")
+
+    return command
+
+
+@click.group(cls=DefaultCommandGroup, lazy=LAZY_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(fsrun.__version__, prog_name="fsrun")
+def cli() -> None:
+    """Write a funscript for a video with a funscript model: `fsrun VIDEO [options]`."""
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Accept 90, 90.5, 1:30 or 1:02:03.5."""
+    if value is None:
+        return None
+    try:
+        total = 0.0
+        for part in value.split(":"):
+            total = total * 60 + float(part)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time (seconds or [H:]M:S)") from None
+    return total
+
+
+@cli.command(DEFAULT_COMMAND)
+@click.argument("video", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
+              help="Model package (NAME.fsmodel). Default: $FSRUN_MODEL, the default set by "
+                   "`fsexport build`, then the bundled demo.")
+@click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Funscript to write. Default: VIDEO.funscript next to the video.")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
+@click.option("--decoder", type=click.Choice(DECODER_CHOICES), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16"]), default="auto",
+              show_default=True, help="Graph precision; auto = fp16 on GPU backends.")
+@click.option("--stride", type=click.IntRange(min=1), default=DEFAULT_STRIDE, show_default=True,
+              help="Frames between window starts (1..window). Smaller blends more windows.")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Frames per encoder call.")
+@click.option("--crop", default="full", show_default=True,
+              help="full, sbs-left, sbs-right (side-by-side VR) or X,Y,W,H in pixels.")
+@click.option("--start", callback=_seconds, default=None, help="Start time (s or [H:]M:S).")
+@click.option("--end", callback=_seconds, default=None, help="End time (s or [H:]M:S).")
+@click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
+@click.option("--min-amplitude", type=click.FloatRange(min=0), default=10.0, show_default=True,
+              help="Peaks and valleys closer than this (0-100) are merged.")
+@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(min=0), default=0.0,
+              show_default=True, help="Also keep RDP points at this epsilon (0 = off).")
+@click.option("--stretch", type=click.FloatRange(min=0, max=49.9), default=None,
+              help="Stretch the P..100-P percentile range of positions to 0..100.")
+@click.option("--invert", is_flag=True, help="Write 100 - position.")
+@click.option("--offset", "offset_ms", type=int, default=0, show_default=True,
+              help="Shift all actions by this many ms.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Embedding cache folder (default: user cache dir, or $FSRUN_CACHE_DIR).")
+@click.option("--threads", type=click.IntRange(min=0), default=0,
+              help="CPU inference threads (0 = automatic).")
+@click.option("--device", "device_id", type=click.IntRange(min=0), default=0,
+              help="CUDA device number.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing funscript.")
+@click.option("--quiet", "-q", is_flag=True, help="No notices and no progress bar.")
+@click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write stage timings, counts, backend and decoder as JSON.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+def run_command(video: Path, model: Path | None, output: Path | None, backend: str,
+                decoder: str, precision: str, stride: int, batch: int, crop: str,
+                start: float | None, end: float | None, raw: bool, min_amplitude: float,
+                rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
+                no_cache: bool, cache_dir: Path | None, threads: int, device_id: int,
+                force: bool, quiet: bool, report: Path | None, debug: bool) -> None:
+    """Write VIDEO.funscript (or --output) from a video file."""
+    ctx = click.get_current_context()
+    ctx.meta["fsrun_debug"] = debug
+
+    def log(message: str) -> None:
+        click.echo(f"fsrun: {message}", err=True)
+
+    post = PostprocessOptions(raw=raw, min_amplitude=min_amplitude, rdp_epsilon=rdp_epsilon,
+                              stretch_percentile=stretch, invert=invert, offset_ms=offset_ms)
+    config = RunConfig(video=video, model=model, output=output, backend=backend, decoder=decoder,
+                       precision=precision, stride=stride, batch=batch, crop=crop,
+                       start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
+                       postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
+                       threads=threads, device_id=device_id, log=log)
+    result = process_video(config)
+    if not quiet:
+        r = result.report
+        log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "
+            f"{r['windows']} windows, {r['wall']:.1f} s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: returns the exit code (0, or the FsError's code; 2 for usage)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="fsrun", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.Abort:
+        click.echo("fsrun: error: interrupted", err=True)
+        return Interrupted.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return int(exc.exit_code)
+    except FsError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"fsrun: error: {exc}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("fsrun: error: interrupted", err=True)
+        return Interrupted.exit_code
+    except Exception as exc:  # noqa: BLE001 - unexpected: one line unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            click.echo(f"fsrun: error: {type(exc).__name__}: {exc} (run with --debug for "
+                       "details)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""OFS-compatible funscript files: build, validate, write atomically, read back.
+
+The format players load: {"version": "1.0", "inverted": false, "range": 100,
+"actions": [{"at": ms, "pos": 0-100}, ...], "metadata": {...}} with integer `at` and `pos`,
+actions sorted by `at` and no `at` twice.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fsrun.errors import InputError, OutputError
+
+FUNSCRIPT_VERSION = "1.0"
+SUFFIX = ".funscript"
+
+
+def default_output(video: Path | str) -> Path:
+    """VIDEO.funscript next to the video: the name players pick up on their own."""
+    return Path(video).with_suffix(SUFFIX)
+
+
+def build_funscript(actions: list[dict[str, int]], metadata: dict[str, Any],
+                    inverted: bool = False) -> dict[str, Any]:
+    doc = {"version": FUNSCRIPT_VERSION, "inverted": bool(inverted), "range": 100,
+           "actions": [{"at": int(a["at"]), "pos": int(a["pos"])} for a in actions],
+           "metadata": metadata}
+    problems = validate_funscript(doc)
+    if problems:
+        raise ValueError("invalid funscript: " + "; ".join(problems))
+    return doc
+
+
+def validate_funscript(doc: Any) -> list[str]:
+    """Problems that would make a player reject or misplay the script; empty when valid."""
+    if not isinstance(doc, dict):
+        return ["not a JSON object"]
+    problems = []
+    if not isinstance(doc.get("version"), str):
+        problems.append("version must be a string")
+    if not isinstance(doc.get("inverted"), bool):
+        problems.append("inverted must be true or false")
+    if doc.get("range") != 100:
+        problems.append("range must be 100")
+    actions = doc.get("actions")
+    if not isinstance(actions, list):
+        return problems + ["actions must be a list"]
+    last = None
+    for i, action in enumerate(actions):
+        if not isinstance(action, dict):
+            problems.append(f"action {i} is not an object")
+            continue
+        at, pos = action.get("at"), action.get("pos")
+        if not _is_int(at) or at < 0:
+            problems.append(f"action {i}: at must be a non-negative integer, got {at!r}")
+            continue
+        if not _is_int(pos) or not 0 <= pos <= 100:
+            problems.append(f"action {i}: pos must be an integer 0-100, got {pos!r}")
+        if last is not None and at <= last:
+            problems.append(f"action {i}: at {at} is not after {last} (sorted, unique)")
+        last = at
+    if "metadata" in doc and not isinstance(doc["metadata"], dict):
+        problems.append("metadata must be an object")
+    return problems
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_writable(path: Path | str, force: bool) -> None:
+    """Fail early (before any work) when the output exists and --force is not given."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputError(f"{path} exists; use --force to overwrite it")
+    if path.is_dir():
+        raise OutputError(f"{path} is a directory")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path.parent}: output folder does not exist")
+
+
+def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False) -> Path:
+    """Write to a temporary file in the same folder, then move it into place.
+
+    Without force the move is a hard link, which fails if the name appeared meanwhile, so an
+    existing script is never replaced. A reader never sees a half-written file.
+    """
+    path = Path(path)
+    check_writable(path, force)
+    text = json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        _move_into_place(tmp, path, force)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    if force:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # atomic and refuses to clobber
+    except FileExistsError:
+        raise OutputError(f"{path} exists; use --force to overwrite it") from None
+    except OSError:
+        # Filesystems without hard links: the existence check above is the best we can do.
+        if path.exists():
+            raise OutputError(f"{path} exists; use --force to overwrite it") from None
+        os.replace(tmp, path)
+
+
+def read_funscript(path: Path | str) -> dict[str, Any]:
+    """Load and validate a funscript; raises InputError naming the first problems."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not a readable funscript ({exc})") from None
+    problems = validate_funscript(doc)
+    if problems:
+        raise InputError(f"{path}: invalid funscript: " + "; ".join(problems[:3]))
+    return doc

@@ -1,0 +1,65 @@
+"""A one-line progress bar on stderr (frames/s and ETA), only when stderr is a terminal."""
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+class Progress:
+    """update(n) after each batch; close() at the end. Redraws at most 10 times a second."""
+
+    def __init__(self, total: int | None, label: str = "frames", enabled: bool | None = None,
+                 stream: TextIO | None = None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.enabled = (self.stream.isatty() if enabled is None else enabled)
+        self.total = total if total and total > 0 else None
+        self.label = label
+        self.width = width
+        self.count = 0
+        self._start = time.perf_counter()
+        self._last_draw = 0.0
+
+    def update(self, n: int) -> None:
+        self.count += n
+        now = time.perf_counter()
+        if self.enabled and now - self._last_draw >= 0.1:
+            self._last_draw = now
+            self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        """The text of the bar, e.g. `[#####-----]  150/300 frames  42.0 frames/s  ETA 0:04`."""
+        now = time.perf_counter() if now is None else now
+        elapsed = max(now - self._start, 1e-9)
+        rate = self.count / elapsed
+        text = f"{self.count} {self.label}  {rate:.1f} {self.label}/s"
+        if self.total:
+            done = min(self.count / self.total, 1.0)
+            filled = int(done * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            remaining = (self.total - self.count) / rate if rate > 0 else 0.0
+            text = (f"[{bar}] {self.count}/{self.total} {self.label}  {rate:.1f} {self.label}/s"
+                    f"  ETA {_clock(max(remaining, 0.0))}")
+        return text
+
+    def _draw(self, now: float) -> None:
+        self.stream.write("\r" + self.line(now) + "\033[K")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.perf_counter())
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

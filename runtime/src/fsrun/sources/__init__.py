@@ -1,0 +1,98 @@
+"""Video sources, chosen from a table and imported lazily (NVDEC needs optional GPU libraries)."""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fsrun.errors import MissingDependencyError, UsageError
+from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo, VideoSource
+
+if TYPE_CHECKING:
+    from fsrun.crop import CropSpec
+
+# Decoder name -> "module:Class". Each class is constructed as Cls(path, crop=..., device_id=...).
+SOURCES: dict[str, str] = {
+    "pyav": "fsrun.sources.pyav_source:PyAvSource",
+    "nvdec": "fsrun.sources.nvdec_source:NvdecSource",
+}
+# "auto" tries these in order; the first that is available and supports the video wins.
+AUTO_ORDER: tuple[str, ...] = ("nvdec", "pyav")
+DECODER_CHOICES: tuple[str, ...] = ("auto", *SOURCES)
+
+__all__ = ["SOURCES", "AUTO_ORDER", "DECODER_CHOICES", "Crop", "FrameBatch", "FrameSelector",
+           "VideoInfo", "VideoSource", "load_source_class", "choose_decoder", "open_source",
+           "probe"]
+
+
+def load_source_class(name: str) -> type:
+    """Import the class for a decoder name; a missing optional library raises MissingDependencyError."""
+    try:
+        target = SOURCES[name]
+    except KeyError:
+        raise UsageError(f"unknown decoder {name!r}; choose from {', '.join(DECODER_CHOICES)}") from None
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MissingDependencyError(f"{name} decoder ({exc.name or exc})", "fsrun[gpu]") from None
+    return getattr(module, class_name)
+
+
+def _supports(name: str, path: Path) -> tuple[bool, str]:
+    """Whether decoder `name` can be used for this file, and why not."""
+    if name == "pyav":
+        return True, ""
+    try:
+        cls = load_source_class(name)
+        module = importlib.import_module(cls.__module__)
+        if hasattr(module, "is_available") and not module.is_available():
+            return False, ""  # no GPU stack here: nothing worth telling the user
+        if hasattr(cls, "supports"):
+            ok, reason = cls.supports(path)
+            return bool(ok), str(reason)
+        return True, ""
+    except Exception as exc:  # noqa: BLE001 - any failure in a probe means: use the next one
+        return False, f"{name}: {exc}"
+
+
+def choose_decoder(path: Path | str, decoder: str = "auto") -> tuple[str, list[str]]:
+    """The decoder to use and the notes explaining any fallback."""
+    path = Path(path)
+    if decoder != "auto":
+        load_source_class(decoder)
+        return decoder, []
+    notes: list[str] = []
+    for name in AUTO_ORDER:
+        ok, reason = _supports(name, path)
+        if ok:
+            return name, notes
+        if reason:
+            notes.append(reason)
+    return "pyav", notes
+
+
+def probe(path: Path | str) -> VideoInfo:
+    """Header-only look at a video (size, rate, duration, codec); no frames decoded."""
+    from fsrun.sources.pyav_source import probe_video  # noqa: PLC0415
+
+    return probe_video(path)
+
+
+def open_source(path: Path | str, decoder: str = "auto",
+                crop: str | CropSpec | Crop | None = None, device_id: int = 0) -> Any:
+    """Open a video with the chosen decoder; the crop spec is resolved against its frame size."""
+    from fsrun.crop import parse_crop  # noqa: PLC0415 - crop.py imports sources.base
+
+    name, _ = choose_decoder(path, decoder)
+    spec = parse_crop(crop)
+    box = spec.resolve(*_frame_size(path)) if spec.kind != "full" else None
+    cls = load_source_class(name)
+    source = cls(Path(path), crop=box, device_id=device_id)
+    source.decoder_name = name
+    return source
+
+
+def _frame_size(path: Path | str) -> tuple[int, int]:
+    info = probe(path)
+    return info.width, info.height

@@ -1,0 +1,140 @@
+"""Decode with FFmpeg through PyAV on the CPU: threaded decode, container timestamps, host frames.
+
+Only frames the selector keeps are converted to RGB (the conversion costs more than decoding
+on small models), and they are cropped before they are batched.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from fsrun.crop import apply_crop
+from fsrun.errors import InputError
+from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo
+
+
+def _open_container(path: Path) -> Any:
+    import av  # noqa: PLC0415 - keeps `import fsrun.sources` cheap
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such video file")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot open as a video ({_reason(exc)})") from None
+    if not container.streams.video:
+        container.close()
+        raise InputError(f"{path}: has no video stream")
+    return container
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _video_info(path: Path, container: Any) -> VideoInfo:
+    stream = container.streams.video[0]
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = 0.0
+    return VideoInfo(path=str(path), width=int(ctx.width), height=int(ctx.height), fps=fps,
+                     duration_s=duration, codec=str(ctx.name), frame_count=int(stream.frames or 0))
+
+
+def probe_video(path: Path | str) -> VideoInfo:
+    """Read the container header only (no decoding): size, rate, duration, codec."""
+    path = Path(path)
+    container = _open_container(path)
+    try:
+        return _video_info(path, container)
+    finally:
+        container.close()
+
+
+class PyAvSource:
+    """VideoSource over FFmpeg. Counts frames decoded and converted for the run report."""
+
+    name = "pyav"
+
+    def __init__(self, path: Path | str, crop: Crop | None = None, device_id: int = 0,
+                 threads: int = 0):
+        self.path = Path(path)
+        self.crop = crop
+        self.threads = threads  # FFmpeg decode threads; 0 lets FFmpeg pick
+        self._container = _open_container(self.path)
+        self.info = _video_info(self.path, self._container)
+        if crop is not None and (crop.x + crop.width > self.info.width
+                                 or crop.y + crop.height > self.info.height):
+            self.close()
+            raise InputError(f"{self.path}: crop {crop} does not fit in "
+                             f"{self.info.width}x{self.info.height}")
+        self.frames_decoded = 0  # frames out of the decoder
+        self.frames_converted = 0  # frames converted to RGB (the ones kept)
+        self.seek_to: float | None = None  # seconds: start near here (keyframe before it)
+
+    def batches(self, selector: FrameSelector, batch_size: int) -> Iterator[FrameBatch]:
+        import av  # noqa: PLC0415
+
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if self.threads:
+            stream.codec_context.thread_count = self.threads
+        time_base: Fraction = stream.time_base
+        if self.seek_to is not None and self.seek_to > 0:
+            self._seek(stream, self.seek_to)
+        frames: list[np.ndarray] = []
+        stamps: list[float] = []
+        past_end = getattr(selector, "past_end", None)
+        try:
+            for frame in self._container.decode(stream):
+                self.frames_decoded += 1
+                pts_s = self._seconds(frame, time_base)
+                if past_end is not None and past_end(pts_s):
+                    break
+                if not selector.accept(pts_s):
+                    continue
+                rgb = frame.to_ndarray(format="rgb24")
+                self.frames_converted += 1
+                frames.append(np.ascontiguousarray(apply_crop(rgb, self.crop)))
+                stamps.append(pts_s * 1000.0)
+                if len(frames) >= batch_size:
+                    yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
+                    frames, stamps = [], []
+        except av.error.FFmpegError as exc:
+            raise InputError(f"{self.path}: decoding failed ({_reason(exc)})") from None
+        if frames:
+            yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
+
+    def _seconds(self, frame: Any, time_base: Fraction) -> float:
+        pts = frame.pts
+        if pts is None:
+            raise InputError(f"{self.path}: a frame has no timestamp; remux the file "
+                             "(ffmpeg -i in -c copy out.mkv)")
+        return float(pts * (frame.time_base or time_base))
+
+    def _seek(self, stream: Any, seconds: float) -> None:
+        """Jump to the keyframe at or before `seconds`; the selector skips what comes before."""
+        target = int(seconds / stream.time_base)
+        try:
+            self._container.seek(target, stream=stream, backward=True, any_frame=False)
+        except Exception:  # noqa: BLE001 - unseekable input: decode from the start instead
+            self._container.seek(0)
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> PyAvSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
