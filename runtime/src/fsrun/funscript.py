@@ -26,7 +26,7 @@ def default_output(video: Path | str) -> Path:
 def build_funscript(actions: list[dict[str, int]], metadata: dict[str, Any],
                     inverted: bool = False) -> dict[str, Any]:
     doc = {"version": FUNSCRIPT_VERSION, "inverted": bool(inverted), "range": 100,
-           "actions": [{"at": int(a["at"]), "pos": int(a["pos"])} for a in actions],
+           "actions": [{"at": a["at"], "pos": a["pos"]} for a in actions],
            "metadata": metadata}
     problems = validate_funscript(doc)
     if problems:

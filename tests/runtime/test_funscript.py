@@ -1,0 +1,103 @@
+"""Funscript files: valid for players, written atomically, never overwritten without force."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from fsrun import funscript
+from fsrun.errors import InputError, OutputError
+from fsrun.funscript import (build_funscript, default_output, read_funscript, validate_funscript,
+                             write_funscript)
+
+ACTIONS = [{"at": 0, "pos": 10}, {"at": 500, "pos": 90}, {"at": 1000, "pos": 10}]
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    doc = build_funscript(ACTIONS, {"generator": {"name": "fsrun"}})
+    path = write_funscript(tmp_path / "a.funscript", doc)
+    back = read_funscript(path)
+    assert back["actions"] == ACTIONS
+    assert back["version"] == "1.0" and back["range"] == 100 and back["inverted"] is False
+    assert back["metadata"]["generator"]["name"] == "fsrun"
+    assert json.loads(path.read_text())["actions"][1] == {"at": 500, "pos": 90}
+
+
+def test_default_output_is_next_to_the_video() -> None:
+    assert default_output(Path("/v/clip.mp4")) == Path("/v/clip.funscript")
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    ([{"at": 0, "pos": 10}, {"at": 0, "pos": 20}], "not after"),
+    ([{"at": 10, "pos": 10}, {"at": 5, "pos": 20}], "not after"),
+    ([{"at": 0, "pos": 101}], "pos"),
+    ([{"at": 0.5, "pos": 10}], "at must be"),
+    ([{"at": -1, "pos": 10}], "at must be"),
+    ([{"at": 0, "pos": 1.5}], "pos"),
+    ([{"at": 0, "pos": True}], "pos"),
+])
+def test_validation_finds_problems(bad: list, fragment: str) -> None:
+    doc = {"version": "1.0", "inverted": False, "range": 100, "actions": bad}
+    problems = validate_funscript(doc)
+    assert problems and fragment in problems[0]
+    with pytest.raises(ValueError):
+        build_funscript(bad, {})
+
+
+def test_reader_rejects_invalid_files(tmp_path: Path) -> None:
+    (tmp_path / "x.funscript").write_text("{not json")
+    with pytest.raises(InputError):
+        read_funscript(tmp_path / "x.funscript")
+    (tmp_path / "y.funscript").write_text(json.dumps({"version": "1.0", "actions": []}))
+    with pytest.raises(InputError, match="inverted"):
+        read_funscript(tmp_path / "y.funscript")
+
+
+def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
+    path = tmp_path / "a.funscript"
+    path.write_text("precious")
+    with pytest.raises(OutputError, match="--force"):
+        write_funscript(path, build_funscript(ACTIONS, {}))
+    assert path.read_text() == "precious"
+    write_funscript(path, build_funscript(ACTIONS, {}), force=True)
+    assert read_funscript(path)["actions"] == ACTIONS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.funscript"]
+
+
+def test_file_appearing_during_the_write_is_not_clobbered(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.funscript"
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        Path(dst).write_text("written by someone else")
+        real_link(src, dst)
+
+    monkeypatch.setattr(funscript.os, "link", racing_link)
+    with pytest.raises(OutputError):
+        write_funscript(path, build_funscript(ACTIONS, {}))
+    assert path.read_text() == "written by someone else"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.funscript"]  # temp file removed
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "a.funscript"
+    write_funscript(path, build_funscript(ACTIONS, {}))
+    before = path.read_bytes()
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(funscript.os, "fsync", failing_fsync)
+    with pytest.raises(OutputError, match="No space"):
+        write_funscript(path, build_funscript(ACTIONS[:1], {}), force=True)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["a.funscript"]
+
+
+def test_missing_output_folder(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="does not exist"):
+        write_funscript(tmp_path / "nope" / "a.funscript", build_funscript(ACTIONS, {}))
