@@ -45,7 +45,7 @@ class FrameEncoder(nn.Module):
 
     def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 [N, H, W, 3] -> normalized float [N, 3, S, S]; Cast comes before Resize."""
-        x = frames.permute(0, 3, 1, 2).to(self.scale.dtype)
+        x = frames.to(self.scale.dtype).permute(0, 3, 1, 2)  # TensorRT: uint8 only into a Cast
         x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear",
                           align_corners=False, antialias=False)
         return x * self.scale + self.shift
@@ -95,6 +95,7 @@ class WindowModel(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t = frames.shape[0], frames.shape[1]
+        frames = frames.to(self.encoder.scale.dtype)  # TensorRT: uint8 only into a Cast
         embeddings = self.encoder(frames.flatten(0, 1))
         return self.head(embeddings.reshape(b, t, -1))
 
