@@ -1,0 +1,217 @@
+"""`fsrun DIR`: every video under a folder, one bad file costing one line, never the run.
+
+Videos are found recursively by extension, those with a funscript already are skipped unless
+--force, each video is claimed before work (see claims.py) so several fsrun processes can share
+a folder, per-file errors are recorded and the loop goes on, and a summary table ends the run.
+Errors that would repeat for every file (the model, a missing library, bad options) stop it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
+from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
+                          UsageError)
+from fsrun.funscript import default_output
+from fsrun.package import load_package
+from fsrun.pipeline import RunConfig, process_video, resolve_model
+from fsrun.signals import interrupt_requested, raise_if_interrupted
+
+DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",
+                                       "ts", "m2ts", "mts", "mpg", "mpeg", "3gp", "ogv")
+# Errors that would fail every remaining file the same way: stop instead of repeating them.
+FATAL_ERRORS: tuple[type[FsError], ...] = (ModelError, MissingDependencyError, UsageError,
+                                           Interrupted)
+
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+
+
+@dataclass
+class FileOutcome:
+    video: Path  # the video file
+    status: str  # ok, skipped or failed
+    detail: str  # actions written, why skipped, or the one-line error
+    seconds: float = 0.0  # wall time spent on it
+    exit_code: int = 0  # the error's exit code when failed
+    error: FsError | None = None  # the error itself, when failed with an fsrun error
+
+
+@dataclass
+class FolderSummary:
+    root: Path  # the folder processed
+    outcomes: list[FileOutcome] = field(default_factory=list)  # one per video found
+    stopped: str | None = None  # why the loop ended early, if it did
+    found: int = 0  # videos found under root
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> int:
+        return self.count(FAILED)
+
+
+def parse_extensions(text: str | Iterable[str] | None) -> tuple[str, ...]:
+    """'mp4,.MKV webm' -> ('mp4', 'mkv', 'webm'); None -> the default list."""
+    if text is None:
+        return DEFAULT_EXTENSIONS
+    parts = text.replace(",", " ").split() if isinstance(text, str) else list(text)
+    extensions = tuple(dict.fromkeys(p.strip().lstrip(".").lower() for p in parts if p.strip()))
+    if not extensions:
+        raise UsageError("--ext needs at least one extension, e.g. --ext mp4,mkv")
+    return extensions
+
+
+def find_videos(root: Path, extensions: Iterable[str] = DEFAULT_EXTENSIONS) -> list[Path]:
+    """Videos under root, sorted; hidden files and folders (and macOS ._ files) are left out."""
+    wanted = {e.lower().lstrip(".") for e in extensions}
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith(".") or name.rpartition(".")[2].lower() not in wanted:
+                continue
+            found.append(Path(folder) / name)
+    return sorted(found)
+
+
+def process_folder(root: Path | str, template: RunConfig,
+                   extensions: Iterable[str] = DEFAULT_EXTENSIONS,
+                   log: Callable[[str], None] | None = None,
+                   stale_after_s: float = STALE_AFTER_S) -> FolderSummary:
+    """Run process_video on every video under root; never raises for a single bad file."""
+    root = Path(root)
+    say = log or (lambda message: None)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    if template.output is not None:
+        raise UsageError("--output names one file; in folder mode each video gets "
+                         "VIDEO.funscript beside it")
+    # A broken model fails here once (exit 4), not once per video.
+    model_path, notice = resolve_model(template.model)
+    if notice:
+        say(notice)
+    load_package(model_path)
+    template = dataclasses.replace(template, model=model_path, report=None)
+    summary = FolderSummary(root)
+    videos = find_videos(root, extensions)
+    summary.found = len(videos)
+    say(f"{len(videos)} videos under {root}")
+    owners = Counter(default_output(v) for v in videos)
+    first_owner: dict[Path, Path] = {}
+    began_run = time.time()
+    for index, video in enumerate(videos, 1):
+        if interrupt_requested() is not None:
+            summary.stopped = "interrupted"
+            break
+        output = default_output(video)
+        if owners[output] > 1 and first_owner.setdefault(output, video) != video:
+            outcome = FileOutcome(video, SKIPPED, f"{output.name} belongs to "
+                                  f"{first_owner[output].name} (same name)")
+        else:
+            outcome = _one_video(video, output, template, began_run, stale_after_s)
+        summary.outcomes.append(outcome)
+        say(f"[{index}/{len(videos)}] {outcome.status:7} {_relative(video, root)}: {outcome.detail}")
+        if isinstance(outcome.error, FATAL_ERRORS):
+            summary.stopped = outcome.detail
+            break
+    return summary
+
+
+def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
+               stale_after_s: float) -> FileOutcome:
+    began = time.perf_counter()
+    if output.exists() and not template.force:
+        return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
+    claim = Claim(output, stale_after_s=stale_after_s)
+    try:
+        claim.acquire()
+    except ClaimHeld as exc:
+        return FileOutcome(video, SKIPPED, str(exc))
+    except FsError as exc:
+        return FileOutcome(video, FAILED, str(exc), exit_code=exc.exit_code, error=exc)
+    try:
+        # Another process may have finished this video between the check above and the claim.
+        if output.exists() and (not template.force or output.stat().st_mtime >= began_run):
+            return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
+        result = process_video(dataclasses.replace(template, video=video, output=output))
+        detail = f"{result.actions} actions"
+        skipped = int(result.report.get("frames_skipped", 0) or 0)
+        if skipped:
+            detail += f", {skipped} damaged frames skipped"
+        if result.padded:
+            detail += ", shorter than one window (padded)"
+        if result.report.get("resumed_from"):
+            detail += f", resumed after {result.report['resumed_from']} cached frames"
+        return FileOutcome(video, OK, detail, time.perf_counter() - began)
+    except FsError as exc:
+        return FileOutcome(video, FAILED, _without_path(exc, video), time.perf_counter() - began,
+                           exc.exit_code, exc)
+    except Exception as exc:  # noqa: BLE001 - an unexpected failure costs this file, not the run
+        return FileOutcome(video, FAILED, f"internal error: {type(exc).__name__}: {exc}",
+                           time.perf_counter() - began, 1)
+    finally:
+        claim.release()
+
+
+def _without_path(exc: Exception, video: Path) -> str:
+    """The error without its leading "VIDEO: ", which the table already shows."""
+    text = str(exc)
+    prefix = f"{video}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _progress_note(summary: FolderSummary) -> str:
+    return (f"{summary.count(OK)} done, {summary.count(SKIPPED)} skipped, {summary.failed} failed,"
+            f" {summary.found - len(summary.outcomes)} not started")
+
+
+def format_summary(summary: FolderSummary, width: int = 60) -> str:
+    """A plain-text table: status, file, detail; then the totals line."""
+    rows = [(o.status, _relative(o.video, summary.root), o.detail) for o in summary.outcomes]
+    name_width = min(width, max([len("file")] + [len(r[1]) for r in rows]))
+    lines = [f"{'status':8} {'file':{name_width}}  detail", f"{'-' * 8} {'-' * name_width}  ------"]
+    for status, name, detail in rows:
+        if len(name) > name_width:
+            name = "..." + name[-(name_width - 3):]
+        lines.append(f"{status:8} {name:{name_width}}  {detail}")
+    lines.append(f"{summary.count(OK)} ok, {summary.count(SKIPPED)} skipped, "
+                 f"{summary.failed} failed")
+    if summary.stopped:
+        lines.append(f"stopped early: {summary.stopped}")
+    return "\n".join(lines)
+
+
+class FolderFailed(FsError):
+    """Some videos in a folder failed; the table says which and why."""
+
+    exit_code = 1
+
+
+def run_folder(root: Path, template: RunConfig, extensions: Iterable[str],
+               echo: Callable[[str], None], log: Callable[[str], None] | None) -> FolderSummary:
+    """CLI entry: process, print the table, raise for a non-zero exit when anything failed."""
+    summary = process_folder(root, template, extensions, log)
+    echo(format_summary(summary))
+    fatal = next((o.error for o in summary.outcomes if isinstance(o.error, FATAL_ERRORS)), None)
+    if fatal is not None:
+        raise fatal
+    # A signal between two videos: what was done stays done, the rest waits for a re-run.
+    raise_if_interrupted(_progress_note(summary))
+    if summary.failed:
+        raise FolderFailed(f"{summary.failed} of {len(summary.outcomes)} videos failed "
+                           "(see the table above)")
+    return summary
