@@ -97,7 +97,8 @@ class OrtCudaBackend:
                 str(self.onnx_path), sess_options=session_options,
                 providers=self.providers(stream))
         except Exception as exc:  # ORT raises its own exception types for unreadable graphs
-            raise ModelError(f"{self.onnx_path.name}: ONNX Runtime could not load it: {exc}") from None
+            raise ModelError(f"{self.onnx_path.name}: ONNX Runtime could not load it: "
+                             f"{exc}") from None
         active = self._session.get_providers()
         if not active or active[0] != self.provider:
             # ORT falls back to the CPU quietly when CUDA/cuDNN/TensorRT libraries fail to load.

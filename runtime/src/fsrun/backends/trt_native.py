@@ -112,7 +112,8 @@ class TrtNativeBackend:
         self.profile = InputProfile(inputs[0], low, opt, high)
 
     def _spec(self, name: str) -> TensorSpec:
-        shape = tuple(int(d) if int(d) >= 0 else "dynamic" for d in self._engine.get_tensor_shape(name))
+        dims = self._engine.get_tensor_shape(name)
+        shape = tuple(int(d) if int(d) >= 0 else "dynamic" for d in dims)
         return TensorSpec(name, numpy_dtype(self._engine.get_tensor_dtype(name)).name, shape)
 
     def _device_input(self, batch: Any) -> Any:
@@ -142,7 +143,8 @@ class TrtNativeBackend:
         shape = tuple(int(s) for s in batch.shape)
         check_item_shape(self.profile, shape)
         array = self._device_input(batch)
-        parts = [self._run_once(array[part]) for part in batch_slices(shape[0], self.profile.max[0])]
+        parts = [self._run_once(array[part])
+                 for part in batch_slices(shape[0], self.profile.max[0])]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def close(self) -> None:

@@ -131,7 +131,8 @@ class CudaPythonRuntime:
         err, *values = result if isinstance(result, tuple) else (result,)
         if int(err) != 0:
             _, text = self._rt.cudaGetErrorString(err)
-            raise RuntimeError(f"CUDA error {int(err)}: {text.decode() if isinstance(text, bytes) else text}")
+            text = text.decode() if isinstance(text, bytes) else text
+            raise RuntimeError(f"CUDA error {int(err)}: {text}")
         if not values:
             return None
         return values[0] if len(values) == 1 else tuple(values)

@@ -141,7 +141,8 @@ class _PacketFeeder:
         packet.bsl_data = ctypes.addressof(buffer)
         packet.bsl = len(data)
         if pts is None:
-            raise InputError("a packet has no timestamp; remux the file (ffmpeg -i in -c copy out.mkv)")
+            raise InputError("a packet has no timestamp; remux the file "
+                             "(ffmpeg -i in -c copy out.mkv)")
         packet.pts = int(pts)
         return packet
 
