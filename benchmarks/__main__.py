@@ -1,0 +1,133 @@
+"""`python -m benchmarks run ...`: measure, then write results.json, report.md and plots."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from benchmarks.encoder_throughput import ThroughputConfig
+from benchmarks.runner import BenchConfig, run_all
+from benchmarks.stages import StageConfig
+from benchmarks.sysinfo import machine_name
+from benchmarks.videos import ClipParams
+
+HERE = Path(__file__).resolve().parent
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def _names(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
+
+
+def _per_variant(text: str, cast: type) -> dict:
+    """'tiny=256,effv2s=32' -> {'tiny': 256, 'effv2s': 32}."""
+    out = {}
+    for item in _names(text):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected VARIANT=VALUE, got {item!r}")
+        out[name.strip()] = cast(value)
+    return out
+
+
+def resolve_packages(packages: tuple[Path, ...], variants: str, packages_dir: Path,
+                     build_missing: bool) -> list[Path]:
+    """--package paths, then VARIANT.fsmodel under --packages-dir for each --variants name."""
+    found = [Path(p) for p in packages]
+    for variant in _names(variants):
+        path = packages_dir / f"{variant}.fsmodel"
+        if not path.is_dir():
+            if not build_missing:
+                raise click.UsageError(f"{path} does not exist; build it with `fsexport build "
+                                       f"--variant {variant} -o {packages_dir} --no-default` "
+                                       "or pass --build-missing")
+            from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
+
+            click.echo(f"building {path} ...", err=True)
+            build_package(BuildConfig(variant=variant, output=packages_dir, set_default=False))
+        found.append(path)
+    if not found:
+        raise click.UsageError("nothing to measure: pass --package PATH or --variants LIST")
+    return found
+
+
+@click.group()
+def main() -> None:
+    """fsrun benchmarks: encoder throughput, stage breakdown, baseline, memory."""
+
+
+@main.command()
+@click.option("--package", "packages", multiple=True, type=click.Path(path_type=Path),
+              help="Model package to measure (repeatable).")
+@click.option("--variants", default="", help="Comma list of variants found in --packages-dir.")
+@click.option("--packages-dir", type=click.Path(path_type=Path), default=Path("packages"),
+              show_default=True, help="Folder holding VARIANT.fsmodel packages.")
+@click.option("--build-missing", is_flag=True, help="Build packages --variants names that are missing.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--clips-dir", type=click.Path(path_type=Path), default=HERE / ".clips",
+              show_default=True, help="Where synthetic clips are rendered and reused.")
+@click.option("--backends", default="", help="Comma list (cpu,cuda,tensorrt,trt-native); default: all available.")
+@click.option("--batch-sizes", default="1,4,16", show_default=True, help="Encoder batch sizes.")
+@click.option("--repeats", default=3, show_default=True, help="Timed repeats per encoder point.")
+@click.option("--warmup", default=1, show_default=True, help="Untimed calls before timing.")
+@click.option("--throughput-frames", default="", help="Frames per repeat per variant, e.g. tiny=512,effv2l=16.")
+@click.option("--stage-frames", default="", help="Frames the encoder-only stage passes time, per variant.")
+@click.option("--stage-repeats", default=3, show_default=True, help="Passes per decode stage (median kept).")
+@click.option("--e2e-seconds", default="", help="End-to-end clip seconds per variant, e.g. tiny=30,effv2s=20.")
+@click.option("--seconds", default=10.0, show_default=True, help="Clip seconds for variants not in --e2e-seconds.")
+@click.option("--size", default="1280x720", show_default=True, help="Clip WIDTHxHEIGHT.")
+@click.option("--fps", default=30, show_default=True, help="Clip frame rate.")
+@click.option("--strides", default="60,30", show_default=True, help="Strides for fsrun vs baseline.")
+@click.option("--baseline-variants", default="tiny,effv2s", show_default=True,
+              help="Variants that also run the author's baseline.")
+@click.option("--e2e-repeats", default=1, show_default=True, help="Alternating fsrun/baseline rounds.")
+@click.option("--rss-package", type=click.Path(path_type=Path), default=None,
+              help="Package for the short vs long memory check [default: the first].")
+@click.option("--rss-seconds", default=6.0, show_default=True, help="Short clip for the memory check.")
+@click.option("--rss-factor", default=10, show_default=True, help="Long clip = this many times the short.")
+@click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads (0 = all).")
+@click.option("--torch-eager/--no-torch-eager", default=True, show_default=True,
+              help="On a GPU, also time PyTorch eager fp16.")
+@click.option("--notes", default="", help="A paragraph added to the report (e.g. machine sharing).")
+def run(packages, variants, packages_dir, build_missing, out, clips_dir, backends, batch_sizes,
+        repeats, warmup, throughput_frames, stage_frames, stage_repeats, e2e_seconds, seconds,
+        size, fps, strides, baseline_variants, e2e_repeats, rss_package, rss_seconds,
+        rss_factor, threads, torch_eager, notes) -> None:
+    """Measure every package on every available backend and write the report."""
+    try:
+        width, height = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"--size must be WIDTHxHEIGHT, got {size!r}") from None
+    cfg = BenchConfig(
+        packages=resolve_packages(packages, variants, packages_dir, build_missing),
+        out=out or HERE / "results" / machine_name(), clips_dir=clips_dir,
+        backends=_names(backends) or None,
+        throughput=ThroughputConfig(batch_sizes=_ints(batch_sizes), repeats=repeats,
+                                    warmup=warmup),
+        throughput_frames=_per_variant(throughput_frames, int),
+        stage=StageConfig(repeats=stage_repeats), stage_frames=_per_variant(stage_frames, int),
+        clip=ClipParams(width=width, height=height, fps=fps, seconds=seconds),
+        e2e_seconds=_per_variant(e2e_seconds, float), strides=_ints(strides),
+        baseline_variants=tuple(_names(baseline_variants)), e2e_repeats=e2e_repeats,
+        rss_package=rss_package, rss_seconds=rss_seconds, rss_factor=rss_factor,
+        torch_eager=torch_eager, threads=threads)
+    results = run_all(cfg, log=lambda line: click.echo(line, err=True))
+    if notes:
+        from benchmarks.runner import write_results  # noqa: PLC0415
+
+        results["notes"] = notes
+        write_results(cfg.out, results)
+    click.echo(str(cfg.out / "report.md"))
+    for target in results["targets"]:
+        verdict = {True: "met", False: "MISSED", None: "unmeasured"}[target["met"]]
+        measured = "-" if target["measured"] is None else f"{target['measured']:.3f}"
+        click.echo(f"{verdict:10s} {target['name']}: {measured} (goal {target['target']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

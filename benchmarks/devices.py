@@ -1,0 +1,101 @@
+"""GPU helpers for measurements: device sync, host->device copies, peak device memory.
+
+Everything here imports fsrun.gpu (CuPy or cuda-python) lazily; on a machine without a GPU the
+callers never reach it.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from fsrun.backends import BACKENDS, is_backend_available
+
+
+def available_backends() -> list[str]:
+    """Every fsrun backend whose library and device answer on this machine."""
+    return [name for name in BACKENDS if is_backend_available(name)]
+
+
+def cuda_runtime(device_id: int = 0) -> Any | None:
+    """fsrun's shared CUDA runtime, or None without a GPU stack."""
+    try:
+        from fsrun.gpu import get_runtime  # noqa: PLC0415
+
+        return get_runtime(device_id)
+    except Exception:  # noqa: BLE001 - no GPU libraries or no device: CPU-only machine
+        return None
+
+
+def device_sync(runtime: Any | None) -> Callable[[], None] | None:
+    """A callable that waits for all queued device work, or None on the CPU."""
+    return runtime.synchronize if runtime is not None else None
+
+
+def to_device(runtime: Any, array: np.ndarray) -> Any:
+    from fsrun.gpu.cuda_runtime import to_device as copy_up  # noqa: PLC0415
+
+    return copy_up(runtime, array)
+
+
+def h2d_copy(runtime: Any, frames: np.ndarray, repeats: int = 5) -> dict[str, float]:
+    """Bytes and median seconds of copying one host batch to the device (synchronized)."""
+    times = []
+    for _ in range(repeats + 1):
+        runtime.synchronize()
+        start = time.perf_counter()
+        device = to_device(runtime, frames)
+        runtime.synchronize()
+        times.append(time.perf_counter() - start)
+        del device
+    seconds = float(np.median(times[1:]))
+    return {"bytes": int(frames.nbytes), "seconds": seconds,
+            "gb_per_s": frames.nbytes / seconds / 1e9 if seconds > 0 else 0.0,
+            "bytes_per_frame": int(frames.nbytes // max(1, frames.shape[0]))}
+
+
+class DeviceMemoryPoller:
+    """Peak GPU memory used by one process id, sampled from nvidia-smi every `interval_s`."""
+
+    def __init__(self, pid: int, interval_s: float = 0.1):
+        self.pid = pid
+        self.interval_s = interval_s
+        self.peak_mib = 0.0
+        self.enabled = shutil.which("nvidia-smi") is not None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> float:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
+                              "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=5).stdout
+        for line in out.splitlines():
+            parts = [p.strip() for p in line.split(",")]
+            if len(parts) == 2 and parts[0] == str(self.pid):
+                try:
+                    return float(parts[1])
+                except ValueError:
+                    return 0.0
+        return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_mib = max(self.peak_mib, self._sample())
+            except (OSError, subprocess.SubprocessError):
+                return
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> DeviceMemoryPoller:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join(timeout=10)

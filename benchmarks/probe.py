@@ -1,0 +1,85 @@
+"""One measured run in a fresh process: `python -m benchmarks.probe '<json>'`.
+
+Running each configuration in its own process gives a clean peak RSS (ru_maxrss of that process
+alone) and its CPU time, so utilization = (user + system) / wall / cores. The JSON result goes to
+stdout as the last line. Kinds: "fsrun" (fsrun.pipeline.process_video) and "baseline".
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.devices import DeviceMemoryPoller
+
+
+def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
+    from fsrun.pipeline import RunConfig, process_video  # noqa: PLC0415
+
+    cfg = RunConfig(video=Path(args["video"]), model=Path(args["package"]),
+                    output=Path(args["output"]), backend=args.get("backend", "cpu"),
+                    decoder=args.get("decoder", "auto"), stride=int(args["stride"]),
+                    batch=int(args.get("batch", 16)), force=True, quiet=True, progress=False,
+                    use_cache=False, precision=args.get("precision", "auto"),
+                    threads=int(args.get("threads", 0)))
+    return process_video(cfg).report
+
+
+def _run_baseline(args: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks.baseline import BaselineConfig, run_baseline  # noqa: PLC0415
+
+    return run_baseline(BaselineConfig(package=Path(args["package"]), video=Path(args["video"]),
+                                       stride=int(args["stride"]),
+                                       backend=args.get("backend", "cpu"),
+                                       threads=int(args.get("threads", 0))))
+
+
+KINDS = {"fsrun": _run_fsrun, "baseline": _run_baseline}
+
+
+def main() -> None:
+    args = json.loads(sys.argv[1])
+    wall = time.perf_counter()
+    report = KINDS[args["kind"]](args)
+    wall = time.perf_counter() - wall
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    result = {"report": report, "wall_s": wall, "cpu_user_s": usage.ru_utime,
+              "cpu_system_s": usage.ru_stime,
+              "cpu_util_pct_of_machine": 100.0 * cpu / wall / max(1, cores or 1),
+              "cpu_cores_busy": cpu / wall,
+              "peak_rss_mib": usage.ru_maxrss / 1024.0}  # Linux reports KiB
+    print(json.dumps(result))
+
+
+def run_probe(args: dict[str, Any], timeout_s: float = 3600) -> dict[str, Any]:
+    """Run one configuration in a child process; adds peak GPU memory where nvidia-smi exists."""
+    command = [sys.executable, "-m", "benchmarks.probe", json.dumps(args)]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=root, env=env)
+    with DeviceMemoryPoller(child.pid) as poller:
+        try:
+            out, err = child.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, err = child.communicate()
+            raise RuntimeError(f"probe {args['kind']} timed out after {timeout_s} s") from None
+    if child.returncode != 0:
+        tail = (err or "").strip().splitlines()[-5:]
+        raise RuntimeError(f"probe {args['kind']} failed ({child.returncode}): " + " | ".join(tail))
+    result = json.loads(out.strip().splitlines()[-1])
+    if poller.enabled:
+        result["peak_device_mib"] = poller.peak_mib
+    return result
+
+
+if __name__ == "__main__":
+    main()

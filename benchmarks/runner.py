@@ -1,0 +1,207 @@
+"""Runs every measurement in order and writes results.json, report.md and the plots."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmarks import sysinfo
+from benchmarks.devices import available_backends
+from benchmarks.encoder_throughput import ThroughputConfig, measure_package
+from benchmarks.probe import run_probe
+from benchmarks.stages import StageConfig, measure_stages
+from benchmarks.targets import evaluate_targets
+from benchmarks.videos import ClipParams, make_clip
+from fsrun.package import load_package
+
+SCHEMA_VERSION = 1
+# Decoders measured on their own per backend: NVDEC only feeds GPU backends.
+DECODERS: dict[str, list[str]] = {"cpu": ["pyav"], "cuda": ["pyav", "nvdec"],
+                                  "tensorrt": ["pyav", "nvdec"], "trt-native": ["pyav", "nvdec"]}
+GPU_BACKENDS = ("cuda", "tensorrt", "trt-native")
+
+
+@dataclass
+class BenchConfig:
+    packages: list[Path]  # model packages to measure, one per variant
+    out: Path  # results folder (results.json, report.md, *.png)
+    clips_dir: Path  # where synthetic clips are rendered (reused between runs)
+    backends: list[str] | None = None  # None = every backend available here
+    throughput: ThroughputConfig = field(default_factory=ThroughputConfig)  # encoder sweep
+    throughput_frames: dict[str, int] = field(default_factory=dict)  # variant -> frames/repeat
+    stage: StageConfig = field(default_factory=StageConfig)  # isolated stages
+    stage_frames: dict[str, int] = field(default_factory=dict)  # variant -> encoder frames
+    clip: ClipParams = field(default_factory=ClipParams)  # end-to-end clip (size, codec)
+    e2e_seconds: dict[str, float] = field(default_factory=dict)  # variant -> clip seconds
+    strides: tuple[int, ...] = (60, 30)  # strides of the fsrun vs baseline comparison
+    baseline_variants: tuple[str, ...] = ("tiny", "effv2s")  # variants that get the baseline
+    e2e_repeats: int = 1  # alternating fsrun/baseline rounds; medians are compared
+    rss_package: Path | None = None  # package for the short vs long memory check (first if None)
+    rss_seconds: float = 6.0  # short clip for the memory check; the long one is 10x
+    rss_factor: int = 10  # long clip length / short clip length
+    torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
+    threads: int = 0  # ONNX Runtime CPU threads; 0 = all cores
+
+
+def _clip(cfg: BenchConfig, seconds: float) -> tuple[Path, ClipParams]:
+    params = ClipParams(**{**asdict(cfg.clip), "seconds": seconds})
+    return make_clip(params, cfg.clips_dir), params
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else float("nan")
+
+
+def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: Path,
+            log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """fsrun at each stride (and the baseline where asked), alternating, in fresh processes."""
+    rows: list[dict[str, Any]] = []
+    kinds = ["fsrun"] + (["baseline"] if variant in cfg.baseline_variants else [])
+    output = cfg.out / f".scratch_{variant}_{backend}.funscript"
+    for round_index in range(max(1, cfg.e2e_repeats)):
+        for stride in cfg.strides:
+            for kind in kinds:
+                args = {"kind": kind, "package": str(package), "video": str(video),
+                        "output": str(output), "stride": stride, "backend": backend,
+                        "threads": cfg.threads, "batch": cfg.stage.batch}
+                result = run_probe(args)
+                report = result["report"]
+                row = {"kind": kind, "variant": variant, "backend": backend, "stride": stride,
+                       "round": round_index, "frames": report["frames"],
+                       "wall": report["wall"], "fps": report["frames"] / report["wall"],
+                       **{k: v for k, v in result.items() if k != "report"}, "report": report}
+                rows.append(row)
+                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} stride {stride:2d}: "
+                    f"{row['fps']:8.1f} frames/s, wall {row['wall']:.2f} s, "
+                    f"peak RSS {row['peak_rss_mib']:.0f} MiB, "
+                    f"{row['cpu_cores_busy']:.2f} cores busy")
+    output.unlink(missing_ok=True)
+    return rows
+
+
+def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]]:
+    """Median wall per (variant, backend, stride, kind), speed-ups and the real-time factor."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["variant"], row["backend"], row["stride"], row["kind"]), []).append(row)
+    out = []
+    for (variant, backend, stride, kind), members in sorted(groups.items()):
+        wall = _median([m["wall"] for m in members])
+        frames = members[0]["frames"]
+        entry = {"variant": variant, "backend": backend, "stride": stride, "kind": kind,
+                 "wall_median": wall, "walls": [m["wall"] for m in members], "frames": frames,
+                 "fps": frames / wall, "realtime_factor": frames / fps / wall,
+                 "peak_rss_mib": max(m["peak_rss_mib"] for m in members),
+                 "cpu_cores_busy": _median([m["cpu_cores_busy"] for m in members])}
+        if "peak_device_mib" in members[0]:
+            entry["peak_device_mib"] = max(m["peak_device_mib"] for m in members)
+        if kind == "baseline":
+            entry["frames_encoded"] = members[0]["report"]["frames_encoded"]
+            entry["structural_ceiling"] = entry["frames_encoded"] / frames
+        out.append(entry)
+    by_key = {(e["variant"], e["backend"], e["stride"], e["kind"]): e for e in out}
+    for entry in out:
+        base = by_key.get((entry["variant"], entry["backend"], entry["stride"], "baseline"))
+        if entry["kind"] == "fsrun" and base is not None:
+            entry["speedup_vs_baseline"] = base["wall_median"] / entry["wall_median"]
+            entry["structural_ceiling"] = base["structural_ceiling"]
+    return out
+
+
+def run_memory(cfg: BenchConfig, package: Path, backend: str,
+               log: Callable[[str], None]) -> dict[str, Any]:
+    """Peak RSS of fsrun on a short clip and on one rss_factor times longer, same settings."""
+    result: dict[str, Any] = {"package": package.name, "backend": backend}
+    for label, seconds in (("short", cfg.rss_seconds), ("long", cfg.rss_seconds * cfg.rss_factor)):
+        video, params = _clip(cfg, seconds)
+        probe = run_probe({"kind": "fsrun", "package": str(package), "video": str(video),
+                           "output": str(cfg.out / ".scratch_rss.funscript"), "stride": 30,
+                           "backend": backend, "threads": cfg.threads})
+        result[label] = {"seconds": seconds, "frames": probe["report"]["frames"],
+                         "peak_rss_mib": probe["peak_rss_mib"], "wall": probe["wall_s"],
+                         "peak_device_mib": probe.get("peak_device_mib")}
+        log(f"memory  {label:5s} clip {seconds:6.1f} s: peak RSS {probe['peak_rss_mib']:.1f} MiB")
+    (cfg.out / ".scratch_rss.funscript").unlink(missing_ok=True)
+    result["ratio_long_over_short"] = result["long"]["peak_rss_mib"] / result["short"]["peak_rss_mib"]
+    return result
+
+
+def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    info = sysinfo.collect()
+    backends = cfg.backends or available_backends()
+    log(f"machine {info['machine']}: {info['cpu_count']} CPUs, GPUs {info['gpus'] or 'none'}, "
+        f"backends {', '.join(backends)}, load {info['load_average_start']}")
+    packages = [load_package(p) for p in cfg.packages]
+    results: dict[str, Any] = {"schema": SCHEMA_VERSION, "system": info, "backends": backends,
+                               "config": _config_dict(cfg), "encoder": [], "stages": [],
+                               "e2e_runs": [], "clips": {}}
+    for package in packages:
+        variant = package.meta.variant
+        seconds = cfg.e2e_seconds.get(variant, cfg.clip.seconds)
+        video, params = _clip(cfg, seconds)
+        results["clips"][variant] = {"path": video.name, **params.describe()}
+        for backend in backends:
+            sweep = ThroughputConfig(**{**asdict(cfg.throughput), "threads": cfg.threads,
+                                        "frames": cfg.throughput_frames.get(variant,
+                                                                            cfg.throughput.frames)})
+            results["encoder"] += measure_package(package.path, backend, sweep, log)
+            stage_cfg = StageConfig(**{**asdict(cfg.stage), "threads": cfg.threads,
+                                       "encoder_frames": cfg.stage_frames.get(
+                                           variant, cfg.stage.encoder_frames)})
+            stages = measure_stages(package.path, video, backend, DECODERS.get(backend, ["pyav"]),
+                                    stage_cfg, log)
+            results["stages"].append(stages)
+            results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log)
+    results["e2e"] = summarize_e2e(results["e2e_runs"], packages[0].meta.fps if packages else 30.0)
+    rss_package = cfg.rss_package or (packages[0].path if packages else None)
+    if rss_package is not None:
+        results["memory"] = run_memory(cfg, Path(rss_package), backends[0], log)
+    if cfg.torch_eager and any(b in GPU_BACKENDS for b in backends):
+        results["torch_eager"] = _torch_eager(cfg, packages, log)
+    results["targets"] = evaluate_targets(results)
+    results["system"]["load_average_end"] = sysinfo.load_average()
+    results["system"]["busy_processes_end"] = sysinfo.other_busy_processes()
+    results["duration_s"] = time.time() - started
+    write_results(cfg.out, results)
+    return results
+
+
+def _torch_eager(cfg: BenchConfig, packages: list[Any], log: Callable[[str], None]) -> list[dict]:
+    """PyTorch eager fp16 on the same GPU and clips (export-side code: imports torch)."""
+    try:
+        from benchmarks.torch_eager import measure_torch_eager  # noqa: PLC0415
+    except ImportError as exc:
+        log(f"torch eager comparison skipped: {exc}")
+        return []
+    rows = []
+    for package in packages:
+        video, _ = _clip(cfg, cfg.e2e_seconds.get(package.meta.variant, cfg.clip.seconds))
+        rows.append(measure_torch_eager(package.path, video, batch=cfg.stage.batch, log=log))
+    return rows
+
+
+def _config_dict(cfg: BenchConfig) -> dict[str, Any]:
+    data = asdict(cfg)
+    return json.loads(json.dumps(data, default=str))
+
+
+def write_results(out: Path, results: dict[str, Any]) -> None:
+    """results.json, report.md and the plots, each written to a temp name then moved."""
+    from benchmarks.plots import write_plots  # noqa: PLC0415
+    from benchmarks.report import render_report  # noqa: PLC0415
+
+    results["plots"] = write_plots(results, out)
+    _atomic_write(out / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+    _atomic_write(out / "report.md", render_report(results))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,110 @@
+"""The issue's targets, checked against one run's numbers (all ratios within the same run)."""
+from __future__ import annotations
+
+from typing import Any
+
+SPEEDUP_TARGETS: dict[int, float] = {30: 1.9, 60: 1.1}  # stride -> fsrun/baseline speed-up
+OVERHEAD_TARGETS: dict[str, float] = {"cpu": 1.05, "gpu": 1.15}  # wall / necessary stages
+RSS_TARGET = 1.1  # peak RSS of the 10x longer clip / the short one
+GPU_FPS_TARGETS: dict[str, float] = {"effv2s": 2500, "effv2m": 1000, "effv2l": 500}  # H100 e2e
+TORCH_EAGER_TARGET = 3.0  # fsrun effv2s frames/s / PyTorch eager fp16 frames/s
+GPU_BACKENDS = ("cuda", "tensorrt", "trt-native")
+
+
+def _target(name: str, target: str, measured: float | None, met: bool | None,
+            detail: str = "") -> dict[str, Any]:
+    return {"name": name, "target": target, "measured": measured, "met": met, "detail": detail}
+
+
+def _speedups(results: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for entry in results.get("e2e", []):
+        if entry["kind"] != "fsrun" or "speedup_vs_baseline" not in entry:
+            continue
+        goal = SPEEDUP_TARGETS.get(entry["stride"])
+        if goal is None:
+            continue
+        value = entry["speedup_vs_baseline"]
+        out.append(_target(f"fsrun vs baseline, {entry['variant']} {entry['backend']} "
+                           f"stride {entry['stride']}", f">= {goal}x", value, value >= goal,
+                           f"structural ceiling for this clip {entry['structural_ceiling']:.2f}x "
+                           f"(frames the baseline encodes / frames)"))
+    return out
+
+
+def _stage_for(results: dict[str, Any], variant: str, backend: str) -> dict[str, Any] | None:
+    for stages in results.get("stages", []):
+        if stages["variant"] == variant and stages["backend"] == backend:
+            return stages
+    return None
+
+
+def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """fsrun's wall (without one-time model loading) against decode-only and encoder-only."""
+    rows = []
+    for entry in results.get("e2e", []):
+        if entry["kind"] != "fsrun":
+            continue
+        stages = _stage_for(results, entry["variant"], entry["backend"])
+        if stages is None:
+            continue
+        runs = [r for r in results["e2e_runs"] if r["kind"] == "fsrun"
+                and r["variant"] == entry["variant"] and r["backend"] == entry["backend"]
+                and r["stride"] == entry["stride"]]
+        loads = sorted(r["report"]["load"] for r in runs)
+        walls = sorted(r["wall"] - r["report"]["load"] for r in runs)
+        wall = walls[len(walls) // 2]
+        frames = entry["frames"]
+        gpu = entry["backend"] in GPU_BACKENDS
+        decode_key = "decode_nvdec" if gpu and "decode_nvdec" in stages else "decode_rgb"
+        decode = stages[decode_key]["seconds"] * frames / max(1, stages[decode_key]["frames"])
+        encoder = stages["encoder_full"]["seconds_per_frame"] * frames
+        necessary = max(decode, encoder) if gpu else decode + encoder
+        rows.append({"variant": entry["variant"], "backend": entry["backend"],
+                     "stride": entry["stride"], "wall_minus_load": wall,
+                     "load": loads[len(loads) // 2], "decode_only": decode,
+                     "encoder_only": encoder, "necessary": necessary,
+                     "ratio": wall / necessary, "kind": "gpu" if gpu else "cpu",
+                     "decoder": decode_key})
+    return rows
+
+
+def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    targets = _speedups(results)
+    for row in overhead_rows(results):
+        goal = OVERHEAD_TARGETS[row["kind"]]
+        rule = "decode + encoder" if row["kind"] == "cpu" else "max(decode, encoder)"
+        targets.append(_target(
+            f"overhead {row['variant']} {row['backend']} stride {row['stride']}",
+            f"wall <= {goal} x ({rule})", row["ratio"], row["ratio"] <= goal,
+            f"wall without load {row['wall_minus_load']:.2f} s, decode-only "
+            f"{row['decode_only']:.2f} s, encoder-only {row['encoder_only']:.2f} s"))
+    memory = results.get("memory")
+    if memory:
+        ratio = memory["ratio_long_over_short"]
+        targets.append(_target("peak RSS, 10x longer clip / short clip", f"<= {RSS_TARGET}",
+                               ratio, ratio <= RSS_TARGET,
+                               f"{memory['short']['peak_rss_mib']:.0f} MiB -> "
+                               f"{memory['long']['peak_rss_mib']:.0f} MiB"))
+    gpus = results.get("system", {}).get("gpus", [])
+    for variant, goal in GPU_FPS_TARGETS.items():
+        best = [e["fps"] for e in results.get("e2e", []) if e["kind"] == "fsrun"
+                and e["variant"] == variant and e["backend"] in GPU_BACKENDS]
+        name = f"GPU end to end {variant} frames/s (H100 target)"
+        if not best:
+            targets.append(_target(name, f">= {goal}", None, None, "unmeasured: no GPU here"))
+            continue
+        on_h100 = any("H100" in g for g in gpus)
+        targets.append(_target(name, f">= {goal}", max(best), max(best) >= goal if on_h100 else None,
+                               "" if on_h100 else f"measured on {gpus}, target is for an H100"))
+    eager = [r for r in results.get("torch_eager", []) if r.get("variant") == "effv2s"]
+    fsrun_s = [e["fps"] for e in results.get("e2e", []) if e["kind"] == "fsrun"
+               and e["variant"] == "effv2s" and e["backend"] in GPU_BACKENDS]
+    if eager and fsrun_s:
+        ratio = max(fsrun_s) / eager[0]["fps"]
+        targets.append(_target("fsrun vs PyTorch eager fp16, effv2s GPU", f">= {TORCH_EAGER_TARGET}x",
+                               ratio, ratio >= TORCH_EAGER_TARGET))
+    else:
+        targets.append(_target("fsrun vs PyTorch eager fp16, effv2s GPU",
+                               f">= {TORCH_EAGER_TARGET}x", None, None, "unmeasured: no GPU here"))
+    return targets

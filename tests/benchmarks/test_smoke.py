@@ -1,0 +1,81 @@
+"""Smoke test of the benchmark entry point on the tiny model and a 2-second clip.
+
+No timing assertions: the numbers on a shared test machine mean nothing; the test checks that
+every part runs and that results.json, report.md and the plots hold what a reader needs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+# benchmarks/ lives at the repository root, which pytest does not put on sys.path (and tests/,
+# which it does, holds a tests/benchmarks folder of the same name).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.__main__ import main  # noqa: E402
+
+
+def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["run", "--package", str(tiny_package), "--out", str(out),
+            "--clips-dir", str(tmp_path / "clips"), "--seconds", "2", "--size", "96x64",
+            "--batch-sizes", "1,4", "--repeats", "2", "--throughput-frames", "tiny=8",
+            "--stage-repeats", "1", "--rss-seconds", "1", "--rss-factor", "4"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema"] == 1
+    system = data["system"]
+    assert system["cpu_count"] >= 1 and "onnxruntime" in system["libraries"]
+    assert "av" in system["libraries"] and len(system["load_average_start"]) == 3
+    assert data["backends"][0] == "cpu"
+    assert data["clips"]["tiny"]["frames"] == 60 and data["clips"]["tiny"]["width"] == 96
+
+    encoder = data["encoder"]
+    assert {(r["batch"], r["backend"], r["precision"]) for r in encoder} == {
+        (1, "cpu", "fp32"), (4, "cpu", "fp32")}
+    assert all(r["fps"]["median"] > 0 and r["fps"]["n"] == 2 for r in encoder)
+    assert all(r["fps"]["p25"] <= r["fps"]["median"] <= r["fps"]["p75"] for r in encoder)
+
+    stages = data["stages"][0]
+    assert stages["decode"]["frames"] == 60 and stages["decode_rgb"]["frames"] == 60
+    ms = stages["derived"]["ms_per_frame"]
+    for key in ("decode", "rgb_convert_full", "cpu_resize", "encoder_full(in-graph resize)",
+                "encoder_resized", "in_graph_resize"):
+        assert ms[key] >= 0
+    assert ms["encoder_resized"] > 0
+    assert stages["derived"]["faster_path"] in ("in-graph resize", "CPU resize (swscale)")
+
+    runs = {(e["kind"], e["stride"]): e for e in data["e2e"]}
+    assert set(runs) == {("fsrun", 60), ("fsrun", 30), ("baseline", 60), ("baseline", 30)}
+    for (kind, _), entry in runs.items():
+        assert entry["frames"] == 60 and entry["fps"] > 0 and entry["peak_rss_mib"] > 10
+        assert entry["cpu_cores_busy"] > 0
+    assert runs[("fsrun", 30)]["speedup_vs_baseline"] > 0
+    # One 60-frame window covers the whole clip: the baseline encodes each frame once.
+    assert runs[("baseline", 30)]["frames_encoded"] == 60
+    fsrun_report = next(r["report"] for r in data["e2e_runs"] if r["kind"] == "fsrun")
+    for key in ("decode", "encode", "head", "stitch", "write", "wall", "load"):
+        assert fsrun_report[key] >= 0
+
+    memory = data["memory"]
+    assert memory["long"]["frames"] == 4 * memory["short"]["frames"] == 120
+    assert memory["ratio_long_over_short"] > 0
+
+    names = [t["name"] for t in data["targets"]]
+    assert "fsrun vs baseline, tiny cpu stride 30" in names
+    assert any(n.startswith("overhead tiny cpu") for n in names)
+    gpu = [t for t in data["targets"] if "GPU" in t["name"]]
+    assert gpu and all(t["met"] is None for t in gpu)  # no GPU here: unmeasured, not "met"
+
+    report = (out / "report.md").read_text()
+    for heading in ("## Targets", "## Encoder throughput", "## End to end", "## Reproduce"):
+        assert heading in report
+    assert sorted(data["plots"]) == ["encoder_fps.png", "stages.png"]
+    for name in data["plots"]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".scratch*"))
