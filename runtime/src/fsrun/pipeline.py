@@ -27,6 +27,7 @@ from fsrun.funscript import build_funscript, check_writable, default_output, wri
 from fsrun.package import ModelPackage, load_package
 from fsrun.postprocess import PostprocessOptions, to_actions
 from fsrun.progress import Progress
+from fsrun.signals import raise_if_interrupted
 from fsrun.sampling import TimeRange, TimestampSampler
 from fsrun.sources import choose_decoder, load_source_class, probe
 from fsrun.stitching import Stitcher, gather_windows, plan_windows
@@ -215,6 +216,9 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
             else:
                 chunks.append(np.concatenate([batch.pts_ms[:, None], embeddings], axis=1))
             progress.update(len(batch))
+            # Safe point: this batch is in the cache, so a stop here loses nothing.
+            raise_if_interrupted(f"{cache.frames if cache is not None else 0} frames cached, "
+                                 "run again to resume")
     except KeyboardInterrupt:
         cached = cache.frames if cache is not None else 0
         raise Interrupted(f"stopped; {cached} frames cached, run again to resume") from None
@@ -222,6 +226,7 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
         decode.close()
         progress.close()
         counts["frames_decoded"] += int(getattr(source, "frames_decoded", 0))
+        counts["frames_skipped"] += int(getattr(source, "frames_skipped", 0))
         source.close()
     stages.seconds["decode"] += decode.seconds
     if decode.finished and cache is not None:
@@ -256,10 +261,11 @@ def process_video(cfg: RunConfig) -> RunResult:
     if cfg.use_cache:
         key = CacheKey.for_video(video, package.model_hash, precision, crop_box, meta.fps, cfg.start)
         cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
-    counts = {"encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0}
+    counts = {"encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0,
+              "frames_skipped": 0}
     chunks: list[np.ndarray] = []
     cache_hit = cache is not None and cache.covers(cfg.end)
-    decoder, decoder_notes = ("cache", []) if cache_hit else choose_decoder(video, cfg.decoder)
+    decoder, decoder_notes = ("cache", []) if cache_hit else choose_decoder(video, cfg.decoder, cfg.device_id)
     if decoder == "nvdec" and backend_name == "cpu":
         # NVDEC frames live in GPU memory; the CPU backend would need a copy back per frame.
         if cfg.decoder == "nvdec":
@@ -316,6 +322,11 @@ def process_video(cfg: RunConfig) -> RunResult:
     began = time.perf_counter()
     actions = to_actions(pts_ms, positions, cfg.postprocess)
     metadata = _metadata(cfg, package, info.duration_s, precision, plan.padded, crop_box)
+    if counts["frames_skipped"]:
+        say(f"{video.name}: {counts['frames_skipped']} damaged frames skipped; "
+            "the script covers the frames that decoded")
+        metadata["frames_skipped"] = counts["frames_skipped"]
+    raise_if_interrupted("nothing written")
     write_funscript(output, build_funscript(actions, metadata), force=cfg.force)
     stages.add("write", began)
 

@@ -39,7 +39,7 @@ def load_source_class(name: str) -> type:
     return getattr(module, class_name)
 
 
-def _supports(name: str, path: Path) -> tuple[bool, str]:
+def _supports(name: str, path: Path, device_id: int = 0) -> tuple[bool, str]:
     """Whether decoder `name` can be used for this file, and why not."""
     if name == "pyav":
         return True, ""
@@ -49,14 +49,15 @@ def _supports(name: str, path: Path) -> tuple[bool, str]:
         if hasattr(module, "is_available") and not module.is_available():
             return False, ""  # no GPU stack here: nothing worth telling the user
         if hasattr(cls, "supports"):
-            ok, reason = cls.supports(path)
+            ok, reason = cls.supports(path, device_id)
             return bool(ok), str(reason)
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure in a probe means: use the next one
         return False, f"{name}: {exc}"
 
 
-def choose_decoder(path: Path | str, decoder: str = "auto") -> tuple[str, list[str]]:
+def choose_decoder(path: Path | str, decoder: str = "auto",
+                   device_id: int = 0) -> tuple[str, list[str]]:
     """The decoder to use and the notes explaining any fallback."""
     path = Path(path)
     if decoder != "auto":
@@ -64,7 +65,7 @@ def choose_decoder(path: Path | str, decoder: str = "auto") -> tuple[str, list[s
         return decoder, []
     notes: list[str] = []
     for name in AUTO_ORDER:
-        ok, reason = _supports(name, path)
+        ok, reason = _supports(name, path, device_id)
         if ok:
             return name, notes
         if reason:
@@ -84,7 +85,7 @@ def open_source(path: Path | str, decoder: str = "auto",
     """Open a video with the chosen decoder; the crop spec is resolved against its frame size."""
     from fsrun.crop import parse_crop  # noqa: PLC0415 - crop.py imports sources.base
 
-    name, _ = choose_decoder(path, decoder)
+    name, _ = choose_decoder(path, decoder, device_id)
     spec = parse_crop(crop)
     box = spec.resolve(*_frame_size(path)) if spec.kind != "full" else None
     cls = load_source_class(name)

@@ -1,0 +1,64 @@
+"""The backend table with the CPU backend, and the progress line."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fsrun.backends import (BACKENDS, BackendOptions, create_backend, is_backend_available,
+                            resolve_backend_name)
+from fsrun.errors import MissingDependencyError, ModelError, UsageError
+from fsrun.package import load_package
+from fsrun.progress import Progress
+
+
+def test_cpu_backend_runs_encoder_and_head(tiny_package: Path) -> None:
+    package = load_package(tiny_package)
+    with create_backend("cpu", package.graph("encoder"), BackendOptions(threads=1)) as encoder:
+        assert encoder.inputs[0].dtype == "uint8" and not encoder.accepts_device_input
+        frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
+        embeddings = encoder.run(frames)
+    assert embeddings.shape == (3, package.meta.embedding_dim) and embeddings.dtype == np.float32
+    with create_backend("cpu", package.graph("head")) as head:
+        window = package.meta.window
+        positions = head.run(np.stack([np.repeat(embeddings[:1], window, 0)] * 2))
+    assert positions.shape == (2, window)
+
+
+def test_table_names_and_auto(tmp_path: Path) -> None:
+    assert set(BACKENDS) == {"cpu", "cuda", "tensorrt", "trt-native"}
+    assert is_backend_available("cpu")
+    assert resolve_backend_name("auto") in BACKENDS
+    with pytest.raises(UsageError):
+        resolve_backend_name("gpu")
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="cannot load"):
+        create_backend("cpu", bad)
+
+
+@pytest.mark.parametrize("name, extra", [("cuda", "fsrun[gpu]"), ("trt-native", "fsrun[tensorrt]")])
+def test_missing_gpu_library_names_the_extra(name: str, extra: str, tiny_package: Path) -> None:
+    if is_backend_available(name):
+        pytest.skip(f"{name} is installed here")
+    with pytest.raises(MissingDependencyError) as info:
+        create_backend(name, tiny_package / "encoder.onnx")
+    assert extra in str(info.value)
+
+
+def test_progress_line_and_terminal_only() -> None:
+    stream = io.StringIO()
+    bar = Progress(300, enabled=None, stream=stream)
+    assert not bar.enabled  # StringIO is not a terminal
+    bar.update(150)
+    bar.close()
+    assert stream.getvalue() == ""
+    bar = Progress(300, enabled=True, stream=stream)
+    bar._start -= 10.0  # as if 10 s had passed
+    bar.update(150)
+    line = bar.line()
+    assert "150/300 frames" in line and "15.0 frames/s" in line and "ETA 0:10" in line
+    bar.close()
+    assert stream.getvalue().endswith("\n")
