@@ -206,3 +206,21 @@ def package_escaping_path(package: Path) -> Path:
     meta["files"]["../outside.onnx"] = meta["files"]["encoder.onnx"]
     meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return package
+
+
+def truncated_mp4_playable(folder: Path) -> Path:
+    """Index (moov) first, media cut in half: the first half still decodes."""
+    path = Path(folder) / "truncated_playable.mp4"
+    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i, image in enumerate(moving_frames(90, 64, 48)):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    data = path.read_bytes()
+    mdat = _box_offsets(data, b"mdat")[0]
+    size = struct.unpack(">I", data[mdat:mdat + 4])[0]
+    path.write_bytes(data[:mdat + size // 2])
+    return path
