@@ -62,6 +62,7 @@ def test_explicit_run_command_and_options(video: Path, tiny_package: Path,
     (["{video}", "--crop", "nope"], 2, "--crop"),
     (["{video}", "--stride", "61"], 2, "--stride"),
     (["{video}", "--start", "5", "--end", "2"], 2, "--end"),
+    (["{video}", "--start", "60"], 2, "past the end"),
     (["{video}", "--backend", "gpu"], 2, "gpu"),
     (["{video}", "--model", "{missing_model}"], 4, "model package not found"),
 ])

@@ -22,7 +22,7 @@ from fsrun.backends import (AUTO_ORDER, DEFAULT_PRECISION, BackendOptions, creat
                             is_backend_available, resolve_backend_name)
 from fsrun.crop import parse_crop
 from fsrun.embedding_cache import CacheKey, EmbeddingCache
-from fsrun.errors import FsError, Interrupted, ModelError, UsageError
+from fsrun.errors import FsError, InputError, Interrupted, ModelError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
 from fsrun.package import ModelPackage, load_package
 from fsrun.postprocess import PostprocessOptions, to_actions
@@ -30,7 +30,7 @@ from fsrun.progress import Progress
 from fsrun.signals import raise_if_interrupted
 from fsrun.sampling import TimeRange, TimestampSampler
 from fsrun.sources import choose_decoder, load_source_class, probe
-from fsrun.stitching import Stitcher, gather_windows, plan_windows
+from fsrun.stitching import Stitcher, WindowPlan, gather_windows, plan_windows
 
 # Frames between window starts. 30 (half a 60-frame window) puts two windows over every frame,
 # so each position is a blend of two predictions and window edges are averaged away, at almost
@@ -187,8 +187,10 @@ class _DecodeThread:
 
 def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, decoder: str,
             sampler: TimestampSampler, cache: EmbeddingCache | None, encoder: Any,
-            stages: _Stages, counts: dict[str, int], total_hint: int | None) -> list[np.ndarray]:
-    """Decode and encode the frames not cached yet; returns in-memory chunks when uncached."""
+            stages: _Stages, counts: dict[str, int],
+            total_hint: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decode and encode the frames not cached yet; returns (pts_ms, embeddings) chunks when
+    there is no cache to hold them."""
     source = load_source_class(decoder)(video, crop=crop_box, device_id=cfg.device_id)
     if cache is not None and cache.frames:
         stamps = cache.timestamps()
@@ -197,7 +199,7 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
         counts["resumed_from"] = cache.frames
     elif cfg.start > 0:
         source.seek_to = cfg.start
-    chunks: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
     decode = _DecodeThread(source, sampler, cfg.batch, cfg.queue_size)
     progress = Progress(total_hint, "frames", enabled=False if cfg.quiet else cfg.progress)
     progress.count = cache.frames if cache is not None else 0
@@ -214,7 +216,7 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
             if cache is not None:
                 cache.append(embeddings, batch.pts_ms)
             else:
-                chunks.append(np.concatenate([batch.pts_ms[:, None], embeddings], axis=1))
+                chunks.append((np.asarray(batch.pts_ms, dtype=np.float64), embeddings))
             progress.update(len(batch))
             # Safe point: this batch is in the cache, so a stop here loses nothing.
             raise_if_interrupted(f"{cache.frames if cache is not None else 0} frames cached, "
@@ -232,6 +234,23 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
     if decode.finished and cache is not None:
         cache.mark_complete(cfg.end)
     return chunks
+
+
+def _run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
+              stages: _Stages) -> tuple[np.ndarray, int]:
+    """Positions [n] in 0..1 from the head over every window of the plan, `batch` at a time."""
+    stitcher = Stitcher(plan)
+    calls = 0
+    for first in range(0, plan.count, batch):
+        began = time.perf_counter()
+        windows = gather_windows(embeddings, plan, first, batch)
+        began = stages.add("stitch", began)
+        predictions = head.run(windows)
+        began = stages.add("head", began)
+        stitcher.add(np.asarray(predictions)[:, :plan.window])
+        stages.add("stitch", began)
+        calls += 1
+    return stitcher.result(), calls
 
 
 def process_video(cfg: RunConfig) -> RunResult:
@@ -263,7 +282,7 @@ def process_video(cfg: RunConfig) -> RunResult:
         cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
     counts = {"encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0,
               "frames_skipped": 0}
-    chunks: list[np.ndarray] = []
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
     cache_hit = cache is not None and cache.covers(cfg.end)
     decoder, decoder_notes = ("cache", []) if cache_hit else choose_decoder(video, cfg.decoder, cfg.device_id)
     if decoder == "nvdec" and backend_name == "cpu":
@@ -291,33 +310,28 @@ def process_video(cfg: RunConfig) -> RunResult:
     if cache is not None:
         pts_ms, embeddings = cache.timestamps(), cache.embeddings()
     elif chunks:
-        table = np.concatenate(chunks)
-        pts_ms, embeddings = table[:, 0].astype(np.float64), table[:, 1:].astype(np.float32)
+        pts_ms = np.concatenate([c[0] for c in chunks])
+        embeddings = np.concatenate([c[1] for c in chunks])
+        chunks.clear()
     else:
         pts_ms, embeddings = np.zeros(0), np.zeros((0, meta.embedding_dim), np.float32)
     if cfg.end is not None:  # the cache may hold frames past this run's --end
         keep = int(np.searchsorted(pts_ms, cfg.end * 1000.0 - 1e-3))
         pts_ms, embeddings = pts_ms[:keep], embeddings[:keep]
 
+    if len(pts_ms) == 0:
+        if cfg.start > 0:
+            raise UsageError(f"--start {cfg.start:g} s is past the end of {video.name} "
+                             f"({info.duration_s:.1f} s)")
+        raise InputError(f"{video}: no frames could be decoded")
     plan = plan_windows(len(pts_ms), meta.window, cfg.stride)
     if plan.padded:
         say(f"clip is shorter than one window ({plan.frames} < {meta.window} frames): "
             "padded with its last frame")
-    stitcher = Stitcher(plan)
-    head_calls = 0
     try:
-        for first in range(0, plan.count, cfg.head_batch):
-            began = time.perf_counter()
-            windows = gather_windows(embeddings, plan, first, cfg.head_batch)
-            began = stages.add("stitch", began)
-            predictions = head.run(windows)
-            began = stages.add("head", began)
-            stitcher.add(np.asarray(predictions)[:, :meta.window])
-            stages.add("stitch", began)
-            head_calls += 1
+        positions, head_calls = _run_head(head, embeddings, plan, cfg.head_batch, stages)
     finally:
         head.close()
-    positions = stitcher.result()
 
     began = time.perf_counter()
     actions = to_actions(pts_ms, positions, cfg.postprocess)
