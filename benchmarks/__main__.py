@@ -66,30 +66,44 @@ def main() -> None:
 @click.option("--variants", default="", help="Comma list of variants found in --packages-dir.")
 @click.option("--packages-dir", type=click.Path(path_type=Path), default=Path("packages"),
               show_default=True, help="Folder holding VARIANT.fsmodel packages.")
-@click.option("--build-missing", is_flag=True, help="Build packages --variants names that are missing.")
+@click.option("--build-missing", is_flag=True,
+              help="Build packages --variants names that are missing.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Results folder [default: benchmarks/results/<machine>].")
 @click.option("--clips-dir", type=click.Path(path_type=Path), default=HERE / ".clips",
               show_default=True, help="Where synthetic clips are rendered and reused.")
-@click.option("--backends", default="", help="Comma list (cpu,cuda,tensorrt,trt-native); default: all available.")
+@click.option("--backends", default="",
+              help="Comma list (cpu,cuda,tensorrt,trt-native); default: all available.")
 @click.option("--batch-sizes", default="1,4,16", show_default=True, help="Encoder batch sizes.")
 @click.option("--repeats", default=3, show_default=True, help="Timed repeats per encoder point.")
 @click.option("--warmup", default=1, show_default=True, help="Untimed calls before timing.")
-@click.option("--throughput-frames", default="", help="Frames per repeat per variant, e.g. tiny=512,effv2l=16.")
-@click.option("--stage-frames", default="", help="Frames the encoder-only stage passes time, per variant.")
-@click.option("--stage-repeats", default=3, show_default=True, help="Passes per decode stage (median kept).")
-@click.option("--e2e-seconds", default="", help="End-to-end clip seconds per variant, e.g. tiny=30,effv2s=20.")
-@click.option("--seconds", default=10.0, show_default=True, help="Clip seconds for variants not in --e2e-seconds.")
+@click.option("--throughput-frames", default="",
+              help="Frames per repeat per variant, e.g. tiny=512,effv2l=16.")
+@click.option("--stage-frames", default="",
+              help="Frames the encoder-only stage passes time, per variant.")
+@click.option("--stage-repeats", default=3, show_default=True,
+              help="Passes per decode stage (median kept).")
+@click.option("--e2e-seconds", default="",
+              help="End-to-end clip seconds per variant, e.g. tiny=30,effv2s=20.")
+@click.option("--seconds", default=10.0, show_default=True,
+              help="Clip seconds for variants not in --e2e-seconds.")
 @click.option("--size", default="1280x720", show_default=True, help="Clip WIDTHxHEIGHT.")
 @click.option("--fps", default=30, show_default=True, help="Clip frame rate.")
-@click.option("--strides", default="60,30", show_default=True, help="Strides for fsrun vs baseline.")
+@click.option("--strides", default="60,30", show_default=True,
+              help="Strides for fsrun vs baseline.")
 @click.option("--baseline-variants", default="tiny,effv2s", show_default=True,
               help="Variants that also run the author's baseline.")
-@click.option("--e2e-repeats", default=1, show_default=True, help="Alternating fsrun/baseline rounds.")
+@click.option("--e2e-repeats", default=1, show_default=True,
+              help="Alternating fsrun/baseline rounds.")
 @click.option("--rss-package", type=click.Path(path_type=Path), default=None,
               help="Package for the short vs long memory check [default: the first].")
-@click.option("--rss-seconds", default=6.0, show_default=True, help="Short clip for the memory check.")
-@click.option("--rss-factor", default=10, show_default=True, help="Long clip = this many times the short.")
+@click.option("--rss-seconds", default=6.0, show_default=True,
+              help="Short clip for the memory check.")
+@click.option("--rss-factor", default=10, show_default=True,
+              help="Long clip = this many times the short.")
+@click.option("--spin-variants", default="tiny", show_default=True,
+              help="Variants whose CPU runs compare ONNX Runtime spin-waiting on and off.")
+@click.option("--spin-rounds", default=3, show_default=True, help="Alternating runs per setting.")
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads (0 = all).")
 @click.option("--torch-eager/--no-torch-eager", default=True, show_default=True,
               help="On a GPU, also time PyTorch eager fp16.")
@@ -97,7 +111,7 @@ def main() -> None:
 def run(packages, variants, packages_dir, build_missing, out, clips_dir, backends, batch_sizes,
         repeats, warmup, throughput_frames, stage_frames, stage_repeats, e2e_seconds, seconds,
         size, fps, strides, baseline_variants, e2e_repeats, rss_package, rss_seconds,
-        rss_factor, threads, torch_eager, notes) -> None:
+        rss_factor, spin_variants, spin_rounds, threads, torch_eager, notes) -> None:
     """Measure every package on every available backend and write the report."""
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -115,6 +129,7 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         e2e_seconds=_per_variant(e2e_seconds, float), strides=_ints(strides),
         baseline_variants=tuple(_names(baseline_variants)), e2e_repeats=e2e_repeats,
         rss_package=rss_package, rss_seconds=rss_seconds, rss_factor=rss_factor,
+        spin_variants=tuple(_names(spin_variants)), spin_rounds=spin_rounds,
         torch_eager=torch_eager, threads=threads)
     results = run_all(cfg, log=lambda line: click.echo(line, err=True))
     if notes:

@@ -79,7 +79,8 @@ def measure_package(package_path: Path, backend_name: str, cfg: ThroughputConfig
                            "backend": backend_name, "precision": precision, "batch": batch,
                            "input_size": meta.input_size, "input": kind, **point}
                     rows.append(row)
-                    log(f"encoder {meta.variant:7s} {backend_name:10s} {precision} batch {batch:3d} "
+                    log(f"encoder {meta.variant:7s} {backend_name:10s} {precision} "
+                        f"batch {batch:3d} "
                         f"{kind:6s}: {row['fps']['median']:9.1f} frames/s "
                         f"(p25 {row['fps']['p25']:.1f}, p75 {row['fps']['p75']:.1f})")
         finally:

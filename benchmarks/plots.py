@@ -32,13 +32,13 @@ def stage_bars(results: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, f
     for entry in results.get("e2e", []):
         runs = [r for r in results.get("e2e_runs", []) if r["variant"] == entry["variant"]
                 and r["backend"] == entry["backend"] and r["stride"] == entry["stride"]
-                and r["kind"] == entry["kind"]]
+                and r["kind"] == entry["kind"] and r["decoder"] == entry["decoder"]]
         if not runs:
             continue
         report, frames = runs[0]["report"], max(1, entry["frames"])
         per = {k: 1000.0 * v / frames for k, v in report.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        label = f"{entry['backend']}\n{entry['kind']} s{entry['stride']}"
+        label = f"{entry['backend']}/{entry['decoder_used']}\n{entry['kind']} s{entry['stride']}"
         if entry["kind"] == "fsrun":
             stack = {"encoder (incl. in-graph resize)": per["encode"], "head": per["head"],
                      "stitch + write": per["stitch"] + per["write"]}

@@ -18,15 +18,43 @@ from typing import Any
 from benchmarks.devices import DeviceMemoryPoller
 
 
+def spinning_factory(allow_spinning: str) -> Any:
+    """Backend factory whose CPU sessions set ONNX Runtime's intra-op spin-waiting explicitly.
+
+    Spinning threads keep a core busy between operators; when the decode thread needs that core
+    the two fight over it. This lets the benchmark measure both settings in real runs.
+    """
+    from fsrun.backends import create_backend  # noqa: PLC0415
+
+    def factory(name: str, path: Path, options: Any) -> Any:
+        backend = create_backend(name, path, options)
+        if name != "cpu":
+            return backend
+        import onnxruntime as ort  # noqa: PLC0415
+
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if options.threads:
+            session_options.intra_op_num_threads = options.threads
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", allow_spinning)
+        backend.session = ort.InferenceSession(str(path), session_options,
+                                               providers=["CPUExecutionProvider"])
+        return backend
+
+    return factory
+
+
 def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
     from fsrun.pipeline import RunConfig, process_video  # noqa: PLC0415
 
+    spinning = args.get("ort_spinning")
     cfg = RunConfig(video=Path(args["video"]), model=Path(args["package"]),
                     output=Path(args["output"]), backend=args.get("backend", "cpu"),
                     decoder=args.get("decoder", "auto"), stride=int(args["stride"]),
                     batch=int(args.get("batch", 16)), force=True, quiet=True, progress=False,
                     use_cache=False, precision=args.get("precision", "auto"),
-                    threads=int(args.get("threads", 0)))
+                    threads=int(args.get("threads", 0)),
+                    backend_factory=spinning_factory(spinning) if spinning is not None else None)
     return process_video(cfg).report
 
 

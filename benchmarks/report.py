@@ -27,11 +27,13 @@ def answer_lines(results: dict[str, Any]) -> list[str]:
     for stages in results.get("stages", []):
         ms = stages["derived"]["ms_per_frame"]
         network = ms["encoder_resized"]
-        prep_graph = ms["decode"] + ms["rgb_convert_full"] + ms["in_graph_resize"] + ms.get("h2d_full", 0)
+        prep_graph = (ms["decode"] + ms["rgb_convert_full"] + ms["in_graph_resize"]
+                      + ms.get("h2d_full", 0))
         prep_cpu = ms["decode"] + ms["cpu_resize"] + ms.get("h2d_resized", 0)
         share = prep_graph / (prep_graph + network)
         lines.append(
-            f"- **{stages['variant']} on {stages['backend']}** ({stages['precision']}): the network "
+            f"- **{stages['variant']} on {stages['backend']}** ({stages['precision']}): "
+            "the network "
             f"costs {network:.2f} ms/frame; decode + RGB + resize cost {prep_graph:.2f} ms/frame "
             f"with the resize in the graph ({share:.0%} of the per-frame total) and "
             f"{prep_cpu:.2f} ms/frame with swscale resizing on the CPU "
@@ -69,11 +71,13 @@ def _stages(results: dict[str, Any]) -> list[str]:
 
 
 def _e2e(results: dict[str, Any]) -> list[str]:
-    rows = [[e["variant"], e["backend"], e["kind"], e["stride"], e["frames"], e["wall_median"],
+    rows = [[e["variant"], e["backend"], e["kind"], e["decoder_used"], e["stride"], e["frames"],
+             e["wall_median"],
              len(e["walls"]), e["fps"], e["realtime_factor"], e.get("speedup_vs_baseline"),
              e.get("structural_ceiling"), e["peak_rss_mib"], e.get("peak_device_mib"),
              e["cpu_cores_busy"]] for e in results.get("e2e", [])]
-    return _table(["variant", "backend", "run", "stride", "frames", "wall s (median)", "runs",
+    return _table(["variant", "backend", "run", "decoder", "stride", "frames", "wall s (median)",
+                   "runs",
                    "frames/s", "x real time", "speed-up vs baseline", "ceiling",
                    "peak RSS MiB", "peak GPU MiB", "CPU cores busy"], rows)
 
@@ -92,10 +96,11 @@ def _fsrun_stages(results: dict[str, Any]) -> list[str]:
 
 
 def _overhead(results: dict[str, Any]) -> list[str]:
-    rows = [[o["variant"], o["backend"], o["stride"], o["wall_minus_load"], o["load"],
+    rows = [[o["variant"], o["backend"], o["decoder"], o["stride"], o["wall_minus_load"], o["load"],
              o["decode_only"], o["encoder_only"], o["necessary"], o["ratio"]]
             for o in overhead_rows(results)]
-    return _table(["variant", "backend", "stride", "wall - load s", "load s", "decode-only s",
+    return _table(["variant", "backend", "decoder", "stride", "wall - load s", "load s",
+                   "decode-only s",
                    "encoder-only s", "necessary s", "ratio"], rows)
 
 
@@ -133,10 +138,19 @@ def render_report(results: dict[str, Any]) -> str:
             "with encode, so the stages add up to more than the wall time):", ""]
     out += _fsrun_stages(results)
     out += ["## Overhead: fsrun wall vs the necessary stages", "",
-            "decode-only = fsrun's source over the clip; encoder-only = encoder on full-size frames "
+            "decode-only = fsrun's source over the clip; encoder-only = encoder on full-size "
+            "frames "
             "(per-frame cost times the clip's frames); wall excludes the one-time model load "
             "(package verification and session creation), shown separately.", ""]
     out += _overhead(results)
+    if results.get("spinning"):
+        out += ["## ONNX Runtime spin-waiting in real CPU runs (stride 30, medians)", "",
+                "ONNX Runtime's intra-op threads spin after each operator by default; the decode "
+                "thread then competes with spinning threads for the same cores.", ""]
+        out += _table(["variant", "frames", "spinning", "wall - load s", "decode s (thread)",
+                       "encode s", "CPU s"],
+                      [[r["variant"], r["frames"], setting == "1", *r[f"spin_{setting}"].values()]
+                       for r in results["spinning"] for setting in ("1", "0")])
     memory = results.get("memory")
     if memory:
         out += ["## Memory: short vs 10x longer clip", ""]
@@ -156,6 +170,8 @@ def render_report(results: dict[str, Any]) -> str:
     out += _table(["variant", "clip", "size", "fps", "frames", "codec", "preset", "crf"],
                   [[v, c["path"], f"{c['width']}x{c['height']}", c["fps"], c["frames"],
                     c["codec"], c["preset"], c["crf"]] for v, c in results["clips"].items()])
+    if results.get("errors"):
+        out += ["## Failures", ""] + [f"- {e}" for e in results["errors"]] + [""]
     notes = results.get("notes")
     if notes:
         out += ["## Notes", ""] + [notes, ""]

@@ -42,6 +42,8 @@ class BenchConfig:
     rss_package: Path | None = None  # package for the short vs long memory check (first if None)
     rss_seconds: float = 6.0  # short clip for the memory check; the long one is 10x
     rss_factor: int = 10  # long clip length / short clip length
+    spin_variants: tuple[str, ...] = ("tiny",)  # variants whose CPU runs compare ORT spin-waiting
+    spin_rounds: int = 3  # alternating spin on/off runs per variant
     torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
     threads: int = 0  # ONNX Runtime CPU threads; 0 = all cores
 
@@ -60,22 +62,25 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
             log: Callable[[str], None]) -> list[dict[str, Any]]:
     """fsrun at each stride (and the baseline where asked), alternating, in fresh processes."""
     rows: list[dict[str, Any]] = []
-    kinds = ["fsrun"] + (["baseline"] if variant in cfg.baseline_variants else [])
+    # (kind, decoder): fsrun with every decoder this backend can use, the baseline once.
+    kinds = [("fsrun", d) for d in DECODERS.get(backend, ["pyav"])]
+    kinds += [("baseline", "pyav")] if variant in cfg.baseline_variants else []
     output = cfg.out / f".scratch_{variant}_{backend}.funscript"
     for round_index in range(max(1, cfg.e2e_repeats)):
         for stride in cfg.strides:
-            for kind in kinds:
+            for kind, decoder in kinds:
                 args = {"kind": kind, "package": str(package), "video": str(video),
                         "output": str(output), "stride": stride, "backend": backend,
-                        "threads": cfg.threads, "batch": cfg.stage.batch}
+                        "decoder": decoder, "threads": cfg.threads, "batch": cfg.stage.batch}
                 result = run_probe(args)
                 report = result["report"]
                 row = {"kind": kind, "variant": variant, "backend": backend, "stride": stride,
-                       "round": round_index, "frames": report["frames"],
+                       "decoder": decoder, "round": round_index, "frames": report["frames"],
                        "wall": report["wall"], "fps": report["frames"] / report["wall"],
                        **{k: v for k, v in result.items() if k != "report"}, "report": report}
                 rows.append(row)
-                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} stride {stride:2d}: "
+                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} {decoder:5s} "
+                    f"stride {stride:2d}: "
                     f"{row['fps']:8.1f} frames/s, wall {row['wall']:.2f} s, "
                     f"peak RSS {row['peak_rss_mib']:.0f} MiB, "
                     f"{row['cpu_cores_busy']:.2f} cores busy")
@@ -87,12 +92,14 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
     """Median wall per (variant, backend, stride, kind), speed-ups and the real-time factor."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        groups.setdefault((row["variant"], row["backend"], row["stride"], row["kind"]), []).append(row)
+        key = (row["variant"], row["backend"], row["stride"], row["kind"], row["decoder"])
+        groups.setdefault(key, []).append(row)
     out = []
-    for (variant, backend, stride, kind), members in sorted(groups.items()):
+    for (variant, backend, stride, kind, decoder), members in sorted(groups.items()):
         wall = _median([m["wall"] for m in members])
         frames = members[0]["frames"]
         entry = {"variant": variant, "backend": backend, "stride": stride, "kind": kind,
+                 "decoder": decoder, "decoder_used": members[0]["report"].get("decoder", decoder),
                  "wall_median": wall, "walls": [m["wall"] for m in members], "frames": frames,
                  "fps": frames / wall, "realtime_factor": frames / fps / wall,
                  "peak_rss_mib": max(m["peak_rss_mib"] for m in members),
@@ -103,13 +110,39 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
             entry["frames_encoded"] = members[0]["report"]["frames_encoded"]
             entry["structural_ceiling"] = entry["frames_encoded"] / frames
         out.append(entry)
-    by_key = {(e["variant"], e["backend"], e["stride"], e["kind"]): e for e in out}
+    by_key = {(e["variant"], e["backend"], e["stride"], e["kind"]): e for e in out
+              if e["kind"] == "baseline"}
     for entry in out:
         base = by_key.get((entry["variant"], entry["backend"], entry["stride"], "baseline"))
         if entry["kind"] == "fsrun" and base is not None:
             entry["speedup_vs_baseline"] = base["wall_median"] / entry["wall_median"]
             entry["structural_ceiling"] = base["structural_ceiling"]
     return out
+
+
+def run_spinning_check(cfg: BenchConfig, package: Path, variant: str, video: Path,
+                       log: Callable[[str], None]) -> dict[str, Any]:
+    """fsrun on the CPU with ONNX Runtime's spin-waiting on and off, alternating, same clip."""
+    samples: dict[str, list[dict[str, float]]] = {"1": [], "0": []}
+    output = cfg.out / ".scratch_spin.funscript"
+    for _ in range(max(1, cfg.spin_rounds)):
+        for setting in samples:
+            result = run_probe({"kind": "fsrun", "package": str(package), "video": str(video),
+                                "output": str(output), "stride": 30, "backend": "cpu",
+                                "decoder": "pyav", "threads": cfg.threads,
+                                "ort_spinning": setting})
+            report = result["report"]
+            samples[setting].append({"wall_minus_load": report["wall"] - report["load"],
+                                     "decode": report["decode"], "encode": report["encode"],
+                                     "cpu_s": result["cpu_user_s"] + result["cpu_system_s"]})
+    output.unlink(missing_ok=True)
+    summary = {"variant": variant, "frames": report["frames"], "samples": samples}
+    for setting, rows in samples.items():
+        summary[f"spin_{setting}"] = {k: _median([r[k] for r in rows]) for k in rows[0]}
+    log(f"spin    {variant:7s} cpu: wall-load {summary['spin_1']['wall_minus_load']:.2f} s "
+        f"spinning vs {summary['spin_0']['wall_minus_load']:.2f} s not; CPU "
+        f"{summary['spin_1']['cpu_s']:.2f} vs {summary['spin_0']['cpu_s']:.2f} s")
+    return summary
 
 
 def run_memory(cfg: BenchConfig, package: Path, backend: str,
@@ -126,7 +159,8 @@ def run_memory(cfg: BenchConfig, package: Path, backend: str,
                          "peak_device_mib": probe.get("peak_device_mib")}
         log(f"memory  {label:5s} clip {seconds:6.1f} s: peak RSS {probe['peak_rss_mib']:.1f} MiB")
     (cfg.out / ".scratch_rss.funscript").unlink(missing_ok=True)
-    result["ratio_long_over_short"] = result["long"]["peak_rss_mib"] / result["short"]["peak_rss_mib"]
+    result["ratio_long_over_short"] = (result["long"]["peak_rss_mib"]
+                                       / result["short"]["peak_rss_mib"])
     return result
 
 
@@ -147,17 +181,15 @@ def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, A
         video, params = _clip(cfg, seconds)
         results["clips"][variant] = {"path": video.name, **params.describe()}
         for backend in backends:
-            sweep = ThroughputConfig(**{**asdict(cfg.throughput), "threads": cfg.threads,
-                                        "frames": cfg.throughput_frames.get(variant,
-                                                                            cfg.throughput.frames)})
-            results["encoder"] += measure_package(package.path, backend, sweep, log)
-            stage_cfg = StageConfig(**{**asdict(cfg.stage), "threads": cfg.threads,
-                                       "encoder_frames": cfg.stage_frames.get(
-                                           variant, cfg.stage.encoder_frames)})
-            stages = measure_stages(package.path, video, backend, DECODERS.get(backend, ["pyav"]),
-                                    stage_cfg, log)
-            results["stages"].append(stages)
-            results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log)
+            try:
+                _measure_backend(cfg, results, package, backend, video, log)
+            except Exception as exc:  # noqa: BLE001 - one failing backend must not lose the rest
+                message = f"{variant} on {backend}: {type(exc).__name__}: {exc}"
+                log(f"FAILED  {message}")
+                results.setdefault("errors", []).append(message)
+        if variant in cfg.spin_variants and "cpu" in backends:
+            results.setdefault("spinning", []).append(
+                run_spinning_check(cfg, package.path, variant, video, log))
     results["e2e"] = summarize_e2e(results["e2e_runs"], packages[0].meta.fps if packages else 30.0)
     rss_package = cfg.rss_package or (packages[0].path if packages else None)
     if rss_package is not None:
@@ -170,6 +202,21 @@ def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, A
     results["duration_s"] = time.time() - started
     write_results(cfg.out, results)
     return results
+
+
+def _measure_backend(cfg: BenchConfig, results: dict[str, Any], package: Any, backend: str,
+                     video: Path, log: Callable[[str], None]) -> None:
+    variant = package.meta.variant
+    sweep = ThroughputConfig(**{**asdict(cfg.throughput), "threads": cfg.threads,
+                                "frames": cfg.throughput_frames.get(variant,
+                                                                    cfg.throughput.frames)})
+    results["encoder"] += measure_package(package.path, backend, sweep, log)
+    stage_cfg = StageConfig(**{**asdict(cfg.stage), "threads": cfg.threads,
+                               "encoder_frames": cfg.stage_frames.get(variant,
+                                                                      cfg.stage.encoder_frames)})
+    results["stages"].append(measure_stages(package.path, video, backend,
+                                            DECODERS.get(backend, ["pyav"]), stage_cfg, log))
+    results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log)
 
 
 def _torch_eager(cfg: BenchConfig, packages: list[Any], log: Callable[[str], None]) -> list[dict]:

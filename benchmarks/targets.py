@@ -25,8 +25,9 @@ def _speedups(results: dict[str, Any]) -> list[dict[str, Any]]:
         if goal is None:
             continue
         value = entry["speedup_vs_baseline"]
-        out.append(_target(f"fsrun vs baseline, {entry['variant']} {entry['backend']} "
-                           f"stride {entry['stride']}", f">= {goal}x", value, value >= goal,
+        out.append(_target(f"fsrun vs baseline, {entry['variant']} {entry['backend']}/"
+                           f"{entry['decoder_used']} stride {entry['stride']}", f">= {goal}x",
+                           value, value >= goal,
                            f"structural ceiling for this clip {entry['structural_ceiling']:.2f}x "
                            f"(frames the baseline encodes / frames)"))
     return out
@@ -50,22 +51,22 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             continue
         runs = [r for r in results["e2e_runs"] if r["kind"] == "fsrun"
                 and r["variant"] == entry["variant"] and r["backend"] == entry["backend"]
-                and r["stride"] == entry["stride"]]
+                and r["stride"] == entry["stride"] and r["decoder"] == entry["decoder"]]
         loads = sorted(r["report"]["load"] for r in runs)
         walls = sorted(r["wall"] - r["report"]["load"] for r in runs)
         wall = walls[len(walls) // 2]
         frames = entry["frames"]
         gpu = entry["backend"] in GPU_BACKENDS
-        decode_key = "decode_nvdec" if gpu and "decode_nvdec" in stages else "decode_rgb"
+        decode_key = "decode_nvdec" if entry["decoder_used"] == "nvdec" else "decode_rgb"
         decode = stages[decode_key]["seconds"] * frames / max(1, stages[decode_key]["frames"])
         encoder = stages["encoder_full"]["seconds_per_frame"] * frames
         necessary = max(decode, encoder) if gpu else decode + encoder
         rows.append({"variant": entry["variant"], "backend": entry["backend"],
-                     "stride": entry["stride"], "wall_minus_load": wall,
+                     "stride": entry["stride"], "decoder": entry["decoder_used"],
+                     "wall_minus_load": wall,
                      "load": loads[len(loads) // 2], "decode_only": decode,
                      "encoder_only": encoder, "necessary": necessary,
-                     "ratio": wall / necessary, "kind": "gpu" if gpu else "cpu",
-                     "decoder": decode_key})
+                     "ratio": wall / necessary, "kind": "gpu" if gpu else "cpu"})
     return rows
 
 
@@ -75,7 +76,7 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         goal = OVERHEAD_TARGETS[row["kind"]]
         rule = "decode + encoder" if row["kind"] == "cpu" else "max(decode, encoder)"
         targets.append(_target(
-            f"overhead {row['variant']} {row['backend']} stride {row['stride']}",
+            f"overhead {row['variant']} {row['backend']}/{row['decoder']} stride {row['stride']}",
             f"wall <= {goal} x ({rule})", row["ratio"], row["ratio"] <= goal,
             f"wall without load {row['wall_minus_load']:.2f} s, decode-only "
             f"{row['decode_only']:.2f} s, encoder-only {row['encoder_only']:.2f} s"))
@@ -95,14 +96,16 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             targets.append(_target(name, f">= {goal}", None, None, "unmeasured: no GPU here"))
             continue
         on_h100 = any("H100" in g for g in gpus)
-        targets.append(_target(name, f">= {goal}", max(best), max(best) >= goal if on_h100 else None,
+        targets.append(_target(name, f">= {goal}", max(best),
+                               max(best) >= goal if on_h100 else None,
                                "" if on_h100 else f"measured on {gpus}, target is for an H100"))
     eager = [r for r in results.get("torch_eager", []) if r.get("variant") == "effv2s"]
     fsrun_s = [e["fps"] for e in results.get("e2e", []) if e["kind"] == "fsrun"
                and e["variant"] == "effv2s" and e["backend"] in GPU_BACKENDS]
     if eager and fsrun_s:
         ratio = max(fsrun_s) / eager[0]["fps"]
-        targets.append(_target("fsrun vs PyTorch eager fp16, effv2s GPU", f">= {TORCH_EAGER_TARGET}x",
+        targets.append(_target("fsrun vs PyTorch eager fp16, effv2s GPU",
+                               f">= {TORCH_EAGER_TARGET}x",
                                ratio, ratio >= TORCH_EAGER_TARGET))
     else:
         targets.append(_target("fsrun vs PyTorch eager fp16, effv2s GPU",

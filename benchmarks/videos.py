@@ -20,7 +20,7 @@ class ClipParams:
     fps: int = 30  # constant frame rate
     seconds: float = 10.0  # clip length
     codec: str = "libx264"  # FFmpeg encoder
-    preset: str = "veryfast"  # x264 speed preset (decode cost depends on it through B-frames, CABAC)
+    preset: str = "veryfast"  # x264 preset; decode cost depends on it (B-frames, CABAC)
     crf: int = 23  # x264 quality; 23 is FFmpeg's default
     seed: int = 0  # draws the texture
 

@@ -23,7 +23,8 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     args = ["run", "--package", str(tiny_package), "--out", str(out),
             "--clips-dir", str(tmp_path / "clips"), "--seconds", "2", "--size", "96x64",
             "--batch-sizes", "1,4", "--repeats", "2", "--throughput-frames", "tiny=8",
-            "--stage-repeats", "1", "--rss-seconds", "1", "--rss-factor", "4"]
+            "--stage-repeats", "1", "--rss-seconds", "1", "--rss-factor", "4",
+            "--spin-rounds", "1"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
 
@@ -66,8 +67,12 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     assert memory["long"]["frames"] == 4 * memory["short"]["frames"] == 120
     assert memory["ratio_long_over_short"] > 0
 
+    spin = data["spinning"][0]
+    assert spin["variant"] == "tiny" and spin["spin_1"]["wall_minus_load"] > 0
+    assert spin["spin_0"]["cpu_s"] > 0
+
     names = [t["name"] for t in data["targets"]]
-    assert "fsrun vs baseline, tiny cpu stride 30" in names
+    assert "fsrun vs baseline, tiny cpu/pyav stride 30" in names
     assert any(n.startswith("overhead tiny cpu") for n in names)
     gpu = [t for t in data["targets"] if "GPU" in t["name"]]
     assert gpu and all(t["met"] is None for t in gpu)  # no GPU here: unmeasured, not "met"
