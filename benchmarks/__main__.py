@@ -97,7 +97,7 @@ def main() -> None:
               help="Alternating fsrun/baseline rounds.")
 @click.option("--rss-package", type=click.Path(path_type=Path), default=None,
               help="Package for the short vs long memory check [default: the first].")
-@click.option("--rss-seconds", default=6.0, show_default=True,
+@click.option("--rss-seconds", default=6.0, show_default=True,  # 0 skips the check
               help="Short clip for the memory check.")
 @click.option("--rss-factor", default=10, show_default=True,
               help="Long clip = this many times the short.")
@@ -107,11 +107,13 @@ def main() -> None:
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads (0 = all).")
 @click.option("--torch-eager/--no-torch-eager", default=True, show_default=True,
               help="On a GPU, also time PyTorch eager fp16.")
+@click.option("--append", is_flag=True,
+              help="Add to the results.json in --out (e.g. variants built later).")
 @click.option("--notes", default="", help="A paragraph added to the report (e.g. machine sharing).")
 def run(packages, variants, packages_dir, build_missing, out, clips_dir, backends, batch_sizes,
         repeats, warmup, throughput_frames, stage_frames, stage_repeats, e2e_seconds, seconds,
         size, fps, strides, baseline_variants, e2e_repeats, rss_package, rss_seconds,
-        rss_factor, spin_variants, spin_rounds, threads, torch_eager, notes) -> None:
+        rss_factor, spin_variants, spin_rounds, threads, torch_eager, append, notes) -> None:
     """Measure every package on every available backend and write the report."""
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -130,7 +132,7 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         baseline_variants=tuple(_names(baseline_variants)), e2e_repeats=e2e_repeats,
         rss_package=rss_package, rss_seconds=rss_seconds, rss_factor=rss_factor,
         spin_variants=tuple(_names(spin_variants)), spin_rounds=spin_rounds,
-        torch_eager=torch_eager, threads=threads)
+        torch_eager=torch_eager, threads=threads, append=append)
     results = run_all(cfg, log=lambda line: click.echo(line, err=True))
     if notes:
         from benchmarks.runner import write_results  # noqa: PLC0415

@@ -112,12 +112,17 @@ def render_report(results: dict[str, Any]) -> str:
            f"{sysinfo['cpu_count']} CPUs, {sysinfo.get('memory_gib')} GiB, GPUs: "
            f"{', '.join(sysinfo['gpus']) or 'none'}. Backends measured: "
            f"{', '.join(results['backends'])}.", "",
-           f"Load average at start {sysinfo['load_average_start']}, at end "
-           f"{sysinfo.get('load_average_end')}; other busy processes at start: "
-           f"{', '.join(sysinfo['busy_processes_start']) or 'none'}; at end: "
-           f"{', '.join(sysinfo.get('busy_processes_end') or []) or 'none'}. Every comparison "
-           "below is a ratio of measurements taken in this same run.", "",
-           "## CPU or GPU bottleneck? (per-frame cost of each stage, measured alone)", ""]
+           "Every comparison below is a ratio of measurements taken in the same run (one "
+           "invocation), alternating where runs are repeated. Machine load during each "
+           "invocation (other processes share this machine):", ""]
+    out += _table(["started (UTC)", "variants", "s", "load avg start", "load avg end",
+                   "busy processes at start", "at end"],
+                  [[r["started"], ", ".join(r["variants"]), r["duration_s"],
+                    r["load_average_start"], r["load_average_end"],
+                    ", ".join(r["busy_processes_start"]) or "none",
+                    ", ".join(r["busy_processes_end"]) or "none"]
+                   for r in results.get("runs", [])])
+    out += ["## CPU or GPU bottleneck? (per-frame cost of each stage, measured alone)", ""]
     out += answer_lines(results) + [""]
     if not any(b in ("cuda", "tensorrt", "trt-native") for b in results["backends"]):
         out += ["No GPU on this machine: host->device copies, NVDEC, ORT CUDA/TensorRT and the "
@@ -154,16 +159,20 @@ def render_report(results: dict[str, Any]) -> str:
     memory = results.get("memory")
     if memory:
         out += ["## Memory: short vs 10x longer clip", ""]
-        out += _table(["clip", "seconds", "frames", "peak RSS MiB", "wall s"],
+        out += _table(["clip", "seconds", "frames", "peak RSS MiB",
+                       "peak RSS after imports MiB", "wall s"],
                       [[k, memory[k]["seconds"], memory[k]["frames"], memory[k]["peak_rss_mib"],
-                        memory[k]["wall"]] for k in ("short", "long")])
+                        memory[k].get("peak_rss_after_imports_mib"), memory[k]["wall"]]
+                       for k in ("short", "long")])
     if results.get("torch_eager"):
         out += ["## PyTorch eager fp16 (same GPU)", ""]
         out += _table(["variant", "frames", "wall s", "frames/s", "peak GPU MiB"],
                       [[r.get("variant"), r.get("frames"), r.get("wall"), r.get("fps"),
                         r.get("peak_device_mib")] for r in results["torch_eager"]])
     out += ["## Plots", ""] + [f"![{p}]({p})" for p in results.get("plots", [])] + [""]
-    out += ["## Reproduce", "", f"Command: `{sysinfo['command']}`", "",
+    commands = [r["command"] for r in results.get("runs", [])] or [sysinfo["command"]]
+    out += ["## Reproduce", "", "Commands (from the repository root):", ""]
+    out += [f"    {c}" for c in commands] + ["",
             f"Python {sysinfo['python']}, {sysinfo['platform']}, ONNX Runtime providers: "
             f"{', '.join(sysinfo['ort_providers'])}.", ""]
     out += _table(["library", "version"], sorted(sysinfo["libraries"].items()))

@@ -45,6 +45,7 @@ class BenchConfig:
     spin_variants: tuple[str, ...] = ("tiny",)  # variants whose CPU runs compare ORT spin-waiting
     spin_rounds: int = 3  # alternating spin on/off runs per variant
     torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
+    append: bool = False  # add to the results.json already in `out` (variants measured later)
     threads: int = 0  # ONNX Runtime CPU threads; 0 = all cores
 
 
@@ -156,6 +157,7 @@ def run_memory(cfg: BenchConfig, package: Path, backend: str,
                            "backend": backend, "threads": cfg.threads})
         result[label] = {"seconds": seconds, "frames": probe["report"]["frames"],
                          "peak_rss_mib": probe["peak_rss_mib"], "wall": probe["wall_s"],
+                         "peak_rss_after_imports_mib": probe["peak_rss_after_imports_mib"],
                          "peak_device_mib": probe.get("peak_device_mib")}
         log(f"memory  {label:5s} clip {seconds:6.1f} s: peak RSS {probe['peak_rss_mib']:.1f} MiB")
     (cfg.out / ".scratch_rss.funscript").unlink(missing_ok=True)
@@ -174,7 +176,10 @@ def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, A
     packages = [load_package(p) for p in cfg.packages]
     results: dict[str, Any] = {"schema": SCHEMA_VERSION, "system": info, "backends": backends,
                                "config": _config_dict(cfg), "encoder": [], "stages": [],
-                               "e2e_runs": [], "clips": {}}
+                               "e2e_runs": [], "clips": {}, "runs": []}
+    if cfg.append and (cfg.out / "results.json").is_file():
+        results = _previous(cfg.out / "results.json", results,
+                            {p.meta.variant for p in packages})
     for package in packages:
         variant = package.meta.variant
         seconds = cfg.e2e_seconds.get(variant, cfg.clip.seconds)
@@ -192,16 +197,39 @@ def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, A
                 run_spinning_check(cfg, package.path, variant, video, log))
     results["e2e"] = summarize_e2e(results["e2e_runs"], packages[0].meta.fps if packages else 30.0)
     rss_package = cfg.rss_package or (packages[0].path if packages else None)
-    if rss_package is not None:
+    if rss_package is not None and cfg.rss_seconds > 0:
         results["memory"] = run_memory(cfg, Path(rss_package), backends[0], log)
     if cfg.torch_eager and any(b in GPU_BACKENDS for b in backends):
         results["torch_eager"] = _torch_eager(cfg, packages, log)
     results["targets"] = evaluate_targets(results)
-    results["system"]["load_average_end"] = sysinfo.load_average()
-    results["system"]["busy_processes_end"] = sysinfo.other_busy_processes()
-    results["duration_s"] = time.time() - started
+    results["runs"].append({
+        "command": info["command"], "variants": [p.meta.variant for p in packages],
+        "backends": backends, "load_average_start": info["load_average_start"],
+        "busy_processes_start": info["busy_processes_start"],
+        "load_average_end": sysinfo.load_average(),
+        "busy_processes_end": sysinfo.other_busy_processes(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(started)),
+        "duration_s": time.time() - started})
+    results["duration_s"] = sum(r["duration_s"] for r in results["runs"])
     write_results(cfg.out, results)
     return results
+
+
+def _previous(path: Path, fresh: dict[str, Any], variants: set[str]) -> dict[str, Any]:
+    """An earlier run's results, to which this run's measurements are added; rows of the
+    variants measured again are dropped, so a variant's numbers always come from one run."""
+    previous = json.loads(path.read_text(encoding="utf-8"))
+    if previous.get("schema") != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema {previous.get('schema')}, expected {SCHEMA_VERSION}")
+    for key in ("encoder", "stages", "e2e_runs", "spinning"):
+        previous[key] = [r for r in previous.get(key, []) if r["variant"] not in variants]
+    previous["clips"] = {k: v for k, v in previous.get("clips", {}).items() if k not in variants}
+    previous["backends"] = sorted(set(previous["backends"]) | set(fresh["backends"]))
+    previous["system"] = {**previous["system"], **{k: fresh["system"][k] for k in
+                                                   ("libraries", "command")}}
+    previous.setdefault("runs", [])
+    previous.pop("plots", None)
+    return previous
 
 
 def _measure_backend(cfg: BenchConfig, results: dict[str, Any], package: Any, backend: str,
