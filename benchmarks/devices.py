@@ -58,29 +58,43 @@ def h2d_copy(runtime: Any, frames: np.ndarray, repeats: int = 5) -> dict[str, fl
             "bytes_per_frame": int(frames.nbytes // max(1, frames.shape[0]))}
 
 
+def _smi(query: str) -> list[list[str]]:
+    out = subprocess.run(["nvidia-smi", query, "--format=csv,noheader,nounits"],
+                         capture_output=True, text=True, timeout=5).stdout
+    return [[p.strip() for p in line.split(",")] for line in out.splitlines() if line.strip()]
+
+
+def _gpu_used_mib() -> float:
+    rows = _smi("--query-gpu=memory.used")
+    return float(rows[0][0]) if rows and rows[0][0].replace(".", "").isdigit() else 0.0
+
+
 class DeviceMemoryPoller:
-    """Peak GPU memory used by one process id, sampled from nvidia-smi every `interval_s`."""
+    """Peak GPU memory of one process id, sampled from nvidia-smi every `interval_s`.
+
+    In containers nvidia-smi often lists no process ids; then the growth of the device's total
+    used memory over its value at start stands in (exact when nothing else uses the GPU).
+    """
 
     def __init__(self, pid: int, interval_s: float = 0.1):
         self.pid = pid
         self.interval_s = interval_s
         self.peak_mib = 0.0
         self.enabled = shutil.which("nvidia-smi") is not None
+        self.source = "per-process"  # or "device total minus idle" when ids are not visible
+        self._idle_mib = _gpu_used_mib() if self.enabled else 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> float:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                              "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5).stdout
-        for line in out.splitlines():
-            parts = [p.strip() for p in line.split(",")]
+        for parts in _smi("--query-compute-apps=pid,used_memory"):
             if len(parts) == 2 and parts[0] == str(self.pid):
                 try:
                     return float(parts[1])
                 except ValueError:
                     return 0.0
-        return 0.0
+        self.source = "device total minus idle"
+        return max(0.0, _gpu_used_mib() - self._idle_mib)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -61,24 +61,25 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
     written = []
     bars = stage_bars(results)
     if bars:
-        fig, axes = plt.subplots(1, len(bars), figsize=(5.5 * len(bars), 5.5), squeeze=False)
+        fig, axes = plt.subplots(1, len(bars), figsize=(4.8 * len(bars) + 1, 5.2), squeeze=False)
+        handles: dict[str, Any] = {}
         for ax, (variant, configs) in zip(axes[0], bars.items()):
-            seen: set[str] = set()
             for i, (label, stack) in enumerate(configs):
                 bottom = 0.0
                 for stage, value in stack.items():
-                    ax.bar(i, value, bottom=bottom, color=STAGE_COLOURS.get(stage, "#999999"),
-                           label=stage if stage not in seen else None)
-                    seen.add(stage)
+                    handles[stage] = ax.bar(i, value, bottom=bottom,
+                                            color=STAGE_COLOURS.get(stage, "#999999"))
                     bottom += value
-            ax.set_xticks(range(len(configs)), [c[0] for c in configs], fontsize=7, rotation=30,
+                ax.text(i, bottom, f"{bottom:.1f}", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(range(len(configs)), [c[0] for c in configs], fontsize=7, rotation=35,
                           ha="right")
-            ax.set_title(f"{variant}: wall ms per frame by stage")
-            ax.set_ylabel("ms per frame")
-            ax.legend(fontsize=7)
-        fig.suptitle("stages alone (in-graph vs CPU resize), then real runs (load excluded)",
-                     fontsize=10)
-        fig.tight_layout()
+            ax.set_title(f"{variant}", fontsize=10)
+            ax.set_ylabel("wall ms per frame")
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=5, fontsize=7,
+                   frameon=False)
+        fig.suptitle("time per frame by stage: stages alone (resize in the graph vs on the CPU), "
+                     "then real runs (fsrun, baseline; model load excluded)", fontsize=9)
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
         written.append(_save(fig, out / "stages.png"))
         plt.close(fig)
     best = _best_encoder_rates(results)
@@ -96,8 +97,8 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
                         fontsize=8)
         ax.set_xticks([i + width * (len(backends) - 1) / 2 for i in range(len(variants))], variants)
         ax.set_yscale("log")
-        ax.set_ylabel("encoder frames/s (best batch, log scale)")
-        ax.set_title("encoder throughput per variant and backend")
+        ax.set_ylabel("frames/s (log scale)")
+        ax.set_title("frames/s per variant and backend (encoder: best batch size)")
         ax.legend()
         fig.tight_layout()
         written.append(_save(fig, out / "encoder_fps.png"))
@@ -111,10 +112,16 @@ def _variant_order(name: str) -> int:
 
 
 def _best_encoder_rates(results: dict[str, Any]) -> dict[tuple[str, str], float]:
+    """(variant, series) -> frames/s: the encoder's best batch per backend and precision, and
+    fsrun end to end (stride 30) per backend and decoder."""
     best: dict[tuple[str, str], float] = {}
     for row in results.get("encoder", []):
-        key = (row["variant"], f"{row['backend']} {row['precision']}")
+        key = (row["variant"], f"encoder {row['backend']} {row['precision']}")
         best[key] = max(best.get(key, 0.0), row["fps"]["median"])
+    for entry in results.get("e2e", []):
+        if entry["kind"] == "fsrun" and entry["stride"] == 30:
+            key = (entry["variant"], f"fsrun end to end {entry['backend']}/{entry['decoder_used']}")
+            best[key] = max(best.get(key, 0.0), entry["fps"])
     return best
 
 
