@@ -137,7 +137,12 @@ def render_report(results: dict[str, Any]) -> str:
             "decode; encoder_full = encoder fed full-size frames (resize in the graph); "
             "encoder_resized = encoder fed frames already at the input size.", ""]
     out += _stages(results)
-    out += ["## End to end (each run in a fresh process; clip per variant below)", ""]
+    out += ["## End to end (each run in a fresh process; clip per variant below)", "",
+            "Decoder `pyav` is fsrun as shipped (full-size RGB, resize in the graph); "
+            "`pyav-resize` is fsrun with benchmarks/resize_source.py, which makes swscale resize "
+            "each frame to the input size while converting it to RGB (what resizing on the CPU "
+            "would buy); `nvdec` decodes on the GPU. The baseline is the author's pipeline "
+            "(benchmarks/baseline.py).", ""]
     out += _e2e(results)
     out += ["fsrun's own stage report per run (decode runs in a separate thread, overlapped "
             "with encode, so the stages add up to more than the wall time):", ""]

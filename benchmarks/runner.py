@@ -43,6 +43,7 @@ class BenchConfig:
     rss_seconds: float = 6.0  # short clip for the memory check; the long one is 10x
     rss_factor: int = 10  # long clip length / short clip length
     spin_variants: tuple[str, ...] = ("tiny",)  # variants whose CPU runs compare ORT spin-waiting
+    cpu_resize_variants: tuple[str, ...] = ("tiny", "effv2s")  # also run fsrun with swscale resize
     spin_rounds: int = 3  # alternating spin on/off runs per variant
     torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
     append: bool = False  # add to the results.json already in `out` (variants measured later)
@@ -65,6 +66,8 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
     rows: list[dict[str, Any]] = []
     # (kind, decoder): fsrun with every decoder this backend can use, the baseline once.
     kinds = [("fsrun", d) for d in DECODERS.get(backend, ["pyav"])]
+    if backend == "cpu" and variant in cfg.cpu_resize_variants:
+        kinds.append(("fsrun", "pyav-resize"))  # benchmarks.resize_source: swscale resize
     kinds += [("baseline", "pyav")] if variant in cfg.baseline_variants else []
     output = cfg.out / f".scratch_{variant}_{backend}.funscript"
     for round_index in range(max(1, cfg.e2e_repeats)):

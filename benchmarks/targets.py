@@ -9,6 +9,12 @@ RSS_TARGET = 1.1  # peak RSS of the 10x longer clip / the short one
 GPU_FPS_TARGETS: dict[str, float] = {"effv2s": 2500, "effv2m": 1000, "effv2l": 500}  # H100 e2e
 TORCH_EAGER_TARGET = 3.0  # fsrun effv2s frames/s / PyTorch eager fp16 frames/s
 GPU_BACKENDS = ("cuda", "tensorrt", "trt-native")
+# Decoder of a real run -> (decode-only stage, encoder-only stage) measured alone on its input.
+STAGE_KEYS: dict[str, tuple[str, str]] = {
+    "pyav": ("decode_rgb", "encoder_full"),
+    "nvdec": ("decode_nvdec", "encoder_full"),
+    "pyav-resize": ("decode_cpu_resize", "encoder_resized"),
+}
 
 
 def _target(name: str, target: str, measured: float | None, met: bool | None,
@@ -57,9 +63,9 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         wall = walls[len(walls) // 2]
         frames = entry["frames"]
         gpu = entry["backend"] in GPU_BACKENDS
-        decode_key = "decode_nvdec" if entry["decoder_used"] == "nvdec" else "decode_rgb"
+        decode_key, encoder_key = STAGE_KEYS.get(entry["decoder_used"], STAGE_KEYS["pyav"])
         decode = stages[decode_key]["seconds"] * frames / max(1, stages[decode_key]["frames"])
-        encoder = stages["encoder_full"]["seconds_per_frame"] * frames
+        encoder = stages[encoder_key]["seconds_per_frame"] * frames
         necessary = max(decode, encoder) if gpu else decode + encoder
         rows.append({"variant": entry["variant"], "backend": entry["backend"],
                      "stride": entry["stride"], "decoder": entry["decoder_used"],

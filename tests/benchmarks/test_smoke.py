@@ -51,14 +51,15 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     assert ms["encoder_resized"] > 0
     assert stages["derived"]["faster_path"] in ("in-graph resize", "CPU resize (swscale)")
 
-    runs = {(e["kind"], e["stride"]): e for e in data["e2e"]}
-    assert set(runs) == {("fsrun", 60), ("fsrun", 30), ("baseline", 60), ("baseline", 30)}
-    for (kind, _), entry in runs.items():
+    runs = {(e["kind"], e["decoder_used"], e["stride"]): e for e in data["e2e"]}
+    assert set(runs) == {(kind, decoder, stride) for stride in (60, 30) for kind, decoder in
+                         (("fsrun", "pyav"), ("fsrun", "pyav-resize"), ("baseline", "pyav"))}
+    for entry in runs.values():
         assert entry["frames"] == 60 and entry["fps"] > 0 and entry["peak_rss_mib"] > 10
         assert entry["cpu_cores_busy"] > 0
-    assert runs[("fsrun", 30)]["speedup_vs_baseline"] > 0
+    assert runs[("fsrun", "pyav", 30)]["speedup_vs_baseline"] > 0
     # One 60-frame window covers the whole clip: the baseline encodes each frame once.
-    assert runs[("baseline", 30)]["frames_encoded"] == 60
+    assert runs[("baseline", "pyav", 30)]["frames_encoded"] == 60
     fsrun_report = next(r["report"] for r in data["e2e_runs"] if r["kind"] == "fsrun")
     for key in ("decode", "encode", "head", "stitch", "write", "wall", "load"):
         assert fsrun_report[key] >= 0
@@ -73,6 +74,7 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
 
     names = [t["name"] for t in data["targets"]]
     assert "fsrun vs baseline, tiny cpu/pyav stride 30" in names
+    assert "fsrun vs baseline, tiny cpu/pyav-resize stride 30" in names
     assert any(n.startswith("overhead tiny cpu") for n in names)
     gpu = [t for t in data["targets"] if "GPU" in t["name"]]
     assert gpu and all(t["met"] is None for t in gpu)  # no GPU here: unmeasured, not "met"
