@@ -1,6 +1,6 @@
 """One measured run in a fresh process: `python -m benchmarks.probe '<json>'`.
 
-Running each configuration in its own process gives a clean peak RSS (ru_maxrss of that process
+Running each configuration in its own process gives a clean peak RSS (VmHWM of that process
 alone) and its CPU time, so utilization = (user + system) / wall / cores. The JSON result goes to
 stdout as the last line. Kinds: "fsrun" (fsrun.pipeline.process_video) and "baseline".
 """
@@ -80,12 +80,28 @@ def _run_baseline(args: dict[str, Any]) -> dict[str, Any]:
 KINDS = {"fsrun": _run_fsrun, "baseline": _run_baseline}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB.
+
+    VmHWM belongs to the address space exec() created, whereas ru_maxrss also counts the
+    parent's memory that the child held between fork() and exec().
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
     import benchmarks.baseline  # noqa: F401, PLC0415 - imports first, so the RSS before the
     import fsrun.pipeline  # noqa: F401, PLC0415 - run is the libraries' share alone
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    rss_before = peak_rss_mib()
     wall = time.perf_counter()
     report = KINDS[args["kind"]](args)
     wall = time.perf_counter() - wall
@@ -96,7 +112,7 @@ def main() -> None:
               "cpu_system_s": usage.ru_stime,
               "cpu_util_pct_of_machine": 100.0 * cpu / wall / max(1, cores or 1),
               "cpu_cores_busy": cpu / wall,
-              "peak_rss_mib": usage.ru_maxrss / 1024.0,  # Linux reports KiB
+              "peak_rss_mib": peak_rss_mib(),
               "peak_rss_after_imports_mib": rss_before}
     print(json.dumps(result))
 
