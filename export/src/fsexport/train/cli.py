@@ -1,0 +1,60 @@
+"""`fsexport train`: the command-line face of fsexport.train.loop.train."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from fsexport.train.loop import TrainConfig, train
+from fsexport.variants import VARIANTS
+
+
+@click.command("train")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Folder of videos, each with a .funscript of the same basename.")
+@click.option("--variant", type=click.Choice(list(VARIANTS)), default="tiny", show_default=True,
+              help="Model variant to train.")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkpoint folder (default: ./checkpoints/VARIANT).")
+@click.option("--name", default="checkpoint", show_default=True,
+              help="Checkpoint basename: NAME.safetensors + NAME.json.")
+@click.option("--epochs", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True,
+              help="Windows per step.")
+@click.option("--windows-per-epoch", type=click.IntRange(0), default=0, show_default=True,
+              help="Windows drawn per epoch; 0: two per window-length of training frames.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
+              help="Starting learning rate; halved when validation loss plateaus.")
+@click.option("--patience", type=click.IntRange(0), default=2, show_default=True,
+              help="Epochs without improvement before the learning rate is cut.")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
+              show_default=True, help="Share of videos held out for validation.")
+@click.option("--unfreeze", is_flag=True, help="Train the backbone too (default: frozen).")
+@click.option("--no-feature-cache", is_flag=True,
+              help="Frozen backbone: run it on every window instead of caching its features.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep cached backbone features on disk here (default: memory only).")
+@click.option("--crop", default="full", show_default=True,
+              help="Crop before resize: full, sbs-left, sbs-right or X,Y,W,H.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
+              help="CPU threads for torch; 0 keeps its default.")
+def train_command(data: Path, variant: str, output: Path | None, name: str, epochs: int,
+                  batch_size: int, windows_per_epoch: int, lr: float, patience: int,
+                  val_fraction: float, unfreeze: bool, no_feature_cache: bool,
+                  cache_dir: Path | None, crop: str, seed: int, resume: bool, threads: int) -> None:
+    """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
+
+    Build a package from the result with: fsexport build --variant VARIANT --checkpoint
+    OUTPUT/NAME.safetensors
+    """
+    config = TrainConfig(
+        data=data, output=output or Path("checkpoints") / variant, variant=variant, name=name,
+        epochs=epochs, batch_size=batch_size, windows_per_epoch=windows_per_epoch,
+        learning_rate=lr, plateau_patience=patience, val_fraction=val_fraction,
+        unfreeze_backbone=unfreeze, feature_cache=not no_feature_cache, cache_dir=cache_dir,
+        crop=crop, seed=seed, resume=resume, threads=threads)
+    result = train(config)
+    click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")
+    click.echo(f"next: fsexport build --variant {variant} --checkpoint {result.checkpoint}")

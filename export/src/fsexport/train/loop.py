@@ -1,0 +1,301 @@
+"""Train a WindowModel on (video, funscript) pairs: MSE, Adam, learning rate cut on plateau.
+
+The best weights (lowest validation loss) are written as NAME.safetensors with NAME.json beside
+them (variant, sizes, seed, losses), which `fsexport build --checkpoint` reads. The last epoch's
+weights and the optimizer state are kept too, so `--resume` continues where a run stopped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import click
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from fsexport.model import WindowModel, create_model
+from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs,
+                                    fixed_windows, random_windows, split_by_video)
+from fsexport.train.features_cache import FeatureCache, FeatureScaler
+from fsexport.variants import Variant, get_variant
+from fsrun.errors import UsageError
+from fsrun.metrics import pearson_r
+
+
+@dataclass
+class TrainConfig:
+    data: Path  # folder of videos with .funscript files of the same basename
+    output: Path  # folder for the checkpoint, its JSON config and the resume state
+    variant: str = "tiny"  # row of the variant table
+    name: str = "checkpoint"  # checkpoint basename: NAME.safetensors + NAME.json
+    epochs: int = 10  # epochs to run (in total, when resuming)
+    batch_size: int = 8  # windows per optimizer step
+    windows_per_epoch: int = 0  # windows drawn per epoch; 0: two per window-length of frames
+    learning_rate: float = 1e-3  # Adam's starting rate
+    plateau_patience: int = 2  # epochs without improvement before the rate is cut
+    plateau_factor: float = 0.5  # rate multiplier on a plateau
+    val_fraction: float = 0.2  # share of videos (not windows) held out for validation
+    unfreeze_backbone: bool = False  # train the backbone too (frozen, as the author trains)
+    feature_cache: bool = True  # frozen backbone: compute per-frame features once
+    cache_dir: Path | None = None  # where cached features are kept on disk (None: memory only)
+    crop: str = "full"  # crop applied before resize: full, sbs-left, sbs-right, X,Y,W,H
+    seed: int = 0  # model init, split and window sampling
+    resume: bool = False  # continue from NAME.last.safetensors and NAME.state.pt
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    progress: bool = True  # show a progress bar with the running loss
+
+
+@dataclass
+class TrainResult:
+    checkpoint: Path  # best weights (safetensors)
+    config_path: Path  # JSON beside the checkpoint
+    best_val_loss: float  # lowest validation MSE (train MSE when nothing is held out)
+    history: list[dict] = field(default_factory=list)  # per epoch: losses, r, lr, seconds
+    model: WindowModel | None = None  # the model with the best weights loaded
+    prepare_seconds: float = 0.0  # one-time backbone pass (feature cache, scaler) before epoch 1
+
+
+def _paths(config: TrainConfig) -> dict[str, Path]:
+    out = Path(config.output)
+    return {"best": out / f"{config.name}.safetensors", "json": out / f"{config.name}.json",
+            "last": out / f"{config.name}.last.safetensors", "state": out / f"{config.name}.state.pt"}
+
+
+class WindowBatches:
+    """Turns window references into (inputs, labels) for one of the three training modes."""
+
+    def __init__(self, model: WindowModel, videos: list[DecodedVideo], window: int,
+                 cache: FeatureCache | None):
+        self.model, self.videos, self.window, self.cache = model, videos, window, cache
+        self.features: list[torch.Tensor] | None = None
+        self.scaler: FeatureScaler | None = None  # frozen backbone: standardizes features
+
+    def prepare(self) -> None:
+        """With a cache: features of every video (the backbone runs only the first time)."""
+        if self.cache is not None:
+            self.features = [self.cache.features(v.frames) for v in self.videos]
+
+    def labels(self, refs: list[WindowRef]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(
+            [self.videos[r.video].labels[r.start:r.start + self.window] for r in refs]))
+
+    def predict(self, refs: list[WindowRef], train_backbone: bool) -> torch.Tensor:
+        b, t = len(refs), self.window
+        encoder = self.model.encoder
+        if self.features is not None:
+            flat = torch.stack([self.features[r.video][r.start:r.start + t] for r in refs])
+            embeddings = encoder.embed_features(self._scale(flat.flatten(0, 1)))
+        else:
+            frames = torch.from_numpy(np.stack(
+                [self.videos[r.video].frames[r.start:r.start + t] for r in refs])).flatten(0, 1)
+            if train_backbone:
+                embeddings = encoder(frames)
+            else:
+                with torch.no_grad():
+                    flat = encoder.features(frames)
+                embeddings = encoder.embed_features(self._scale(flat))
+        return self.model.head(embeddings.reshape(b, t, -1))
+
+    def _scale(self, flat: torch.Tensor) -> torch.Tensor:
+        return self.scaler(flat) if self.scaler is not None else flat
+
+    @torch.no_grad()
+    def fit_scaler(self, max_frames: int = 4096, seed: int = 0) -> FeatureScaler:
+        """Feature mean and std over the training frames (a sample when nothing is cached)."""
+        if self.features is not None:
+            sample = torch.cat(self.features)
+        else:
+            frames = np.concatenate([v.frames for v in self.videos])
+            pick = np.sort(np.random.default_rng(seed).permutation(len(frames))[:max_frames])
+            sample = torch.cat([self.model.encoder.features(torch.from_numpy(frames[pick[i:i + 256]]))
+                                for i in range(0, len(pick), 256)])
+        self.scaler = FeatureScaler.fit(sample)
+        return self.scaler
+
+
+def export_state(model: WindowModel, scaler: FeatureScaler | None) -> dict[str, torch.Tensor]:
+    """The WindowModel state dict as `fsexport build` loads it: scaler folded into Dense(256)."""
+    state = dict(model.state_dict())
+    if scaler is not None:
+        fc = model.encoder.fc
+        state["encoder.fc.weight"], state["encoder.fc.bias"] = scaler.fold(fc.weight.detach(),
+                                                                           fc.bias.detach())
+    return state
+
+
+def _load_exported(model: WindowModel, path: Path, scaler: FeatureScaler | None) -> None:
+    """Load saved weights; with a scaler, Dense(256) goes back to standardized inputs."""
+    state = load_file(str(path))
+    if scaler is not None:
+        state["encoder.fc.weight"], state["encoder.fc.bias"] = scaler.unfold(
+            state["encoder.fc.weight"], state["encoder.fc.bias"])
+    model.load_state_dict(state)
+
+
+def _set_modes(model: WindowModel, training: bool, train_backbone: bool) -> None:
+    model.train(training)
+    model.encoder.backbone.train(training and train_backbone)  # frozen BN keeps its statistics
+    for p in model.encoder.backbone.parameters():
+        p.requires_grad_(train_backbone)
+
+
+@torch.no_grad()
+def evaluate(batches: WindowBatches, refs: list[WindowRef], batch_size: int) -> tuple[float, float]:
+    """(MSE, Pearson r) over fixed windows."""
+    preds, labels = [], []
+    for i in range(0, len(refs), batch_size):
+        chunk = refs[i:i + batch_size]
+        preds.append(batches.predict(chunk, train_backbone=False))
+        labels.append(batches.labels(chunk))
+    pred, label = torch.cat(preds), torch.cat(labels)
+    return float(F.mse_loss(pred, label)), pearson_r(pred.flatten().numpy(), label.flatten().numpy())
+
+
+def _load_videos(pairs, variant: Variant, crop: str, label: str, echo) -> list[DecodedVideo]:
+    videos = []
+    for pair in pairs:
+        video = decode_pair(pair, variant.fps, variant.input_size, crop)
+        if len(video) < variant.window:
+            echo(f"skipping {pair.video.name}: {len(video)} frames, shorter than the window")
+            continue
+        videos.append(video)
+    if pairs and not videos:
+        raise UsageError(f"no {label} video is at least {variant.window} frames long")
+    return videos
+
+
+def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> TrainResult:
+    """Train, checkpoint every epoch, and return the best weights."""
+    if config.epochs < 1 or config.batch_size < 1:
+        raise UsageError("epochs and batch size must be at least 1")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    variant = get_variant(config.variant)
+    paths = _paths(config)
+    Path(config.output).mkdir(parents=True, exist_ok=True)
+    train_pairs, val_pairs = split_by_video(find_pairs(config.data), config.val_fraction, config.seed)
+    echo(f"{len(train_pairs)} training and {len(val_pairs)} validation videos")
+    train_videos = _load_videos(train_pairs, variant, config.crop, "training", echo)
+    val_videos = _load_videos(val_pairs, variant, config.crop, "validation", echo)
+
+    model = create_model(variant, seed=config.seed)
+    use_cache = config.feature_cache and not config.unfreeze_backbone
+    cache = FeatureCache(model.encoder, config.cache_dir) if use_cache else None
+    train_batches = WindowBatches(model, train_videos, variant.window, cache)
+    val_batches = WindowBatches(model, val_videos, variant.window, cache)
+    val_refs = fixed_windows([len(v) for v in val_videos], variant.window, variant.window // 2)
+    per_epoch = config.windows_per_epoch or max(
+        config.batch_size, 2 * sum(len(v) for v in train_videos) // variant.window)
+
+    _set_modes(model, True, config.unfreeze_backbone)
+    started = time.perf_counter()
+    scaler = None
+    if not config.unfreeze_backbone:
+        train_batches.prepare()
+        scaler = train_batches.fit_scaler(seed=config.seed)
+        val_batches.scaler = scaler
+    prepare_seconds = time.perf_counter() - started
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
+                                 lr=config.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, factor=config.plateau_factor, patience=config.plateau_patience)
+    history: list[dict] = []
+    best_val, start_epoch = float("inf"), 0
+    if config.resume:
+        if not paths["state"].is_file() or not paths["last"].is_file():
+            raise UsageError(f"{config.output}: nothing to resume ({paths['state'].name} missing)")
+        state = torch.load(paths["state"], map_location="cpu", weights_only=True)
+        if scaler is not None:
+            scaler = FeatureScaler(state["scaler_mean"], state["scaler_std"])
+            train_batches.scaler = val_batches.scaler = scaler
+        _load_exported(model, paths["last"], scaler)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
+        history = json.loads(paths["json"].read_text(encoding="utf-8")).get("history", [])
+        echo(f"resuming after epoch {start_epoch}")
+
+    rng = np.random.default_rng([config.seed, start_epoch])
+    torch.manual_seed(config.seed + start_epoch)
+    for epoch in range(start_epoch, config.epochs):
+        started = time.perf_counter()
+        _set_modes(model, True, config.unfreeze_backbone)
+        train_batches.prepare()
+        refs = random_windows([len(v) for v in train_videos], variant.window, per_epoch, rng)
+        steps = [refs[i:i + config.batch_size] for i in range(0, len(refs), config.batch_size)]
+        total, seen = 0.0, 0
+        with click.progressbar(steps, label=f"epoch {epoch + 1}/{config.epochs}",
+                               show_pos=True, hidden=not config.progress, file=sys.stderr,
+                               item_show_func=lambda _: f"loss {total / max(seen, 1):.4f}") as bar:
+            for chunk in bar:
+                loss = F.mse_loss(train_batches.predict(chunk, config.unfreeze_backbone),
+                                  train_batches.labels(chunk))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(chunk)
+                seen += len(chunk)
+        train_loss = total / max(seen, 1)
+        _set_modes(model, False, config.unfreeze_backbone)
+        val_batches.prepare()
+        val_loss, val_r = evaluate(val_batches, val_refs, 4 * config.batch_size) if val_refs \
+            else (train_loss, float("nan"))
+        scheduler.step(val_loss)
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 6),
+                        "val_loss": round(val_loss, 6), "val_r": round(val_r, 4),
+                        "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2)})
+        echo(f"epoch {epoch + 1}: train MSE {train_loss:.5f}, val MSE {val_loss:.5f}, "
+             f"val r {val_r:.3f}, {seconds:.1f}s")
+        if val_loss < best_val:
+            best_val = val_loss
+            _save_atomic(export_state(model, scaler), paths["best"])
+        _save_atomic(export_state(model, scaler), paths["last"])
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "epoch": epoch + 1, "best_val": best_val}
+        if scaler is not None:
+            state.update(scaler_mean=scaler.mean, scaler_std=scaler.std)
+        tmp = paths["state"].with_name(paths["state"].name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, paths["state"])
+        _write_json(paths["json"], _describe(config, variant, best_val, history, train_videos,
+                                             val_videos))
+
+    if not paths["best"].is_file():
+        raise UsageError(f"{config.output}: no checkpoint written (no epochs ran)")
+    model.load_state_dict(load_file(str(paths["best"])))  # folded: the model as exported
+    model.eval()
+    return TrainResult(paths["best"], paths["json"], best_val, history, model, prepare_seconds)
+
+
+def _describe(config: TrainConfig, variant: Variant, best_val: float, history: list[dict],
+              train_videos: list[DecodedVideo], val_videos: list[DecodedVideo]) -> dict:
+    """The JSON beside the checkpoint; `fsexport build` copies it into meta.json's provenance."""
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    return {
+        "variant": variant.name, "backbone": variant.backbone, "input_size": variant.input_size,
+        "window": variant.window, "fps": variant.fps, "seed": config.seed,
+        "epochs": len(history), "val_loss": best_val,
+        "train_videos": len(train_videos), "val_videos": len(val_videos),
+        "frames": sum(len(v) for v in train_videos),
+        "options": options, "history": history,
+    }

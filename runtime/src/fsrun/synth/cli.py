@@ -1,0 +1,96 @@
+"""`fsrun synth OUTDIR`: render clips with known motion, each beside its true funscript."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from fsrun.errors import UsageError
+from fsrun.synth.encode import CODECS, ClipSpec, Clip, parse_fps, write_clip
+from fsrun.synth.tracks import TRACK_KINDS
+
+ALL_FPS = ("24", "25", "29.97", "30", "60")  # the rates the ground truth covers
+TRACK_CYCLE = ("mixed", "sine", "strokes", "irregular", "random_walk")  # --track any cycles these
+
+
+def _quiet_svt() -> None:
+    """SVT-AV1 prints its whole configuration for every clip unless told to log errors only."""
+    os.environ.setdefault("SVT_LOG", "1")
+
+
+def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codecs: list[str],
+                seed: int, size: tuple[int, int], layout: str = "flat", track: str = "any",
+                progress: bool = False) -> list[Clip]:
+    """count clips, cycling through the given rates, codecs and track kinds; seeds seed, seed+1..."""
+    _quiet_svt()
+    for value in fps:
+        parse_fps(value)
+    tracks = TRACK_CYCLE if track == "any" else (track,)
+    rng = np.random.default_rng(seed)  # codec and track drawn independently of the rate cycle
+    specs = [ClipSpec(seconds=seconds, fps=fps[i % len(fps)],
+                      codec=codecs[int(rng.integers(0, len(codecs)))] if i >= len(codecs)
+                      else codecs[i],
+                      width=size[0], height=size[1], layout=layout,
+                      track=tracks[int(rng.integers(0, len(tracks)))], seed=seed + i)
+             for i in range(count)]
+    clips = []
+    with click.progressbar(specs, label="rendering", hidden=not progress,
+                           file=sys.stderr) as bar:
+        for spec in bar:
+            clips.append(write_clip(spec, out_dir))
+    return clips
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size must look like 160x120, got {text!r}") from None
+    if width < 16 or height < 16 or width % 2 or height % 2:
+        raise UsageError("--size needs even width and height of at least 16")
+    return width, height
+
+
+def _split(values: tuple[str, ...], everything: tuple[str, ...]) -> list[str]:
+    items = [v.strip() for value in values for v in value.split(",") if v.strip()]
+    return list(everything) if not items or items == ["all"] else items
+
+
+@click.command("synth")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--count", type=click.IntRange(1, 10000), default=5, show_default=True,
+              help="Number of clips.")
+@click.option("--seconds", type=click.FloatRange(1, 3600), default=10.0, show_default=True,
+              help="Length of each clip.")
+@click.option("--fps", "fps", multiple=True,
+              help="Frame rate(s), comma separated: 24, 25, 29.97, 30, 60, vfr or all "
+                   "[default: 30].")
+@click.option("--codec", "codecs", multiple=True,
+              help=f"Codec(s), comma separated: {', '.join(CODECS)} or all [default: h264].")
+@click.option("--track", type=click.Choice(["any", *TRACK_KINDS]), default="any",
+              show_default=True, help="Kind of motion; 'any' cycles through all kinds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the first clip.")
+@click.option("--size", default="160x120", show_default=True, help="WxH of one view.")
+@click.option("--layout", type=click.Choice(["flat", "sbs"]), default="flat", show_default=True,
+              help="sbs: side-by-side VR, two views (use fsrun --crop sbs-left).")
+def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...],
+                  codecs: tuple[str, ...], track: str, seed: int, size: str, layout: str) -> None:
+    """Render clips whose target moves along a known track, each with its true funscript.
+
+    pos 100 is the target at the top of its travel, 0 at the bottom.
+    """
+    rates = _split(fps, ALL_FPS) if fps else ["30"]
+    names = _split(codecs, tuple(CODECS)) if codecs else ["h264"]
+    unknown = [c for c in names if c not in CODECS]
+    if unknown:
+        raise UsageError(f"unknown codec {unknown[0]!r}; valid: {', '.join(CODECS)}")
+    try:
+        clips = write_clips(outdir, count, seconds, rates, names, seed, _parse_size(size),
+                            layout, track, progress=True)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for clip in clips:
+        click.echo(f"{clip.video}  ({len(clip.times_s)} frames, truth {clip.funscript.name})")

@@ -1,0 +1,172 @@
+"""Write synthetic clips with PyAV (H.264, HEVC, VP9, AV1) next to their true funscript.
+
+Every frame gets an explicit presentation timestamp, so constant rates (24, 25, 29.97, 30, 60)
+and variable frame rate clips are written the same way, and the truth is the track evaluated at
+exactly those timestamps.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from fsrun.synth.render import make_scene, render_frames
+from fsrun.synth.tracks import TRACK_KINDS, Track, make_track
+
+
+@dataclass(frozen=True)
+class CodecSpec:
+    encoder: str  # FFmpeg encoder name
+    container: str  # FFmpeg muxer name
+    extension: str  # file name suffix
+    options: dict[str, str] = field(default_factory=dict)  # encoder options, speed over size
+
+
+CODECS: dict[str, CodecSpec] = {
+    "h264": CodecSpec("libx264", "mp4", ".mp4", {"preset": "veryfast", "crf": "18"}),
+    "hevc": CodecSpec("libx265", "mp4", ".mp4",
+                      {"preset": "ultrafast", "crf": "20", "x265-params": "log-level=error"}),
+    "vp9": CodecSpec("libvpx-vp9", "webm", ".webm",
+                     {"deadline": "realtime", "cpu-used": "8", "crf": "24", "b": "0"}),
+    "av1": CodecSpec("libsvtav1", "mp4", ".mp4", {"preset": "12", "crf": "30"}),
+}
+
+# NTSC rates written as decimals on the command line, stored exactly.
+_EXACT_RATES = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001),
+                "59.94": Fraction(60000, 1001)}
+VFR = "vfr"  # fps value that asks for a variable-frame-rate clip
+_VFR_RATES = (24.0, 30.0, 60.0)  # a VFR clip switches between these rates every second or so
+_VFR_TIME_BASE = Fraction(1, 1000)
+
+
+def parse_fps(text: str | float) -> Fraction | str:
+    """'29.97' -> 30000/1001, '30' -> 30, 'vfr' -> 'vfr'."""
+    text = str(text).strip().lower()
+    if text == VFR:
+        return VFR
+    if text in _EXACT_RATES:
+        return _EXACT_RATES[text]
+    try:
+        rate = Fraction(text).limit_denominator(1001)
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"invalid frame rate {text!r}; use a number such as 30 or 29.97, "
+                         f"or 'vfr'") from None
+    if not 1 <= rate <= 240:
+        raise ValueError(f"frame rate {text} is outside 1..240")
+    return rate
+
+
+def frame_times(fps: Fraction | str, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """Presentation times (s) of every frame: regular, or for VFR changing rate every ~1 s."""
+    if fps != VFR:
+        count = int(np.floor(seconds * float(fps)))
+        return np.array([float(Fraction(i) / fps) for i in range(count)])
+    times, t = [], 0.0
+    while t < seconds:
+        rate = _VFR_RATES[rng.integers(0, len(_VFR_RATES))]
+        segment_end = t + rng.uniform(0.5, 1.5)
+        while t < min(segment_end, seconds):
+            times.append(round(t * 1000) / 1000)  # whole milliseconds: the stream's time base
+            t += 1.0 / rate
+    return np.array(times)
+
+
+@dataclass
+class ClipSpec:
+    seconds: float = 10.0  # clip length
+    fps: str = "30"  # frame rate: a number (29.97 is stored as 30000/1001) or "vfr"
+    codec: str = "h264"  # key of CODECS
+    width: int = 160  # width of one view in pixels
+    height: int = 120  # height in pixels
+    layout: str = "flat"  # "flat" or "sbs" (side-by-side VR, two views)
+    track: str = "mixed"  # key of TRACK_KINDS
+    seed: int = 0  # draws the track and the scene
+
+
+@dataclass
+class Clip:
+    video: Path  # the encoded clip
+    funscript: Path  # its true funscript, same basename
+    track: Track  # the track it follows
+    times_s: np.ndarray  # presentation time of each frame
+    positions: np.ndarray  # true position (0..1) of each frame
+
+
+def truth_actions(times_s: np.ndarray, positions: np.ndarray) -> list[dict[str, int]]:
+    """Funscript actions: one per frame, integer ms and pos 0-100, no duplicate times."""
+    actions: list[dict[str, int]] = []
+    for t, p in zip(times_s, positions):
+        at = int(round(t * 1000))
+        if actions and actions[-1]["at"] == at:
+            continue
+        actions.append({"at": at, "pos": int(round(100 * float(p)))})
+    return actions
+
+
+def write_funscript_atomic(path: Path, actions: list[dict[str, int]], metadata: dict) -> None:
+    doc = {"version": "1.0", "inverted": False, "range": 100, "actions": actions,
+           "metadata": metadata}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _encode(path: Path, spec: CodecSpec, frames, times_s: np.ndarray, rate: Fraction | str,
+            width: int, height: int) -> None:
+    """Encode frames at the given times into a temp file, then move it into place."""
+    tmp = path.with_name(path.name + ".part")
+    time_base = _VFR_TIME_BASE if rate == VFR else 1 / Fraction(rate)
+    try:
+        with av.open(str(tmp), "w", format=spec.container) as container:
+            stream = container.add_stream(spec.encoder, rate=None if rate == VFR else rate,
+                                          options=dict(spec.options))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.time_base = time_base
+            stream.time_base = time_base
+            for image, t in zip(frames, times_s):
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = int(round(Fraction(t).limit_denominator(1 << 20) / time_base))
+                frame.time_base = time_base
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None) -> Clip:
+    """Render and encode one clip plus its true funscript into out_dir."""
+    if spec.codec not in CODECS:
+        raise ValueError(f"unknown codec {spec.codec!r}; valid: {', '.join(CODECS)}")
+    if spec.track not in TRACK_KINDS:
+        raise ValueError(f"unknown track {spec.track!r}; valid: {', '.join(TRACK_KINDS)}")
+    if spec.width % 2 or spec.height % 2:
+        raise ValueError("width and height must be even (4:2:0 video)")
+    codec = CODECS[spec.codec]
+    rate = parse_fps(spec.fps)
+    rng = np.random.default_rng(spec.seed)
+    track = make_track(spec.track, spec.seconds + 0.5, rng)
+    scene = make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
+    times = frame_times(rate, spec.seconds, rng)
+    positions = track.at(times)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or (f"synth_{spec.seed:05d}_{spec.track}_{str(spec.fps).replace('.', 'p')}"
+                    f"_{spec.codec}_{spec.layout}")
+    video = out_dir / (stem + codec.extension)
+    frame_width = spec.width * (2 if spec.layout == "sbs" else 1)
+    frames = render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
+    _encode(video, codec, frames, times, rate, frame_width, spec.height)
+    funscript = out_dir / (stem + ".funscript")
+    metadata = {"creator": "fsrun synth", "title": stem, "type": "synthetic ground truth",
+                "notes": "pos 100 = target at the top of its travel, 0 = bottom",
+                "synth": {"track": spec.track, "seed": spec.seed, "fps": str(spec.fps),
+                          "codec": spec.codec, "layout": spec.layout,
+                          "size": [spec.width, spec.height], "seconds": spec.seconds}}
+    write_funscript_atomic(funscript, truth_actions(times, positions), metadata)
+    return Clip(video=video, funscript=funscript, track=track, times_s=times, positions=positions)
