@@ -19,6 +19,7 @@ from fsrun.backends import BACKEND_CHOICES
 from fsrun.errors import FsError, Interrupted
 from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
 from fsrun.postprocess import PostprocessOptions
+from fsrun.signals import interrupt_guard
 from fsrun.sources import DECODER_CHOICES
 
 DEFAULT_COMMAND = "run"
@@ -89,7 +90,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 
 
 @cli.command(DEFAULT_COMMAND)
-@click.argument("video", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("video", type=click.Path(path_type=Path))
 @click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
               help="Model package (NAME.fsmodel). Default: $FSRUN_MODEL, the default set by "
                    "`fsexport build`, then the bundled demo.")
@@ -128,14 +129,18 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--quiet", "-q", is_flag=True, help="No notices and no progress bar.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write stage timings, counts, backend and decoder as JSON.")
+@click.option("--ext", "extensions", default=None, metavar="LIST",
+              help="Folder mode: video extensions to look for, e.g. mp4,mkv "
+                   "(default: common video types).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(video: Path, model: Path | None, output: Path | None, backend: str,
+def run_command(extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
                 decoder: str, precision: str, stride: int, batch: int, crop: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
                 no_cache: bool, cache_dir: Path | None, threads: int, device_id: int,
                 force: bool, quiet: bool, report: Path | None, debug: bool) -> None:
-    """Write VIDEO.funscript (or --output) from a video file."""
+    """Write VIDEO.funscript (or --output) from a video file, or for every video under a
+    folder (skipping those that have one, unless --force)."""
     ctx = click.get_current_context()
     ctx.meta["fsrun_debug"] = debug
 
@@ -149,7 +154,16 @@ def run_command(video: Path, model: Path | None, output: Path | None, backend: s
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
                        threads=threads, device_id=device_id, log=log)
-    result = process_video(config)
+    # SIGINT/SIGTERM stop at a safe point (cache flushed, nothing written): see signals.py.
+    with interrupt_guard():
+        if video.is_dir():
+            from fsrun.folder import parse_extensions, run_folder  # noqa: PLC0415
+
+            config.log = None  # per-file notices are summed up in the folder's own lines
+            run_folder(video, config, parse_extensions(extensions), click.echo,
+                       None if quiet else log)
+            return
+        result = process_video(config)
     if not quiet:
         r = result.report
         log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "

@@ -80,6 +80,11 @@ def check_writable(path: Path | str, force: bool) -> None:
         raise OutputError(f"{path} is a directory")
     if not path.parent.is_dir():
         raise OutputError(f"{path.parent}: output folder does not exist")
+    try:  # find out now, not after hours of work, that the folder refuses new files
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{path.parent}: cannot write there ({exc.strerror or exc})") from None
 
 
 def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False) -> Path:

@@ -21,6 +21,8 @@ def _open_container(path: Path) -> Any:
 
     if not path.is_file():
         raise InputError(f"{path}: no such video file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -28,10 +30,25 @@ def _open_container(path: Path) -> Any:
     if not container.streams.video:
         container.close()
         raise InputError(f"{path}: has no video stream")
+    if container.streams.video[0].codec_context is None:
+        container.close()
+        raise InputError(f"{path}: its video codec cannot be decoded by this FFmpeg build")
     return container
 
 
+def _upright(image: np.ndarray, frame: Any) -> np.ndarray:
+    """Apply the display matrix's rotation (phones store portrait video sideways).
+
+    `frame.rotation` is the counterclockwise angle that shows the frame as intended, the
+    convention of FFmpeg's av_display_rotation_get; np.rot90 also turns counterclockwise.
+    """
+    quarter_turns = int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    return np.rot90(image, k=quarter_turns) if quarter_turns else image
+
+
 def _reason(exc: BaseException) -> str:
+    if getattr(exc, "strerror", None):  # FFmpeg errors: the message without errno and path
+        return str(exc.strerror)
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -80,6 +97,8 @@ class PyAvSource:
                              f"{self.info.width}x{self.info.height}")
         self.frames_decoded = 0  # frames out of the decoder
         self.frames_converted = 0  # frames converted to RGB (the ones kept)
+        self.packets_damaged = 0  # packets the decoder rejected (their frames are skipped)
+        self._ran_to_end = False  # decoding reached the end of the stream from its start
         self.seek_to: float | None = None  # seconds: start near here (keyframe before it)
 
     def batches(self, selector: FrameSelector, batch_size: int) -> Iterator[FrameBatch]:
@@ -95,25 +114,58 @@ class PyAvSource:
         frames: list[np.ndarray] = []
         stamps: list[float] = []
         past_end = getattr(selector, "past_end", None)
-        try:
-            for frame in self._container.decode(stream):
-                self.frames_decoded += 1
-                pts_s = self._seconds(frame, time_base)
-                if past_end is not None and past_end(pts_s):
-                    break
-                if not selector.accept(pts_s):
-                    continue
-                rgb = frame.to_ndarray(format="rgb24")
-                self.frames_converted += 1
-                frames.append(np.ascontiguousarray(apply_crop(rgb, self.crop)))
-                stamps.append(pts_s * 1000.0)
-                if len(frames) >= batch_size:
-                    yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
-                    frames, stamps = [], []
-        except av.error.FFmpegError as exc:
-            raise InputError(f"{self.path}: decoding failed ({_reason(exc)})") from None
+        seeking = self.seek_to is not None and self.seek_to > 0
+        for frame in self._decode_skipping_damage(stream, av.error.FFmpegError):
+            self.frames_decoded += 1
+            pts_s = self._seconds(frame, time_base)
+            if past_end is not None and past_end(pts_s):
+                break
+            if not selector.accept(pts_s):
+                continue
+            # Crop in stored pixels (the coordinates probe reports), then turn upright.
+            rgb = _upright(apply_crop(frame.to_ndarray(format="rgb24"), self.crop), frame)
+            self.frames_converted += 1
+            frames.append(np.ascontiguousarray(rgb))
+            stamps.append(pts_s * 1000.0)
+            if len(frames) >= batch_size:
+                yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
+                frames, stamps = [], []
+        else:
+            self._ran_to_end = not seeking
+        if self.frames_decoded == 0 and not seeking:
+            raise InputError(f"{self.path}: no frame could be decoded "
+                             f"({self.packets_damaged} damaged packets)")
         if frames:
             yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
+
+    def _decode_skipping_damage(self, stream: Any, ffmpeg_error: type) -> Iterator[Any]:
+        """Frames in order; a packet the decoder rejects costs its frame, not the run.
+
+        Timestamps come from the packets that did decode, so timing stays right across a gap.
+        A container that cannot be read further (cut off) ends the stream where it breaks.
+        """
+        packets = self._container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return
+            except ffmpeg_error:
+                self.packets_damaged += 1
+                return
+            try:
+                decoded = packet.decode()
+            except ffmpeg_error:
+                self.packets_damaged += 1
+                continue
+            yield from decoded
+
+    @property
+    def frames_skipped(self) -> int:
+        """Frames lost to damage: rejected packets, or frames the header promises but the
+        file no longer holds (a cut-off download)."""
+        expected = self.info.frame_count if self._ran_to_end else 0
+        return max(self.packets_damaged, expected - self.frames_decoded)
 
     def _seconds(self, frame: Any, time_base: Fraction) -> float:
         pts = frame.pts
