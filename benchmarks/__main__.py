@@ -150,5 +150,24 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         click.echo(f"{verdict:10s} {target['name']}: {measured} (goal {target['target']})")
 
 
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--notes-file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              default=None, help="Markdown file whose text becomes the report's closing notes.")
+def report(folder: Path, notes_file: Path | None) -> None:
+    """Re-render report.md and the plots from FOLDER/results.json (no measuring)."""
+    import json  # noqa: PLC0415
+
+    from benchmarks.runner import write_results  # noqa: PLC0415
+    from benchmarks.targets import evaluate_targets  # noqa: PLC0415
+
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    if notes_file is not None:
+        results["notes"] = notes_file.read_text(encoding="utf-8").strip()
+    results["targets"] = evaluate_targets(results)
+    write_results(folder, results)
+    click.echo(str(folder / "report.md"))
+
+
 if __name__ == "__main__":
     sys.exit(main())

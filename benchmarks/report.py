@@ -188,5 +188,5 @@ def render_report(results: dict[str, Any]) -> str:
         out += ["## Failures", ""] + [f"- {e}" for e in results["errors"]] + [""]
     notes = results.get("notes")
     if notes:
-        out += ["## Notes", ""] + [notes, ""]
+        out += ["## Closing note", ""] + [notes, ""]
     return "\n".join(out)

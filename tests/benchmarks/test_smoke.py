@@ -86,3 +86,11 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     for name in data["plots"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".scratch*"))
+
+    notes = tmp_path / "notes.md"
+    notes.write_text("fsrun is 1.23x faster here.\n")
+    rerender = CliRunner().invoke(main, ["report", str(out), "--notes-file", str(notes)],
+                                  catch_exceptions=False)
+    assert rerender.exit_code == 0, rerender.output
+    assert "## Closing note\n\nfsrun is 1.23x faster here." in (out / "report.md").read_text()
+    assert json.loads((out / "results.json").read_text())["notes"] == "fsrun is 1.23x faster here."
