@@ -25,11 +25,11 @@ HELD_OUT_SEED = 900_000  # held-out clips use seeds from here; training uses 0..
 
 @dataclass
 class DemoRecipe:
-    clips: int = 48  # training + validation clips
+    clips: int = 96  # training + validation clips
     seconds: float = 20.0  # length of each clip
     size: tuple[int, int] = (96, 72)  # WxH of the rendered clips
-    epochs: int = 40  # upper bound; the best validation epoch is kept
-    windows_per_epoch: int = 480  # 30 steps of 16 windows
+    epochs: int = 60  # upper bound; the best validation epoch is kept
+    windows_per_epoch: int = 960  # 60 steps of 16 windows
     batch_size: int = 16  # windows per step
     learning_rate: float = 3e-3  # Adam, halved on plateau
     seed: int = 0  # everything random derives from this

@@ -1,0 +1,90 @@
+"""Training pieces: pairs, split by video, labels at frame timestamps, feature cache, resume."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fsexport.model import create_model
+from fsexport.train.dataset import (decode_pair, find_pairs, fixed_windows, random_windows,
+                                    split_by_video, window_starts)
+from fsexport.train.features_cache import FeatureCache, FeatureScaler
+from fsexport.train.loop import TrainConfig, export_state, train
+from fsexport.variants import get_variant
+from fsrun.errors import UsageError
+from fsrun.synth.cli import write_clips
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("pairs")
+    write_clips(folder, 4, 3.0, ["30", "60"], ["h264"], 40, (32, 24))
+    (folder / "orphan.mp4").write_bytes(b"")  # no funscript: not a pair
+    return folder
+
+
+def test_pairs_and_split_by_video(small_data: Path) -> None:
+    pairs = find_pairs(small_data)
+    assert len(pairs) == 4 and all(p.video.stem == p.funscript.stem for p in pairs)
+    train_pairs, val_pairs = split_by_video(pairs, 0.25, seed=1)
+    assert len(val_pairs) == 1 and not set(train_pairs) & set(val_pairs)
+    assert split_by_video(pairs, 0.25, seed=1) == (train_pairs, val_pairs)
+    with pytest.raises(UsageError):
+        find_pairs(small_data / "missing")
+
+
+def test_labels_are_the_truth_at_sampled_timestamps(small_data: Path) -> None:
+    sixty = next(p for p in find_pairs(small_data) if "_60_" in p.video.name)
+    video = decode_pair(sixty, fps=30.0, input_size=64)
+    assert video.frames.shape[1:] == (64, 64, 3)
+    assert len(video) == 90  # 3 s of 60 fps at a 30 fps model: every other frame
+    np.testing.assert_allclose(np.diff(video.pts_ms), 1000 / 30, atol=0.5)
+    import json
+
+    actions = json.loads(sixty.funscript.read_text())["actions"]
+    truth = {a["at"]: a["pos"] / 100 for a in actions}
+    for t, label in zip(video.pts_ms, video.labels):
+        assert label == pytest.approx(truth[int(round(t))], abs=0.011)  # pos is whole units
+
+
+def test_windows_cover_the_end_and_stay_inside() -> None:
+    assert window_starts(100, 60, 30) == [0, 30, 40]
+    assert window_starts(50, 60, 30) == []
+    refs = random_windows([100, 61, 10], 60, 200, np.random.default_rng(0))
+    assert all(r.video in (0, 1) and 0 <= r.start <= [40, 1][r.video] for r in refs)
+    assert [(r.video, r.start) for r in fixed_windows([100], 60, 30)] == [(0, 0), (0, 30), (0, 40)]
+
+
+def test_feature_cache_reuses_and_scaler_folds_exactly(tmp_path: Path) -> None:
+    model = create_model(get_variant("tiny"))
+    frames = np.random.default_rng(0).integers(0, 255, (5, 40, 48, 3), dtype=np.uint8)
+    cache = FeatureCache(model.encoder, tmp_path)
+    first = cache.features(frames)
+    again = FeatureCache(model.encoder, tmp_path).features(frames)  # from disk
+    torch.testing.assert_close(first, again)
+    assert cache.computed == 5 and list(tmp_path.glob("*.npy"))
+    with torch.no_grad():
+        scaler = FeatureScaler.fit(first)
+        trained = model.encoder.embed_features(scaler(first))
+        state = export_state(model, scaler)
+        model.load_state_dict(state)
+        exported = model.encoder(torch.from_numpy(frames))
+    torch.testing.assert_close(exported, trained, rtol=1e-4, atol=1e-4)
+
+
+def test_train_writes_checkpoint_and_resumes(small_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(data=small_data, output=tmp_path, epochs=1, windows_per_epoch=4,
+                         batch_size=4, val_fraction=0.25, progress=False, threads=1)
+    config.variant = "tiny"
+    first = train(config, echo=lambda _: None)
+    assert first.checkpoint.is_file() and first.config_path.is_file()
+    assert len(first.history) == 1
+    config.epochs, config.resume = 2, True
+    second = train(config, echo=lambda _: None)
+    assert [h["epoch"] for h in second.history] == [1, 2]
+    import json
+
+    meta = json.loads(second.config_path.read_text())
+    assert meta["variant"] == "tiny" and meta["window"] == 60 and meta["epochs"] == 2
