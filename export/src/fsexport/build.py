@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from fsexport.model import BackboneSource, WindowModel, create_model
+from fsexport.model import BackboneSource, WindowModel, calibrate_batchnorm, create_model
 from fsexport.onnx_export import export_graph
 from fsexport.parity import ParityReport, check_composite, check_graph
 from fsexport.variants import Variant, get_variant
@@ -69,8 +69,12 @@ def build_package(config: BuildConfig, log: Log = _stderr) -> BuildResult:
     model = create_model(variant, source, seed=config.seed)
     if config.backbone_weights is not None:
         load_backbone_weights(model.encoder.backbone, config.backbone_weights)
+    random_backbone = not config.pretrained and config.backbone_weights is None
+    if random_backbone:
+        calibrate_batchnorm(model.encoder, seed=config.seed)  # a checkpoint overrides these
     provenance: dict = {"seed": config.seed, "pretrained_backbone": config.pretrained,
-                        "backbone_weights": _file_identity(config.backbone_weights)}
+                        "backbone_weights": _file_identity(config.backbone_weights),
+                        "batchnorm_calibrated_on_random_frames": random_backbone}
     if config.checkpoint is not None:
         backbone_given = config.pretrained or config.backbone_weights is not None
         load_checkpoint(model, config.checkpoint, backbone_given=backbone_given)

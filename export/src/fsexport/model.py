@@ -130,3 +130,35 @@ def create_model(variant: Variant, source: BackboneSource | None = None,
     backbone, mean, std = create_backbone(variant, source)
     encoder = FrameEncoder(backbone, variant, mean, std)
     return WindowModel(encoder, SequenceHead(variant)).eval()
+
+
+@torch.no_grad()
+def calibrate_batchnorm(encoder: FrameEncoder, frames: int = 8, batch: int = 4, seed: int = 0) -> None:
+    """Set BatchNorm statistics of an untrained backbone from random frames.
+
+    A randomly initialised deep backbone with identity BatchNorm statistics lets activations grow
+    layer after layer (1e4 and more in effv2m/l), where float32 rounding is amplified until fp32
+    and fp64 PyTorch disagree in the first digit. Calibrated statistics keep activations at the
+    scale of a trained network, so the random-weight packages used for plumbing and benchmarks
+    can be verified to the same tolerance as trained ones.
+    """
+    norms = [m for m in encoder.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    generator = torch.Generator().manual_seed(seed)
+    saved = [(m, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the calibration batches
+    was_training = encoder.backbone.training
+    encoder.backbone.train()
+    try:
+        size = encoder.input_size
+        for start in range(0, frames, batch):
+            n = min(batch, frames - start)
+            images = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8, generator=generator)
+            encoder.backbone.forward_features(encoder.preprocess(images))
+    finally:
+        for m, momentum in saved:
+            m.momentum = momentum
+        encoder.backbone.train(was_training)

@@ -68,9 +68,11 @@ def example_input(model: WindowModel, kind: str, frame_hw: tuple[int, int] = (72
 def export_graph(model: WindowModel, kind: str, path: Path, precision: str = "fp32") -> Path:
     """Write one graph; fp16 keeps uint8/float32 inputs and float32 outputs."""
     spec = GRAPHS[kind]
-    module = graph_module(model, kind)
+    # The TorchScript exporter can change BatchNorm buffers of the module it traces (seen with
+    # timm's BatchNormAct2d), so it only ever sees a copy: the model stays the parity reference.
+    module = copy.deepcopy(graph_module(model, kind))
     if precision == "fp16":
-        module = _Float32Out(copy.deepcopy(module).half(), cast_input=not spec.takes_frames)
+        module = _Float32Out(module.half(), cast_input=not spec.takes_frames)
     module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and LSTM-batch-size notices: not actionable
