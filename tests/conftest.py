@@ -1,12 +1,14 @@
 """Shared fixtures: a tiny model package built once per session, isolated user folders."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import pytest
 
 
+@functools.lru_cache(maxsize=1)
 def _cuda_available() -> bool:
     """True when a CUDA device answers; any import or driver failure means no."""
     try:
@@ -18,23 +20,13 @@ def _cuda_available() -> bool:
         return False
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _cuda_available():
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """needs_cuda tests skip without a GPU, or fail loudly with FAIL_WITHOUT_CUDA=1."""
+    if "needs_cuda" not in item.keywords or _cuda_available():
         return
     if os.environ.get("FAIL_WITHOUT_CUDA") == "1":
-        for item in items:
-            if "needs_cuda" in item.keywords:
-                item.add_marker(pytest.mark.usefixtures("_fail_without_cuda"))
-        return
-    skip = pytest.mark.skip(reason="needs an NVIDIA GPU (set FAIL_WITHOUT_CUDA=1 to fail instead)")
-    for item in items:
-        if "needs_cuda" in item.keywords:
-            item.add_marker(skip)
-
-
-@pytest.fixture
-def _fail_without_cuda() -> None:
-    pytest.fail("FAIL_WITHOUT_CUDA=1 but no CUDA device is available")
+        pytest.fail("FAIL_WITHOUT_CUDA=1 but no CUDA device is available")
+    pytest.skip("needs an NVIDIA GPU (set FAIL_WITHOUT_CUDA=1 to fail instead)")
 
 
 @pytest.fixture(autouse=True)
