@@ -40,7 +40,9 @@ def stage_bars(results: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, f
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
         label = f"{entry['backend']}/{entry['decoder_used']}\n{entry['kind']} s{entry['stride']}"
         if entry["kind"] == "fsrun":
-            stack = {"encoder (incl. in-graph resize)": per["encode"], "head": per["head"],
+            encoder = "encoder" if entry["decoder_used"] == "pyav-resize" else \
+                "encoder (incl. in-graph resize)"
+            stack = {encoder: per["encode"], "head": per["head"],
                      "stitch + write": per["stitch"] + per["write"]}
             # Decode runs in its own thread, overlapped: only the part not hidden adds wall time.
             hidden = 1000.0 * (entry["wall_median"] - report["load"]) / frames - sum(stack.values())
