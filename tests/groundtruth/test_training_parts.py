@@ -88,3 +88,20 @@ def test_train_writes_checkpoint_and_resumes(small_data: Path, tmp_path: Path) -
 
     meta = json.loads(second.config_path.read_text())
     assert meta["variant"] == "tiny" and meta["window"] == 60 and meta["epochs"] == 2
+
+
+def test_train_command_then_build_consumes_the_checkpoint(small_data: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fsexport.build import BuildConfig, build_package
+    from fsexport.train.cli import train_command
+
+    result = CliRunner().invoke(train_command, [
+        "--data", str(small_data), "--output", str(tmp_path / "ckpt"), "--epochs", "1",
+        "--windows-per-epoch", "4", "--batch-size", "4", "--val-fraction", "0.25"])
+    assert result.exit_code == 0, result.output
+    checkpoint = tmp_path / "ckpt" / "checkpoint.safetensors"
+    built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=checkpoint,
+                                      set_default=False, fp16=False, composite=False,
+                                      verify=False), log=lambda _: None)
+    assert built.meta.trained and built.meta.provenance["training"]["epochs"] == 1
