@@ -17,7 +17,7 @@ import click
 import fsrun
 from fsrun.backends import BACKEND_CHOICES
 from fsrun.errors import FsError, Interrupted
-from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
+from fsrun.pipeline import DEFAULT_STRIDE, RESIZE_CHOICES, RunConfig, process_video
 from fsrun.postprocess import PostprocessOptions
 from fsrun.signals import interrupt_guard
 from fsrun.sources import DECODER_CHOICES
@@ -106,6 +106,10 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
               help="Frames per encoder call.")
 @click.option("--crop", default="full", show_default=True,
               help="full, sbs-left, sbs-right (side-by-side VR) or X,Y,W,H in pixels.")
+@click.option("--resize", type=click.Choice(RESIZE_CHOICES), default="auto", show_default=True,
+              help="Where frames are scaled to the model's input size: source (swscale in the "
+                   "decoder), graph (inside the encoder); auto = source on the CPU backend, "
+                   "graph on GPU backends.")
 @click.option("--start", callback=_seconds, default=None, help="Start time (s or [H:]M:S).")
 @click.option("--end", callback=_seconds, default=None, help="End time (s or [H:]M:S).")
 @click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
@@ -134,7 +138,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
                    "(default: common video types).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
-                decoder: str, precision: str, stride: int, batch: int, crop: str,
+                decoder: str, precision: str, stride: int, batch: int, crop: str, resize: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
                 no_cache: bool, cache_dir: Path | None, threads: int, device_id: int,
@@ -150,7 +154,7 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
     post = PostprocessOptions(raw=raw, min_amplitude=min_amplitude, rdp_epsilon=rdp_epsilon,
                               stretch_percentile=stretch, invert=invert, offset_ms=offset_ms)
     config = RunConfig(video=video, model=model, output=output, backend=backend, decoder=decoder,
-                       precision=precision, stride=stride, batch=batch, crop=crop,
+                       precision=precision, stride=stride, batch=batch, crop=crop, resize=resize,
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
                        threads=threads, device_id=device_id, log=log)

@@ -1,7 +1,7 @@
 """Per-frame embeddings on disk, so a re-run skips decoding and the network, and a stopped run
 resumes where it was.
 
-One folder per key (video identity, model hash, crop box, model fps, start time) under the user
+One folder per key (video identity, model hash, crop box, resize mode, model fps, start time) under the user
 cache dir. Embeddings and timestamps are appended batch by batch to two raw files; the number
 of usable frames is what both files hold completely, so a run killed mid-write loses at most
 its last batch. `state.json` (written atomically) says whether the whole range was encoded.
@@ -36,14 +36,15 @@ class CacheKey:
     crop: str  # resolved crop box, or "full"
     fps: float  # model frame rate the video was sampled at
     start_s: float  # --start changes which frames are sampled (the first target)
+    resize: str = "graph"  # where frames were resized (source or graph): different pixels
 
     @classmethod
     def for_video(cls, video: Path, model_hash: str, precision: str, crop: Crop | None,
-                  fps: float, start_s: float) -> CacheKey:
+                  fps: float, start_s: float, resize: str = "graph") -> CacheKey:
         stat = Path(video).stat()
         box = "full" if crop is None else f"{crop.x},{crop.y},{crop.width},{crop.height}"
         return cls(str(Path(video).resolve()), stat.st_size, stat.st_mtime_ns, model_hash,
-                   precision, box, float(fps), float(start_s))
+                   precision, box, float(fps), float(start_s), resize)
 
     def digest(self) -> str:
         text = json.dumps(self.__dict__, sort_keys=True)

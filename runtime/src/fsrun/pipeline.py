@@ -36,6 +36,14 @@ from fsrun.stitching import Stitcher, WindowPlan, gather_windows, plan_windows
 # so each position is a blend of two predictions and window edges are averaged away, at almost
 # no cost: the encoder runs once per frame whatever the stride and the head is cheap.
 DEFAULT_STRIDE = 30
+# Where frames are resized to the model's input size. source: swscale in the PyAV decoder (on
+# the CPU that costs far less than a full-size RGB frame resized inside the graph); graph: the
+# encoder's own Resize (on a GPU, frames already in device memory are resized there).
+RESIZE_CHOICES: tuple[str, ...] = ("auto", "source", "graph")
+# Backend -> resize mode under --resize auto; backends not listed (the GPU ones) use "graph".
+AUTO_RESIZE: dict[str, str] = {"cpu": "source"}
+# Decoders that can resize in the source; others fall back to (or with --decoder, reject) it.
+RESIZING_DECODERS: tuple[str, ...] = ("pyav",)
 
 BackendFactory = Callable[[str, Path, BackendOptions], Any]
 
@@ -51,6 +59,7 @@ class RunConfig:
     batch: int = 16  # frames per encoder call
     head_batch: int = 32  # windows per head call
     crop: str = "full"  # full, sbs-left, sbs-right or X,Y,W,H
+    resize: str = "auto"  # auto, source (swscale in the decoder) or graph (in the encoder)
     start: float = 0.0  # seconds: first time to process
     end: float | None = None  # seconds: stop before this time; None = end of video
     force: bool = False  # overwrite an existing funscript
@@ -114,6 +123,13 @@ def _precision(package: ModelPackage, backend: str, requested: str) -> str:
             raise ModelError(f"{package.path}: has no {wanted} encoder/head graphs")
         wanted = "fp32"
     return wanted
+
+
+def resolve_resize(requested: str, backend: str) -> str:
+    """The resize mode for a run on this (resolved) backend: source or graph."""
+    if requested not in RESIZE_CHOICES:
+        raise UsageError(f"unknown --resize {requested!r}; choose from {', '.join(RESIZE_CHOICES)}")
+    return AUTO_RESIZE.get(backend, "graph") if requested == "auto" else requested
 
 
 def _start_backend(cfg: RunConfig, package: ModelPackage, graph: str, name: str) -> tuple[Any, str, str]:
@@ -186,12 +202,13 @@ class _DecodeThread:
 
 
 def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, decoder: str,
-            sampler: TimestampSampler, cache: EmbeddingCache | None, encoder: Any,
+            resize: str, sampler: TimestampSampler, cache: EmbeddingCache | None, encoder: Any,
             stages: _Stages, counts: dict[str, int],
             total_hint: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Decode and encode the frames not cached yet; returns (pts_ms, embeddings) chunks when
     there is no cache to hold them."""
-    source = load_source_class(decoder)(video, crop=crop_box, device_id=cfg.device_id)
+    scaling = {"resize_to": package.meta.input_size} if resize == "source" else {}
+    source = load_source_class(decoder)(video, crop=crop_box, device_id=cfg.device_id, **scaling)
     if cache is not None and cache.frames:
         stamps = cache.timestamps()
         sampler.resume_after(stamps[0] / 1000.0, stamps[-1] / 1000.0, cache.frames)
@@ -272,13 +289,17 @@ def process_video(cfg: RunConfig) -> RunResult:
     info = probe(video)
     crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
     plan_windows(1, meta.window, cfg.stride)  # reject a bad --stride before any work
+    if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
+        raise UsageError(f"--resize source needs the pyav decoder (not {cfg.decoder})")
     backend_name = resolve_backend_name(cfg.backend) if cfg.backend != "auto" else "auto"
     head, backend_name, precision = _start_backend(cfg, package, "head", backend_name)
+    resize = resolve_resize(cfg.resize, backend_name)
     stages.add("load", began)
 
     cache = None
     if cfg.use_cache:
-        key = CacheKey.for_video(video, package.model_hash, precision, crop_box, meta.fps, cfg.start)
+        key = CacheKey.for_video(video, package.model_hash, precision, crop_box, meta.fps,
+                                 cfg.start, resize)
         cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
     counts = {"encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0,
               "frames_skipped": 0}
@@ -290,10 +311,13 @@ def process_video(cfg: RunConfig) -> RunResult:
         if cfg.decoder == "nvdec":
             raise UsageError("--decoder nvdec needs a GPU backend (--backend cuda or tensorrt)")
         decoder = "pyav"
+    if resize == "source" and decoder not in ("cache", *RESIZING_DECODERS):
+        decoder_notes.append(f"{decoder} cannot resize in the source (--resize source): using pyav")
+        decoder = "pyav"
     for note in decoder_notes:
         say(f"decoder fallback: {note}")
     say(f"model: {package.name} ({meta.variant}{'' if meta.trained else ', untrained'}) | "
-        f"backend: {backend_name} ({precision}) | decoder: {decoder}")
+        f"backend: {backend_name} ({precision}) | decoder: {decoder} | resize: {resize}")
     if not cache_hit:
         began = time.perf_counter()
         encoder, _, _ = _start_backend(cfg, package, "encoder", backend_name)
@@ -301,7 +325,7 @@ def process_video(cfg: RunConfig) -> RunResult:
         span = (cfg.end if cfg.end is not None else info.duration_s) - cfg.start
         total = int(span * meta.fps) if span > 0 else None
         try:
-            chunks = _encode(cfg, package, video, crop_box, decoder,
+            chunks = _encode(cfg, package, video, crop_box, decoder, resize,
                              TimestampSampler(meta.fps, time_range), cache, encoder, stages,
                              counts, total)
         finally:
@@ -335,7 +359,7 @@ def process_video(cfg: RunConfig) -> RunResult:
 
     began = time.perf_counter()
     actions = to_actions(pts_ms, positions, cfg.postprocess)
-    metadata = _metadata(cfg, package, info.duration_s, precision, plan.padded, crop_box)
+    metadata = _metadata(cfg, package, info.duration_s, precision, plan.padded, crop_box, resize)
     if counts["frames_skipped"]:
         say(f"{video.name}: {counts['frames_skipped']} damaged frames skipped; "
             "the script covers the frames that decoded")
@@ -347,7 +371,7 @@ def process_video(cfg: RunConfig) -> RunResult:
     report = {
         "video": str(video), "output": str(output), "model": package.name,
         "model_hash": package.model_hash, "variant": meta.variant, "backend": backend_name,
-        "decoder": decoder, "precision": precision, "frames": plan.frames,
+        "decoder": decoder, "resize": resize, "precision": precision, "frames": plan.frames,
         "windows": plan.count, "stride": cfg.stride, "window": meta.window,
         "padded": plan.padded, "head_calls": head_calls, "actions": len(actions),
         "cache_hit": cache_hit, **counts,
@@ -360,9 +384,9 @@ def process_video(cfg: RunConfig) -> RunResult:
 
 
 def _metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precision: str,
-              padded: bool, crop_box: Any) -> dict[str, Any]:
+              padded: bool, crop_box: Any, resize: str) -> dict[str, Any]:
     options = {"stride": cfg.stride, "crop": cfg.crop, "start": cfg.start, "end": cfg.end,
-               "precision": precision, **cfg.postprocess.as_dict()}
+               "precision": precision, "resize": resize, **cfg.postprocess.as_dict()}
     if crop_box is not None:
         options["crop_box"] = [crop_box.x, crop_box.y, crop_box.width, crop_box.height]
     return {
