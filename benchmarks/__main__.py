@@ -103,8 +103,9 @@ def main() -> None:
               help="Long clip = this many times the short.")
 @click.option("--spin-variants", default="tiny", show_default=True,
               help="Variants whose CPU runs compare ONNX Runtime spin-waiting on and off.")
-@click.option("--cpu-resize-variants", default="tiny,effv2s", show_default=True,
-              help="Variants whose CPU runs also use swscale resizing in the source.")
+@click.option("--graph-resize-variants", default="tiny,effv2s", show_default=True,
+              help="Variants whose CPU runs also measure fsrun --resize graph (the default on "
+                   "the CPU is --resize source).")
 @click.option("--spin-rounds", default=3, show_default=True, help="Alternating runs per setting.")
 @click.option("--threads", default=0, show_default=True, help="ONNX Runtime CPU threads (0 = all).")
 @click.option("--torch-eager/--no-torch-eager", default=True, show_default=True,
@@ -115,7 +116,7 @@ def main() -> None:
 def run(packages, variants, packages_dir, build_missing, out, clips_dir, backends, batch_sizes,
         repeats, warmup, throughput_frames, stage_frames, stage_repeats, e2e_seconds, seconds,
         size, fps, strides, baseline_variants, e2e_repeats, rss_package, rss_seconds,
-        rss_factor, spin_variants, cpu_resize_variants, spin_rounds, threads, torch_eager,
+        rss_factor, spin_variants, graph_resize_variants, spin_rounds, threads, torch_eager,
         append, notes) -> None:
     """Measure every package on every available backend and write the report."""
     try:
@@ -135,7 +136,7 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         baseline_variants=tuple(_names(baseline_variants)), e2e_repeats=e2e_repeats,
         rss_package=rss_package, rss_seconds=rss_seconds, rss_factor=rss_factor,
         spin_variants=tuple(_names(spin_variants)), spin_rounds=spin_rounds,
-        cpu_resize_variants=tuple(_names(cpu_resize_variants)),
+        graph_resize_variants=tuple(_names(graph_resize_variants)),
         torch_eager=torch_eager, threads=threads, append=append)
     results = run_all(cfg, log=lambda line: click.echo(line, err=True))
     if notes:

@@ -40,7 +40,7 @@ def stage_bars(results: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, f
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
         label = f"{entry['backend']}/{entry['decoder_used']}\n{entry['kind']} s{entry['stride']}"
         if entry["kind"] == "fsrun":
-            encoder = "encoder" if entry["decoder_used"] == "pyav-resize" else \
+            encoder = "encoder" if entry["decoder_used"].endswith("/source") else \
                 "encoder (incl. in-graph resize)"
             stack = {encoder: per["encode"], "head": per["head"],
                      "stitch + write": per["stitch"] + per["write"]}

@@ -48,24 +48,15 @@ def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
     from fsrun.pipeline import RunConfig, process_video  # noqa: PLC0415
 
     spinning = args.get("ort_spinning")
-    if args.get("decoder") == "pyav-resize":
-        from benchmarks.resize_source import register  # noqa: PLC0415
-        from fsrun.package import load_package  # noqa: PLC0415
-
-        register(load_package(Path(args["package"]), verify=False).meta.input_size)
     cfg = RunConfig(video=Path(args["video"]), model=Path(args["package"]),
                     output=Path(args["output"]), backend=args.get("backend", "cpu"),
-                    decoder=args.get("decoder", "auto"), stride=int(args["stride"]),
+                    decoder=args.get("decoder", "auto"), resize=args.get("resize", "auto"),
+                    stride=int(args["stride"]),
                     batch=int(args.get("batch", 16)), force=True, quiet=True, progress=False,
                     use_cache=False, precision=args.get("precision", "auto"),
                     threads=int(args.get("threads", 0)),
                     backend_factory=spinning_factory(spinning) if spinning is not None else None)
-    report = process_video(cfg).report
-    if cfg.decoder == "pyav-resize":
-        from benchmarks.resize_source import check_reached  # noqa: PLC0415
-
-        check_reached()
-    return report
+    return process_video(cfg).report
 
 
 def _run_baseline(args: dict[str, Any]) -> dict[str, Any]:

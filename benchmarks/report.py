@@ -138,11 +138,11 @@ def render_report(results: dict[str, Any]) -> str:
             "encoder_resized = encoder fed frames already at the input size.", ""]
     out += _stages(results)
     out += ["## End to end (each run in a fresh process; clip per variant below)", "",
-            "Decoder `pyav` is fsrun as shipped (full-size RGB, resize in the graph); "
-            "`pyav-resize` is fsrun with benchmarks/resize_source.py, which makes swscale resize "
-            "each frame to the input size while converting it to RGB (what resizing on the CPU "
-            "would buy); `nvdec` decodes on the GPU. The baseline is the author's pipeline "
-            "(benchmarks/baseline.py).", ""]
+            "Decoder column = decoder/resize as fsrun resolved them. `pyav/source` is fsrun's "
+            "CPU default (`--resize auto`): swscale crops and scales each kept frame to the "
+            "input size in the decoder; `pyav/graph` is `--resize graph` (full-size RGB, resize "
+            "inside the encoder graph, the GPU default); `nvdec` decodes on the GPU. The "
+            "baseline is the author's pipeline (benchmarks/baseline.py).", ""]
     out += _e2e(results)
     out += ["fsrun's own stage report per run (decode runs in a separate thread, overlapped "
             "with encode, so the stages add up to more than the wall time):", ""]

@@ -43,7 +43,7 @@ class BenchConfig:
     rss_seconds: float = 6.0  # short clip for the memory check; the long one is 10x
     rss_factor: int = 10  # long clip length / short clip length
     spin_variants: tuple[str, ...] = ("tiny",)  # variants whose CPU runs compare ORT spin-waiting
-    cpu_resize_variants: tuple[str, ...] = ("tiny", "effv2s")  # also run fsrun with swscale resize
+    graph_resize_variants: tuple[str, ...] = ("tiny", "effv2s")  # CPU: also fsrun --resize graph
     spin_rounds: int = 3  # alternating spin on/off runs per variant
     torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
     append: bool = False  # add to the results.json already in `out` (variants measured later)
@@ -64,35 +64,46 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
             log: Callable[[str], None]) -> list[dict[str, Any]]:
     """fsrun at each stride (and the baseline where asked), alternating, in fresh processes."""
     rows: list[dict[str, Any]] = []
-    # (kind, decoder): fsrun with every decoder this backend can use, the baseline once.
-    kinds = [("fsrun", d) for d in DECODERS.get(backend, ["pyav"])]
-    kinds += [("baseline", "pyav")] if variant in cfg.baseline_variants else []
-    # fsrun with swscale resizing (benchmarks.resize_source) at one stride: the decode-side
-    # change it measures does not depend on the stride.
+    # (kind, decoder, resize): fsrun with every decoder this backend can use and its default
+    # resize, the baseline once.
+    kinds = [("fsrun", d, "auto") for d in DECODERS.get(backend, ["pyav"])]
+    kinds += [("baseline", "pyav", "auto")] if variant in cfg.baseline_variants else []
+    # On the CPU, fsrun with the resize in the graph (its GPU default) at one stride: the
+    # decode-side difference it measures does not depend on the stride.
     resize_stride = 30 if 30 in cfg.strides else cfg.strides[0]
-    extra = backend == "cpu" and variant in cfg.cpu_resize_variants
+    extra = backend == "cpu" and variant in cfg.graph_resize_variants
     output = cfg.out / f".scratch_{variant}_{backend}.funscript"
     for round_index in range(max(1, cfg.e2e_repeats)):
         for stride in cfg.strides:
-            resize = [("fsrun", "pyav-resize")] if extra and stride == resize_stride else []
-            for kind, decoder in kinds + resize:
+            graph = [("fsrun", "pyav", "graph")] if extra and stride == resize_stride else []
+            for kind, decoder, resize in kinds + graph:
                 args = {"kind": kind, "package": str(package), "video": str(video),
                         "output": str(output), "stride": stride, "backend": backend,
-                        "decoder": decoder, "threads": cfg.threads, "batch": cfg.stage.batch}
+                        "decoder": decoder, "resize": resize, "threads": cfg.threads,
+                        "batch": cfg.stage.batch}
                 result = run_probe(args)
                 report = result["report"]
+                # The requested decoder (and a non-default resize) names the configuration.
+                label = decoder if resize == "auto" else f"{decoder}/{resize}"
                 row = {"kind": kind, "variant": variant, "backend": backend, "stride": stride,
-                       "decoder": decoder, "round": round_index, "frames": report["frames"],
+                       "decoder": label, "round": round_index, "frames": report["frames"],
                        "wall": report["wall"], "fps": report["frames"] / report["wall"],
                        **{k: v for k, v in result.items() if k != "report"}, "report": report}
                 rows.append(row)
-                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} {decoder:5s} "
+                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} {label:10s} "
                     f"stride {stride:2d}: "
                     f"{row['fps']:8.1f} frames/s, wall {row['wall']:.2f} s, "
                     f"peak RSS {row['peak_rss_mib']:.0f} MiB, "
                     f"{row['cpu_cores_busy']:.2f} cores busy")
     output.unlink(missing_ok=True)
     return rows
+
+
+def _decoder_used(report: dict[str, Any], requested: str) -> str:
+    """decoder/resize as the run resolved them (fsrun); the baseline resizes with swscale."""
+    if "resize" not in report:
+        return requested
+    return f"{report['decoder']}/{report['resize']}"
 
 
 def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]]:
@@ -106,7 +117,7 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
         wall = _median([m["wall"] for m in members])
         frames = members[0]["frames"]
         entry = {"variant": variant, "backend": backend, "stride": stride, "kind": kind,
-                 "decoder": decoder, "decoder_used": members[0]["report"].get("decoder", decoder),
+                 "decoder": decoder, "decoder_used": _decoder_used(members[0]["report"], decoder),
                  "wall_median": wall, "walls": [m["wall"] for m in members], "frames": frames,
                  "fps": frames / wall, "realtime_factor": frames / fps / wall,
                  "peak_rss_mib": max(m["peak_rss_mib"] for m in members),

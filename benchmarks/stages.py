@@ -1,8 +1,9 @@
 """Each stage of a run measured alone on the same clip, to split a real run's wall time.
 
 decode       FFmpeg decode only (no colour conversion): the floor of any CPU pipeline
-decode_rgb   fsrun's PyAV source: decode + full-size RGB + crop (resize happens in the graph)
-decode_cpu_resize   decode + swscale straight to the model's input size (resize on the CPU)
+decode_rgb   fsrun's PyAV source, --resize graph: decode + full-size RGB + crop
+decode_cpu_resize   fsrun's PyAV source, --resize source: decode + swscale crop and scale to the
+             model's input size
 encoder_full       the encoder on full-size frames: its in-graph resize included
 encoder_resized    the encoder on frames already at the input size: the network alone
 h2d_full / h2d_resized   (GPU) bytes and time to copy one batch to the device
@@ -63,28 +64,12 @@ def decode_plain(video: Path, fps: float) -> dict[str, Any]:
     return {"seconds": seconds, "frames": kept}
 
 
-def decode_cpu_resize(video: Path, fps: float, size: int, batch: int,
-                      keep: int) -> tuple[dict[str, Any], list[np.ndarray]]:
-    """Decode + swscale to size x size RGB per kept frame; returns a few batches for the encoder."""
-    container, stream = _open_decode(video)
-    sampler, frames, kept = TimestampSampler(fps), [], 0
-    start = time.perf_counter()
-    for frame in container.decode(stream):
-        if sampler.accept(float(frame.pts * frame.time_base)):
-            image = frame.reformat(width=size, height=size, format="rgb24").to_ndarray()
-            kept += 1
-            if len(frames) < batch * keep:
-                frames.append(image)
-    seconds = time.perf_counter() - start
-    container.close()
-    batches = [np.stack(frames[i:i + batch]) for i in range(0, len(frames) - batch + 1, batch)]
-    return {"seconds": seconds, "frames": kept}, batches
-
-
-def decode_source(video: Path, fps: float, decoder: str, batch: int,
-                  keep: int) -> tuple[dict[str, Any], list[Any]]:
-    """fsrun's own source (PyAV RGB or NVDEC) over the clip; keeps the first batches (host)."""
-    source = load_source_class(decoder)(video, crop=None)
+def decode_source(video: Path, fps: float, decoder: str, batch: int, keep: int,
+                  resize_to: int | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """fsrun's own source (PyAV RGB or NVDEC) over the clip; keeps the first batches (host).
+    resize_to: the PyAV source scales each kept frame to this size (fsrun --resize source)."""
+    scaling = {"resize_to": resize_to} if resize_to else {}
+    source = load_source_class(decoder)(video, crop=None, **scaling)
     kept, frames, batches = [], 0, []
     sync = device_sync(cuda_runtime()) if decoder == "nvdec" else None
     start = time.perf_counter()
@@ -168,8 +153,8 @@ def measure_stages(package_path: Path, video: Path, backend_name: str, decoders:
     out["decode_rgb"], full_batches = _median_pass(
         lambda: decode_source(video, meta.fps, "pyav", cfg.batch, cfg.keep_batches), cfg.repeats)
     out["decode_cpu_resize"], small_batches = _median_pass(
-        lambda: decode_cpu_resize(video, meta.fps, meta.input_size, cfg.batch, cfg.keep_batches),
-        cfg.repeats)
+        lambda: decode_source(video, meta.fps, "pyav", cfg.batch, cfg.keep_batches,
+                              resize_to=meta.input_size), cfg.repeats)
     if "nvdec" in decoders:
         out["decode_nvdec"], _ = _median_pass(
             lambda: decode_source(video, meta.fps, "nvdec", cfg.batch, 0), cfg.repeats)

@@ -9,11 +9,12 @@ RSS_TARGET = 1.1  # peak RSS of the 10x longer clip / the short one
 GPU_FPS_TARGETS: dict[str, float] = {"effv2s": 2500, "effv2m": 1000, "effv2l": 500}  # H100 e2e
 TORCH_EAGER_TARGET = 3.0  # fsrun effv2s frames/s / PyTorch eager fp16 frames/s
 GPU_BACKENDS = ("cuda", "tensorrt", "trt-native")
-# Decoder of a real run -> (decode-only stage, encoder-only stage) measured alone on its input.
+# decoder/resize of a real run -> (decode-only stage, encoder-only stage) measured alone on
+# its input.
 STAGE_KEYS: dict[str, tuple[str, str]] = {
-    "pyav": ("decode_rgb", "encoder_full"),
-    "nvdec": ("decode_nvdec", "encoder_full"),
-    "pyav-resize": ("decode_cpu_resize", "encoder_resized"),
+    "pyav/graph": ("decode_rgb", "encoder_full"),
+    "nvdec/graph": ("decode_nvdec", "encoder_full"),
+    "pyav/source": ("decode_cpu_resize", "encoder_resized"),
 }
 
 
@@ -63,7 +64,7 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         wall = walls[len(walls) // 2]
         frames = entry["frames"]
         gpu = entry["backend"] in GPU_BACKENDS
-        decode_key, encoder_key = STAGE_KEYS.get(entry["decoder_used"], STAGE_KEYS["pyav"])
+        decode_key, encoder_key = STAGE_KEYS.get(entry["decoder_used"], STAGE_KEYS["pyav/graph"])
         decode = stages[decode_key]["seconds"] * frames / max(1, stages[decode_key]["frames"])
         encoder = stages[encoder_key]["seconds_per_frame"] * frames
         necessary = max(decode, encoder) if gpu else decode + encoder

@@ -53,11 +53,12 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
 
     runs = {(e["kind"], e["decoder_used"], e["stride"]): e for e in data["e2e"]}
     assert set(runs) == {(kind, decoder, stride) for stride in (60, 30) for kind, decoder in
-                         (("fsrun", "pyav"), ("baseline", "pyav"))} | {("fsrun", "pyav-resize", 30)}
+                         (("fsrun", "pyav/source"), ("baseline", "pyav"))} | {
+                             ("fsrun", "pyav/graph", 30)}
     for entry in runs.values():
         assert entry["frames"] == 60 and entry["fps"] > 0 and entry["peak_rss_mib"] > 10
         assert entry["cpu_cores_busy"] > 0
-    assert runs[("fsrun", "pyav", 30)]["speedup_vs_baseline"] > 0
+    assert runs[("fsrun", "pyav/source", 30)]["speedup_vs_baseline"] > 0
     # One 60-frame window covers the whole clip: the baseline encodes each frame once.
     assert runs[("baseline", "pyav", 30)]["frames_encoded"] == 60
     fsrun_report = next(r["report"] for r in data["e2e_runs"] if r["kind"] == "fsrun")
@@ -73,8 +74,8 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     assert spin["spin_0"]["cpu_s"] > 0
 
     names = [t["name"] for t in data["targets"]]
-    assert "fsrun vs baseline, tiny cpu/pyav stride 30" in names
-    assert "fsrun vs baseline, tiny cpu/pyav-resize stride 30" in names
+    assert "fsrun vs baseline, tiny cpu/pyav/source stride 30" in names
+    assert "fsrun vs baseline, tiny cpu/pyav/graph stride 30" in names
     assert any(n.startswith("overhead tiny cpu") for n in names)
     gpu = [t for t in data["targets"] if "GPU" in t["name"]]
     assert gpu and all(t["met"] is None for t in gpu)  # no GPU here: unmeasured, not "met"
