@@ -105,3 +105,49 @@ def test_train_command_then_build_consumes_the_checkpoint(small_data: Path, tmp_
                                       set_default=False, fp16=False, composite=False,
                                       verify=False), log=lambda _: None)
     assert built.meta.trained and built.meta.provenance["training"]["epochs"] == 1
+
+
+def test_head_init_starts_lstms_remembering_and_outputs_mid_range() -> None:
+    from fsexport.train.loop import init_head
+
+    model = create_model(get_variant("tiny"))
+    init_head(model)
+    units = model.head.lstm1.hidden_size
+    for name, bias in model.head.lstm2.named_parameters():
+        if name.startswith("bias_ih"):
+            assert torch.all(bias[units:2 * units] == 1.0)
+            assert not torch.all(bias[:units] == 1.0)  # only the forget gate moves
+    with torch.no_grad():
+        out = model.head(torch.rand(2, 60, 256))
+    assert out.min() > 0.0  # no output starts in the ReLU's zero-gradient region
+
+
+def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path,
+                                                                tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from fsexport.build import BuildConfig, build_package
+
+    config = TrainConfig(data=small_data, output=tmp_path / "ckpt", epochs=1, windows_per_epoch=4,
+                         batch_size=4, val_fraction=0.25, progress=False, threads=1,
+                         input_size=96)
+    result = train(config, echo=lambda _: None)
+    state = load_file(str(result.checkpoint))
+    variances = [v for k, v in state.items() if k.endswith("running_var")]
+    assert variances and not all(torch.all(v == 1.0) for v in variances)  # not identity stats
+    import json
+
+    assert json.loads(result.config_path.read_text())["input_size"] == 96
+    built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=result.checkpoint,
+                                      input_size=96, set_default=False, fp16=False,
+                                      composite=False, verify=False), log=lambda _: None)
+    assert built.meta.input_size == 96
+    import onnxruntime as ort
+
+    frames = np.random.default_rng(1).integers(0, 255, (3, 48, 64, 3), dtype=np.uint8)
+    session = ort.InferenceSession(str(built.path / "encoder.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    exported = session.run(None, {"frames": frames})[0]
+    with torch.no_grad():  # the package runs the trained encoder, BatchNorm statistics included
+        trained = result.model.encoder(torch.from_numpy(frames)).numpy()
+    np.testing.assert_allclose(exported, trained, rtol=1e-3, atol=1e-4)

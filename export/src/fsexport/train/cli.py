@@ -14,6 +14,12 @@ from fsexport.variants import VARIANTS
               required=True, help="Folder of videos, each with a .funscript of the same basename.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default="tiny", show_default=True,
               help="Model variant to train.")
+@click.option("--input-size", type=click.IntRange(16), default=None,
+              help="Override the variant's input size (build with the same --input-size).")
+@click.option("--calibrate-batchnorm/--no-calibrate-batchnorm", default=True, show_default=True,
+              help="Random backbone: set BatchNorm statistics from random frames first.")
+@click.option("--head-init/--no-head-init", default=True, show_default=True,
+              help="Start LSTM forget gates at 1 and the output bias at 0.5.")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Checkpoint folder (default: ./checkpoints/VARIANT).")
 @click.option("--name", default="checkpoint", show_default=True,
@@ -40,7 +46,8 @@ from fsexport.variants import VARIANTS
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
               help="CPU threads for torch; 0 keeps its default.")
-def train_command(data: Path, variant: str, output: Path | None, name: str, epochs: int,
+def train_command(data: Path, variant: str, input_size: int | None, calibrate_batchnorm: bool,
+                  head_init: bool, output: Path | None, name: str, epochs: int,
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, no_feature_cache: bool,
                   cache_dir: Path | None, crop: str, seed: int, resume: bool, threads: int) -> None:
@@ -51,10 +58,12 @@ def train_command(data: Path, variant: str, output: Path | None, name: str, epoc
     """
     config = TrainConfig(
         data=data, output=output or Path("checkpoints") / variant, variant=variant, name=name,
+        input_size=input_size, calibrate_batchnorm=calibrate_batchnorm, head_init=head_init,
         epochs=epochs, batch_size=batch_size, windows_per_epoch=windows_per_epoch,
         learning_rate=lr, plateau_patience=patience, val_fraction=val_fraction,
         unfreeze_backbone=unfreeze, feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, seed=seed, resume=resume, threads=threads)
     result = train(config)
     click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")
-    click.echo(f"next: fsexport build --variant {variant} --checkpoint {result.checkpoint}")
+    size = f" --input-size {input_size}" if input_size else ""
+    click.echo(f"next: fsexport build --variant {variant}{size} --checkpoint {result.checkpoint}")

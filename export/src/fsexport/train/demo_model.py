@@ -33,6 +33,8 @@ class DemoRecipe:
     batch_size: int = 16  # windows per step
     learning_rate: float = 3e-3  # Adam, halved on plateau
     seed: int = 0  # everything random derives from this
+    calibrate_batchnorm: bool = False  # the shipped demo.fsmodel: identity BatchNorm statistics
+    head_init: bool = False  # the shipped demo.fsmodel: PyTorch's default LSTM and Dense init
 
 
 def grade(package: Path, folder: Path, seconds: float = 12.0, size: tuple[int, int] = (96, 72),
@@ -79,7 +81,8 @@ def main(output: Path | None, work: Path | None, epochs: int, threads: int) -> N
         result = train(TrainConfig(
             data=data, output=root / "checkpoints", variant="tiny", epochs=recipe.epochs,
             batch_size=recipe.batch_size, windows_per_epoch=recipe.windows_per_epoch,
-            learning_rate=recipe.learning_rate, seed=recipe.seed, threads=threads,
+            learning_rate=recipe.learning_rate, seed=recipe.seed,
+            calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init, threads=threads,
             cache_dir=root / "features"))
         built = build_package(BuildConfig(variant="tiny", output=target, name="demo.fsmodel",
                                           force=True, checkpoint=result.checkpoint,

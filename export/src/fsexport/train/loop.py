@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from fsexport.model import WindowModel, create_model
+from fsexport.model import WindowModel, calibrate_batchnorm, create_model
 from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs,
                                     fixed_windows, random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
@@ -34,6 +34,9 @@ class TrainConfig:
     data: Path  # folder of videos with .funscript files of the same basename
     output: Path  # folder for the checkpoint, its JSON config and the resume state
     variant: str = "tiny"  # row of the variant table
+    input_size: int | None = None  # override the variant's input size (build with the same)
+    calibrate_batchnorm: bool = True  # random backbone: BatchNorm statistics from random frames
+    head_init: bool = True  # forget-gate bias 1 and output bias 0.5 before the first step
     name: str = "checkpoint"  # checkpoint basename: NAME.safetensors + NAME.json
     epochs: int = 10  # epochs to run (in total, when resuming)
     batch_size: int = 8  # windows per optimizer step
@@ -120,6 +123,18 @@ class WindowBatches:
         return self.scaler
 
 
+@torch.no_grad()
+def init_head(model: WindowModel) -> None:
+    """Start the head where it learns fast: LSTMs remember (forget-gate bias 1) and the final
+    ReLU starts at mid-range (bias 0.5), so no output begins in its zero-gradient region."""
+    for lstm in (model.head.lstm1, model.head.lstm2):
+        for name, bias in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                units = bias.numel() // 4
+                bias[units:2 * units] = 1.0  # gate order: input, forget, cell, output
+    model.head.fc.bias.fill_(0.5)
+
+
 def export_state(model: WindowModel, scaler: FeatureScaler | None) -> dict[str, torch.Tensor]:
     """The WindowModel state dict as `fsexport build` loads it: scaler folded into Dense(256)."""
     state = dict(model.state_dict())
@@ -189,7 +204,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         raise UsageError("epochs and batch size must be at least 1")
     if config.threads:
         torch.set_num_threads(config.threads)
-    variant = get_variant(config.variant)
+    variant = get_variant(config.variant).with_overrides(input_size=config.input_size)
     paths = _paths(config)
     Path(config.output).mkdir(parents=True, exist_ok=True)
     train_pairs, val_pairs = split_by_video(find_pairs(config.data), config.val_fraction, config.seed)
@@ -198,6 +213,12 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     val_videos = _load_videos(val_pairs, variant, config.crop, "validation", echo)
 
     model = create_model(variant, seed=config.seed)
+    if config.calibrate_batchnorm:
+        # Identity statistics leave a random backbone's features near 1e-3 and poorly spread;
+        # calibrated ones separate the target's place better. The checkpoint carries them.
+        calibrate_batchnorm(model.encoder, seed=config.seed)
+    if config.head_init:
+        init_head(model)
     use_cache = config.feature_cache and not config.unfreeze_backbone
     cache = FeatureCache(model.encoder, config.cache_dir) if use_cache else None
     train_batches = WindowBatches(model, train_videos, variant.window, cache)
