@@ -88,7 +88,8 @@ def _fsrun_stages(results: dict[str, Any]) -> list[str]:
         if r["kind"] != "fsrun":
             continue
         rep = r["report"]
-        rows.append([r["variant"], r["backend"], rep["decoder"], r["stride"], r["round"],
+        decoder = f"{rep['decoder']}/{rep['resize']}" if "resize" in rep else rep["decoder"]
+        rows.append([r["variant"], r["backend"], decoder, r["stride"], r["round"],
                      rep["load"], rep["decode"], rep["encode"], rep["head"], rep["stitch"],
                      rep["write"], rep["wall"]])
     return _table(["variant", "backend", "decoder", "stride", "round", "load s", "decode s "

@@ -121,7 +121,9 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
                  "wall_median": wall, "walls": [m["wall"] for m in members], "frames": frames,
                  "fps": frames / wall, "realtime_factor": frames / fps / wall,
                  "peak_rss_mib": max(m["peak_rss_mib"] for m in members),
-                 "cpu_cores_busy": _median([m["cpu_cores_busy"] for m in members])}
+                 "cpu_cores_busy": _median([m["cpu_cores_busy"] for m in members]),
+                 # CPU seconds (user + system) move less than wall when others load the machine.
+                 "cpu_s": _median([m["cpu_user_s"] + m["cpu_system_s"] for m in members])}
         if "peak_device_mib" in members[0]:
             entry["peak_device_mib"] = max(m["peak_device_mib"] for m in members)
         if kind == "baseline":
@@ -134,6 +136,7 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
         base = by_key.get((entry["variant"], entry["backend"], entry["stride"], "baseline"))
         if entry["kind"] == "fsrun" and base is not None:
             entry["speedup_vs_baseline"] = base["wall_median"] / entry["wall_median"]
+            entry["cpu_time_ratio_vs_baseline"] = base["cpu_s"] / entry["cpu_s"]
             entry["structural_ceiling"] = base["structural_ceiling"]
     return out
 

@@ -36,7 +36,9 @@ def _speedups(results: dict[str, Any]) -> list[dict[str, Any]]:
                            f"{entry['decoder_used']} stride {entry['stride']}", f">= {goal}x",
                            value, value >= goal,
                            f"structural ceiling for this clip {entry['structural_ceiling']:.2f}x "
-                           f"(frames the baseline encodes / frames)"))
+                           f"(frames the baseline encodes / frames)"
+                           + (f"; CPU-time ratio {entry['cpu_time_ratio_vs_baseline']:.2f}x"
+                              if "cpu_time_ratio_vs_baseline" in entry else "")))
     return out
 
 
