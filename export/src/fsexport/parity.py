@@ -1,6 +1,7 @@
 """Every exported graph, run by ONNX Runtime on the CPU, against the PyTorch module."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +21,14 @@ SPLIT_TOLERANCE = 1e-5  # composite vs head(encoder(.)) inside ONNX Runtime
 class ParityReport:
     diffs: dict[str, float | None] = field(default_factory=dict)  # file -> max abs diff
     scales: dict[str, float] = field(default_factory=dict)  # file -> max |PyTorch output|
+    float32_noise: dict[str, float] = field(default_factory=dict)  # graph -> PyTorch fp32 vs fp64
     expected: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)  # PyTorch outputs
     notes: dict[str, str] = field(default_factory=dict)  # file -> why it could not run
     composite_vs_split: float | None = None  # model.onnx vs head(encoder) in ONNX Runtime
 
     def as_meta(self) -> dict:
         return {"max_abs_diff": self.diffs, "output_scale": self.scales,
+                "float32_noise": self.float32_noise,
                 "composite_vs_split": self.composite_vs_split,
                 "notes": self.notes, "fp32_tolerance": FP32_TOLERANCE}
 
@@ -60,6 +63,20 @@ def _cases(model: WindowModel, kind: str, rng: np.random.Generator) -> list[np.n
 def allowed_diff(tolerance: float, scale: float) -> float:
     """Absolute tolerance for outputs up to 1, relative to the output's magnitude above that."""
     return tolerance * max(1.0, scale)
+
+
+def float32_noise(module: torch.nn.Module, x: np.ndarray, expected: np.ndarray) -> float:
+    """Max |PyTorch fp32 - PyTorch fp64| on x: the closest any float32 runtime can come.
+
+    Wide layers (effv2l flattens 16x16x1280 features into one Dense) reach ~1e-4 from summation
+    order alone, so a fixed 1e-4 would reject a correct graph.
+    """
+    with torch.no_grad():
+        reference = copy.deepcopy(module).double()
+        inputs = torch.from_numpy(x)
+        if inputs.is_floating_point():
+            inputs = inputs.double()
+        return float(np.abs(reference(inputs).numpy() - expected).max())
 
 
 def check_graph(model: WindowModel, kind: str, path: Path, precision: str,
@@ -97,6 +114,11 @@ def check_graph(model: WindowModel, kind: str, path: Path, precision: str,
     report.diffs[path.name] = worst
     report.scales[path.name] = scale
     allowed = allowed_diff(FP32_TOLERANCE, scale)
+    if precision == "fp32" and worst > allowed:
+        key = (kind, seed, 0)
+        first = _cases(model, kind, np.random.default_rng(seed))[0]
+        noise = report.float32_noise.setdefault(kind, float32_noise(module, first, report.expected[key]))
+        allowed = max(allowed, 2.0 * noise)
     if precision == "fp32" and worst > allowed:
         raise ModelError(f"{path.name}: ONNX output differs from PyTorch by {worst:.2e} "
                          f"(allowed {allowed:.1e} for outputs up to {scale:.2e})")
