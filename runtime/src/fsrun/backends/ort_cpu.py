@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from fsrun.backends.base import BackendOptions, TensorSpec
+from fsrun.backends.base import BackendOptions, ClosingBackend, TensorSpec
 from fsrun.errors import ModelError
 
 # ONNX Runtime type strings -> numpy dtype names.
@@ -26,7 +26,7 @@ def _specs(args: list[Any]) -> list[TensorSpec]:
     return [TensorSpec(a.name, _ORT_TYPES.get(a.type, a.type), tuple(a.shape)) for a in args]
 
 
-class OrtCpuBackend:
+class OrtCpuBackend(ClosingBackend):
     name = "cpu"
     accepts_device_input = False
 
@@ -61,9 +61,3 @@ class OrtCpuBackend:
 
     def close(self) -> None:
         self.session = None
-
-    def __enter__(self) -> OrtCpuBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fsrun.backends.base import BackendOptions, TensorSpec
+from fsrun.backends.base import BackendOptions, ClosingBackend, TensorSpec
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
 from fsrun.gpu import GPU_EXTRA, as_device_array, get_runtime, is_device_array
 
@@ -70,7 +70,7 @@ def _specs(args: list[Any]) -> list[TensorSpec]:
     return specs
 
 
-class OrtCudaBackend:
+class OrtCudaBackend(ClosingBackend):
     name = "cuda"
     accepts_device_input = True
     provider = CUDA_PROVIDER
@@ -142,9 +142,3 @@ class OrtCudaBackend:
 
     def close(self) -> None:
         self._session = None
-
-    def __enter__(self) -> OrtCudaBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fsrun.backends.base import BackendOptions, TensorSpec
+from fsrun.backends.base import BackendOptions, ClosingBackend, TensorSpec
 from fsrun.backends.trt_naming import find_engine, graph_of_onnx, list_engines, trt_tag
 from fsrun.backends.trt_profiles import InputProfile, batch_slices, check_item_shape
 from fsrun.errors import MissingDependencyError, ModelError
@@ -75,7 +75,7 @@ def io_tensors(engine: Any, trt: Any) -> tuple[list[str], list[str]]:
     return inputs, outputs
 
 
-class TrtNativeBackend:
+class TrtNativeBackend(ClosingBackend):
     name = "trt-native"
     accepts_device_input = True
 
@@ -150,9 +150,3 @@ class TrtNativeBackend:
     def close(self) -> None:
         self._context = None
         self._engine = None
-
-    def __enter__(self) -> TrtNativeBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
