@@ -151,3 +151,35 @@ def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path
     with torch.no_grad():  # the package runs the trained encoder, BatchNorm statistics included
         trained = result.model.encoder(torch.from_numpy(frames)).numpy()
     np.testing.assert_allclose(exported, trained, rtol=1e-3, atol=1e-4)
+
+
+def test_frame_stage_trains_the_backbone_and_resume_keeps_it(small_data: Path,
+                                                             tmp_path: Path) -> None:
+    import json
+
+    from safetensors.torch import load_file
+
+    from fsexport.model import calibrate_batchnorm
+
+    config = TrainConfig(data=small_data, output=tmp_path, epochs=1, windows_per_epoch=4,
+                         batch_size=4, val_fraction=0.25, progress=False, threads=1,
+                         frame_steps=6, frame_batch=16)
+    first = train(config, echo=lambda _: None)
+    assert first.frame_stage is not None and first.frame_stage.steps == 6
+    assert np.isfinite(first.frame_stage.val_r)
+    untrained = create_model(get_variant("tiny"), seed=0)
+    calibrate_batchnorm(untrained.encoder, seed=0)
+    fresh = {f"encoder.backbone.{k}": v for k, v in untrained.encoder.backbone.state_dict().items()}
+    trained = load_file(str(first.checkpoint))
+    moved = [k for k, v in fresh.items() if v.is_floating_point() and k.endswith("weight")
+             and not torch.equal(v, trained[k])]
+    assert moved, "the frame stage left the backbone as it was"
+
+    config.epochs, config.resume = 2, True
+    second = train(config, echo=lambda _: None)
+    assert second.frame_stage is None  # a resumed run does not train frames again
+    resumed = load_file(str(second.checkpoint))
+    for key in fresh:  # the head trained on the frame-stage backbone, which stayed frozen
+        assert torch.equal(resumed[key], trained[key]), key
+    meta = json.loads(second.config_path.read_text())
+    assert meta["frame_stage"]["steps"] == 6 and [h["epoch"] for h in meta["history"]] == [1, 2]

@@ -36,6 +36,11 @@ from fsexport.variants import VARIANTS
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.2,
               show_default=True, help="Share of videos held out for validation.")
 @click.option("--unfreeze", is_flag=True, help="Train the backbone too (default: frozen).")
+@click.option("--frame-steps", type=click.IntRange(0), default=0, show_default=True,
+              help="First train backbone + Dense(256) on single frames this many steps (for a "
+                   "backbone without pretrained weights), then the head on the frozen result.")
+@click.option("--frame-batch", type=click.IntRange(1), default=64, show_default=True,
+              help="Frames per step of --frame-steps.")
 @click.option("--no-feature-cache", is_flag=True,
               help="Frozen backbone: run it on every window instead of caching its features.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -49,7 +54,8 @@ from fsexport.variants import VARIANTS
 def train_command(data: Path, variant: str, input_size: int | None, calibrate_batchnorm: bool,
                   head_init: bool, output: Path | None, name: str, epochs: int,
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
-                  val_fraction: float, unfreeze: bool, no_feature_cache: bool,
+                  val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
+                  no_feature_cache: bool,
                   cache_dir: Path | None, crop: str, seed: int, resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
@@ -61,7 +67,8 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         input_size=input_size, calibrate_batchnorm=calibrate_batchnorm, head_init=head_init,
         epochs=epochs, batch_size=batch_size, windows_per_epoch=windows_per_epoch,
         learning_rate=lr, plateau_patience=patience, val_fraction=val_fraction,
-        unfreeze_backbone=unfreeze, feature_cache=not no_feature_cache, cache_dir=cache_dir,
+        unfreeze_backbone=unfreeze, frame_steps=frame_steps, frame_batch=frame_batch,
+        feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, seed=seed, resume=resume, threads=threads)
     result = train(config)
     click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")

@@ -24,6 +24,7 @@ from fsexport.model import WindowModel, calibrate_batchnorm, create_model
 from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs,
                                     fixed_windows, random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
+from fsexport.train.frame_stage import FrameStageResult, train_frames
 from fsexport.variants import Variant, get_variant
 from fsrun.errors import UsageError
 from fsrun.metrics import pearson_r
@@ -46,6 +47,9 @@ class TrainConfig:
     plateau_factor: float = 0.5  # rate multiplier on a plateau
     val_fraction: float = 0.2  # share of videos (not windows) held out for validation
     unfreeze_backbone: bool = False  # train the backbone too (frozen, as the author trains)
+    frame_steps: int = 0  # first train backbone + Dense(D) on single frames this many steps
+    frame_batch: int = 64  # frames per step of that frame stage
+    frame_lr: float = 3e-3  # Adam's starting rate in the frame stage (cosine decay to 0)
     feature_cache: bool = True  # frozen backbone: compute per-frame features once
     cache_dir: Path | None = None  # where cached features are kept on disk (None: memory only)
     crop: str = "full"  # crop applied before resize: full, sbs-left, sbs-right, X,Y,W,H
@@ -63,6 +67,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # per epoch: losses, r, lr, seconds
     model: WindowModel | None = None  # the model with the best weights loaded
     prepare_seconds: float = 0.0  # one-time backbone pass (feature cache, scaler) before epoch 1
+    frame_stage: FrameStageResult | None = None  # the frame stage, when it ran
 
 
 def _paths(config: TrainConfig) -> dict[str, Path]:
@@ -219,6 +224,17 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         calibrate_batchnorm(model.encoder, seed=config.seed)
     if config.head_init:
         init_head(model)
+    frame_stage, frame_info = None, None
+    if config.resume and paths["last"].is_file():
+        # the backbone may have been trained (frame stage, unfreezing): features need its weights
+        model.load_state_dict(load_file(str(paths["last"])))
+    elif config.frame_steps:
+        frame_stage = train_frames(model.encoder, train_videos, val_videos, config.frame_steps,
+                                   config.frame_batch, config.frame_lr, config.seed,
+                                   config.progress)
+        echo(f"frame stage: {frame_stage.steps} steps, train MSE {frame_stage.train_loss:.5f}, "
+             f"frame-level val r {frame_stage.val_r:.3f}, {frame_stage.seconds:.1f}s")
+        frame_info = frame_stage.describe()
     use_cache = config.feature_cache and not config.unfreeze_backbone
     cache = FeatureCache(model.encoder, config.cache_dir) if use_cache else None
     train_batches = WindowBatches(model, train_videos, variant.window, cache)
@@ -234,6 +250,12 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         train_batches.prepare()
         scaler = train_batches.fit_scaler(seed=config.seed)
         val_batches.scaler = scaler
+        if frame_stage is not None:  # keep the trained Dense(D): same function, scaled inputs
+            with torch.no_grad():
+                fc = model.encoder.fc
+                weight, bias = scaler.unfold(fc.weight, fc.bias)
+                fc.weight.copy_(weight)
+                fc.bias.copy_(bias)
     prepare_seconds = time.perf_counter() - started
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad],
                                  lr=config.learning_rate)
@@ -252,7 +274,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
-        history = json.loads(paths["json"].read_text(encoding="utf-8")).get("history", [])
+        previous = json.loads(paths["json"].read_text(encoding="utf-8"))
+        history = previous.get("history", [])
+        frame_info = previous.get("frame_stage")
         echo(f"resuming after epoch {start_epoch}")
 
     rng = np.random.default_rng([config.seed, start_epoch])
@@ -299,17 +323,19 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         torch.save(state, tmp)
         os.replace(tmp, paths["state"])
         _write_json(paths["json"], _describe(config, variant, best_val, history, train_videos,
-                                             val_videos))
+                                             val_videos, frame_info))
 
     if not paths["best"].is_file():
         raise UsageError(f"{config.output}: no checkpoint written (no epochs ran)")
     model.load_state_dict(load_file(str(paths["best"])))  # folded: the model as exported
     model.eval()
-    return TrainResult(paths["best"], paths["json"], best_val, history, model, prepare_seconds)
+    return TrainResult(paths["best"], paths["json"], best_val, history, model, prepare_seconds,
+                       frame_stage)
 
 
 def _describe(config: TrainConfig, variant: Variant, best_val: float, history: list[dict],
-              train_videos: list[DecodedVideo], val_videos: list[DecodedVideo]) -> dict:
+              train_videos: list[DecodedVideo], val_videos: list[DecodedVideo],
+              frame_info: dict | None = None) -> dict:
     """The JSON beside the checkpoint; `fsexport build` copies it into meta.json's provenance."""
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     return {
@@ -319,4 +345,5 @@ def _describe(config: TrainConfig, variant: Variant, best_val: float, history: l
         "train_videos": len(train_videos), "val_videos": len(val_videos),
         "frames": sum(len(v) for v in train_videos),
         "options": options, "history": history,
+        "frame_stage": frame_info,
     }
