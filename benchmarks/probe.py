@@ -52,7 +52,7 @@ def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
                     output=Path(args["output"]), backend=args.get("backend", "cpu"),
                     decoder=args.get("decoder", "auto"), resize=args.get("resize", "auto"),
                     stride=int(args["stride"]),
-                    batch=int(args.get("batch", 0)), force=True, quiet=True, progress=False,
+                    batch=int(args.get("batch", 16)), force=True, quiet=True, progress=False,
                     use_cache=False, precision=args.get("precision", "auto"),
                     threads=int(args.get("threads", 0)),
                     backend_factory=spinning_factory(spinning) if spinning is not None else None)

@@ -277,7 +277,7 @@ def _torch_eager(cfg: BenchConfig, packages: list[Any], log: Callable[[str], Non
     rows = []
     for package in packages:
         video, _ = _clip(cfg, cfg.e2e_seconds.get(package.meta.variant, cfg.clip.seconds))
-        rows.append(measure_torch_eager(package.path, video, batch=cfg.stage.batch or 16, log=log))
+        rows.append(measure_torch_eager(package.path, video, batch=cfg.stage.batch, log=log))
     return rows
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ import numpy as np
 from benchmarks.devices import cuda_runtime, device_sync, h2d_copy
 from fsrun.backends import BackendOptions, DEFAULT_PRECISION, create_backend
 from fsrun.package import load_package
-from fsrun.pipeline import resolve_batch
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import load_source_class
 from fsrun.stitching import Stitcher, gather_windows, plan_windows
@@ -35,7 +34,7 @@ from fsrun.stitching import Stitcher, gather_windows, plan_windows
 
 @dataclass
 class StageConfig:
-    batch: int = 0  # frames per encoder call; 0 = what fsrun picks for the backend and input size
+    batch: int = 16  # frames per encoder call, as fsrun's default
     encoder_frames: int = 64  # frames the encoder-only passes time (per-frame cost is scaled)
     stride: int = 30  # head/stitch stride
     threads: int = 0  # ONNX Runtime intra-op threads; 0 = all cores
@@ -147,7 +146,6 @@ def measure_stages(package_path: Path, video: Path, backend_name: str, decoders:
         precision = "fp32"
     runtime = cuda_runtime() if backend_name != "cpu" else None
     sync = device_sync(runtime)
-    cfg = replace(cfg, batch=resolve_batch(cfg.batch, backend_name, meta.input_size))
     out: dict[str, Any] = {"variant": meta.variant, "backend": backend_name,
                            "precision": precision, "input_size": meta.input_size,
                            "batch": cfg.batch}

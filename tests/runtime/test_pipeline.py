@@ -14,7 +14,7 @@ from fsrun import config as user_config
 from fsrun.backends import create_backend
 from fsrun.errors import Interrupted, ModelError, OutputError
 from fsrun.funscript import read_funscript
-from fsrun.pipeline import RunConfig, process_video, resolve_batch, resolve_model
+from fsrun.pipeline import RunConfig, process_video, resolve_model
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import sample_timestamps
 
@@ -108,16 +108,6 @@ def test_encoder_runs_once_per_sampled_frame(stride: int, videos: dict[str, Path
     assert sampled == 90
     windows = {60: 2, 30: 2, 1: 31}[stride]  # starts 0 and 30 (end-aligned); 0..30 for stride 1
     assert result.report["windows"] == windows
-
-
-def test_auto_batch_shrinks_with_the_input_on_the_cpu(videos: dict[str, Path], tiny_package: Path,
-                                                     tmp_path: Path) -> None:
-    assert resolve_batch(0, "cpu", 64) == 16 and resolve_batch(0, "cpu", 128) == 4
-    assert resolve_batch(0, "cpu", 384) == resolve_batch(0, "cpu", 480) == 1
-    assert resolve_batch(0, "cuda", 480) == 16 and resolve_batch(5, "cpu", 480) == 5
-    counter = CountingFactory()
-    result = run(videos["60"], tiny_package, tmp_path, use_cache=False, backend_factory=counter)
-    assert result.report["batch"] == 16 and counter.encoder_calls == math.ceil(90 / 16)
 
 
 def test_rerun_with_another_stride_uses_the_cache(videos: dict[str, Path], tiny_package: Path,

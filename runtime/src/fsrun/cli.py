@@ -102,8 +102,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
               show_default=True, help="Graph precision; auto = fp16 on GPU backends.")
 @click.option("--stride", type=click.IntRange(min=1), default=DEFAULT_STRIDE, show_default=True,
               help="Frames between window starts (1..window). Smaller blends more windows.")
-@click.option("--batch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Frames per encoder call; 0 = auto (CPU: fewer for larger inputs, GPU: 16).")
+@click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Frames per encoder call.")
 @click.option("--crop", default="full", show_default=True,
               help="full, sbs-left, sbs-right (side-by-side VR) or X,Y,W,H in pixels.")
 @click.option("--resize", type=click.Choice(RESIZE_CHOICES), default="auto", show_default=True,

@@ -45,13 +45,6 @@ AUTO_RESIZE: dict[str, str] = {"cpu": "source"}
 # Decoders that can resize in the source; others fall back to (or with --decoder, reject) it.
 RESIZING_DECODERS: tuple[str, ...] = ("pyav",)
 
-# --batch 0 (auto): input pixels per encoder call, by backend. On the CPU a batch whose
-# activations outgrow the caches costs more per frame (2 cores, frames/s at batch 1 vs 16:
-# tiny@64 1230 vs 2480, effv2s@384 3.2 vs 2.4; effv2l@480 1.7 at 1 vs 0.9 at 8), so the batch
-# shrinks as the input grows. Backends not listed (the GPU ones) use GPU_BATCH.
-AUTO_BATCH_PIXELS: dict[str, int] = {"cpu": 16 * 64 * 64}
-GPU_BATCH = 16
-
 BackendFactory = Callable[[str, Path, BackendOptions], Any]
 
 
@@ -63,7 +56,7 @@ class RunConfig:
     backend: str = "auto"  # auto, cpu, cuda, tensorrt, trt-native
     decoder: str = "auto"  # auto, pyav, nvdec
     stride: int = DEFAULT_STRIDE  # frames between window starts (1..window)
-    batch: int = 0  # frames per encoder call; 0 = auto (by backend and input size)
+    batch: int = 16  # frames per encoder call
     head_batch: int = 32  # windows per head call
     crop: str = "full"  # full, sbs-left, sbs-right or X,Y,W,H
     resize: str = "auto"  # auto, source (swscale in the decoder) or graph (in the encoder)
@@ -139,14 +132,6 @@ def resolve_resize(requested: str, backend: str) -> str:
     return AUTO_RESIZE.get(backend, "graph") if requested == "auto" else requested
 
 
-def resolve_batch(requested: int, backend: str, input_size: int) -> int:
-    """Frames per encoder call: the requested count, or the backend's auto choice for 0."""
-    if requested > 0:
-        return requested
-    budget = AUTO_BATCH_PIXELS.get(backend)
-    return GPU_BATCH if budget is None else max(1, min(GPU_BATCH, budget // input_size ** 2))
-
-
 def _start_backend(cfg: RunConfig, package: ModelPackage, graph: str, name: str) -> tuple[Any, str, str]:
     """(backend, name, precision). "auto" moves down AUTO_ORDER when a candidate fails to start."""
     factory = cfg.backend_factory or create_backend
@@ -217,7 +202,7 @@ class _DecodeThread:
 
 
 def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, decoder: str,
-            resize: str, batch_size: int, sampler: TimestampSampler, cache: EmbeddingCache | None, encoder: Any,
+            resize: str, sampler: TimestampSampler, cache: EmbeddingCache | None, encoder: Any,
             stages: _Stages, counts: dict[str, int],
             total_hint: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Decode and encode the frames not cached yet; returns (pts_ms, embeddings) chunks when
@@ -232,7 +217,7 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
     elif cfg.start > 0:
         source.seek_to = cfg.start
     chunks: list[tuple[np.ndarray, np.ndarray]] = []
-    decode = _DecodeThread(source, sampler, batch_size, cfg.queue_size)
+    decode = _DecodeThread(source, sampler, cfg.batch, cfg.queue_size)
     progress = Progress(total_hint, "frames", enabled=False if cfg.quiet else cfg.progress)
     progress.count = cache.frames if cache is not None else 0
     try:
@@ -309,7 +294,6 @@ def process_video(cfg: RunConfig) -> RunResult:
     backend_name = resolve_backend_name(cfg.backend) if cfg.backend != "auto" else "auto"
     head, backend_name, precision = _start_backend(cfg, package, "head", backend_name)
     resize = resolve_resize(cfg.resize, backend_name)
-    batch = resolve_batch(cfg.batch, backend_name, meta.input_size)
     stages.add("load", began)
 
     cache = None
@@ -333,7 +317,7 @@ def process_video(cfg: RunConfig) -> RunResult:
     for note in decoder_notes:
         say(f"decoder fallback: {note}")
     say(f"model: {package.name} ({meta.variant}{'' if meta.trained else ', untrained'}) | "
-        f"backend: {backend_name} ({precision}, batch {batch}) | decoder: {decoder} | resize: {resize}")
+        f"backend: {backend_name} ({precision}) | decoder: {decoder} | resize: {resize}")
     if not cache_hit:
         began = time.perf_counter()
         encoder, _, _ = _start_backend(cfg, package, "encoder", backend_name)
@@ -341,7 +325,7 @@ def process_video(cfg: RunConfig) -> RunResult:
         span = (cfg.end if cfg.end is not None else info.duration_s) - cfg.start
         total = int(span * meta.fps) if span > 0 else None
         try:
-            chunks = _encode(cfg, package, video, crop_box, decoder, resize, batch,
+            chunks = _encode(cfg, package, video, crop_box, decoder, resize,
                              TimestampSampler(meta.fps, time_range), cache, encoder, stages,
                              counts, total)
         finally:
@@ -387,8 +371,7 @@ def process_video(cfg: RunConfig) -> RunResult:
     report = {
         "video": str(video), "output": str(output), "model": package.name,
         "model_hash": package.model_hash, "variant": meta.variant, "backend": backend_name,
-        "decoder": decoder, "resize": resize, "precision": precision, "batch": batch,
-        "frames": plan.frames,
+        "decoder": decoder, "resize": resize, "precision": precision, "frames": plan.frames,
         "windows": plan.count, "stride": cfg.stride, "window": meta.window,
         "padded": plan.padded, "head_calls": head_calls, "actions": len(actions),
         "cache_hit": cache_hit, **counts,
