@@ -45,7 +45,10 @@ def spinning_factory(allow_spinning: str) -> Any:
 
 
 def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
+    from fsrun.memory import limit_malloc_arenas  # noqa: PLC0415
     from fsrun.pipeline import RunConfig, process_video  # noqa: PLC0415
+
+    limit_malloc_arenas()  # as the fsrun command does
 
     spinning = args.get("ort_spinning")
     cfg = RunConfig(video=Path(args["video"]), model=Path(args["package"]),

@@ -22,15 +22,29 @@ def test_raw_keeps_every_frame_at_its_timestamp() -> None:
     assert [a["pos"] for a in actions] == [int(round(100 * p)) for p in pos]
 
 
-def test_default_keeps_peaks_and_valleys_and_ignores_jitter() -> None:
+def test_peaks_and_valleys_ignore_jitter() -> None:
     t, pos = strokes(jitter=0.03)
-    actions = to_actions(t, pos, PostprocessOptions())
+    actions = to_actions(t, pos, PostprocessOptions(rdp_epsilon=0.0))
     values = [a["pos"] for a in actions]
     # 10 strokes: about 20 extremes plus the ends, not 300 points of jitter.
     assert 19 <= len(actions) <= 24
     inner = values[1:-1]
     assert all(v >= 80 or v <= 20 for v in inner)
     assert all((a - b) * (b - c) < 0 for a, b, c in zip(inner, inner[1:], inner[2:]))
+
+
+def test_default_follows_curved_strokes_with_few_points() -> None:
+    t, pos = strokes(jitter=0.03)
+    actions = to_actions(t, pos, PostprocessOptions())
+    at = np.array([a["at"] for a in actions], float)
+    written = np.interp(t, at, [a["pos"] for a in actions])
+    clean = 100 * strokes()[1]
+    # within jitter (3) + RDP epsilon (4) + rounding of the clean sine, with a third of the points
+    assert np.abs(written - clean).max() <= 8.0
+    assert len(actions) <= len(t) // 3
+    peaks_only = to_actions(t, pos, PostprocessOptions(rdp_epsilon=0.0))
+    straight = np.interp(t, [a["at"] for a in peaks_only], [a["pos"] for a in peaks_only])
+    assert np.abs(straight - clean).max() > 8.0  # what the RDP points are for
 
 
 def test_turning_points_respect_min_amplitude() -> None:

@@ -84,3 +84,14 @@ def test_auto_decoder_falls_back_to_pyav_without_gpu(clip_2997: Path) -> None:
     assert choose_decoder(clip_2997, "pyav") == ("pyav", [])
     with pytest.raises(UsageError):
         choose_decoder(clip_2997, "ffmpeg")
+
+
+def test_host_batches_stay_under_the_byte_cap(clip_2997: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import fsrun.sources.pyav_source as pyav_source
+
+    monkeypatch.setattr(pyav_source, "HOST_BATCH_BYTES", 3 * 48 * 64 * 3 + 1)  # 3 frames fit
+    with PyAvSource(clip_2997) as source:
+        batches = list(source.batches(TakeAll(), 16))
+    assert [len(b) for b in batches] == [3] * 13 + [1]  # 40 frames, none lost
+    assert all(b.frames.nbytes <= pyav_source.HOST_BATCH_BYTES for b in batches)

@@ -17,6 +17,8 @@ import click
 import fsrun
 from fsrun.backends import BACKEND_CHOICES
 from fsrun.errors import FsError, Interrupted
+from fsrun.memory import limit_malloc_arenas
+from fsrun.postprocess import DEFAULT_RDP_EPSILON
 from fsrun.pipeline import DEFAULT_STRIDE, RESIZE_CHOICES, RunConfig, process_video
 from fsrun.postprocess import PostprocessOptions
 from fsrun.signals import interrupt_guard
@@ -115,8 +117,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
 @click.option("--min-amplitude", type=click.FloatRange(min=0), default=10.0, show_default=True,
               help="Peaks and valleys closer than this (0-100) are merged.")
-@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(min=0), default=0.0,
-              show_default=True, help="Also keep RDP points at this epsilon (0 = off).")
+@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(min=0), default=DEFAULT_RDP_EPSILON,
+              show_default=True,
+              help="Also keep the points that bend a stroke more than this (0-100; 0 = off).")
 @click.option("--stretch", type=click.FloatRange(min=0, max=49.9), default=None,
               help="Stretch the P..100-P percentile range of positions to 0..100.")
 @click.option("--invert", is_flag=True, help="Write 100 - position.")
@@ -158,6 +161,7 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
                        threads=threads, device_id=device_id, log=log)
+    limit_malloc_arenas()  # before the decode thread exists: see memory.py
     # SIGINT/SIGTERM stop at a safe point (cache flushed, nothing written): see signals.py.
     with interrupt_guard():
         if video.is_dir():
