@@ -177,5 +177,39 @@ def report(folder: Path, notes_file: Path | None) -> None:
     click.echo(str(folder / "report.md"))
 
 
+@main.command()
+@click.option("--package", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Model package to grade [default: the bundled demo model].")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--seconds", type=click.FloatRange(5.0), default=20.0, show_default=True,
+              help="Length of each held-out clip.")
+def stride(package: Path | None, out: Path | None, seconds: float) -> None:
+    """Grade strides and postprocessing settings against synthetic ground truth."""
+    from benchmarks.stride_accuracy import (StrideConfig, default_package,  # noqa: PLC0415
+                                            measure, write)
+
+    results = measure(StrideConfig(package=package or default_package(), seconds=seconds),
+                      log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results):
+        click.echo(str(path))
+
+
+@main.command("train-cache")
+@click.option("--variants", default="tiny,effv2s", show_default=True,
+              help="Variants trained with and without the feature cache.")
+@click.option("--epochs", type=click.IntRange(2), default=3, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+def train_cache(variants: str, epochs: int, out: Path | None) -> None:
+    """Training epoch time with and without the frozen backbone's feature cache."""
+    from benchmarks.train_cache import TrainCacheConfig, measure, write  # noqa: PLC0415
+
+    cfg = TrainCacheConfig(variants=tuple(_names(variants)), epochs=epochs)
+    results = measure(cfg, log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results):
+        click.echo(str(path))
+
+
 if __name__ == "__main__":
     sys.exit(main())

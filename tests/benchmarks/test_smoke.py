@@ -95,3 +95,35 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     assert rerender.exit_code == 0, rerender.output
     assert "## Closing note\n\nfsrun is 1.23x faster here." in (out / "report.md").read_text()
     assert json.loads((out / "results.json").read_text())["notes"] == "fsrun is 1.23x faster here."
+
+
+def test_stride_table_grades_the_demo_model_against_truth(tmp_path: Path) -> None:
+    from benchmarks.stride_accuracy import STRIDES, POSTPROCESS
+
+    out = tmp_path / "stride"
+    result = CliRunner().invoke(main, ["stride", "--out", str(out), "--seconds", "6"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "stride_accuracy.json").read_text())
+    assert set(results["strides"]) == {str(s) for s in STRIDES}
+    assert set(results["postprocess"]) == set(POSTPROCESS)
+    # the demo model follows the truth at its default stride, frame by frame and as written
+    default = results["strides"][str(results["default_stride"])]
+    assert default["r_frames_min"] >= 0.9 and default["r_written_min"] >= 0.8
+    raw = results["postprocess"]["raw (every frame)"]
+    assert raw["actions"] == raw["frames"]  # raw keeps one point per sampled frame
+    table = (out / "stride_accuracy.md").read_text()
+    assert "(default)" in table and table.count("\n| ") >= len(STRIDES) + len(POSTPROCESS)
+
+
+def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["train-cache", "--variants", "tiny", "--epochs", "2",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    row = json.loads((out / "train_cache.json").read_text())["rows"][0]
+    assert row["variant"] == "tiny" and row["with_cache"]["cache"] is True
+    with_cache, without = row["with_cache"], row["without_cache"]
+    assert len(with_cache["epoch_seconds"]) == len(without["epoch_seconds"]) == 2
+    assert row["epoch_ratio"] == without["median_epoch_s"] / with_cache["median_epoch_s"]
+    assert "| tiny |" in (out / "train_cache.md").read_text()

@@ -84,7 +84,8 @@ def main(output: Path | None, work: Path | None, epochs: int, threads: int) -> N
             data=data, output=root / "checkpoints", variant="tiny", epochs=recipe.epochs,
             batch_size=recipe.batch_size, windows_per_epoch=recipe.windows_per_epoch,
             learning_rate=recipe.learning_rate, seed=recipe.seed, frame_steps=recipe.frame_steps,
-            calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init, threads=threads,
+            calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init,
+            threads=threads,
             cache_dir=root / "features"))
         built = build_package(BuildConfig(variant="tiny", output=target, name="demo.fsmodel",
                                           force=True, checkpoint=result.checkpoint,
