@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,8 +57,8 @@ def _clip(cfg: BenchConfig, seconds: float) -> tuple[Path, ClipParams]:
 
 
 def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[len(ordered) // 2] if ordered else float("nan")
+    """The median; with an even count the mean of the middle two (not the upper one)."""
+    return statistics.median(values) if values else float("nan")
 
 
 def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: Path,

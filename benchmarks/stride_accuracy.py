@@ -21,6 +21,7 @@ from fsrun.config import demo_model_dir
 from fsrun.metrics import compare, read_actions
 from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
 from fsrun.postprocess import PostprocessOptions
+from fsrun.synth.cli import _quiet_svt
 from fsrun.synth.encode import ClipSpec, write_clip
 
 CLIPS = [  # (fps, codec, track): every track kind, a spread of rates and codecs
@@ -72,6 +73,7 @@ def measure(cfg: StrideConfig, log: Any = print) -> dict[str, Any]:
     """Strides and postprocessing settings, each graded on every held-out clip."""
     by_stride: dict[int, list[dict]] = {s: [] for s in STRIDES}
     by_post: dict[str, list[dict]] = {k: [] for k in POSTPROCESS}
+    _quiet_svt()
     with tempfile.TemporaryDirectory(prefix="fsrun-stride-") as scratch:
         folder = Path(scratch)
         for i, (fps, codec, track) in enumerate(CLIPS):
