@@ -75,7 +75,8 @@ def decode_source(video: Path, fps: float, decoder: str, batch: int, keep: int,
     start = time.perf_counter()
     for item in source.batches(TimestampSampler(fps), batch):
         frames += len(item)
-        if len(kept) < keep and not item.on_device and len(item) == batch:
+        # the source's own batches (it caps host batches by bytes), not a last partial one
+        if len(kept) < keep and not item.on_device and (not kept or len(item) == len(kept[0])):
             kept.append(item.frames)
     if sync is not None:
         sync()

@@ -1,6 +1,7 @@
 """The issue's targets, checked against one run's numbers (all ratios within the same run)."""
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 SPEEDUP_TARGETS: dict[int, float] = {30: 1.9, 60: 1.1}  # stride -> fsrun/baseline speed-up
@@ -61,9 +62,8 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         runs = [r for r in results["e2e_runs"] if r["kind"] == "fsrun"
                 and r["variant"] == entry["variant"] and r["backend"] == entry["backend"]
                 and r["stride"] == entry["stride"] and r["decoder"] == entry["decoder"]]
-        loads = sorted(r["report"]["load"] for r in runs)
-        walls = sorted(r["wall"] - r["report"]["load"] for r in runs)
-        wall = walls[len(walls) // 2]
+        loads = [r["report"]["load"] for r in runs]
+        wall = statistics.median(r["wall"] - r["report"]["load"] for r in runs)
         frames = entry["frames"]
         gpu = entry["backend"] in GPU_BACKENDS
         decode_key, encoder_key = STAGE_KEYS.get(entry["decoder_used"], STAGE_KEYS["pyav/graph"])
@@ -73,7 +73,7 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"variant": entry["variant"], "backend": entry["backend"],
                      "stride": entry["stride"], "decoder": entry["decoder_used"],
                      "wall_minus_load": wall,
-                     "load": loads[len(loads) // 2], "decode_only": decode,
+                     "load": statistics.median(loads), "decode_only": decode,
                      "encoder_only": encoder, "necessary": necessary,
                      "ratio": wall / necessary, "kind": "gpu" if gpu else "cpu"})
     return rows
