@@ -49,7 +49,8 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
     done_before = files["other_ext"].with_suffix(".funscript")
     done_before.write_text("kept\n", encoding="utf-8")
 
-    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--report",
+                       tmp_path / "run.json")
     assert result.code == FolderFailed.exit_code, result.err
     assert "Traceback" not in result.out + result.err
     rows = {line.split()[1]: line.split()[0] for line in result.out.splitlines()[2:-1]}
@@ -63,6 +64,13 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
     assert done_before.read_text(encoding="utf-8") == "kept\n"
     assert not files["broken"].with_suffix(".funscript").exists()
     assert not list(tmp_path.rglob("*.claim"))
+
+    report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    by_name = {Path(f["video"]).name: f for f in report["files"]}
+    assert report["counts"] == {"ok": 2, "skipped": 1, "failed": 2} and report["found"] == 5
+    assert by_name["deep.mkv"]["report"]["frames"] == 30 and by_name["deep.mkv"]["status"] == "ok"
+    assert by_name["notes.mp4"]["status"] == "failed" and by_name["notes.mp4"]["report"] is None
+    assert by_name["notes.mp4"]["exit_code"] == 3
 
     again = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--ext", "mkv,mov")
     assert again.code == 0, again.err

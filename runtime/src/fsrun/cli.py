@@ -135,7 +135,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing funscript.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices and no progress bar.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write stage timings, counts, backend and decoder as JSON.")
+              help="Write stage timings, counts, backend and decoder as JSON (for a folder: "
+                   "every video's outcome and report in one file).")
 @click.option("--ext", "extensions", default=None, metavar="LIST",
               help="Folder mode: video extensions to look for, e.g. mp4,mkv "
                    "(default: common video types).")

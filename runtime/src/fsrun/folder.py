@@ -20,7 +20,7 @@ from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyErr
                           UsageError)
 from fsrun.funscript import default_output
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video, resolve_model
+from fsrun.pipeline import RunConfig, process_video, resolve_model, write_report
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",
@@ -40,6 +40,7 @@ class FileOutcome:
     seconds: float = 0.0  # wall time spent on it
     exit_code: int = 0  # the error's exit code when failed
     error: FsError | None = None  # the error itself, when failed with an fsrun error
+    report: dict | None = None  # the run's report (timings and counts), when it ran
 
 
 @dataclass
@@ -98,6 +99,7 @@ def process_folder(root: Path | str, template: RunConfig,
     if notice:
         say(notice)
     load_package(model_path)
+    report_path = template.report  # one report for the folder, not one per video
     template = dataclasses.replace(template, model=model_path, report=None)
     summary = FolderSummary(root)
     videos = find_videos(root, extensions)
@@ -121,7 +123,18 @@ def process_folder(root: Path | str, template: RunConfig,
         if isinstance(outcome.error, FATAL_ERRORS):
             summary.stopped = outcome.detail
             break
+    if report_path is not None:
+        write_report(Path(report_path), folder_report(summary))
     return summary
+
+
+def folder_report(summary: FolderSummary) -> dict:
+    """--report in folder mode: every video's outcome, with its run report where it ran."""
+    return {"root": str(summary.root), "found": summary.found, "stopped": summary.stopped,
+            "counts": {status: summary.count(status) for status in (OK, SKIPPED, FAILED)},
+            "files": [{"video": str(o.video), "status": o.status, "detail": o.detail,
+                       "seconds": round(o.seconds, 3), "exit_code": o.exit_code,
+                       "report": o.report} for o in summary.outcomes]}
 
 
 def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
@@ -149,7 +162,7 @@ def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
             detail += ", shorter than one window (padded)"
         if result.report.get("resumed_from"):
             detail += f", resumed after {result.report['resumed_from']} cached frames"
-        return FileOutcome(video, OK, detail, time.perf_counter() - began)
+        return FileOutcome(video, OK, detail, time.perf_counter() - began, report=result.report)
     except FsError as exc:
         return FileOutcome(video, FAILED, _without_path(exc, video), time.perf_counter() - began,
                            exc.exit_code, exc)

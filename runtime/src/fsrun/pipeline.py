@@ -381,7 +381,7 @@ def process_video(cfg: RunConfig) -> RunResult:
         "wall": round(time.perf_counter() - wall, 6),
     }
     if cfg.report is not None:
-        _write_report(Path(cfg.report), report)
+        write_report(Path(cfg.report), report)
     return RunResult(output, len(actions), report, pts_ms, positions, plan.padded)
 
 
@@ -401,7 +401,8 @@ def _metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precisio
     }
 
 
-def _write_report(path: Path, report: dict[str, Any]) -> None:
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write a JSON report atomically (a half-written report never appears)."""
     import json  # noqa: PLC0415
 
     from fsrun.errors import OutputError  # noqa: PLC0415
