@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks import sysinfo
+from benchmarks.files import atomic_write
 from benchmarks.devices import available_backends
 from benchmarks.encoder_throughput import ThroughputConfig, measure_package
 from benchmarks.probe import run_probe
@@ -293,11 +293,5 @@ def write_results(out: Path, results: dict[str, Any]) -> None:
     from benchmarks.report import render_report  # noqa: PLC0415
 
     results["plots"] = write_plots(results, out)
-    _atomic_write(out / "results.json", json.dumps(results, indent=1, default=str) + "\n")
-    _atomic_write(out / "report.md", render_report(results))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(out / "results.json", json.dumps(results, indent=1, default=str) + "\n")
+    atomic_write(out / "report.md", render_report(results))

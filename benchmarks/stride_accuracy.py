@@ -8,7 +8,6 @@ Writes stride_accuracy.json and stride_accuracy.md into the results folder.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.files import write_json_and_markdown
 from fsrun.config import demo_model_dir
 from fsrun.metrics import compare, read_actions
 from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
@@ -132,11 +132,7 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 
 def write(out: Path, results: dict[str, Any]) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "stride_accuracy.json", out / "stride_accuracy.md"
-    json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    md_path.write_text(to_markdown(results), encoding="utf-8")
-    return json_path, md_path
+    return write_json_and_markdown(out, "stride_accuracy", results, to_markdown(results))
 
 
 def default_package() -> Path:

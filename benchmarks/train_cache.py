@@ -7,7 +7,6 @@ costs before epoch 1, and the ratio. Needs the export side (torch, timm).
 """
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.files import write_json_and_markdown
 from fsrun.synth.cli import write_clips
 
 
@@ -89,8 +89,4 @@ def to_markdown(results: dict[str, Any]) -> str:
 
 
 def write(out: Path, results: dict[str, Any]) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out / "train_cache.json", out / "train_cache.md"
-    json_path.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    md_path.write_text(to_markdown(results), encoding="utf-8")
-    return json_path, md_path
+    return write_json_and_markdown(out, "train_cache", results, to_markdown(results))
