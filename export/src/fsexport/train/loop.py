@@ -225,9 +225,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     if config.head_init:
         init_head(model)
     frame_stage, frame_info = None, None
-    if config.resume and paths["last"].is_file():
-        # the backbone may have been trained (frame stage, unfreezing): features need its weights
-        model.load_state_dict(load_file(str(paths["last"])))
+    if config.resume:
+        if paths["last"].is_file():  # a trained backbone (frame stage, unfreezing) makes the
+            model.load_state_dict(load_file(str(paths["last"])))  # features: load it first
     elif config.frame_steps:
         frame_stage = train_frames(model.encoder, train_videos, val_videos, config.frame_steps,
                                    config.frame_batch, config.frame_lr, config.seed,
