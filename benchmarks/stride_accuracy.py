@@ -80,7 +80,7 @@ def measure(cfg: StrideConfig, log: Any = print) -> dict[str, Any]:
             clip = write_clip(ClipSpec(seconds=cfg.seconds, fps=fps, codec=codec,
                                        width=cfg.size[0], height=cfg.size[1], track=track,
                                        seed=cfg.seed + i), folder)
-            truth = clip.funscript.rename(clip.funscript.with_suffix(".truth.funscript"))
+            truth = clip.truth
             base = RunConfig(video=clip.video, model=cfg.package, force=True, quiet=True,
                              use_cache=False)
             for stride in STRIDES:

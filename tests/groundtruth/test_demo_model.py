@@ -33,7 +33,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, float, f
     for i, (fps, codec) in enumerate(HELD_OUT):
         clip = write_clip(ClipSpec(seconds=10.0, fps=fps, codec=codec, width=96, height=72,
                                    seed=800_000 + i), folder)
-        truth = clip.funscript.rename(clip.funscript.with_suffix(".truth.funscript"))
+        truth = clip.truth
         result = process_video(RunConfig(video=clip.video, model=demo_model_dir(), quiet=True,
                                          use_cache=False))
         agreement = compare(result.pts_ms, 100.0 * result.positions, *read_actions(truth))

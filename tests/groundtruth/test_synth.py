@@ -73,7 +73,7 @@ def test_clip_timestamps_match_the_truth(tmp_path: Path, codec: str, fps: str) -
     assert width == 64
     assert len(times) == len(clip.times_s)
     assert np.max(np.abs(times - clip.times_s)) < 0.001
-    doc = json.loads(clip.funscript.read_text())
+    doc = json.loads(clip.truth.read_text())
     at = [a["at"] for a in doc["actions"]]
     assert at == sorted(set(at)) and all(isinstance(a["pos"], int) for a in doc["actions"])
     truth = np.interp(times * 1000, at, [a["pos"] for a in doc["actions"]])
@@ -94,7 +94,8 @@ def test_side_by_side_clip_is_twice_as_wide(tmp_path: Path) -> None:
 def test_write_clips_cycles_rates_and_leaves_no_temp_files(tmp_path: Path) -> None:
     clips = write_clips(tmp_path, 4, 1.0, ["24", "60"], ["h264", "vp9"], 10, (32, 24))
     assert [c.video.stem.split("_")[-3] for c in clips] == ["24", "60", "24", "60"]
-    assert sorted(p.suffix for p in tmp_path.iterdir()).count(".funscript") == 4
+    assert len(list(tmp_path.glob("*.truth.funscript"))) == 4
+    assert all(c.truth == c.video.with_suffix(".truth.funscript") for c in clips)
     assert not [p for p in tmp_path.iterdir() if p.name.endswith((".part", ".tmp"))]
 
 
@@ -106,6 +107,32 @@ def test_synth_command_writes_pairs(tmp_path: Path) -> None:
     result = CliRunner().invoke(synth_command, [str(tmp_path), "--count", "2", "--seconds", "1",
                                                 "--size", "32x24", "--codec", "h264,av1"])
     assert result.exit_code == 0, result.output
-    assert len(list(tmp_path.glob("*.funscript"))) == 2
+    assert len(list(tmp_path.glob("*.truth.funscript"))) == 2
+    assert not [p for p in tmp_path.glob("*.funscript") if not p.name.endswith(".truth.funscript")]
     bad = CliRunner().invoke(synth_command, [str(tmp_path), "--codec", "mpeg2"])
     assert bad.exit_code != 0
+
+
+def test_synth_output_never_collides_with_fsrun_output(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """fsrun on a synth folder writes its own VIDEO.funscript beside the truth; a second synth
+    into that folder is refused with nothing changed, and --force replaces only synth's files."""
+    from fsrun.cli import main
+
+    synth = ["synth", str(tmp_path), "--count", "2", "--seconds", "2", "--size", "32x24"]
+    assert main(synth) == 0
+    videos = sorted(tmp_path.glob("*.mp4"))
+    assert main([str(videos[0]), "-q"]) == 0
+    predicted = videos[0].with_suffix(".funscript")
+    assert json.loads(predicted.read_text())["metadata"]["generator"]["name"] == "fsrun"
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    capsys.readouterr()
+    assert main(synth) == 5
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "exists" in err and "--force" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+    assert main([*synth, "--force"]) == 0
+    assert predicted.read_bytes() == before[predicted.name]  # fsrun's own output untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)

@@ -53,7 +53,7 @@ def test_trained_tiny_model_tracks_held_out_motion(trained: tuple[Path, float], 
                                                    fps: str, codec: str, track: str) -> None:
     clip = write_clip(ClipSpec(seconds=12.0, fps=fps, codec=codec, width=64, height=48,
                                track=track, seed=700_000 + len(track)), tmp_path)
-    truth = clip.funscript.rename(clip.funscript.with_suffix(".truth.funscript"))
+    truth = clip.truth
     result = process_video(RunConfig(video=clip.video, model=trained[0], quiet=True,
                                      use_cache=False))
     truth_ms, truth_pos = read_actions(truth)

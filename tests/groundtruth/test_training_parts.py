@@ -27,12 +27,35 @@ def small_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_pairs_and_split_by_video(small_data: Path) -> None:
     pairs = find_pairs(small_data)
-    assert len(pairs) == 4 and all(p.video.stem == p.funscript.stem for p in pairs)
+    assert len(pairs) == 4 and all(p.funscript.name == p.video.stem + ".truth.funscript"
+                                   for p in pairs)
     train_pairs, val_pairs = split_by_video(pairs, 0.25, seed=1)
     assert len(val_pairs) == 1 and not set(train_pairs) & set(val_pairs)
     assert split_by_video(pairs, 0.25, seed=1) == (train_pairs, val_pairs)
     with pytest.raises(UsageError):
         find_pairs(small_data / "missing")
+
+
+def test_pairs_never_train_on_fsrun_output(tmp_path: Path) -> None:
+    """A VIDEO.funscript that fsrun wrote is a prediction: without truth it is no label."""
+    import json
+    import shutil
+
+    clip = write_clips(tmp_path / "src", 1, 1.0, ["30"], ["h264"], 41, (32, 24))[0]
+    mine = tmp_path / "data" / "mine.mp4"
+    predicted = tmp_path / "data" / "predicted.mp4"
+    mine.parent.mkdir()
+    for video in (mine, predicted):
+        shutil.copy(clip.video, video)
+    doc = json.loads(clip.truth.read_text())
+    mine.with_suffix(".funscript").write_text(json.dumps(doc))  # a creator's own labels
+    doc["metadata"] = {"generator": {"name": "fsrun", "version": "0.1.0"}}
+    predicted.with_suffix(".funscript").write_text(json.dumps(doc))
+    assert [(p.video.name, p.funscript.name) for p in find_pairs(mine.parent)] == \
+        [("mine.mp4", "mine.funscript")]
+    shutil.copy(clip.truth, predicted.with_suffix(".truth.funscript"))
+    assert [p.funscript.name for p in find_pairs(mine.parent)] == \
+        ["mine.funscript", "predicted.truth.funscript"]
 
 
 def test_labels_are_the_truth_at_sampled_timestamps(small_data: Path) -> None:

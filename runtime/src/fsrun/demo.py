@@ -6,7 +6,6 @@ trained on real data (`fsexport train`, then `fsexport build --checkpoint`).
 """
 from __future__ import annotations
 
-import os
 import secrets
 import tempfile
 from pathlib import Path
@@ -69,8 +68,7 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
                f"seed {seed}) into {folder}", err=True)
     clip = write_clip(ClipSpec(seconds=seconds, fps=fps, codec=codec, width=width, height=height,
                                layout=layout, track=track, seed=seed), folder)
-    truth = clip.funscript.with_name(clip.video.stem + ".truth.funscript")
-    os.replace(clip.funscript, truth)  # VIDEO.funscript is where fsrun writes its prediction
+    truth = clip.truth
 
     result = process_video(RunConfig(
         video=clip.video, model=package, stride=stride, force=True,

@@ -16,11 +16,19 @@ from fsrun.errors import InputError, OutputError
 
 FUNSCRIPT_VERSION = "1.0"
 SUFFIX = ".funscript"
+# Known motion (from `fsrun synth`, or labels for training) lives beside the video under its own
+# name, so it never collides with the VIDEO.funscript that fsrun writes.
+TRUTH_SUFFIX = ".truth.funscript"
 
 
 def default_output(video: Path | str) -> Path:
     """VIDEO.funscript next to the video: the name players pick up on their own."""
     return Path(video).with_suffix(SUFFIX)
+
+
+def truth_path(video: Path | str) -> Path:
+    """VIDEO.truth.funscript: the true positions of a video, kept apart from fsrun's output."""
+    return Path(video).with_suffix(TRUTH_SUFFIX)
 
 
 def build_funscript(actions: list[dict[str, int]], metadata: dict[str, Any],

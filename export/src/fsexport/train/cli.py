@@ -11,7 +11,8 @@ from fsexport.variants import VARIANTS
 
 @click.command("train")
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Folder of videos, each with a .funscript of the same basename.")
+              required=True, help="Folder of videos, each with labels of the same basename: "
+                   "VIDEO.truth.funscript (fsrun synth) or VIDEO.funscript.")
 @click.option("--variant", type=click.Choice(list(VARIANTS)), default="tiny", show_default=True,
               help="Model variant to train.")
 @click.option("--input-size", type=click.IntRange(16), default=None,

@@ -7,6 +7,7 @@ neighbouring windows of one video are nearly identical and would leak into valid
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fsrun.errors import UsageError
+from fsrun.funscript import default_output, truth_path
 from fsrun.metrics import read_actions
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import open_source
@@ -40,18 +42,33 @@ class DecodedVideo:
 
 
 def find_pairs(data_dir: Path) -> list[Pair]:
-    """Every video in data_dir (recursively) with a .funscript of the same basename."""
+    """Every video in data_dir (recursively) with labels of the same basename.
+
+    Labels are VIDEO.truth.funscript (what `fsrun synth` writes) or else VIDEO.funscript, a
+    creator's own script. A VIDEO.funscript that fsrun wrote is a prediction, not a label, and is
+    never trained on."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise UsageError(f"{data_dir}: training data folder not found")
     pairs = []
     for video in sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
-        script = video.with_suffix(".funscript")
-        if script.is_file():
+        script = next((s for s in (truth_path(video), default_output(video))
+                       if s.is_file() and not _written_by_fsrun(s)), None)
+        if script is not None:
             pairs.append(Pair(video, script))
     if not pairs:
-        raise UsageError(f"{data_dir}: no video with a .funscript of the same basename")
+        raise UsageError(f"{data_dir}: no video with a .truth.funscript or .funscript (not one "
+                         "fsrun wrote) of the same basename")
     return pairs
+
+
+def _written_by_fsrun(script: Path) -> bool:
+    try:
+        generator = json.loads(script.read_text(encoding="utf-8")).get("metadata", {}).get(
+            "generator", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False  # unreadable labels are reported when they are read
+    return isinstance(generator, dict) and generator.get("name") == "fsrun"
 
 
 def split_by_video(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:

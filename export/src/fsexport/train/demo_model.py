@@ -49,7 +49,7 @@ def grade(package: Path, folder: Path, seconds: float = 12.0, size: tuple[int, i
     for i, (fps, codec) in enumerate((f, c) for f in rates for c in CODECS):
         clip = write_clips(folder / f"{fps}_{codec}", 1, seconds, [fps], [codec],
                            HELD_OUT_SEED + i, size)[0]
-        truth = clip.funscript.rename(clip.funscript.with_suffix(".truth.funscript"))
+        truth = clip.truth
         started = time.perf_counter()
         result = process_video(RunConfig(video=clip.video, model=package, force=True, quiet=True,
                                          stride=stride or DEFAULT_STRIDE, use_cache=False))

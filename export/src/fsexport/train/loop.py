@@ -32,7 +32,7 @@ from fsrun.metrics import pearson_r
 
 @dataclass
 class TrainConfig:
-    data: Path  # folder of videos with .funscript files of the same basename
+    data: Path  # folder of videos with VIDEO.truth.funscript or VIDEO.funscript labels
     output: Path  # folder for the checkpoint, its JSON config and the resume state
     variant: str = "tiny"  # row of the variant table
     input_size: int | None = None  # override the variant's input size (build with the same)

@@ -1,4 +1,5 @@
-"""`fsrun synth OUTDIR`: render clips with known motion, each beside its true funscript."""
+"""`fsrun synth OUTDIR`: render clips with known motion, each beside its true funscript
+(VIDEO.truth.funscript, so that fsrun's own VIDEO.funscript never collides with it)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,8 @@ import click
 import numpy as np
 
 from fsrun.errors import UsageError
-from fsrun.synth.encode import CODECS, ClipSpec, Clip, parse_fps, write_clip
+from fsrun.synth.encode import (CODECS, Clip, ClipSpec, clip_paths, parse_fps,
+                                refuse_existing, write_clip)
 from fsrun.synth.tracks import TRACK_KINDS
 
 ALL_FPS = ("24", "25", "29.97", "30", "60")  # the rates the ground truth covers
@@ -23,8 +25,11 @@ def _quiet_svt() -> None:
 
 def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codecs: list[str],
                 seed: int, size: tuple[int, int], layout: str = "flat", track: str = "any",
-                progress: bool = False) -> list[Clip]:
-    """count clips, cycling through the given rates, codecs and track kinds; seeds seed, seed+1..."""
+                progress: bool = False, force: bool = False) -> list[Clip]:
+    """count clips, cycling through the given rates, codecs and track kinds; seeds seed, seed+1...
+
+    Without force, every name is checked before the first clip is rendered: an existing video or
+    truth file stops the run with nothing written."""
     _quiet_svt()
     for value in fps:
         parse_fps(value)
@@ -36,11 +41,13 @@ def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codec
                       width=size[0], height=size[1], layout=layout,
                       track=tracks[int(rng.integers(0, len(tracks)))], seed=seed + i)
              for i in range(count)]
+    if not force:
+        refuse_existing([path for spec in specs for path in clip_paths(spec, out_dir)])
     clips = []
     with click.progressbar(specs, label="rendering", hidden=not progress,
                            file=sys.stderr) as bar:
         for spec in bar:
-            clips.append(write_clip(spec, out_dir))
+            clips.append(write_clip(spec, out_dir, force=force))
     return clips
 
 
@@ -76,11 +83,13 @@ def _split(values: tuple[str, ...], everything: tuple[str, ...]) -> list[str]:
 @click.option("--size", default="160x120", show_default=True, help="WxH of one view.")
 @click.option("--layout", type=click.Choice(["flat", "sbs"]), default="flat", show_default=True,
               help="sbs: side-by-side VR, two views (use fsrun --crop sbs-left).")
+@click.option("--force", "-f", is_flag=True,
+              help="Replace clips and truth files that exist (refused otherwise).")
 def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...],
-                  codecs: tuple[str, ...], track: str, seed: int, size: str, layout: str) -> None:
-    """Render clips whose target moves along a known track, each with its true funscript.
-
-    pos 100 is the target at the top of its travel, 0 at the bottom.
+                  codecs: tuple[str, ...], track: str, seed: int, size: str, layout: str,
+                  force: bool) -> None:
+    """Render clips whose target moves along a known track, each with its true funscript
+    VIDEO.truth.funscript (pos 100 is the target at the top of its travel, 0 at the bottom).
     """
     rates = _split(fps, ALL_FPS) if fps else ["30"]
     names = _split(codecs, tuple(CODECS)) if codecs else ["h264"]
@@ -89,8 +98,8 @@ def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...]
         raise UsageError(f"unknown codec {unknown[0]!r}; valid: {', '.join(CODECS)}")
     try:
         clips = write_clips(outdir, count, seconds, rates, names, seed, _parse_size(size),
-                            layout, track, progress=True)
+                            layout, track, progress=True, force=force)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for clip in clips:
-        click.echo(f"{clip.video}  ({len(clip.times_s)} frames, truth {clip.funscript.name})")
+        click.echo(f"{clip.video}  ({len(clip.times_s)} frames, truth {clip.truth.name})")

@@ -15,6 +15,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fsrun.errors import OutputError
+from fsrun.funscript import truth_path
 from fsrun.synth.render import make_scene, render_frames
 from fsrun.synth.tracks import TRACK_KINDS, Track, make_track
 
@@ -91,7 +93,7 @@ class ClipSpec:
 @dataclass
 class Clip:
     video: Path  # the encoded clip
-    funscript: Path  # its true funscript, same basename
+    truth: Path  # its true funscript, VIDEO.truth.funscript
     track: Track  # the track it follows
     times_s: np.ndarray  # presentation time of each frame
     positions: np.ndarray  # true position (0..1) of each frame
@@ -139,8 +141,28 @@ def _encode(path: Path, spec: CodecSpec, frames, times_s: np.ndarray, rate: Frac
         tmp.unlink(missing_ok=True)
 
 
-def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None) -> Clip:
-    """Render and encode one clip plus its true funscript into out_dir."""
+def clip_paths(spec: ClipSpec, out_dir: Path, name: str | None = None) -> tuple[Path, Path]:
+    """(video, truth) paths that write_clip uses for this spec."""
+    stem = name or (f"synth_{spec.seed:05d}_{spec.track}_{str(spec.fps).replace('.', 'p')}"
+                    f"_{spec.codec}_{spec.layout}")
+    video = Path(out_dir) / (stem + CODECS[spec.codec].extension)
+    return video, truth_path(video)
+
+
+def refuse_existing(paths: list[Path]) -> None:
+    """OutputError naming the first of paths that exists (and how many do): nothing is replaced
+    without --force, not a video and not a funscript fsrun wrote beside it."""
+    taken = [p for p in paths if p.exists()]
+    if taken:
+        more = f" (and {len(taken) - 1} more)" if len(taken) > 1 else ""
+        raise OutputError(f"{taken[0]} exists{more}; use --force to overwrite")
+
+
+def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
+               force: bool = False) -> Clip:
+    """Render and encode one clip plus its true funscript (VIDEO.truth.funscript) into out_dir.
+
+    Existing files are refused (OutputError) unless force."""
     if spec.codec not in CODECS:
         raise ValueError(f"unknown codec {spec.codec!r}; valid: {', '.join(CODECS)}")
     if spec.track not in TRACK_KINDS:
@@ -148,25 +170,23 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None) -> Clip:
     if spec.width % 2 or spec.height % 2:
         raise ValueError("width and height must be even (4:2:0 video)")
     codec = CODECS[spec.codec]
+    video, truth = clip_paths(spec, out_dir, name)
+    if not force:
+        refuse_existing([video, truth])
     rate = parse_fps(spec.fps)
     rng = np.random.default_rng(spec.seed)
     track = make_track(spec.track, spec.seconds + 0.5, rng)
     scene = make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
     times = frame_times(rate, spec.seconds, rng)
     positions = track.at(times)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = name or (f"synth_{spec.seed:05d}_{spec.track}_{str(spec.fps).replace('.', 'p')}"
-                    f"_{spec.codec}_{spec.layout}")
-    video = out_dir / (stem + codec.extension)
+    video.parent.mkdir(parents=True, exist_ok=True)
     frame_width = spec.width * (2 if spec.layout == "sbs" else 1)
     frames = render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
     _encode(video, codec, frames, times, rate, frame_width, spec.height)
-    funscript = out_dir / (stem + ".funscript")
-    metadata = {"creator": "fsrun synth", "title": stem, "type": "synthetic ground truth",
+    metadata = {"creator": "fsrun synth", "title": video.stem, "type": "synthetic ground truth",
                 "notes": "pos 100 = target at the top of its travel, 0 = bottom",
                 "synth": {"track": spec.track, "seed": spec.seed, "fps": str(spec.fps),
                           "codec": spec.codec, "layout": spec.layout,
                           "size": [spec.width, spec.height], "seconds": spec.seconds}}
-    write_funscript_atomic(funscript, truth_actions(times, positions), metadata)
-    return Clip(video=video, funscript=funscript, track=track, times_s=times, positions=positions)
+    write_funscript_atomic(truth, truth_actions(times, positions), metadata)
+    return Clip(video=video, truth=truth, track=track, times_s=times, positions=positions)
