@@ -89,7 +89,7 @@ class KerasFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._h5, self.model_config, self.layout = _open(self.path)
+        self._h5, self.model_config, self.layout, self.keras_version = _open(self.path)
         self.root = self._layer(self.model_config, inbound=[], store=self._root_store())
 
     def close(self) -> None:
@@ -201,8 +201,8 @@ class KerasFile:
         return dict(zip(order, arrays))
 
 
-def _open(path: Path) -> tuple[Any, dict, str]:
-    """(h5py handle on the weights, model config, layout); one-line errors for bad files."""
+def _open(path: Path) -> tuple[Any, dict, str, str | None]:
+    """(h5py handle on the weights, model config, layout, Keras version); one-line errors."""
     try:
         import h5py
     except ImportError:
@@ -220,12 +220,16 @@ def _open(path: Path) -> tuple[Any, dict, str]:
                 raise ModelError(f"{path}: holds weights but no model_config (saved with "
                                  "save_weights); save the whole model with model.save()")
             config = json.loads(raw.decode("utf8") if isinstance(raw, bytes) else raw)
-            return handle, config, "h5"
+            version = handle.attrs.get("keras_version")
+            version = version.decode() if isinstance(version, bytes) else version
+            return handle, config, "h5", None if version is None else str(version)
         if head[:4] == ZIP_SIGNATURE:
             with zipfile.ZipFile(path) as archive:
                 config = json.loads(archive.read("config.json"))
                 weights = io.BytesIO(archive.read("model.weights.h5"))
-            return h5py.File(weights, "r"), config, "keras"
+                names = archive.namelist()
+                metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in names else {}
+            return h5py.File(weights, "r"), config, "keras", metadata.get("keras_version")
     except ModelError:
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
