@@ -476,7 +476,7 @@ def _timm_equivalent(model: nn.Module, pad_type: str) -> str | None:
     """The timm model name with exactly this structure, if any (checked without weights)."""
     import timm
 
-    if pad_type != "same":
+    if pad_type != "same" or model.num_features != 1280:  # all of KNOWN_TIMM end in 1280
         return None
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     eps = {m.eps for m in model.modules() if isinstance(m, nn.BatchNorm2d)}

@@ -48,15 +48,16 @@ def reference_outputs(model, name: str) -> dict[str, np.ndarray]:
     _, window, size = model.input_shape[:3]
     distributed = [i for i, layer in enumerate(model.layers)
                    if isinstance(layer, keras.layers.TimeDistributed)]
-    per_frame = keras.Model(model.input, model.layers[distributed[-1]].output) if distributed else None
+    outputs = [model.output] + ([model.layers[distributed[-1]].output] if distributed else [])
+    both = keras.Model(model.input, outputs)  # one pass gives positions and embeddings
     arrays: dict[str, np.ndarray] = {}
     for batch in BATCHES:
         frames = seeded_frames(name, batch, window, size)
-        x = frames.astype(np.float32)
-        arrays[f"positions_b{batch}"] = model.predict(x, verbose=0)
-        if per_frame is not None:
-            embeddings = per_frame.predict(x, verbose=0)
-            arrays[f"embeddings_b{batch}"] = embeddings.reshape(batch * window, -1)
+        results = both.predict(frames.astype(np.float32), batch_size=1, verbose=0)
+        results = results if isinstance(results, list) else [results]
+        arrays[f"positions_b{batch}"] = results[0]
+        if len(results) > 1:
+            arrays[f"embeddings_b{batch}"] = results[1].reshape(batch * window, -1)
         arrays[f"frames_sha256_b{batch}"] = np.array(frames_sha256(frames))
     return arrays
 
