@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import onnxruntime as ort
 import pytest
+import torch
 from click.testing import CliRunner
 
 from fsexport.cli import main as fsexport_main
@@ -26,7 +27,7 @@ from fsexport.parity import FP32_TOLERANCE, SPLIT_TOLERANCE, allowed_diff
 from fsrun.package import load_package, sha256_file
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
-KERAS_CASES = ["kecam_s_like.h5", "kecam_s_like.keras", "keras_app.h5", "kecam_dense64_deep.h5"]
+KERAS_CASES = ["kecam_s_like.h5", "keras_app.h5", "kecam_dense64_deep.h5"]
 ONNX_CASES = ["kecam_s_like.onnx", "keras_app.onnx", "kecam_dense64_deep.onnx"]
 
 
@@ -106,9 +107,27 @@ def test_heads_with_other_widths_and_more_layers(packages: dict[str, Path]) -> N
         "Bidirectional(LSTM(16, return_sequences=True))",
         "Bidirectional(LSTM(16, return_sequences=False))", "Dense(64, relu)", "Dense(60, relu)"]
     widths = {s: load_package(packages[s]).meta.embedding_dim for s in KERAS_CASES}
-    assert widths == {"kecam_s_like.h5": 32, "kecam_s_like.keras": 32, "keras_app.h5": 48,
-                      "kecam_dense64_deep.h5": 64}
+    assert widths == {"kecam_s_like.h5": 32, "keras_app.h5": 48, "kecam_dense64_deep.h5": 64}
     assert load_package(packages["keras_app.h5"]).meta.window == 20
+
+
+def test_keras_zip_format_maps_like_h5() -> None:
+    """A .keras file (weights by class-named groups and position) maps to the same model."""
+    from fsexport.importers.keras_file import KerasFile
+    from fsexport.importers.keras_model import read_keras_model
+
+    models = {}
+    for suffix in ("h5", "keras"):
+        with KerasFile(FIXTURES / f"kecam_s_like.{suffix}") as kfile:
+            models[suffix] = read_keras_model(kfile, 30.0).model
+    h5_state, zip_state = (m.state_dict() for m in models.values())
+    assert h5_state.keys() == zip_state.keys()
+    assert all(torch.equal(h5_state[k], zip_state[k]) for k in h5_state)
+    reference = _reference("kecam_s_like.keras")
+    frames = seeded_frames("kecam_s_like", 2, 60, 48)
+    with torch.no_grad():
+        positions = models["keras"](torch.from_numpy(frames)).numpy()
+    assert np.abs(positions - reference["positions_b2"]).max() <= FP32_TOLERANCE
 
 
 def test_fp16_graphs_run_and_their_drift_is_recorded(packages: dict[str, Path]) -> None:

@@ -206,7 +206,7 @@ def _open(path: Path) -> tuple[Any, dict, str, str | None]:
     try:
         import h5py
     except ImportError:
-        raise MissingDependencyError("reading Keras files needs h5py: pip install h5py") from None
+        raise MissingDependencyError("h5py (reads Keras files)", "h5py") from None
     if not path.is_file():
         raise UsageError(f"{path}: file not found")
     with open(path, "rb") as f:

@@ -82,8 +82,8 @@ def check_against_keras(source: Path, mapped: MappedModel, tf_python: str | None
         done = subprocess.run([python, "-m", "fsexport.importers.keras_reference", str(source),
                                str(out), "--name", name], env=env, capture_output=True, text=True)
         if done.returncode == 6:
-            raise MissingDependencyError(f"--check-keras needs TensorFlow in {python}: pip install "
-                                         "'fsexport[keras-fixtures]', or pass --tf-python")
+            raise MissingDependencyError(f"TensorFlow (for --check-keras, in {python}; or pass "
+                                         "--tf-python)", "fsexport[keras-fixtures]")
         if done.returncode != 0 or not out.is_file():
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise ModelError(f"{source}: TensorFlow could not run the file ({last})")
