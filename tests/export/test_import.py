@@ -10,6 +10,7 @@ import importlib.util
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import h5py
@@ -149,6 +150,32 @@ def test_onnx_graphs_keep_the_package_contract(packages: dict[str, Path]) -> Non
         assert session.get_outputs()[0].type == "tensor(float)"
     x = np.random.default_rng(0).integers(0, 256, (3, 45, 71, 3), dtype=np.uint8)
     assert _run(package / "encoder.onnx", x).shape == (3, 64)
+
+
+def test_onnx_exported_from_pytorch_imports_too(tmp_path: Path) -> None:
+    """A seed-contract graph from torch.onnx (reshape by the frames' shape, ONNX LSTM ops)."""
+    from fsexport.model import create_model
+    from fsexport.variants import get_variant
+
+    model = create_model(get_variant("tiny").with_overrides(window=12), seed=3)
+    with torch.no_grad():
+        model.head.fc.bias.fill_(0.5)
+    source = tmp_path / "torch_seed.onnx"
+    example = torch.rand(1, 12, 64, 64, 3) * 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # legacy exporter and tracer notices
+        torch.onnx.export(model, (example,), str(source), input_names=["input"],
+                          output_names=["out"], dynamic_axes={"input": {0: "B"}, "out": {0: "B"}},
+                          opset_version=17, dynamo=False)
+    package = _import(source, tmp_path, fp16=False)
+    frames = np.random.default_rng(5).integers(0, 256, (2, 12, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(frames)).numpy()
+        embeddings = model.encoder(torch.from_numpy(frames.reshape(24, 64, 64, 3))).numpy()
+    assert np.abs(_run(package / "model.onnx", frames) - expected).max() <= FP32_TOLERANCE
+    assert np.abs(_run(package / "encoder.onnx", frames.reshape(24, 64, 64, 3))
+                  - embeddings).max() <= FP32_TOLERANCE
+    assert load_package(package).meta.embedding_dim == 256
 
 
 def test_split_at_overrides_and_bad_names_are_one_line_errors(packages: dict[str, Path],

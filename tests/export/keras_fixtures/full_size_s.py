@@ -10,6 +10,8 @@ committed. Two steps, two interpreters:
     TF_USE_LEGACY_KERAS=1 python tests/export/keras_fixtures/full_size_s.py make /tmp/effv2s
     # 2. with fsexport: import both files, compare every graph with Keras' outputs
     python tests/export/keras_fixtures/full_size_s.py check /tmp/effv2s
+    # or only the Keras door's PyTorch mapping against Keras (no export: minutes, not an hour)
+    python tests/export/keras_fixtures/full_size_s.py mapping /tmp/effv2s
 
 Random BatchNorm statistics (mean 0, variance 1) let activations grow block after block in a
 random 40-block backbone, until float32 rounding decides the output (see
@@ -141,9 +143,51 @@ def check(folder: Path) -> None:
     print(json.dumps(report, indent=1))
 
 
+def mapping(folder: Path) -> None:
+    """The Keras door's PyTorch mapping (what every package graph is verified against) vs Keras,
+    without exporting: the cheap check when a full import does not fit the machine's time."""
+    import resource
+
+    import torch
+
+    from fsexport.importers.keras_file import KerasFile
+    from fsexport.importers.keras_model import read_keras_model
+    from fsexport.importers.keras_reference import BATCHES, frames_sha256, seeded_frames
+
+    report: dict = {"uptime_before": _uptime()}
+    started = time.perf_counter()
+    with KerasFile(folder / f"{NAME}.h5") as kfile:
+        mapped = read_keras_model(kfile, 30.0)
+    report["map_s"] = round(time.perf_counter() - started, 1)
+    report["backbone"] = mapped.backbone.summary
+    report["layers"] = mapped.layers
+    with np.load(folder / f"{NAME}.reference.npz") as data:
+        reference = {k: data[k] for k in data.files}
+    for batch in BATCHES:
+        frames = seeded_frames(NAME, batch, WINDOW, SIZE)
+        assert frames_sha256(frames) == str(reference[f"frames_sha256_b{batch}"])
+        started = time.perf_counter()
+        with torch.no_grad():
+            embeddings = torch.cat([mapped.model.encoder(torch.from_numpy(part))
+                                    for part in np.array_split(frames.reshape(-1, SIZE, SIZE, 3),
+                                                               batch * 6)])
+            positions = mapped.model.head(embeddings.reshape(batch, WINDOW, -1)).numpy()
+        for key, got in (("embeddings", embeddings.numpy()), ("positions", positions)):
+            expected = reference[f"{key}_b{batch}"]
+            report[f"{key}_b{batch}"] = {"max_abs_diff": float(np.abs(got - expected).max()),
+                                         "output_scale": float(np.abs(expected).max())}
+        report[f"forward_b{batch}_s"] = round(time.perf_counter() - started, 1)
+        print(json.dumps({k: v for k, v in report.items() if "_b" in k}), file=sys.stderr, flush=True)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    report["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 1)
+    report["uptime_after"] = _uptime()
+    (folder / "mapping.json").write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+
+
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 if __name__ == "__main__":
-    {"make": make, "check": check}[sys.argv[1]](Path(sys.argv[2]))
+    {"make": make, "check": check, "mapping": mapping}[sys.argv[1]](Path(sys.argv[2]))

@@ -108,12 +108,15 @@ def _consumers(graph: onnx.GraphProto) -> dict[str, list[onnx.NodeProto]]:
 
 
 def reaches(consumers: dict, source: str, target: str, blocked: str | None = None) -> bool:
+    """Whether values flow from source to target; a Shape node passes no values on."""
     seen, todo = {source}, [source]
     while todo:
         name = todo.pop()
         if name == target:
             return True
         for node in consumers.get(name, []):
+            if node.op_type == "Shape":
+                continue
             for out in node.output:
                 if out and out not in seen and out != blocked:
                     seen.add(out)
@@ -135,6 +138,8 @@ def cut_candidates(model: onnx.ModelProto, c: Contract) -> list[str]:
     todo = [c.input_name]
     while todo:
         for node in consumers.get(todo.pop(), []):
+            if node.op_type == "Shape":
+                continue
             for out in node.output:
                 if out and out not in from_input:
                     from_input.add(out)
@@ -263,14 +268,35 @@ def encoder_graph(model: onnx.ModelProto, c: Contract, embedding: str) -> onnx.M
 
 
 def head_graph(model: onnx.ModelProto, c: Contract, embedding: str, dim: int) -> onnx.ModelProto:
-    shape = helper.make_tensor(FRONT + "head_rows", TensorProto.INT64, [2], [-1, dim])
-    nodes = [helper.make_node("Reshape", ["embeddings", FRONT + "head_rows"], [embedding])]
-    nodes += needed_nodes(model.graph, [c.output_name], {embedding})
+    p = FRONT + "head_"
+    constants = [helper.make_tensor(p + "rows", TensorProto.INT64, [2], [-1, dim]),
+                 helper.make_tensor(p + "c0", TensorProto.INT64, [1], [0]),
+                 helper.make_tensor(p + "c2", TensorProto.INT64, [1], [2]),
+                 helper.make_tensor(p + "sss3", TensorProto.INT64, [3], [c.size, c.size, 3])]
+    nodes = [helper.make_node("Reshape", ["embeddings", p + "rows"], [embedding])]
+    body = needed_nodes(model.graph, [c.output_name], {embedding})
+    shapes = [n for n in body if n.op_type == "Shape" and n.input[0] == c.input_name]
+    if shapes:  # e.g. PyTorch's reshape(b, t, -1): the frames' shape, not their values
+        nodes += [helper.make_node("Shape", ["embeddings"], [p + "shape"]),
+                  helper.make_node("Slice", [p + "shape", p + "c0", p + "c2"], [p + "bt"]),
+                  helper.make_node("Concat", [p + "bt", p + "sss3"], [p + "frames_shape"], axis=0)]
+        for node in shapes:
+            start = next((a.i for a in node.attribute if a.name == "start"), 0)
+            end = next((a.i for a in node.attribute if a.name == "end"), None)
+            renamed = helper.make_node("Identity", [p + "frames_shape"], list(node.output))
+            if start or end is not None:
+                limits = [helper.make_tensor(f"{p}{node.output[0]}_{k}", TensorProto.INT64, [1], [v])
+                          for k, v in (("start", start), ("end", 5 if end is None else end))]
+                constants += limits
+                renamed = helper.make_node("Slice", [p + "frames_shape", limits[0].name,
+                                                     limits[1].name], list(node.output))
+            body[body.index(node)] = renamed
+    nodes += body
     nodes.append(helper.make_node("Identity", [c.output_name], ["positions"]))
     if c.input_name in {n for node in nodes for n in node_inputs(node)}:
         raise ModelError(f"the head still needs the frames input after the cut at {embedding!r}")
     return _model(model, nodes, [_io("embeddings", TensorProto.FLOAT, ["B", c.window, dim])],
-                  [_io("positions", TensorProto.FLOAT, ["B", c.window])], [shape], "head")
+                  [_io("positions", TensorProto.FLOAT, ["B", c.window])], constants, "head")
 
 
 def composite_graph(model: onnx.ModelProto, c: Contract) -> onnx.ModelProto:
