@@ -42,19 +42,30 @@ def _keras():
     return keras
 
 
-def reference_outputs(model, name: str) -> dict[str, np.ndarray]:
-    """Outputs of a loaded Keras model (and of its per-frame part) on the seeded frames."""
+def reference_outputs(model, name: str, one_sample_at_a_time: bool = False) -> dict[str, np.ndarray]:
+    """Outputs of a loaded Keras model (and of its per-frame part) on the seeded frames.
+
+    one_sample_at_a_time: one pass per sample with both outputs (full-size models: memory);
+    otherwise whole batches, positions and per-frame embeddings in separate passes.
+    """
     keras = _keras()
     _, window, size = model.input_shape[:3]
     distributed = [i for i, layer in enumerate(model.layers)
                    if isinstance(layer, keras.layers.TimeDistributed)]
-    outputs = [model.output] + ([model.layers[distributed[-1]].output] if distributed else [])
-    both = keras.Model(model.input, outputs)  # one pass gives positions and embeddings
+    per_frame = distributed and model.layers[distributed[-1]]
     arrays: dict[str, np.ndarray] = {}
     for batch in BATCHES:
         frames = seeded_frames(name, batch, window, size)
-        results = both.predict(frames.astype(np.float32), batch_size=1, verbose=0)
-        results = results if isinstance(results, list) else [results]
+        x = frames.astype(np.float32)
+        if one_sample_at_a_time:
+            outputs = [model.output] + ([per_frame.output] if per_frame else [])
+            results = keras.Model(model.input, outputs).predict(x, batch_size=1, verbose=0)
+            results = results if isinstance(results, list) else [results]
+        else:
+            results = [model.predict(x, verbose=0)]
+            if per_frame:
+                inner = per_frame.layer
+                results.append(inner.predict(x.reshape(-1, *x.shape[2:]), verbose=0))
         arrays[f"positions_b{batch}"] = results[0]
         if len(results) > 1:
             arrays[f"embeddings_b{batch}"] = results[1].reshape(batch * window, -1)
