@@ -63,7 +63,7 @@ def build_package(config: BuildConfig, log: Log = _stderr) -> BuildResult:
     """Create the model from the variant table and weights, then export and verify it."""
     variant = get_variant(config.variant).with_overrides(config.input_size, config.window, config.fps)
     target = package_dir_for(config)
-    _refuse_existing(target, config.force)
+    refuse_existing(target, config.force)
     started = time.perf_counter()
     source = BackboneSource(pretrained=config.pretrained, weights_file=None)
     model = create_model(variant, source, seed=config.seed)
@@ -73,12 +73,12 @@ def build_package(config: BuildConfig, log: Log = _stderr) -> BuildResult:
     if random_backbone:
         calibrate_batchnorm(model.encoder, seed=config.seed)  # a checkpoint overrides these
     provenance: dict = {"seed": config.seed, "pretrained_backbone": config.pretrained,
-                        "backbone_weights": _file_identity(config.backbone_weights),
+                        "backbone_weights": file_identity(config.backbone_weights),
                         "batchnorm_calibrated_on_random_frames": random_backbone}
     if config.checkpoint is not None:
         backbone_given = config.pretrained or config.backbone_weights is not None
         load_checkpoint(model, config.checkpoint, backbone_given=backbone_given)
-        provenance["checkpoint"] = _file_identity(config.checkpoint)
+        provenance["checkpoint"] = file_identity(config.checkpoint)
         provenance["training"] = _training_config(config.checkpoint)
     trained = config.checkpoint is not None
     if not trained:
@@ -93,13 +93,10 @@ def build_package_from_model(model: WindowModel, variant: Variant, config: Build
                              trained: bool, provenance: dict | None = None, log: Log = _stderr,
                              timings: dict[str, float] | None = None) -> BuildResult:
     """Export an in-memory WindowModel (e.g. just trained) into a verified package."""
-    target = package_dir_for(config)
-    _refuse_existing(target, config.force)
     timings = dict(timings or {})
     model = model.eval().cpu().float()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+
+    def fill(staging: Path) -> ModelMeta:
         files = _export_all(model, staging, config, timings, log)
         parity = ParityReport()
         if config.verify:
@@ -111,7 +108,21 @@ def build_package_from_model(model: WindowModel, variant: Variant, config: Build
             if config.composite:
                 check_composite(model, staging, parity)
             timings["verify"] = time.perf_counter() - started
-        meta = _make_meta(model, variant, files, staging, trained, parity, provenance or {})
+        return _make_meta(model, variant, files, staging, trained, parity, provenance or {})
+
+    target, meta = write_package(config, fill, log)
+    return BuildResult(path=target, meta=meta, timings=timings)
+
+
+def write_package(config: BuildConfig, fill: Callable[[Path], ModelMeta],
+                  log: Log = _stderr) -> tuple[Path, ModelMeta]:
+    """fill(staging) writes the files and returns the meta; the package appears only complete."""
+    target = package_dir_for(config)
+    refuse_existing(target, config.force)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        meta = fill(staging)
         (staging / META_NAME).write_text(meta.to_json(), encoding="utf-8")
         _replace_dir(staging, target)
     except BaseException:
@@ -121,7 +132,7 @@ def build_package_from_model(model: WindowModel, variant: Variant, config: Build
         set_default_model(target)
         log(f"default model for fsrun: {target}")
     log(f"wrote {target}")
-    return BuildResult(path=target, meta=meta, timings=timings)
+    return target, meta
 
 
 def _export_all(model: WindowModel, staging: Path, config: BuildConfig,
@@ -166,7 +177,7 @@ def _make_meta(model: WindowModel, variant: Variant, files: list[str], staging: 
     )
 
 
-def _refuse_existing(target: Path, force: bool) -> None:
+def refuse_existing(target: Path, force: bool) -> None:
     if target.exists() and not force:
         raise OutputError(f"{target} exists; use --force to replace it")
     if target.exists() and not target.is_dir():
@@ -185,7 +196,7 @@ def _replace_dir(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _file_identity(path: Path | None) -> dict | None:
+def file_identity(path: Path | None) -> dict | None:
     if path is None:
         return None
     return {"file": Path(path).name, "sha256": sha256_file(Path(path))}

@@ -93,13 +93,50 @@ def build(variant: str, output: Path | None, name: str | None, force: bool,
                          window=window, fps=fps, fp16=not no_fp16, set_default=not no_default,
                          seed=seed)
     result = build_package(config)
-    parity = result.meta.parity.get("max_abs_diff", {})
-    for file_name, diff in parity.items():
-        shown = "not run" if diff is None else f"{diff:.2e}"
-        click.echo(f"parity  {file_name:20s} max abs diff {shown}")
+    _print_parity(result.meta.parity)
     click.echo(f"built   {result.path} in {sum(result.timings.values()):.1f} s")
     if trt:
         _build_engines(result.path)
+
+
+@main.command("import")
+@click.argument("source", type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Folder to write the package into (default: current folder).")
+@click.option("--name", default=None, help="Package directory name (default: SOURCE.fsmodel).")
+@click.option("--force", is_flag=True, help="Replace an existing package.")
+@click.option("--fps", type=click.FloatRange(1, 240), default=30.0, show_default=True,
+              help="Frame rate the model was trained at (model files do not record it).")
+@click.option("--split-at", default=None,
+              help="ONNX: tensor holding one embedding per frame (default: found automatically).")
+@click.option("--check-keras", is_flag=True,
+              help="Keras: also run the original file in TensorFlow and compare (runs the file's "
+                   "Keras code: only for files you trust).")
+@click.option("--tf-python", default=None,
+              help="Python with TensorFlow for --check-keras (default: this one).")
+@click.option("--no-fp16", is_flag=True, help="Skip the *.fp16.onnx graphs.")
+@click.option("--no-default", is_flag=True, help="Do not make this fsrun's default model.")
+@one_line_errors
+def import_command(source: Path, output: Path | None, name: str | None, force: bool, fps: float,
+                   split_at: str | None, check_keras: bool, tf_python: str | None, no_fp16: bool,
+                   no_default: bool) -> None:
+    """Import a creator's Keras (.h5, .keras) or ONNX model as a verified package."""
+    from fsexport.importers.config import ImportConfig
+    from fsexport.importers.doors import import_model
+
+    config = ImportConfig(source=source, output=output, name=name, force=force, fps=fps,
+                          fp16=not no_fp16, set_default=not no_default, split_at=split_at,
+                          check_keras=check_keras, tf_python=tf_python)
+    result = import_model(config)
+    _print_parity(result.meta.parity)
+    click.echo(f"imported {source} -> {result.path} ({result.meta.provenance.get('door')}) "
+               f"in {sum(result.timings.values()):.1f} s")
+
+
+def _print_parity(parity: dict) -> None:
+    for file_name, diff in parity.get("max_abs_diff", {}).items():
+        shown = "not run" if diff is None else f"{diff:.2e}"
+        click.echo(f"parity  {file_name:20s} max abs diff {shown}")
 
 
 def _build_engines(package: Path) -> None:

@@ -75,6 +75,11 @@ class SequenceHead(nn.Module):
         self.lstm2 = nn.LSTM(2 * units, units, batch_first=True, bidirectional=True)
         self.fc = nn.Linear(2 * units, variant.window)
 
+    @property
+    def embedding_dim(self) -> int:
+        """Width D of the embeddings [B, T, D] the head takes."""
+        return self.lstm1.input_size
+
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         x = self.dropout(embeddings)
         x, _ = self.lstm1(x)

@@ -61,7 +61,7 @@ def example_input(model: WindowModel, kind: str, frame_hw: tuple[int, int] = (72
     if kind == "encoder":
         return torch.randint(0, 256, (2, h, w, 3), dtype=torch.uint8)
     if kind == "head":
-        return torch.randn(2, window, model.head.lstm1.input_size)
+        return torch.randn(2, window, model.head.embedding_dim)
     return torch.randint(0, 256, (1, window, h, w, 3), dtype=torch.uint8)
 
 

@@ -51,7 +51,7 @@ def _run(session, x: np.ndarray) -> np.ndarray:
 
 
 def _cases(model: WindowModel, kind: str, rng: np.random.Generator) -> list[np.ndarray]:
-    window, dim = model.head.window, model.head.lstm1.input_size
+    window, dim = model.head.window, model.head.embedding_dim
     sizes = frame_sizes(model.encoder.input_size)
     if kind == "encoder":
         return [rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8) for n, (h, w) in zip((1, 3), sizes)]

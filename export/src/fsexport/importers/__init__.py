@@ -1,0 +1,1 @@
+"""Doors into a model package other than `fsexport build`: Keras files and ONNX graphs."""

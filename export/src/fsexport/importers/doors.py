@@ -1,0 +1,38 @@
+"""`fsexport import FILE`: pick the door from the file type (a table), write the package."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from fsexport.build import BuildResult, Log, _stderr
+from fsexport.importers.config import ImportConfig
+from fsrun.errors import UsageError
+
+# File suffix -> "module:function" of the door that imports it (imported when used).
+DOORS = {
+    ".h5": "fsexport.importers.keras_import:import_keras",
+    ".hdf5": "fsexport.importers.keras_import:import_keras",
+    ".keras": "fsexport.importers.keras_import:import_keras",
+    ".onnx": "fsexport.importers.onnx_import:import_onnx",
+}
+
+
+def door_for(source: Path) -> Callable[[ImportConfig, Log], BuildResult]:
+    target = DOORS.get(Path(source).suffix.lower())
+    if target is None:
+        raise UsageError(f"{source}: unknown model file type; expected one of "
+                         f"{', '.join(sorted(DOORS))}")
+    module_name, function = target.split(":")
+    module = __import__(module_name, fromlist=[function])
+    return getattr(module, function)
+
+
+def import_model(config: ImportConfig, log: Log = _stderr) -> BuildResult:
+    if not Path(config.source).is_file():
+        raise UsageError(f"{config.source}: file not found")
+    door = door_for(config.source)
+    if config.split_at is not None and door.__name__ != "import_onnx":
+        raise UsageError("--split-at applies to ONNX files only")
+    if config.check_keras and door.__name__ != "import_keras":
+        raise UsageError("--check-keras applies to Keras files only")
+    return door(config, log)
