@@ -82,7 +82,8 @@ class DiffStats:
                 "p50": percentile(50), "p99": percentile(99), "p999": percentile(99.9),
                 "max": int(values[total > 0].max()),
                 "share_over": {str(t): float(total[t + 1:].sum() / count) for t in (2, 5, 10)},
-                "mean_signed_rgb": [float(s / h.sum()) for s, h in zip(self.signed, self.histogram)],
+                "mean_signed_rgb": [float(s / h.sum())
+                                    for s, h in zip(self.signed, self.histogram, strict=True)],
                 "mean_abs_rgb": [float((h * values).sum() / h.sum()) for h in self.histogram]}
 
 
@@ -124,11 +125,12 @@ def compare_sources(path: Path, reference: Callable[[Path], Any], candidate: Cal
             ref_pts.append(more.pts_ms)
     ref_all = np.concatenate(ref_pts) if ref_pts else np.zeros(0)
     cand_all = np.concatenate(cand_pts) if cand_pts else np.zeros(0)
-    same = ref_all.shape == cand_all.shape and bool(np.array_equal(ref_all, cand_all))
+    aligned = ref_all.shape == cand_all.shape
+    same = aligned and bool(np.array_equal(ref_all, cand_all))
     return {"frames_reference": int(len(ref_all)), "frames_candidate": int(len(cand_all)),
             "timestamps_identical": same,
             "max_timestamp_diff_ms": (float(np.abs(ref_all - cand_all).max())
-                                      if ref_all.shape == cand_all.shape and len(ref_all) else None),
+                                      if aligned and len(ref_all) else None),
             "pixels": stats.summary()}
 
 
@@ -329,7 +331,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                      f"{p.get('p999')} | {p.get('max')} | {p.get('share_over', {}).get('5', 0):.4f}"
                      f" | {signed} |")
     lines += ["", "## Decode throughput", "", "| codec | size | path | processes | frames/s | "
-              "per process | MiB per process (decoder + batches) | device MiB peak | NVDEC util peak % |",
+              "per process | MiB per process (decoder + batches) | device MiB peak | "
+              "NVDEC util peak % |",
               "|---|---|---|---|---|---|---|---|---|"]
     for row in results["throughput"]:
         if "fps" not in row:

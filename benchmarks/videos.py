@@ -41,7 +41,7 @@ class ClipParams:
 
 
 # FFmpeg encoder -> its options for a clip: constant quality, speed over size.
-ENCODER_OPTIONS: dict[str, Callable[["ClipParams"], dict[str, str]]] = {
+ENCODER_OPTIONS: dict[str, Callable[[ClipParams], dict[str, str]]] = {
     "libx264": lambda p: {"preset": p.preset, "crf": str(p.crf)},
     "libx265": lambda p: {"preset": p.preset, "crf": str(p.crf), "x265-params": "log-level=error"},
     # libvpx's quality scale runs to 63; b=0 makes crf the only rate control.

@@ -7,11 +7,12 @@ lasts between back-to-back calls while the machine stays warm). Wheels whose par
 arrived are rebuilt, checked against their sha256 and installed with `pip install --no-index
 --no-deps --target STATE/site`; the project's two distributions are installed from the tree
 the same way into STATE/project with --project-install (metadata and console scripts; the
-code itself is always imported from the tree, first on PYTHONPATH). Then the stages run in order as child processes with that
-environment, each within what is left of --deadline. Into the output folder ($OUT) go, named
-after the stages run: NAME.log (all this call printed), NAME-status.json (chunks present and
-missing, wheels installed, each stage's exit code and seconds) and NAME-results.tar.gz (the
-results folder and logs so far, cumulative). Every step is idempotent: repeating a call is safe.
+code itself is always imported from the tree, first on PYTHONPATH). Then the stages run in
+order as child processes with that environment, each within what is left of --deadline.
+Into the output folder ($OUT) go, named after the stages run: NAME.log (all this call
+printed), NAME-status.json (chunks present and missing, wheels installed, each stage's exit
+code and seconds) and NAME-results.tar.gz (the results folder and logs so far, cumulative).
+Every step is idempotent: repeating a call is safe.
 
 --rehearsal runs the same steps on a machine without a GPU: GPU steps report themselves
 skipped instead of failing and sizes shrink so that each stage takes seconds to minutes.

@@ -164,7 +164,8 @@ def driver_libraries() -> dict:
     """The driver's libraries NVDEC and PyNvVideoCodec load (present only with 'video')."""
     found: dict[str, list[str]] = {}
     folders = [Path(p) for p in ("/usr/local/nvidia/lib64", "/usr/local/nvidia/lib",
-                                 "/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/lib/x86_64-linux-gnu")]
+                                 "/usr/lib/x86_64-linux-gnu", "/usr/lib64",
+                                 "/lib/x86_64-linux-gnu")]
     folders += [Path(p) for p in os.environ.get("LD_LIBRARY_PATH", "").split(":") if p]
     for name in ("libcuda.so", "libnvcuvid.so", "libnvidia-encode.so"):
         found[name] = sorted({str(p) for folder in folders if folder.is_dir()
@@ -196,7 +197,8 @@ def machine() -> dict:
     disk = {}
     for path in ("/tmp", os.getcwd()):
         usage = shutil.disk_usage(path)
-        disk[path] = {"free_gib": round(usage.free / 2**30, 1), "total_gib": round(usage.total / 2**30, 1)}
+        disk[path] = {"free_gib": round(usage.free / 2**30, 1),
+                      "total_gib": round(usage.total / 2**30, 1)}
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"python": sys.version.split()[0], "executable": sys.executable,
             "cpus": os.cpu_count(), "memory_gib": round(memory, 1), "disk": disk,
@@ -240,8 +242,8 @@ def summary_lines(report: dict) -> list[str]:
     for dist, rows in (report.get("requirements") or {}).items():
         if isinstance(rows, list):
             bad = [r for r in rows if not r["ok"]]
-            lines.append(f"requirements of {dist}: " + ("all met" if not bad else "UNMET " + ", ".join(
-                f"{r['requirement']} (installed {r['installed']})" for r in bad)))
+            unmet = ", ".join(f"{r['requirement']} (installed {r['installed']})" for r in bad)
+            lines.append(f"requirements of {dist}: " + (f"UNMET {unmet}" if bad else "all met"))
     return lines
 
 
