@@ -195,6 +195,51 @@ def stride(package: Path | None, out: Path | None, seconds: float) -> None:
         click.echo(str(path))
 
 
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--clips-dir", type=click.Path(path_type=Path), default=HERE / ".clips",
+              show_default=True, help="Where the clips are encoded and reused.")
+@click.option("--compare-sizes", default="640x360,1920x1080", show_default=True,
+              help="Frame sizes of the NVDEC vs PyAV comparison clips.")
+@click.option("--compare-seconds", default=2.0, show_default=True)
+@click.option("--size", default="1920x1080", show_default=True, help="Throughput clip size.")
+@click.option("--seconds", default=10.0, show_default=True, help="Throughput clip length.")
+@click.option("--min-seconds", default=4.0, show_default=True,
+              help="Each decoding process loops over the clip for at least this long.")
+@click.option("--parallel", default="1,2,4,7,8", show_default=True,
+              help="NVDEC decoders at once (one process each).")
+@click.option("--pyav-parallel", default="1", show_default=True,
+              help="PyAV sources at once, for reference.")
+@click.option("--require-nvdec", is_flag=True,
+              help="Fail when NVDEC is unavailable instead of reporting its rows as skipped.")
+def nvdec(out, clips_dir, compare_sizes, compare_seconds, size, seconds, min_seconds, parallel,
+          pyav_parallel, require_nvdec) -> None:
+    """NVDEC vs PyAV frames and timestamps (H.264, HEVC, VP9), decode throughput, memory."""
+    from benchmarks.nvdec import NvdecConfig, measure, write  # noqa: PLC0415
+
+    cfg = NvdecConfig(clips_dir=clips_dir,
+                      compare_sizes=tuple(_size(s) for s in _names(compare_sizes)),
+                      compare_seconds=compare_seconds, throughput_size=_size(size),
+                      throughput_seconds=seconds, min_seconds=min_seconds,
+                      parallel=_ints(parallel), pyav_parallel=_ints(pyav_parallel),
+                      require_nvdec=require_nvdec)
+    try:
+        results = measure(cfg, log=lambda line: click.echo(line, err=True))
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path in write(out or HERE / "results" / machine_name(), results):
+        click.echo(str(path))
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return width, height
+
+
 @main.command("train-cache")
 @click.option("--variants", default="tiny,effv2s", show_default=True,
               help="Variants trained with and without the feature cache.")

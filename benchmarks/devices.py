@@ -113,3 +113,40 @@ class DeviceMemoryPoller:
         self._stop.set()
         if self.enabled:
             self._thread.join(timeout=10)
+
+
+class SmiSampler:
+    """Device memory used and NVDEC utilization of the GPU, sampled from nvidia-smi."""
+
+    def __init__(self, interval_s: float = 0.2):
+        self.enabled = shutil.which("nvidia-smi") is not None
+        self.interval_s = interval_s
+        self.samples: list[tuple[float, float]] = []  # (memory.used MiB, decoder %)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                used, util = (float(v) for v in
+                              _smi("--query-gpu=memory.used,utilization.decoder")[0])
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                return
+            self.samples.append((used, util))
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> SmiSampler:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self.enabled:
+            self._thread.join(timeout=10)
+
+    def peaks(self) -> dict[str, float | None]:
+        if not self.samples:
+            return {"device_used_peak_mib": None, "decoder_util_peak_pct": None}
+        return {"device_used_peak_mib": max(s[0] for s in self.samples),
+                "decoder_util_peak_pct": max(s[1] for s in self.samples)}

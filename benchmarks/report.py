@@ -111,7 +111,9 @@ def render_report(results: dict[str, Any]) -> str:
     out = [f"# fsrun benchmark: {sysinfo['machine']}", "",
            f"Run {when}, {results.get('duration_s', 0):.0f} s. Machine: {sysinfo['cpu_model']}, "
            f"{sysinfo['cpu_count']} CPUs, {sysinfo.get('memory_gib')} GiB, GPUs: "
-           f"{', '.join(sysinfo['gpus']) or 'none'}. Backends measured: "
+           f"{', '.join(sysinfo['gpus']) or 'none'}"
+           + (f" (driver {sysinfo['gpu_driver']})" if sysinfo.get("gpu_driver") else "")
+           + ". Backends measured: "
            f"{', '.join(results['backends'])}.", "",
            "Every comparison below is a ratio of measurements taken in the same run (one "
            "invocation), alternating where runs are repeated. Machine load during each "

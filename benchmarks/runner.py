@@ -62,8 +62,12 @@ def _median(values: list[float]) -> float:
 
 
 def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: Path,
-            log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """fsrun at each stride (and the baseline where asked), alternating, in fresh processes."""
+            log: Callable[[str], None], errors: list[str] | None = None) -> list[dict[str, Any]]:
+    """fsrun at each stride (and the baseline where asked), alternating, in fresh processes.
+
+    A configuration that fails (a decoder that does not start, say) is logged and added to
+    `errors`; the others still run.
+    """
     rows: list[dict[str, Any]] = []
     # (kind, decoder, resize): fsrun with every decoder this backend can use and its default
     # resize, the baseline once.
@@ -82,10 +86,17 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
                         "output": str(output), "stride": stride, "backend": backend,
                         "decoder": decoder, "resize": resize, "threads": cfg.threads,
                         "batch": cfg.stage.batch}
-                result = run_probe(args)
-                report = result["report"]
                 # The requested decoder (and a non-default resize) names the configuration.
                 label = decoder if resize == "auto" else f"{decoder}/{resize}"
+                try:
+                    result = run_probe(args)
+                except RuntimeError as exc:
+                    message = f"e2e {variant} {backend} {kind} {label} stride {stride}: {exc}"
+                    log(f"FAILED  {message}")
+                    if errors is not None:
+                        errors.append(message)
+                    continue
+                report = result["report"]
                 row = {"kind": kind, "variant": variant, "backend": backend, "stride": stride,
                        "decoder": label, "round": round_index, "frames": report["frames"],
                        "wall": report["wall"], "fps": report["frames"] / report["wall"],
@@ -221,7 +232,7 @@ def run_all(cfg: BenchConfig, log: Callable[[str], None] = print) -> dict[str, A
     if rss_package is not None and cfg.rss_seconds > 0:
         results["memory"] = run_memory(cfg, Path(rss_package), backends[0], log)
     if cfg.torch_eager and any(b in GPU_BACKENDS for b in backends):
-        results["torch_eager"] = _torch_eager(cfg, packages, log)
+        results["torch_eager"] = results.get("torch_eager", []) + _torch_eager(cfg, packages, log)
     results["targets"] = evaluate_targets(results)
     results["runs"].append({
         "command": info["command"], "variants": [p.meta.variant for p in packages],
@@ -242,8 +253,8 @@ def _previous(path: Path, fresh: dict[str, Any], variants: set[str]) -> dict[str
     previous = json.loads(path.read_text(encoding="utf-8"))
     if previous.get("schema") != SCHEMA_VERSION:
         raise ValueError(f"{path}: schema {previous.get('schema')}, expected {SCHEMA_VERSION}")
-    for key in ("encoder", "stages", "e2e_runs", "spinning"):
-        previous[key] = [r for r in previous.get(key, []) if r["variant"] not in variants]
+    for key in ("encoder", "stages", "e2e_runs", "spinning", "torch_eager"):
+        previous[key] = [r for r in previous.get(key, []) if r.get("variant") not in variants]
     previous["clips"] = {k: v for k, v in previous.get("clips", {}).items() if k not in variants}
     previous["backends"] = sorted(set(previous["backends"]) | set(fresh["backends"]))
     previous["system"] = {**previous["system"], **{k: fresh["system"][k] for k in
@@ -265,7 +276,8 @@ def _measure_backend(cfg: BenchConfig, results: dict[str, Any], package: Any, ba
                                                                       cfg.stage.encoder_frames)})
     results["stages"].append(measure_stages(package.path, video, backend,
                                             DECODERS.get(backend, ["pyav"]), stage_cfg, log))
-    results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log)
+    results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log,
+                                   results.setdefault("errors", []))
 
 
 def _torch_eager(cfg: BenchConfig, packages: list[Any], log: Callable[[str], None]) -> list[dict]:

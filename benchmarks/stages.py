@@ -157,8 +157,13 @@ def measure_stages(package_path: Path, video: Path, backend_name: str, decoders:
         lambda: decode_source(video, meta.fps, "pyav", cfg.batch, cfg.keep_batches,
                               resize_to=meta.input_size), cfg.repeats)
     if "nvdec" in decoders:
-        out["decode_nvdec"], _ = _median_pass(
-            lambda: decode_source(video, meta.fps, "nvdec", cfg.batch, 0), cfg.repeats)
+        try:
+            out["decode_nvdec"], _ = _median_pass(
+                lambda: decode_source(video, meta.fps, "nvdec", cfg.batch, 0), cfg.repeats)
+        except Exception as exc:  # noqa: BLE001 - the other stages still count without NVDEC
+            out["decode_nvdec_error"] = f"{type(exc).__name__}: {exc}"
+            log(f"stages  {meta.variant:7s} {backend_name:10s} NVDEC decode failed: "
+                f"{out['decode_nvdec_error']}")
     options = BackendOptions(precision=precision, threads=cfg.threads,
                              cache_dir=package.path / "engines")
     encoder = create_backend(backend_name, package.graph("encoder", precision), options)

@@ -12,7 +12,8 @@ from typing import Any
 
 # Distributions whose versions go into every report.
 LIBRARIES = ("fsrun", "fsexport", "numpy", "onnxruntime", "onnxruntime-gpu", "av", "onnx",
-             "torch", "timm", "tensorrt", "PyNvVideoCodec", "cuda-python", "cupy-cuda12x",
+             "torch", "timm", "tensorrt", "PyNvVideoCodec", "cuda-python", "cuda-bindings",
+             "cupy-cuda12x", "cupy-cuda13x", "nvidia-cuda-runtime", "nvidia-cudnn-cu13",
              "matplotlib", "psutil")
 
 
@@ -27,16 +28,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def gpu_names() -> list[str]:
-    """Names of the NVIDIA GPUs nvidia-smi reports; empty without a driver."""
+def _smi_column(field: str) -> list[str]:
+    """One nvidia-smi --query-gpu field per GPU; empty without a driver."""
     if shutil.which("nvidia-smi") is None:
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_names() -> list[str]:
+    """Names of the NVIDIA GPUs nvidia-smi reports; empty without a driver."""
+    return _smi_column("name")
+
+
+def gpu_driver() -> str | None:
+    """The NVIDIA driver version, or None without one."""
+    versions = _smi_column("driver_version")
+    return versions[0] if versions else None
 
 
 def library_versions() -> dict[str, str]:
@@ -46,6 +58,12 @@ def library_versions() -> dict[str, str]:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
+    try:  # both onnxruntime and onnxruntime-gpu may be installed: name the one imported
+        import onnxruntime  # noqa: PLC0415
+
+        versions["onnxruntime(imported)"] = f"{onnxruntime.__version__} {onnxruntime.get_device()}"
+    except Exception:  # noqa: BLE001 - informational only
+        pass
     try:
         import av  # noqa: PLC0415
 
@@ -118,6 +136,7 @@ def collect() -> dict[str, Any]:
         "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "memory_gib": memory_gib,
         "gpus": gpu_names(),
+        "gpu_driver": gpu_driver(),
         "ort_providers": ort_providers(),
         "libraries": library_versions(),
         "load_average_start": load_average(),

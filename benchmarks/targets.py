@@ -67,6 +67,8 @@ def overhead_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         frames = entry["frames"]
         gpu = entry["backend"] in GPU_BACKENDS
         decode_key, encoder_key = STAGE_KEYS.get(entry["decoder_used"], STAGE_KEYS["pyav/graph"])
+        if decode_key not in stages or encoder_key not in stages:
+            continue  # that stage failed on its own (its error is in the results)
         decode = stages[decode_key]["seconds"] * frames / max(1, stages[decode_key]["frames"])
         encoder = stages[encoder_key]["seconds_per_frame"] * frames
         necessary = max(decode, encoder) if gpu else decode + encoder

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,6 +38,16 @@ class ClipParams:
         return {"width": self.width, "height": self.height, "fps": self.fps,
                 "seconds": self.seconds, "frames": self.frames, "codec": self.codec,
                 "preset": self.preset, "crf": self.crf, "pix_fmt": "yuv420p"}
+
+
+# FFmpeg encoder -> its options for a clip: constant quality, speed over size.
+ENCODER_OPTIONS: dict[str, Callable[[ClipParams], dict[str, str]]] = {
+    "libx264": lambda p: {"preset": p.preset, "crf": str(p.crf)},
+    "libx265": lambda p: {"preset": p.preset, "crf": str(p.crf), "x265-params": "log-level=error"},
+    # libvpx's quality scale runs to 63; b=0 makes crf the only rate control.
+    "libvpx-vp9": lambda p: {"crf": str(p.crf + 10), "b": "0", "deadline": "realtime",
+                             "cpu-used": "8", "row-mt": "1"},
+}
 
 
 def _texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -82,9 +93,9 @@ def make_clip(params: ClipParams, folder: Path) -> Path:
     tmp = path.with_name(path.name + ".part")
     try:
         with av.open(str(tmp), "w", format="mp4") as container:
+            options = ENCODER_OPTIONS.get(params.codec, ENCODER_OPTIONS["libx264"])(params)
             stream = container.add_stream(params.codec, rate=Fraction(params.fps),
-                                          options={"preset": params.preset,
-                                                   "crf": str(params.crf)})
+                                          options=options)
             stream.width, stream.height, stream.pix_fmt = params.width, params.height, "yuv420p"
             for i in range(params.frames):
                 frame = av.VideoFrame.from_ndarray(render(params, i, texture), format="rgb24")

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from fsrun.errors import FsError, InputError, MissingDependencyError
+from fsrun.errors import FsError, InputError, MissingDependencyError, UsageError
 from fsrun.gpu import GPU_EXTRA, BatchAssembler, get_runtime
 from fsrun.gpu import is_available as gpu_libraries_available
 from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo
@@ -81,6 +81,11 @@ def import_nvc() -> Any:
         import PyNvVideoCodec  # noqa: PLC0415
     except ImportError:
         raise MissingDependencyError("PyNvVideoCodec", GPU_EXTRA) from None
+    except Exception as exc:  # installed, but it raises RuntimeError when the driver's
+        # NVENC/NVDEC libraries (libnvidia-encode, libnvcuvid) are not on this machine
+        raise UsageError(f"PyNvVideoCodec is installed but cannot load ({_reason(exc)}); the "
+                         "NVIDIA driver's video libraries are missing; use --decoder pyav"
+                         ) from None
     return PyNvVideoCodec
 
 
@@ -88,6 +93,10 @@ def supports(path: Path | str, device_id: int = 0) -> tuple[bool, str]:
     """Whether NVDEC can decode this file here, and the reason when it cannot."""
     if not is_available():
         return False, f"PyNvVideoCodec is not installed (pip install '{GPU_EXTRA}'); using PyAV"
+    try:
+        import_nvc()
+    except FsError as exc:
+        return False, str(exc).replace("use --decoder pyav", "using PyAV")
     try:
         container = _open_container(Path(path))
     except InputError as exc:

@@ -1,0 +1,57 @@
+"""`python -m benchmarks.gpu_kit download|calls`: prepare the GPU kit where pip works."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from benchmarks.gpu_kit.chunks import MiB
+from benchmarks.gpu_kit.download import CALL_LIMIT_BYTES, KIT_DIR, build_kit, call_sizes, python_tag
+
+
+@click.group()
+def main() -> None:
+    """The GPU kit: wheels for the GPU machine, split into one-call chunks (README.md)."""
+
+
+@main.command()
+@click.option("--python-version", default="3.12", show_default=True,
+              help="Python of the machine that installs the kit (the GPU machine has 3.12).")
+@click.option("--kit-dir", type=click.Path(path_type=Path, file_okay=False), default=KIT_DIR,
+              show_default=True, help="Git-ignored folder for downloads and chunks.")
+@click.option("--chunk-mib", type=click.IntRange(1, 63), default=None,
+              help="Chunk size [default: as large as fits beside the working tree, <= 55].")
+def download(python_version: str, kit_dir: Path, chunk_mib: int | None) -> None:
+    """Download the wheels (and what the GPU machine lacks) and split them into chunks."""
+    try:
+        build_kit(python_version, kit_dir, chunk_mib=chunk_mib,
+                  log=lambda line: click.echo(line, err=True))
+    except (RuntimeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(str(kit_dir / python_tag(python_version)))
+
+
+@main.command()
+@click.option("--python-version", default="3.12", show_default=True)
+@click.option("--kit-dir", type=click.Path(path_type=Path, file_okay=False), default=KIT_DIR,
+              show_default=True)
+def calls(python_version: str, kit_dir: Path) -> None:
+    """What each chunk's device call carries now (tree + chunk) against the 64 MiB limit."""
+    kit = kit_dir / python_tag(python_version)
+    if not (kit / "manifest.json").is_file():
+        raise click.ClickException(f"no kit in {kit}: run `python -m benchmarks.gpu_kit "
+                                   f"download --python-version {python_version}` first")
+    rows = call_sizes(kit)
+    for row in rows:
+        size = "missing" if row["chunk_bytes"] is None else f"{row['chunk_bytes'] / MiB:.1f} MiB"
+        total = "-" if row["call_bytes"] is None else f"{row['call_bytes'] / MiB:.1f} MiB"
+        click.echo(f"{row['chunk']}: chunk {size}, tree {row['tree_bytes'] / MiB:.2f} MiB, "
+                   f"call {total} of {CALL_LIMIT_BYTES / MiB:.0f}: "
+                   f"{'ok' if row['fits'] else 'DOES NOT FIT'}")
+    if not all(row["fits"] for row in rows):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
