@@ -1,6 +1,9 @@
 """The bundled demo model follows synthetic motion on clips it never saw, in time."""
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +67,35 @@ def test_fsrun_demo_command_grades_a_fresh_clip(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("*.truth.funscript"))) == 1
     predicted = [p for p in tmp_path.glob("*.funscript") if not p.name.endswith(".truth.funscript")]
     assert len(predicted) == 1
+
+
+def test_fsrun_demo_leaves_no_temp_folder_or_cache_entry(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Run twice without OUTDIR: nothing in the temp folder, no embedding cache entries, and
+    one demo folder holding the last run's clip, truth and prediction."""
+    from fsrun.cli import main
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    cache = Path(os.environ["FSRUN_CACHE_DIR"])
+    for seed, codec in (("1000002", "vp9"), ("1000003", "h264")):
+        assert main(["demo", "--seconds", "3", "--size", "64x48", "--seed", seed,
+                     "--codec", codec]) == 0
+    out = capsys.readouterr().out
+    assert list(temp.iterdir()) == []
+    assert not list(cache.glob("embeddings/*"))
+    assert sorted(p.name for p in (cache / "demo").iterdir()) == [
+        "demo.funscript", "demo.mp4", "demo.truth.funscript"]
+    assert f"video:      {cache / 'demo' / 'demo.mp4'}" in out
+
+
+def test_fsrun_demo_grades_both_lines_over_the_same_points(tmp_path: Path) -> None:
+    from fsrun.demo import demo_command
+
+    result = CliRunner().invoke(demo_command, [str(tmp_path), "--seconds", "5", "--seed",
+                                               "1000004", "--size", "64x48"])
+    assert result.exit_code == 0, result.output
+    points = re.findall(r"over (\d+) points", result.output)
+    assert len(points) == 2 and points[0] == points[1] == "150", result.output

@@ -49,3 +49,13 @@ def test_files_and_bad_input(tmp_path: Path) -> None:
         compare_files(tmp_path / "bad.funscript", tmp_path / "a.funscript")
     with pytest.raises(InputError):
         compare(T + 1e6, POS, T, POS)
+
+
+def test_points_at_whole_milliseconds_count_like_the_frames_they_round() -> None:
+    """A prediction at frame times (33.333 ms apart) and the same track written at whole
+    milliseconds compare over the same truth points (the truth is written in whole ms too)."""
+    frames = np.arange(300) * (1000.0 / 30.0)
+    truth_ms = np.round(frames)
+    raw = compare(frames, POS[:300], truth_ms, POS[:300])
+    written = compare(np.round(frames), POS[:300], truth_ms, POS[:300])
+    assert raw.points == written.points == 300

@@ -28,14 +28,17 @@ def moving_frames(count: int, width: int, height: int, seed: int = 0) -> np.ndar
 
 def write_video(path: Path, count: int = 60, width: int = 64, height: int = 48, fps: int = 30,
                 encoder: str = "libx264", pix_fmt: str = "yuv420p", gop: int | None = None,
-                rotation: int | None = None, options: dict[str, str] | None = None) -> Path:
+                rotation: int | None = None, options: dict[str, str] | None = None,
+                container_format: str = "mp4",
+                container_options: dict[str, str] | None = None) -> Path:
     """Encode a clip of `count` frames with explicit timestamps (pts = index at 1/fps)."""
     path = Path(path)
     opts = {"preset": "ultrafast"} if encoder in ("libx264", "libx265") else {}
     if encoder == "libx265":
         opts["x265-params"] = "log-level=error"
     opts.update(options or {})
-    with av.open(str(path), "w", format="mp4") as container:
+    with av.open(str(path), "w", format=container_format,
+                 options=container_options or {}) as container:
         stream = container.add_stream(encoder, rate=fps, options=opts)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = Fraction(1, fps)
@@ -208,17 +211,33 @@ def package_escaping_path(package: Path) -> Path:
     return package
 
 
+# Containers a download can be cut off in: name -> (muxer, suffix, muxer options). The MP4 puts
+# its index first (faststart), so what is left of it still plays, as the MKV does.
+CUT_OFF_CONTAINERS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "mkv": ("matroska", ".mkv", {}),
+    "mp4_faststart": ("mp4", ".mp4", {"movflags": "faststart"}),
+    "webm": ("webm", ".webm", {}),
+}
+
+
+def cut_off(folder: Path, container: str, seconds: float = 10.0, keep: float = 0.3) -> Path:
+    """A 30 fps clip of `seconds` whose file keeps only its first `keep` part, as a download
+    stopped early: the header still claims the whole duration."""
+    muxer, suffix, options = CUT_OFF_CONTAINERS[container]
+    encoder = "libvpx-vp9" if container == "webm" else "libx264"
+    extra = {"deadline": "realtime", "cpu-used": "8"} if encoder == "libvpx-vp9" else {}
+    path = write_video(Path(folder) / f"cut_{container}{suffix}", count=int(seconds * 30),
+                       encoder=encoder, options=extra, container_format=muxer,
+                       container_options=options)
+    data = path.read_bytes()
+    path.write_bytes(data[:int(len(data) * keep)])
+    return path
+
+
 def truncated_mp4_playable(folder: Path) -> Path:
     """Index (moov) first, media cut in half: the first half still decodes."""
-    path = Path(folder) / "truncated_playable.mp4"
-    with av.open(str(path), "w", format="mp4", options={"movflags": "faststart"}) as container:
-        stream = container.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i, image in enumerate(moving_frames(90, 64, 48)):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+    path = write_video(Path(folder) / "truncated_playable.mp4", count=90,
+                       container_options={"movflags": "faststart"})
     data = path.read_bytes()
     mdat = _box_offsets(data, b"mdat")[0]
     size = struct.unpack(">I", data[mdat:mdat + 4])[0]

@@ -23,7 +23,7 @@ def _assert_clean_failure(result, code: int, names: str, cause: str, folder: Pat
     assert "Traceback" not in result.err
     assert result.last_line.startswith("fsrun: error: ")
     assert names in result.last_line and cause in result.last_line, result.last_line
-    leftovers = [p.name for p in folder.iterdir() if p.suffix in (".funscript", ".tmp")
+    leftovers = [p.name for p in folder.iterdir() if p.suffix in (".funscript", ".tmp", ".json")
                  or p.name.endswith(".claim") or ".funscript." in p.name]
     assert leftovers == []
 
@@ -168,8 +168,50 @@ def test_existing_output_is_kept_without_force(tmp_path: Path, tiny_package: Pat
     assert result.code == OUTPUT and "Traceback" not in result.err
     assert result.last_line == f"fsrun: error: {existing} exists; use --force to overwrite it"
     assert existing.read_text(encoding="utf-8") == "my hand-made script\n"
+    # --force replaces funscripts only: this one is not, so it stays.
+    forced = fsrun_cli(video, "--model", tiny_package, "--no-cache", "--force")
+    assert forced.code == OUTPUT
+    assert forced.last_line == (f"fsrun: error: {existing} exists and is not a funscript; "
+                                "--force only replaces funscripts")
+    assert existing.read_text(encoding="utf-8") == "my hand-made script\n"
+    existing.write_text(json.dumps({"version": "1.0", "inverted": False, "range": 100,
+                                    "actions": [{"at": 0, "pos": 0}]}), encoding="utf-8")
     assert fsrun_cli(video, "--model", tiny_package, "--no-cache", "--force").code == 0
-    read_funscript(existing)
+    assert read_funscript(existing)["metadata"]["generator"]["name"] == "fsrun"
+
+
+@pytest.mark.parametrize("container", sorted(badfiles.CUT_OFF_CONTAINERS))
+def test_cut_off_download_says_what_it_covers_in_every_container(container: str,
+                                                                 tmp_path: Path,
+                                                                 tiny_package: Path,
+                                                                 fsrun_cli) -> None:
+    """A 10 s clip of which the first 30 % arrived: the script covers what is there, and the
+    run says so, whatever the container (the header still claims 10 s)."""
+    video = badfiles.cut_off(tmp_path, container)
+    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache", "--report",
+                       tmp_path / "r.json")
+    assert result.code == 0, result.err
+    doc = read_funscript(video.with_suffix(".funscript"))
+    last = doc["actions"][-1]["at"]
+    assert 2000 < last < 3500
+    meta = doc["metadata"]
+    assert meta["duration"] == pytest.approx(10.0, abs=0.05)
+    assert meta["covered_ms"] == [0, last]
+    assert f"{video.name}: the frames cover 0.0-{last / 1000:.1f} s of the 10.0 s the " \
+           "container claims; the file may be cut off" in result.err
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["covered_ms"] == [0, last] and report["cut_short"] is True
+    assert report["duration_s"] == pytest.approx(10.0, abs=0.05)
+
+
+def test_whole_file_covers_its_duration_without_a_warning(tmp_path: Path, tiny_package: Path,
+                                                          fsrun_cli) -> None:
+    video = badfiles.cut_off(tmp_path, "mkv", seconds=4.0, keep=1.0)
+    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache")
+    assert result.code == 0 and "cut off" not in result.err, result.err
+    meta = read_funscript(video.with_suffix(".funscript"))["metadata"]
+    assert meta["covered_ms"] == [0, round(119 * 1000 / 30)]
+    assert meta["duration"] == pytest.approx(4.0, abs=0.05)
 
 
 def test_unwritable_output_folder_fails_before_work(tmp_path_factory: pytest.TempPathFactory,

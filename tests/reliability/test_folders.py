@@ -13,9 +13,12 @@ from pathlib import Path
 import badfiles
 import pytest
 
+from fsrun.backends import create_backend
 from fsrun.claims import Claim, ClaimHeld, claim_path
-from fsrun.folder import FolderFailed, find_videos, parse_extensions
+from fsrun.errors import Interrupted
+from fsrun.folder import FolderFailed, find_videos, folder_report, parse_extensions, run_folder
 from fsrun.funscript import read_funscript
+from fsrun.pipeline import RunConfig
 
 HERE = Path(__file__).parent
 
@@ -47,7 +50,9 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
                                                      fsrun_cli) -> None:
     files = _library(tmp_path)
     done_before = files["other_ext"].with_suffix(".funscript")
-    done_before.write_text("kept\n", encoding="utf-8")
+    kept = json.dumps({"version": "1.0", "inverted": False, "range": 100,
+                       "actions": [{"at": 0, "pos": 0}], "metadata": {"by": "hand"}})
+    done_before.write_text(kept, encoding="utf-8")
 
     result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--report",
                        tmp_path / "run.json")
@@ -61,13 +66,14 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
     assert result.last_line == "fsrun: error: 2 of 5 videos failed (see the table above)"
     read_funscript(files["good"].with_suffix(".funscript"))
     read_funscript(files["nested"].with_suffix(".funscript"))
-    assert done_before.read_text(encoding="utf-8") == "kept\n"
+    assert done_before.read_text(encoding="utf-8") == kept
     assert not files["broken"].with_suffix(".funscript").exists()
     assert not list(tmp_path.rglob("*.claim"))
 
     report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
     by_name = {Path(f["video"]).name: f for f in report["files"]}
-    assert report["counts"] == {"ok": 2, "skipped": 1, "failed": 2} and report["found"] == 5
+    assert report["counts"] == {"ok": 2, "skipped": 1, "failed": 2, "interrupted": 0}
+    assert report["found"] == 5
     assert by_name["deep.mkv"]["report"]["frames"] == 30 and by_name["deep.mkv"]["status"] == "ok"
     assert by_name["notes.mp4"]["status"] == "failed" and by_name["notes.mp4"]["report"] is None
     assert by_name["notes.mp4"]["exit_code"] == 3
@@ -79,6 +85,53 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
     forced = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--ext", "mov", "--force")
     assert forced.code == 0 and forced.out.splitlines()[-1] == "1 ok, 0 skipped, 0 failed"
     read_funscript(done_before)
+
+
+def test_quiet_folder_prints_no_table(tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+    _library(tmp_path)
+    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "-q")
+    assert result.code == FolderFailed.exit_code
+    assert result.out == ""
+    assert result.err == ("fsrun: error: 2 of 5 videos failed: a/notes.mp4 (cannot open as a "
+                          "video (Invalid data found when processing input)), empty.mp4 (empty "
+                          "file (0 bytes))\n")
+    again = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "-q", "--ext", "mkv")
+    assert again.code == 0 and again.out == "" and again.err == ""
+
+
+def test_one_video_is_one_video(tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+    badfiles.shorter_than_window(tmp_path)
+    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache")
+    assert result.code == 0, result.err
+    assert f"fsrun: 1 video under {tmp_path}" in result.err.splitlines()
+
+
+def _interrupting_factory(name: str, onnx_path: Path, options):
+    """Backends whose encoder is stopped by Ctrl-C on its first batch."""
+    backend = create_backend(name, onnx_path, options)
+    if Path(onnx_path).name.startswith("encoder"):
+        def run(batch):
+            raise KeyboardInterrupt
+        backend.run = run
+    return backend
+
+
+def test_interrupted_video_is_shown_as_interrupted(tmp_path: Path, tiny_package: Path) -> None:
+    for i in range(2):
+        badfiles.write_video(tmp_path / f"clip{i}.mp4", count=30)
+    template = RunConfig(video=tmp_path, model=tiny_package, use_cache=False, backend="cpu",
+                         backend_factory=_interrupting_factory,
+                         report=tmp_path / "run.json")
+    lines: list[str] = []
+    with pytest.raises(Interrupted):
+        run_folder(tmp_path, template, ("mp4",), lines.append, None)
+    table = "\n".join(lines).splitlines()
+    assert table[2].split()[:2] == ["interrupted", "clip0.mp4"]
+    assert table[3] == "0 ok, 0 skipped, 0 failed, 1 interrupted"
+    report = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    assert report["counts"] == {"ok": 0, "skipped": 0, "failed": 0, "interrupted": 1}
+    assert report["files"][0]["status"] == "interrupted" and report["files"][0]["exit_code"] == 130
+    assert not list(tmp_path.glob("*.funscript"))
 
 
 def test_broken_model_stops_a_folder_once(tmp_path: Path, package_copy: Path, fsrun_cli) -> None:

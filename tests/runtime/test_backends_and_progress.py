@@ -62,3 +62,15 @@ def test_progress_line_and_terminal_only() -> None:
     assert "150/300 frames" in line and "15.0 frames/s" in line and "ETA 0:10" in line
     bar.close()
     assert stream.getvalue().endswith("\n")
+
+
+def test_progress_rate_and_eta_count_only_the_frames_still_to_do() -> None:
+    """A resumed run: 270 of 300 frames come from the cache at once; the rate and the ETA are
+    those of the 30 frames decoded and encoded now."""
+    now = [100.0]
+    bar = Progress(300, enabled=False, done_before=270, clock=lambda: now[0])
+    assert bar.count == 270
+    now[0] += 2.0
+    bar.update(10)
+    line = bar.line()
+    assert "280/300 frames" in line and "5.0 frames/s" in line and "ETA 0:04" in line

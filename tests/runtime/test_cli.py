@@ -110,3 +110,33 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 4  # the folder is not a model package
     assert done.stderr.startswith("fsrun: error:") and len(done.stderr.splitlines()) == 1
+
+
+def test_help_shows_the_run_options_and_the_commands(capsys: pytest.CaptureFixture) -> None:
+    assert fsrun("--help") == 0
+    out = capsys.readouterr().out
+    assert "fsrun VIDEO|FOLDER [OPTIONS]" in out
+    for option in ("--model", "--output", "--stride", "--crop", "--resize", "--force",
+                   "--report", "--cache-dir", "--offset", "--quiet", "--version"):
+        assert option in out, option
+    commands = out[out.index("Commands:"):]
+    assert "demo" in commands and "synth" in commands
+    assert "./NAME" in out  # how to name a path that is also a command
+
+
+@pytest.mark.parametrize("name", ["demo", "synth"])
+def test_a_path_named_like_a_command_is_ambiguous(name: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / name).mkdir()
+    assert fsrun(name) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"fsrun: error: '{name}' is both the `fsrun {name}` command and ./{name} "
+                   f"here: write `fsrun ./{name}` (or `fsrun run {name}`) for the path, "
+                   f"`fsrun {name} --` for the command")
+    assert fsrun(name, "--help", "--") == 0  # the command, said so
+    assert f"Usage: fsrun {name}" in capsys.readouterr().out
+    (tmp_path / name).rmdir()
+    assert fsrun(name, "--help") == 0  # no such path: no doubt
+    assert f"Usage: fsrun {name}" in capsys.readouterr().out

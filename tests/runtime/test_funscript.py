@@ -11,6 +11,7 @@ from fsrun import funscript
 from fsrun.errors import InputError, OutputError
 from fsrun.funscript import (build_funscript, default_output, read_funscript, validate_funscript,
                              write_funscript)
+from fsrun.outputs import Protected
 
 ACTIONS = [{"at": 0, "pos": 10}, {"at": 500, "pos": 90}, {"at": 1000, "pos": 10}]
 
@@ -57,13 +58,52 @@ def test_reader_rejects_invalid_files(tmp_path: Path) -> None:
 
 def test_existing_file_is_kept_without_force(tmp_path: Path) -> None:
     path = tmp_path / "a.funscript"
-    path.write_text("precious")
+    write_funscript(path, build_funscript(ACTIONS[:2], {"by": "hand"}))
+    precious = path.read_bytes()
     with pytest.raises(OutputError, match="--force"):
         write_funscript(path, build_funscript(ACTIONS, {}))
-    assert path.read_text() == "precious"
+    assert path.read_bytes() == precious
     write_funscript(path, build_funscript(ACTIONS, {}), force=True)
     assert read_funscript(path)["actions"] == ACTIONS
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.funscript"]
+
+
+@pytest.mark.parametrize("content", [b"precious notes", b"", b"\x00\x00\x00\x18ftypisom",
+                                     b'{"not": "a script"}', b"[1, 2, 3]"])
+def test_force_replaces_funscripts_only(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "a.funscript"
+    path.write_bytes(content)
+    with pytest.raises(OutputError, match="exists and is not a funscript; --force only "
+                                          "replaces funscripts"):
+        write_funscript(path, build_funscript(ACTIONS, {}), force=True)
+    assert path.read_bytes() == content
+    assert [p.name for p in tmp_path.iterdir()] == ["a.funscript"]
+
+
+def test_output_never_replaces_a_protected_file(tmp_path: Path) -> None:
+    """The input video, under any name that reaches it: itself, another spelling, a symlink,
+    a hard link (on case-insensitive filesystems another case is the same file, too)."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypisom video bytes")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.mp4").symlink_to("clip.mp4")
+    os.link(video, tmp_path / "hard.mp4")
+    protected = Protected([video], "the input video")
+    for name in ("clip.mp4", "sub/../clip.mp4", "link.mp4", "hard.mp4"):
+        with pytest.raises(OutputError, match="is the input video"):
+            write_funscript(tmp_path / name, build_funscript(ACTIONS, {}), force=True,
+                            protect=protected)
+        assert video.read_bytes().endswith(b"video bytes")
+    assert (tmp_path / "link.mp4").is_symlink()
+    write_funscript(tmp_path / "clip.funscript", build_funscript(ACTIONS, {}), protect=protected)
+
+
+def test_truth_files_are_never_written(tmp_path: Path) -> None:
+    truth = tmp_path / "clip.truth.funscript"
+    with pytest.raises(OutputError, match="is a truth file"):
+        write_funscript(truth, build_funscript(ACTIONS, {}))
+    write_funscript(tmp_path / "clip.funscript", build_funscript(ACTIONS, {}))
+    assert not truth.exists()
 
 
 def test_file_appearing_during_the_write_is_not_clobbered(tmp_path: Path,

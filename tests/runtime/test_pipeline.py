@@ -145,6 +145,16 @@ def test_interrupted_run_resumes_from_the_cache(videos: dict[str, Path], tiny_pa
     np.testing.assert_allclose(resumed.positions, reference.positions, atol=1e-5)
 
 
+def test_resumed_run_says_so(videos: dict[str, Path], tiny_package: Path,
+                             tmp_path: Path) -> None:
+    video = videos["30"]
+    run(video, tiny_package, tmp_path, end=1.0, postprocess=RAW)
+    messages: list[str] = []
+    resumed = run(video, tiny_package, tmp_path, postprocess=RAW, log=messages.append)
+    assert resumed.report["resumed_from"] == 30
+    assert "resuming after 30 frames cached by an earlier run" in messages, messages
+
+
 def test_short_clip_is_padded_and_says_so(tmp_path: Path, tiny_package: Path) -> None:
     video = write_cfr(tmp_path / "short.mp4", 30, 20)
     messages: list[str] = []

@@ -1,12 +1,15 @@
 """The `fsrun` command: `fsrun VIDEO [options]`, plus subcommands (demo, synth, ...).
 
 A bare video path runs the default `run` command, so `fsrun in.mp4` works while `fsrun demo`
-still reaches its subcommand. Errors print one line and exit with the error's code; --debug
-shows the traceback instead.
+still reaches its subcommand; a first argument that names both a subcommand and a file or folder
+in the current folder is refused rather than guessed. `fsrun --help` shows the run options with
+the subcommands. Errors print one line and exit with the error's code; --debug shows the
+traceback instead.
 """
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -16,7 +19,7 @@ import click
 
 import fsrun
 from fsrun.backends import BACKEND_CHOICES
-from fsrun.errors import FsError, Interrupted
+from fsrun.errors import FsError, Interrupted, UsageError
 from fsrun.memory import limit_malloc_arenas
 from fsrun.postprocess import DEFAULT_RDP_EPSILON
 from fsrun.pipeline import DEFAULT_STRIDE, RESIZE_CHOICES, RunConfig, process_video
@@ -55,10 +58,32 @@ class DefaultCommandGroup(click.Group):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         # `fsrun --help` shows the group; `fsrun VIDEO ...` and `fsrun --opt VIDEO` run.
-        if args and args[0] not in ("--help", "-h", "--version") \
-                and self.get_command(ctx, args[0]) is None:
-            args = [DEFAULT_COMMAND, *args]
+        if args and args[0] not in ("--help", "-h", "--version"):
+            name = args[0]
+            if self.get_command(ctx, name) is None:
+                args = [DEFAULT_COMMAND, *args]
+            elif name != DEFAULT_COMMAND and os.path.lexists(name) and "--" not in args[1:]:
+                raise UsageError(f"'{name}' is both the `fsrun {name}` command and ./{name} "
+                                 f"here: write `fsrun ./{name}` (or `fsrun run {name}`) for "
+                                 f"the path, `fsrun {name} --` for the command")
         return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "VIDEO|FOLDER [OPTIONS]")
+        formatter.write_usage(ctx.command_path, "COMMAND [ARGS]...", prefix="       ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The run command's options (what `fsrun VIDEO` takes), then the commands."""
+        run = self.get_command(ctx, DEFAULT_COMMAND)
+        run_ctx = click.Context(run, info_name=ctx.info_name, parent=ctx)
+        rows = [record for param in run.get_params(run_ctx)
+                if isinstance(param, click.Option) and "--help" not in param.opts
+                for record in [param.get_help_record(run_ctx)] if record]
+        rows += [record for param in self.get_params(ctx)
+                 for record in [param.get_help_record(ctx)] if record]
+        with formatter.section("Options"):
+            formatter.write_dl(rows)
+        self.format_commands(ctx, formatter)
 
 
 def _unavailable(name: str, exc: BaseException) -> click.Command:
@@ -75,7 +100,12 @@ def _unavailable(name: str, exc: BaseException) -> click.Command:
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(fsrun.__version__, prog_name="fsrun")
 def cli() -> None:
-    """Write a funscript for a video with a funscript model: `fsrun VIDEO [options]`."""
+    """Write VIDEO.funscript for a video, or for every video under a folder, with a funscript
+    model. `fsrun VIDEO` is short for `fsrun run VIDEO`.
+
+    A first argument that names both a command and a file or folder here is refused: write
+    ./NAME for the path, or NAME -- for the command.
+    """
 
 
 def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -175,8 +205,9 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
         result = process_video(config)
     if not quiet:
         r = result.report
+        windows = f"{r['windows']} window{'' if r['windows'] == 1 else 's'}"
         log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "
-            f"{r['windows']} windows, {r['wall']:.1f} s)")
+            f"{windows}, {r['wall']:.1f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,6 @@ trained on real data (`fsexport train`, then `fsexport build --checkpoint`).
 from __future__ import annotations
 
 import secrets
-import tempfile
 from pathlib import Path
 
 import click
@@ -21,6 +20,9 @@ from fsrun.synth.tracks import TRACK_KINDS
 
 HELD_OUT_SEEDS = (1_000_000, 2_000_000)  # the demo model trains on seeds below this range
 MIN_R = 0.9  # agreement the demo model is expected to reach
+# Without OUTDIR every run reuses one folder in the user cache folder, under this file name, so
+# the last demo's clip, truth and prediction stay there to look at and nothing piles up.
+DEMO_NAME = "demo"
 
 
 def _frame_ms(fps: str) -> float:
@@ -50,8 +52,9 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
                  track: str, layout: str, size: str, seed: int | None, stride: int) -> None:
     """Render a clip with known motion, run fsrun on it, and print agreement with the truth.
 
-    The bundled model tracks synthetic motion only; real videos need a model trained on real
-    data.
+    Files go to OUTDIR, or else replace the previous demo's in the user cache folder
+    (demo/ under $FSRUN_CACHE_DIR or the default). The bundled model tracks synthetic motion
+    only; real videos need a model trained on real data.
     """
     from fsrun.synth.cli import _parse_size, _quiet_svt  # noqa: PLC0415
 
@@ -62,16 +65,23 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
     width, height = _parse_size(size)
     seed = seed if seed is not None else HELD_OUT_SEEDS[0] + secrets.randbelow(
         HELD_OUT_SEEDS[1] - HELD_OUT_SEEDS[0])
-    folder = Path(outdir) if outdir is not None else Path(tempfile.mkdtemp(prefix="fsrun-demo-"))
+    reused = outdir is None
+    folder = user_config.cache_dir() / "demo" if reused else Path(outdir)
+    if reused:  # only the files an earlier demo wrote here, whatever their codec's suffix
+        for old in folder.glob(f"{DEMO_NAME}.*"):
+            if old.is_file():
+                old.unlink()
     _quiet_svt()
     click.echo(f"rendering a {seconds:g} s {track} clip ({fps} fps, {codec}, {layout}, "
                f"seed {seed}) into {folder}", err=True)
     clip = write_clip(ClipSpec(seconds=seconds, fps=fps, codec=codec, width=width, height=height,
-                               layout=layout, track=track, seed=seed), folder)
+                               layout=layout, track=track, seed=seed), folder,
+                      name=DEMO_NAME if reused else None)
     truth = clip.truth
 
+    # A fresh clip every time: a cache entry would never be read again.
     result = process_video(RunConfig(
-        video=clip.video, model=package, stride=stride, force=True,
+        video=clip.video, model=package, stride=stride, force=True, use_cache=False,
         crop="sbs-left" if layout == "sbs" else "full",
         log=lambda msg: click.echo(msg, err=True)))
     truth_ms, truth_pos = read_actions(truth)

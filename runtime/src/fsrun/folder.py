@@ -20,7 +20,8 @@ from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyErr
                           UsageError)
 from fsrun.funscript import default_output
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video, resolve_model, write_report
+from fsrun.outputs import Protected, check_report_path, write_report
+from fsrun.pipeline import RunConfig, process_video, resolve_model
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",
@@ -29,13 +30,14 @@ DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi"
 FATAL_ERRORS: tuple[type[FsError], ...] = (ModelError, MissingDependencyError, UsageError,
                                            Interrupted)
 
-OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+OK, SKIPPED, FAILED, INTERRUPTED = "ok", "skipped", "failed", "interrupted"
+STATUSES: tuple[str, ...] = (OK, SKIPPED, FAILED, INTERRUPTED)
 
 
 @dataclass
 class FileOutcome:
     video: Path  # the video file
-    status: str  # ok, skipped or failed
+    status: str  # ok, skipped, failed or interrupted
     detail: str  # actions written, why skipped, or the one-line error
     seconds: float = 0.0  # wall time spent on it
     exit_code: int = 0  # the error's exit code when failed
@@ -100,11 +102,21 @@ def process_folder(root: Path | str, template: RunConfig,
         say(notice)
     load_package(model_path)
     report_path = template.report  # one report for the folder, not one per video
-    template = dataclasses.replace(template, model=model_path, report=None)
-    summary = FolderSummary(root)
     videos = find_videos(root, extensions)
+    # No output may replace any video found here (an output named like one, or --ext funscript).
+    protected = Protected(videos, "a video being processed")
+    if report_path is not None:
+        check_report_path(report_path, None, protected)  # before the first video, not after
+    template = dataclasses.replace(template, model=model_path, report=None, protected=protected)
+    summary = FolderSummary(root)
     summary.found = len(videos)
-    say(f"{len(videos)} videos under {root}")
+    if not videos:
+        if report_path is not None:
+            summary.stopped = "no videos found"
+            write_report(Path(report_path), folder_report(summary))
+        raise InputError(f"{root}: no videos found (looked for "
+                         f"{', '.join('.' + e for e in extensions)})")
+    say(f"{_count(len(videos), 'video')} under {root}")
     owners = Counter(default_output(v) for v in videos)
     first_owner: dict[Path, Path] = {}
     began_run = time.time()
@@ -131,7 +143,7 @@ def process_folder(root: Path | str, template: RunConfig,
 def folder_report(summary: FolderSummary) -> dict:
     """--report in folder mode: every video's outcome, with its run report where it ran."""
     return {"root": str(summary.root), "found": summary.found, "stopped": summary.stopped,
-            "counts": {status: summary.count(status) for status in (OK, SKIPPED, FAILED)},
+            "counts": {status: summary.count(status) for status in STATUSES},
             "files": [{"video": str(o.video), "status": o.status, "detail": o.detail,
                        "seconds": round(o.seconds, 3), "exit_code": o.exit_code,
                        "report": o.report} for o in summary.outcomes]}
@@ -157,14 +169,19 @@ def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
         detail = f"{result.actions} actions"
         skipped = int(result.report.get("frames_skipped", 0) or 0)
         if skipped:
-            detail += f", {skipped} damaged frames skipped"
+            detail += f", {_count(skipped, 'damaged frame')} skipped"
+        if result.report.get("cut_short"):
+            first, last = result.report["covered_ms"]
+            detail += (f", frames cover only {first / 1000:.1f}-{last / 1000:.1f} s of "
+                       f"{result.report['duration_s']:.1f} s (cut off?)")
         if result.padded:
             detail += ", shorter than one window (padded)"
         if result.report.get("resumed_from"):
             detail += f", resumed after {result.report['resumed_from']} cached frames"
         return FileOutcome(video, OK, detail, time.perf_counter() - began, report=result.report)
     except FsError as exc:
-        return FileOutcome(video, FAILED, _without_path(exc, video), time.perf_counter() - began,
+        status = INTERRUPTED if isinstance(exc, Interrupted) else FAILED
+        return FileOutcome(video, status, _without_path(exc, video), time.perf_counter() - began,
                            exc.exit_code, exc)
     except Exception as exc:  # noqa: BLE001 - an unexpected failure costs this file, not the run
         return FileOutcome(video, FAILED, f"internal error: {type(exc).__name__}: {exc}",
@@ -187,6 +204,17 @@ def _relative(path: Path, root: Path) -> str:
         return str(path)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _totals(summary: FolderSummary) -> str:
+    """`2 ok, 1 skipped, 0 failed`, then `, 1 interrupted` when one was."""
+    text = f"{summary.count(OK)} ok, {summary.count(SKIPPED)} skipped, {summary.failed} failed"
+    interrupted = summary.count(INTERRUPTED)
+    return text + (f", {interrupted} interrupted" if interrupted else "")
+
+
 def _progress_note(summary: FolderSummary) -> str:
     return (f"{summary.count(OK)} done, {summary.count(SKIPPED)} skipped, {summary.failed} failed,"
             f" {summary.found - len(summary.outcomes)} not started")
@@ -196,16 +224,24 @@ def format_summary(summary: FolderSummary, width: int = 60) -> str:
     """A plain-text table: status, file, detail; then the totals line."""
     rows = [(o.status, _relative(o.video, summary.root), o.detail) for o in summary.outcomes]
     name_width = min(width, max([len("file")] + [len(r[1]) for r in rows]))
-    lines = [f"{'status':8} {'file':{name_width}}  detail", f"{'-' * 8} {'-' * name_width}  ------"]
+    status_width = max([8] + [len(r[0]) for r in rows])
+    lines = [f"{'status':{status_width}} {'file':{name_width}}  detail",
+             f"{'-' * status_width} {'-' * name_width}  ------"]
     for status, name, detail in rows:
         if len(name) > name_width:
             name = "..." + name[-(name_width - 3):]
-        lines.append(f"{status:8} {name:{name_width}}  {detail}")
-    lines.append(f"{summary.count(OK)} ok, {summary.count(SKIPPED)} skipped, "
-                 f"{summary.failed} failed")
+        lines.append(f"{status:{status_width}} {name:{name_width}}  {detail}")
+    lines.append(_totals(summary))
     if summary.stopped:
         lines.append(f"stopped early: {summary.stopped}")
     return "\n".join(lines)
+
+
+def _failures(summary: FolderSummary, shown: int = 3) -> str:
+    """`: a.mp4 (why), b.mp4 (why) and 2 more`: the table's failed rows on one line."""
+    failed = [o for o in summary.outcomes if o.status == FAILED]
+    text = ", ".join(f"{_relative(o.video, summary.root)} ({o.detail})" for o in failed[:shown])
+    return ": " + text + (f" and {len(failed) - shown} more" if len(failed) > shown else "")
 
 
 class FolderFailed(FsError):
@@ -216,15 +252,18 @@ class FolderFailed(FsError):
 
 def run_folder(root: Path, template: RunConfig, extensions: Iterable[str],
                echo: Callable[[str], None], log: Callable[[str], None] | None) -> FolderSummary:
-    """CLI entry: process, print the table, raise for a non-zero exit when anything failed."""
+    """CLI entry: process, print the table (not with --quiet), raise for a non-zero exit when
+    anything failed."""
     summary = process_folder(root, template, extensions, log)
-    echo(format_summary(summary))
+    if not template.quiet:
+        echo(format_summary(summary))
     fatal = next((o.error for o in summary.outcomes if isinstance(o.error, FATAL_ERRORS)), None)
     if fatal is not None:
         raise fatal
     # A signal between two videos: what was done stays done, the rest waits for a re-run.
     raise_if_interrupted(_progress_note(summary))
     if summary.failed:
-        raise FolderFailed(f"{summary.failed} of {len(summary.outcomes)} videos failed "
-                           "(see the table above)")
+        raise FolderFailed(f"{summary.failed} of {_count(len(summary.outcomes), 'video')} failed"
+                           + (_failures(summary) if template.quiet
+                              else " (see the table above)"))
     return summary

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fsrun.errors import InputError, OutputError
+from fsrun.outputs import Protected, check_folder_writable, load_json_object
 
 FUNSCRIPT_VERSION = "1.0"
 SUFFIX = ".funscript"
@@ -79,30 +80,45 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def check_writable(path: Path | str, force: bool) -> None:
-    """Fail early (before any work) when the output exists and --force is not given."""
+def is_funscript(path: Path | str) -> bool:
+    """Whether an existing file parses as a funscript (a JSON object with a list of actions),
+    the only kind of file --force replaces."""
+    doc = load_json_object(Path(path))
+    return doc is not None and isinstance(doc.get("actions"), list)
+
+
+def check_writable(path: Path | str, force: bool, protect: Protected | None = None) -> None:
+    """Fail early (before any work) unless the funscript can go to path.
+
+    Never over a protected file (the input video, a video of the folder being processed) or
+    a truth file; an existing file only with force, and then only when it is a funscript.
+    """
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputError(f"{path} exists; use --force to overwrite it")
+    if protect is not None:
+        protect.refuse(path)
+    if path.name.endswith(TRUTH_SUFFIX):
+        raise OutputError(f"{path} is a truth file (known motion, for training); fsrun never "
+                          "writes one: choose another --output")
     if path.is_dir():
         raise OutputError(f"{path} is a directory")
-    if not path.parent.is_dir():
-        raise OutputError(f"{path.parent}: output folder does not exist")
-    try:  # find out now, not after hours of work, that the folder refuses new files
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise OutputError(f"{path.parent}: cannot write there ({exc.strerror or exc})") from None
+    if path.exists() or path.is_symlink():
+        if not force:
+            raise OutputError(f"{path} exists; use --force to overwrite it")
+        if not is_funscript(path):
+            raise OutputError(f"{path} exists and is not a funscript; --force only replaces "
+                              "funscripts")
+    check_folder_writable(path.parent)
 
 
-def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False) -> Path:
+def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False,
+                    protect: Protected | None = None) -> Path:
     """Write to a temporary file in the same folder, then move it into place.
 
     Without force the move is a hard link, which fails if the name appeared meanwhile, so an
     existing script is never replaced. A reader never sees a half-written file.
     """
     path = Path(path)
-    check_writable(path, force)
+    check_writable(path, force, protect)
     text = json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

@@ -15,6 +15,8 @@ import numpy as np
 
 from fsrun.errors import InputError
 
+HALF_MS = 0.5  # rounding of a time to whole milliseconds
+
 
 @dataclass(frozen=True)
 class Agreement:
@@ -57,7 +59,9 @@ def _r_at_lag(pred_ms: np.ndarray, pred_pos: np.ndarray, truth_ms: np.ndarray,
               truth_pos: np.ndarray, lag_ms: float) -> tuple[float, np.ndarray]:
     """r between truth and the prediction read lag_ms later, over the span both cover."""
     shifted = truth_ms + lag_ms
-    inside = (shifted >= pred_ms[0]) & (shifted <= pred_ms[-1])
+    # Funscript times are whole milliseconds: a truth point within rounding of the prediction's
+    # first or last frame is at that frame (np.interp holds the end value for it).
+    inside = (shifted >= pred_ms[0] - HALF_MS) & (shifted <= pred_ms[-1] + HALF_MS)
     if inside.sum() < 3:
         return 0.0, inside
     return pearson_r(np.interp(shifted[inside], pred_ms, pred_pos), truth_pos[inside]), inside

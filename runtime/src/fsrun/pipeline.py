@@ -24,11 +24,12 @@ from fsrun.crop import parse_crop
 from fsrun.embedding_cache import CacheKey, EmbeddingCache
 from fsrun.errors import FsError, InputError, Interrupted, ModelError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
+from fsrun.outputs import Protected, check_cache_dir, check_report_path, write_report
 from fsrun.package import ModelPackage, load_package
-from fsrun.postprocess import PostprocessOptions, to_actions
+from fsrun.postprocess import PostprocessOptions, offset_notice, to_actions
 from fsrun.progress import Progress
 from fsrun.signals import raise_if_interrupted
-from fsrun.sampling import TimeRange, TimestampSampler
+from fsrun.sampling import TimeRange, TimestampSampler, coverage
 from fsrun.sources import choose_decoder, load_source_class, probe
 from fsrun.stitching import Stitcher, WindowPlan, gather_windows, plan_windows
 
@@ -77,6 +78,7 @@ class RunConfig:
     queue_size: int = 4  # decoded batches waiting for the encoder (bounds memory)
     backend_factory: BackendFactory | None = None  # builds backends; None = create_backend
     log: Callable[[str], None] | None = None  # where one-line notices go; None = silent
+    protected: Protected | None = None  # more files no output may replace: a folder's videos
 
 
 @dataclass
@@ -220,8 +222,8 @@ def _encode(cfg: RunConfig, package: ModelPackage, video: Path, crop_box: Any, d
         source.seek_to = cfg.start
     chunks: list[tuple[np.ndarray, np.ndarray]] = []
     decode = _DecodeThread(source, sampler, cfg.batch, cfg.queue_size)
-    progress = Progress(total_hint, "frames", enabled=False if cfg.quiet else cfg.progress)
-    progress.count = cache.frames if cache is not None else 0
+    progress = Progress(total_hint, "frames", enabled=False if cfg.quiet else cfg.progress,
+                        done_before=cache.frames if cache is not None else 0)
     try:
         for batch in decode:
             began = time.perf_counter()
@@ -273,7 +275,19 @@ def _run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
 
 
 def process_video(cfg: RunConfig) -> RunResult:
-    """Run the model over one video and write its funscript; raises fsrun.errors classes."""
+    """Run the model over one video and write its funscript; raises fsrun.errors classes.
+
+    With cfg.report, a failed run writes a report too: what failed, with which exit code."""
+    began = time.perf_counter()
+    try:
+        return _process_video(cfg)
+    except BaseException as exc:
+        if cfg.report is not None:
+            _report_failure(cfg, exc, time.perf_counter() - began)
+        raise
+
+
+def _process_video(cfg: RunConfig) -> RunResult:
     wall = time.perf_counter()
     stages = _Stages()
     say = (lambda msg: None) if cfg.quiet or cfg.log is None else cfg.log
@@ -287,8 +301,19 @@ def process_video(cfg: RunConfig) -> RunResult:
     package = load_package(model_path)
     meta = package.meta
     output = Path(cfg.output) if cfg.output else default_output(video)
-    check_writable(output, cfg.force)
+    protect = Protected([video], "the input video", also=cfg.protected)
+    check_writable(output, cfg.force, protect)  # every output path before any work
+    if cfg.report is not None:
+        check_report_path(cfg.report, output, protect)
+    if cfg.use_cache:
+        check_cache_dir(cfg.cache_dir or user_config.cache_dir())
     info = probe(video)
+    if info.duration_s > 0:  # options that cannot give a script are refused now, not later
+        if cfg.start >= info.duration_s:
+            raise UsageError(f"--start {cfg.start:g} s is past the end of {video.name} "
+                             f"({info.duration_s:.1f} s)")
+        end_s = info.duration_s if cfg.end is None else min(cfg.end, info.duration_s)
+        offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0, video.name)
     crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
     plan_windows(1, meta.window, cfg.stride)  # reject a bad --stride before any work
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
@@ -321,6 +346,8 @@ def process_video(cfg: RunConfig) -> RunResult:
     say(f"model: {package.name} ({meta.variant}{'' if meta.trained else ', untrained'}) | "
         f"backend: {backend_name} ({precision}) | decoder: {decoder} | resize: {resize}")
     if not cache_hit:
+        if cache is not None and cache.frames:
+            say(f"resuming after {cache.frames} frames cached by an earlier run")
         began = time.perf_counter()
         encoder, _, _ = _start_backend(cfg, package, "encoder", backend_name)
         stages.add("load", began)
@@ -360,29 +387,59 @@ def process_video(cfg: RunConfig) -> RunResult:
         head.close()
 
     began = time.perf_counter()
+    shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name)
+    if shifted:
+        say(shifted)
     actions = to_actions(pts_ms, positions, cfg.postprocess)
     metadata = _metadata(cfg, package, info.duration_s, precision, plan.padded, crop_box, resize)
     if counts["frames_skipped"]:
-        say(f"{video.name}: {counts['frames_skipped']} damaged frames skipped; "
+        skipped = counts["frames_skipped"]
+        say(f"{video.name}: {skipped} damaged frame{'' if skipped == 1 else 's'} skipped; "
             "the script covers the frames that decoded")
         metadata["frames_skipped"] = counts["frames_skipped"]
+    covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end,
+                                 meta.window / meta.fps, video.name)
+    metadata["covered_ms"] = covered_ms
+    if short:
+        say(short)
+        metadata["notes"] += "; " + short.split(": ", 1)[1]
     raise_if_interrupted("nothing written")
-    write_funscript(output, build_funscript(actions, metadata), force=cfg.force)
+    write_funscript(output, build_funscript(actions, metadata), force=cfg.force, protect=protect)
     stages.add("write", began)
 
     report = {
-        "video": str(video), "output": str(output), "model": package.name,
+        "video": str(video), "output": str(output), "status": "ok", "model": package.name,
         "model_hash": package.model_hash, "variant": meta.variant, "backend": backend_name,
         "decoder": decoder, "resize": resize, "precision": precision, "frames": plan.frames,
         "windows": plan.count, "stride": cfg.stride, "window": meta.window,
         "padded": plan.padded, "head_calls": head_calls, "actions": len(actions),
-        "cache_hit": cache_hit, **counts,
+        "cache_hit": cache_hit, **counts, "duration_s": round(info.duration_s, 3),
+        "covered_ms": covered_ms, "cut_short": short is not None,
         **{k: round(v, 6) for k, v in stages.seconds.items()},
         "wall": round(time.perf_counter() - wall, 6),
     }
     if cfg.report is not None:
         write_report(Path(cfg.report), report)
     return RunResult(output, len(actions), report, pts_ms, positions, plan.padded)
+
+
+def _report_failure(cfg: RunConfig, exc: BaseException, wall_s: float) -> None:
+    """--report for a run that failed: the video, the error and its exit code (as in folder
+    mode). Skipped when the report path itself is what failed."""
+    output = Path(cfg.output) if cfg.output else default_output(cfg.video)
+    if isinstance(exc, FsError):
+        code = exc.exit_code
+    else:
+        code = Interrupted.exit_code if isinstance(exc, KeyboardInterrupt) else 1
+    report = {"video": str(cfg.video), "output": str(output),
+              "status": "interrupted" if code == Interrupted.exit_code else "failed",
+              "exit_code": code, "error": str(exc) or type(exc).__name__,
+              "wall": round(wall_s, 6)}
+    try:
+        check_report_path(cfg.report, output, Protected([cfg.video], also=cfg.protected))
+        write_report(Path(cfg.report), report)
+    except FsError:
+        pass  # the error being raised says what went wrong; this one would hide it
 
 
 def _metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precision: str,
@@ -399,18 +456,3 @@ def _metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precisio
                   "sha256": package.model_hash, "trained": package.meta.trained},
         "options": options, "padded": padded,
     }
-
-
-def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write a JSON report atomically (a half-written report never appears)."""
-    import json  # noqa: PLC0415
-
-    from fsrun.errors import OutputError  # noqa: PLC0415
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None

@@ -140,3 +140,16 @@ def to_actions(pts_ms: np.ndarray, positions: np.ndarray,
         actions.append({"at": at, "pos": int(round(pos[i]))})
         last_at = at
     return actions
+
+
+def offset_notice(offset_ms: int, first_ms: float, last_ms: float, video_name: str) -> str | None:
+    """What a negative --offset drops from frames first_ms..last_ms: None when nothing, a
+    notice when the start moves before 0, UsageError when every point does (an empty script).
+    """
+    if offset_ms >= 0 or first_ms + offset_ms >= 0:
+        return None
+    if last_ms + offset_ms < 0:
+        raise UsageError(f"--offset {offset_ms} ms moves every action before 0 ({video_name} "
+                         f"lasts {last_ms / 1000.0:.1f} s)")
+    return (f"--offset {offset_ms} ms moves the first {(-offset_ms - first_ms) / 1000.0:.1f} s "
+            "before 0: those points are dropped")

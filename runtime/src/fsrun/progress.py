@@ -3,43 +3,49 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 
 class Progress:
-    """update(n) after each batch; close() at the end. Redraws at most 10 times a second."""
+    """update(n) after each batch; close() at the end. Redraws at most 10 times a second.
+
+    `done_before` items were done by an earlier run (a resumed run's cached frames): they fill
+    the bar but not the rate, so the rate and the ETA are those of the work still to do."""
 
     def __init__(self, total: int | None, label: str = "frames", enabled: bool | None = None,
-                 stream: TextIO | None = None, width: int = 30):
+                 stream: TextIO | None = None, width: int = 30, done_before: int = 0,
+                 clock: Callable[[], float] = time.perf_counter):
         self.stream = stream or sys.stderr
         self.enabled = (self.stream.isatty() if enabled is None else enabled)
         self.total = total if total and total > 0 else None
         self.label = label
         self.width = width
-        self.count = 0
-        self._start = time.perf_counter()
+        self.count = done_before
+        self.done_before = done_before
+        self.clock = clock
+        self._start = clock()
         self._last_draw = 0.0
 
     def update(self, n: int) -> None:
         self.count += n
-        now = time.perf_counter()
+        now = self.clock()
         if self.enabled and now - self._last_draw >= 0.1:
             self._last_draw = now
             self._draw(now)
 
     def line(self, now: float | None = None) -> str:
         """The text of the bar, e.g. `[#####-----]  150/300 frames  42.0 frames/s  ETA 0:04`."""
-        now = time.perf_counter() if now is None else now
+        now = self.clock() if now is None else now
         elapsed = max(now - self._start, 1e-9)
-        rate = self.count / elapsed
+        rate = (self.count - self.done_before) / elapsed
         text = f"{self.count} {self.label}  {rate:.1f} {self.label}/s"
         if self.total:
             done = min(self.count / self.total, 1.0)
             filled = int(done * self.width)
             bar = "#" * filled + "-" * (self.width - filled)
-            remaining = (self.total - self.count) / rate if rate > 0 else 0.0
+            eta = _clock(max((self.total - self.count) / rate, 0.0)) if rate > 0 else "?"
             text = (f"[{bar}] {self.count}/{self.total} {self.label}  {rate:.1f} {self.label}/s"
-                    f"  ETA {_clock(max(remaining, 0.0))}")
+                    f"  ETA {eta}")
         return text
 
     def _draw(self, now: float) -> None:
@@ -48,7 +54,7 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled:
-            self._draw(time.perf_counter())
+            self._draw(self.clock())
             self.stream.write("\n")
             self.stream.flush()
 

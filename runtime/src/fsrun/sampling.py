@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from fsrun.errors import UsageError
 
 # Timestamps within this many seconds count as equal (PTS * time_base rounding).
@@ -105,3 +107,23 @@ def sample_timestamps(pts_s: list[float], fps: float, time_range: TimeRange | No
     """The timestamps a TimestampSampler takes from a list of frame times (in decode order)."""
     sampler = TimestampSampler(fps, time_range)
     return [t for t in pts_s if sampler.accept(t)]
+
+
+def coverage(pts_ms: np.ndarray, duration_s: float, start_s: float, end_s: float | None,
+             window_s: float, video_name: str) -> tuple[list[int], str | None]:
+    """([first, last] frame time in ms, a notice when they fall short of the span the container
+    claims (or --start/--end ask for) by more than one window, else None).
+
+    A cut-off download decodes cleanly up to where it stops in every container; only this
+    comparison notices what is missing."""
+    first_ms, last_ms = float(pts_ms[0]), float(pts_ms[-1])
+    covered = [int(round(first_ms)), int(round(last_ms))]
+    if duration_s <= 0:
+        return covered, None  # the container does not say: nothing to compare with
+    low, high = start_s, duration_s if end_s is None else min(end_s, duration_s)
+    if first_ms / 1000.0 - low <= window_s and high - last_ms / 1000.0 <= window_s:
+        return covered, None
+    claimed = (f"the {duration_s:.1f} s the container claims" if start_s == 0 and end_s is None
+               else f"the {low:.1f}-{high:.1f} s asked for ({duration_s:.1f} s claimed)")
+    return covered, (f"{video_name}: the frames cover {first_ms / 1000.0:.1f}-"
+                     f"{last_ms / 1000.0:.1f} s of {claimed}; the file may be cut off")

@@ -61,14 +61,26 @@ def _video_info(path: Path, container: Any) -> VideoInfo:
     ctx = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
+    tagged = _tagged_duration(stream.metadata.get("DURATION", ""))
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
+    elif tagged is not None:  # Matroska/WebM: the video track's own length, not the longest
+        duration = tagged
     elif container.duration is not None:
         duration = container.duration / 1_000_000
     else:
         duration = 0.0
     return VideoInfo(path=str(path), width=int(ctx.width), height=int(ctx.height), fps=fps,
                      duration_s=duration, codec=str(ctx.name), frame_count=int(stream.frames or 0))
+
+
+def _tagged_duration(text: str) -> float | None:
+    """Seconds from a Matroska DURATION tag ("00:00:10.000000000"), None when absent or odd."""
+    try:
+        hours, minutes, seconds = text.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
 
 
 def probe_video(path: Path | str) -> VideoInfo:

@@ -1,0 +1,146 @@
+"""Output paths, checked before any work: what fsrun writes never replaces what it reads.
+
+Every path fsrun writes (the funscript, the report, the embedding cache) is checked before the
+first frame is decoded, so a run never fails after hours of work for a path it could have
+refused at once. Inputs are recognised by file identity (device and inode), not by name: a
+symlink, a hard link, `sub/../clip.mp4` or, on a case-insensitive filesystem, `CLIP.MP4` are the
+same file as `clip.mp4`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from fsrun.errors import OutputError
+
+# An existing file at an output path is read to find out what it is; funscripts and reports are
+# small (a three-hour raw script is about 7 MB), anything larger is neither.
+MAX_JSON_BYTES = 64 << 20
+
+
+class Protected:
+    """Files no output may replace: the input video, or every video of a folder being
+    processed. `also` chains a wider set (the folder's) behind this one."""
+
+    def __init__(self, paths: Iterable[Path | str] = (), role: str = "the input video",
+                 also: Protected | None = None):
+        self.also = also
+        self._files: dict[tuple[int, int], tuple[Path, str]] = {}
+        for path in paths:
+            identity = _identity(path)
+            if identity is not None:
+                self._files.setdefault(identity, (Path(path), role))
+
+    def find(self, path: Path | str) -> tuple[Path, str] | None:
+        """(protected file, its role) when path reaches one of them, else None."""
+        identity = _identity(path)
+        if identity is None:
+            return None
+        found = self._files.get(identity)
+        if found is None and self.also is not None:
+            return self.also.find(path)
+        return found
+
+    def refuse(self, path: Path | str) -> None:
+        """OutputError when writing to path would replace a protected file."""
+        found = self.find(path)
+        if found is not None:
+            other, role = found
+            named = "" if str(other) == str(path) else f" {other}"
+            raise OutputError(f"{path} is {role}{named}; choose another path")
+
+
+def _identity(path: Path | str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)  # follows symlinks: a link to the video is the video
+    except (OSError, ValueError):
+        return None
+    return stat.st_dev, stat.st_ino
+
+
+def load_json_object(path: Path) -> dict | None:
+    """The JSON object in an existing file, or None when it holds anything else."""
+    try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        doc = json.loads(data.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _write_problem(folder: Path) -> str | None:
+    """Why no new file can be created in folder, or None when one can."""
+    if not folder.is_dir():
+        return "not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    return None
+
+
+def check_folder_writable(folder: Path) -> None:
+    """OutputError unless a new file can be created in folder (found out now, not after hours
+    of work)."""
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: output folder does not exist")
+    problem = _write_problem(folder)
+    if problem is not None:
+        raise OutputError(f"{folder}: cannot write there ({problem})")
+
+
+def nearest_existing(path: Path) -> Path:
+    """path, or its closest ancestor that exists (where new folders would be made)."""
+    path = Path(path)  # as given, so that messages name it the way the user did
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_report_path(path: Path | str, funscript: Path | None, protect: Protected) -> None:
+    """--report: not an input, not the funscript, not a file other than an earlier JSON
+    report, in a folder that exists or can be made and takes new files."""
+    path = Path(path)
+    protect.refuse(path)
+    if funscript is not None and (os.path.realpath(path) == os.path.realpath(funscript)
+                                  or _same_file(path, funscript)):
+        raise OutputError(f"{path} is also the funscript output; choose another --report")
+    if path.is_dir():
+        raise OutputError(f"{path} is a directory")
+    if path.exists() and load_json_object(path) is None:
+        raise OutputError(f"{path} exists and is not a JSON report; choose another --report")
+    folder = nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise OutputError(f"{folder} is not a folder; choose another --report")
+    check_folder_writable(folder)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    identity = _identity(a)
+    return identity is not None and identity == _identity(b)
+
+
+def check_cache_dir(root: Path) -> None:
+    """The embedding cache folder exists or can be made, and takes new files."""
+    problem = _write_problem(nearest_existing(Path(root) / "embeddings"))
+    if problem is not None:
+        raise OutputError(f"{root}: cannot write the embedding cache there ({problem}); pass "
+                          "--cache-dir DIR or --no-cache")
+
+
+def write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write a JSON report atomically (a half-written report never appears)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None

@@ -1,0 +1,46 @@
+"""The documents a clone ships: links stay inside the repository and the design names what the
+code does."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fsrun.errors import EXIT_CODES
+from fsrun.pipeline import RESIZE_CHOICES
+from fsrun.sources.pyav_source import HOST_BATCH_BYTES
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _targets(text: str) -> list[str]:
+    """Markdown link targets and `...md` paths written in backticks."""
+    links = re.findall(r"\]\(([^)\s#]+)", text)
+    quoted = re.findall(r"`([^`\s]+\.md)`", text)
+    return [t for t in links + quoted if not re.match(r"[a-z]+://", t)]
+
+
+def test_links_stay_inside_the_repository() -> None:
+    for doc in DOCS:
+        for target in _targets(doc.read_text(encoding="utf-8")):
+            path = (doc.parent / target).resolve()
+            assert path.is_relative_to(ROOT), f"{doc.name} links outside: {target}"
+            assert path.exists(), f"{doc.name} links to a missing file: {target}"
+    assert "(docs/architecture.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_architecture_describes_the_current_code() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    assert f"--resize {'|'.join(RESIZE_CHOICES)}" in text
+    assert "VIDEO.truth.funscript" in text
+    assert "BatchNorm" in text and "frame stage" in text
+    assert HOST_BATCH_BYTES == 12 << 20 and "12 MiB" in text
+    assert "(exit-codes.md)" in text
+    assert "## Run plan, model session" in text
+
+
+def test_every_exit_code_is_documented() -> None:
+    text = (ROOT / "docs" / "exit-codes.md").read_text(encoding="utf-8")
+    rows = {int(m) for m in re.findall(r"^\| (\d+) \|", text, flags=re.M)}
+    assert rows == set(EXIT_CODES.values())
+    assert "no videos" in text  # an empty folder is an input error
