@@ -19,9 +19,9 @@ from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
 from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
                           UsageError)
 from fsrun.funscript import default_output
-from fsrun.package import load_package
 from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.pipeline import RunConfig, process_video, resolve_model
+from fsrun.runconfig import RunConfig
+from fsrun.session import ModelSession
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",
@@ -88,7 +88,8 @@ def process_folder(root: Path | str, template: RunConfig,
                    extensions: Iterable[str] = DEFAULT_EXTENSIONS,
                    log: Callable[[str], None] | None = None,
                    stale_after_s: float = STALE_AFTER_S) -> FolderSummary:
-    """Run process_video on every video under root; never raises for a single bad file."""
+    """Run every video under root through one model session; never raises for a single bad
+    file."""
     root = Path(root)
     say = log or (lambda message: None)
     if not root.is_dir():
@@ -96,18 +97,25 @@ def process_folder(root: Path | str, template: RunConfig,
     if template.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it")
-    # A broken model fails here once (exit 4), not once per video.
-    model_path, notice = resolve_model(template.model)
-    if notice:
-        say(notice)
-    load_package(model_path)
+    # One session for the folder: the package is loaded and verified once (a broken model
+    # fails here, exit 4, not once per video), the backends start with the first video that
+    # needs them and serve every video after it.
+    with ModelSession.open(template, start=False) as session:
+        for notice in session.plan.notices:
+            say(notice)
+        return _process_all(root, session, template, extensions, say, stale_after_s)
+
+
+def _process_all(root: Path, session: ModelSession, template: RunConfig,
+                 extensions: Iterable[str], say: Callable[[str], None],
+                 stale_after_s: float) -> FolderSummary:
     report_path = template.report  # one report for the folder, not one per video
     videos = find_videos(root, extensions)
     # No output may replace any video found here (an output named like one, or --ext funscript).
     protected = Protected(videos, "a video being processed")
     if report_path is not None:
         check_report_path(report_path, None, protected)  # before the first video, not after
-    template = dataclasses.replace(template, model=model_path, report=None, protected=protected)
+    template = dataclasses.replace(template, report=None, protected=protected)
     summary = FolderSummary(root)
     summary.found = len(videos)
     if not videos:
@@ -129,7 +137,7 @@ def process_folder(root: Path | str, template: RunConfig,
             outcome = FileOutcome(video, SKIPPED, f"{output.name} belongs to "
                                   f"{first_owner[output].name} (same name)")
         else:
-            outcome = _one_video(video, output, template, began_run, stale_after_s)
+            outcome = _one_video(session, video, output, template, began_run, stale_after_s)
         summary.outcomes.append(outcome)
         say(f"[{index}/{len(videos)}] {outcome.status:7} {_relative(video, root)}: {outcome.detail}")
         if isinstance(outcome.error, FATAL_ERRORS):
@@ -149,8 +157,8 @@ def folder_report(summary: FolderSummary) -> dict:
                        "report": o.report} for o in summary.outcomes]}
 
 
-def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
-               stale_after_s: float) -> FileOutcome:
+def _one_video(session: ModelSession, video: Path, output: Path, template: RunConfig,
+               began_run: float, stale_after_s: float) -> FileOutcome:
     began = time.perf_counter()
     if output.exists() and not template.force:
         return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
@@ -165,7 +173,7 @@ def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
         # Another process may have finished this video between the check above and the claim.
         if output.exists() and (not template.force or output.stat().st_mtime >= began_run):
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
-        result = process_video(dataclasses.replace(template, video=video, output=output))
+        result = session.process(dataclasses.replace(template, video=video, output=output))
         detail = f"{result.actions} actions"
         skipped = int(result.report.get("frames_skipped", 0) or 0)
         if skipped:
