@@ -170,8 +170,11 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--ext", "extensions", default=None, metavar="LIST",
               help="Folder mode: video extensions to look for, e.g. mp4,mkv "
                    "(default: common video types).")
+@click.option("--explain", is_flag=True,
+              help="Show the run plan (model, backend, precision, resize, decoder, and why) "
+                   "and exit without processing.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
+def run_command(explain: bool, extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
                 decoder: str, precision: str, stride: int, batch: int, crop: str, resize: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
@@ -192,6 +195,9 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
                        threads=threads, device_id=device_id, log=log)
+    if explain:
+        _explain(config)
+        return
     limit_malloc_arenas()  # before the decode thread exists: see memory.py
     # SIGINT/SIGTERM stop at a safe point (cache flushed, nothing written): see signals.py.
     with interrupt_guard():
@@ -208,6 +214,18 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
         windows = f"{r['windows']} window{'' if r['windows'] == 1 else 's'}"
         log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "
             f"{windows}, {r['wall']:.1f} s)")
+
+
+def _explain(config: RunConfig) -> None:
+    """Print the plan; for a video file also the decoder it would get. Starts no backend."""
+    from fsrun.plan import make_plan  # noqa: PLC0415
+
+    plan = make_plan(config)
+    click.echo(plan.explain())
+    if config.video.is_file():
+        decoder, notes = plan.decoder_for(config.video)
+        click.echo(f"{config.video.name}: decoder {decoder}"
+                   + "".join(f"; {note}" for note in notes))
 
 
 def main(argv: list[str] | None = None) -> int:

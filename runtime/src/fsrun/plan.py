@@ -68,9 +68,9 @@ class RunPlan:
     notices: tuple[str, ...] = ()  # one-line notices for the user (the demo model in use)
     fallbacks: tuple[str, ...] = ()  # "backend: why it failed" for each fallback taken
 
-    def backend_options(self) -> BackendOptions:
-        return BackendOptions(device_id=self.device_id, precision=self.precision,
-                              threads=self.threads, cache_dir=self.model / "engines")
+    def backend_options(self, package: ModelPackage) -> BackendOptions:
+        return BackendOptions.for_package(package, device_id=self.device_id,
+                                          precision=self.precision, threads=self.threads)
 
     def decoder_for(self, video: Path | str) -> tuple[str, list[str]]:
         """The decoder for one video, with notes on any fallback (NVDEC not supporting it)."""
@@ -82,6 +82,23 @@ class RunPlan:
         """One line: model | backend (precision) | decoder | resize."""
         return (f"model: {self.model_name} | backend: {self.backend} ({self.precision}) | "
                 f"decoder: {self.decoder} | resize: {self.resize}")
+
+    def explain(self) -> str:
+        """The plan for people (`fsrun --explain`): each choice, what was asked, and why."""
+        asked = self.requested
+        decoder = ("per video: nvdec where it supports the file, else pyav"
+                   if self.decoder == "auto" else self.decoder)
+        lines = [f"model:     {self.model_name} ({self.model}, sha256 {self.model_hash[:12]})",
+                 f"backend:   {self.backend} (asked: {asked.backend})",
+                 f"precision: {self.precision} (asked: {asked.precision})",
+                 f"resize:    {self.resize} (asked: {asked.resize})",
+                 f"decoder:   {decoder} (asked: {asked.decoder})"]
+        if self.candidates:
+            lines.append(f"fallback:  {', '.join(self.candidates)}, if {self.backend} "
+                         "fails to start")
+        lines += [f"fell back: {failure}" for failure in self.fallbacks]
+        lines += [f"note:      {notice}" for notice in self.notices]
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready values, for the run report and --explain."""
@@ -192,7 +209,7 @@ def start_graph(plan: RunPlan, package: ModelPackage, graph: str,
                 factory: Callable[..., Any] | None = None) -> Any:
     """Start one graph (encoder or head) on the plan's backend, no fallback."""
     make = factory or create_backend
-    return make(plan.backend, package.graph(graph, plan.precision), plan.backend_options())
+    return make(plan.backend, package.graph(graph, plan.precision), plan.backend_options(package))
 
 
 def start_backends(plan: RunPlan, package: ModelPackage, graphs: Sequence[str],
