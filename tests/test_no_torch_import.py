@@ -73,3 +73,28 @@ def test_probe_detects_a_forbidden_import() -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert list(report["pulled"]) == ["fsrun.funscript"]
     assert "json" in report["pulled"]["fsrun.funscript"]
+
+
+# Runtime tests run on fsrun alone: their package fixture is a copy of the bundled demo package
+# (tests/conftest.py), not one that `fsexport build` makes with torch.
+RUNTIME_TEST_DIRS = ("runtime", "reliability")
+NOT_FOR_RUNTIME_TESTS = (*FORBIDDEN, "fsexport")
+
+
+def test_runtime_tests_import_no_framework_and_no_fsexport() -> None:
+    import ast  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for folder in RUNTIME_TEST_DIRS:
+        for path in sorted((tests / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for node in ast.walk(ast.parse(text)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(tests)}: {n}" for n in names
+                              if n.split(".")[0] in NOT_FOR_RUNTIME_TESTS]
+            if "built_tiny_package" in text:
+                offenders.append(f"{path.relative_to(tests)}: built_tiny_package")
+    assert not offenders, offenders

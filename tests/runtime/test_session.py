@@ -90,7 +90,7 @@ def test_plan_resolves_every_auto(tiny_package: Path) -> None:
 def test_auto_falls_back_to_the_next_backend(tiny_package: Path) -> None:
     package = load_package(tiny_package)
     plan = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu"), package)
-    plan = dataclasses.replace(plan, backend="cuda", precision="fp16", resize="graph",
+    plan = dataclasses.replace(plan, backend="cuda", precision="fp32", resize="graph",
                                decoder="auto", candidates=("cpu",),
                                requested=dataclasses.replace(plan.requested, backend="auto"))
 
