@@ -1,4 +1,4 @@
-"""Benchmark tests (the baseline runs model.onnx) use the package `fsexport build` writes (model.onnx, fp16 graphs, parity)."""
+"""Benchmark tests use the package `fsexport build` writes: the baseline runs its model.onnx."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -118,3 +118,16 @@ def test_first_that_starts_lists_every_failure() -> None:
     with pytest.raises(ModelError, match="no backend could start: a: a broke; b: b broke"):
         first_that_starts(("a", "b"), start)
     assert first_that_starts(("a", "b"), lambda n: n.upper()) == ("A", "a", ())
+
+
+def test_explain_prints_the_plan_and_runs_nothing(clips: list[Path], tiny_package: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from fsrun.cli import main  # noqa: PLC0415
+
+    assert main([str(clips[0]), "--model", str(tiny_package), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "backend:   cpu (asked: auto)" in out and "resize:    source (asked: auto)" in out
+    assert f"{clips[0].name}: decoder pyav" in out
+    assert not clips[0].with_suffix(".funscript").exists()
+    assert main([str(clips[0]), "--model", str(tiny_package), "--explain",
+                 "--backend", "cpu", "--decoder", "nvdec"]) == 2
