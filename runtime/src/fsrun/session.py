@@ -21,7 +21,7 @@ import numpy as np
 
 from fsrun import config as user_config
 from fsrun.embedding_cache import CacheKey, EmbeddingCache
-from fsrun.encode import EncodeJob, Stages, encode_frames
+from fsrun.encode import EncodeJob, encode_frames
 from fsrun.errors import InputError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
 from fsrun.head import collect_embeddings, run_head
@@ -30,7 +30,7 @@ from fsrun.package import ModelPackage, load_package
 from fsrun.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
 from fsrun.crop import parse_crop
 from fsrun.postprocess import offset_notice, to_actions
-from fsrun.report import report_failure, script_metadata
+from fsrun.report import VideoJob, report_failure, run_report, script_metadata
 from fsrun.runconfig import SESSION_FIELDS, RunConfig, RunResult
 from fsrun.sampling import TimeRange, TimestampSampler, coverage
 from fsrun.signals import raise_if_interrupted
@@ -136,15 +136,31 @@ class ModelSession:
 
     def _process(self, cfg: RunConfig) -> RunResult:
         wall = time.perf_counter()
-        stages = Stages()
         # The session's start-up is counted in its first video's load stage and wall time.
         startup_share, self._unbilled_s = self._unbilled_s, 0.0
-        say = _notices(cfg)
+        job = self._prepare(cfg)
+        job.stages.seconds["load"] += startup_share
+        pts_ms, embeddings = self._embeddings(job)
+        meta = self.package.meta
+        windows = plan_windows(len(pts_ms), meta.window, cfg.stride)
+        if windows.padded:
+            job.say(f"clip is shorter than one window ({windows.frames} < {meta.window} "
+                    "frames): padded with its last frame")
+        positions, head_calls = run_head(self._backends["head"], embeddings, windows,
+                                         cfg.head_batch, job.stages)
+        actions, covered_ms, short = self._write(job, pts_ms, positions, windows.padded)
+        report = run_report(
+            job, self.package, self._plan, windows, head_calls, len(actions), covered_ms,
+            short is not None, time.perf_counter() - wall + startup_share, self.startup_s)
+        if cfg.report is not None:
+            write_report(Path(cfg.report), report)
+        return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
+
+    def _prepare(self, cfg: RunConfig) -> VideoJob:
+        """Every check that can refuse the video before any work, then the head's backend."""
+        began = time.perf_counter()
         video = Path(cfg.video)
         time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
-        package, meta = self.package, self.package.meta
-
-        began = time.perf_counter()
         output = Path(cfg.output) if cfg.output else default_output(video)
         protect = Protected([video], "the input video", also=cfg.protected)
         check_writable(output, cfg.force, protect)  # every output path before any work
@@ -158,101 +174,88 @@ class ModelSession:
                 raise UsageError(f"--start {cfg.start:g} s is past the end of {video.name} "
                                  f"({info.duration_s:.1f} s)")
             end_s = info.duration_s if cfg.end is None else min(cfg.end, info.duration_s)
-            offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0, video.name)
+            offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0,
+                          video.name)
         crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
-        plan_windows(1, meta.window, cfg.stride)  # reject a bad --stride before any work
+        plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
         self._start(("head",))
-        plan = self._plan
-        told = [*plan.notices, *(f"backend fallback: {f}" for f in plan.fallbacks)]
+        job = VideoJob(cfg, video, output, protect, info, crop_box, time_range, _notices(cfg))
+        told = [*self._plan.notices, *(f"backend fallback: {f}" for f in self._plan.fallbacks)]
         for notice in told[self._said:]:
-            say(notice)
+            job.say(notice)
         self._said = len(told)
-        stages.add("load", began)
-        stages.seconds["load"] += startup_share
+        job.stages.add("load", began)
+        return job
 
+    def _embeddings(self, job: VideoJob) -> tuple[np.ndarray, np.ndarray]:
+        """(pts_ms, embeddings) of the video's sampled frames: from the cache, else decoded and
+        encoded now (into the cache, batch by batch)."""
+        cfg, plan, meta, say = job.cfg, self._plan, self.package.meta, job.say
         cache = None
         if cfg.use_cache:
-            key = CacheKey.for_video(video, package.model_hash, plan.precision, crop_box, meta.fps,
-                                     cfg.start, plan.resize)
+            key = CacheKey.for_video(job.video, self.package.model_hash, plan.precision,
+                                     job.crop_box, meta.fps, cfg.start, plan.resize)
             cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
-        counts = {"encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0,
-                  "resumed_from": 0, "frames_skipped": 0}
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        cache_hit = cache is not None and cache.covers(cfg.end)
-        decoder, decoder_notes = ("cache", []) if cache_hit else plan.decoder_for(video)
-        for note in decoder_notes:
+        job.cache_hit = cache is not None and cache.covers(cfg.end)
+        job.decoder, notes = ("cache", []) if job.cache_hit else plan.decoder_for(job.video)
+        for note in notes:
             say(f"decoder fallback: {note}")
-        say(f"model: {package.name} ({meta.variant}{'' if meta.trained else ', untrained'}) | "
-            f"backend: {plan.backend} ({plan.precision}) | decoder: {decoder} | "
+        say(f"model: {self.package.name} ({meta.variant}{'' if meta.trained else ', untrained'})"
+            f" | backend: {plan.backend} ({plan.precision}) | decoder: {job.decoder} | "
             f"resize: {plan.resize}")
-        if not cache_hit:
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        if not job.cache_hit:
             if cache is not None and cache.frames:
                 say(f"resuming after {cache.frames} frames cached by an earlier run")
             began = time.perf_counter()
             self._start(("encoder",))
-            stages.add("load", began)
-            span = (cfg.end if cfg.end is not None else info.duration_s) - cfg.start
-            job = EncodeJob(video=video, decoder=decoder, crop_box=crop_box,
-                            resize_to=meta.input_size if plan.resize == "source" else None,
-                            start=cfg.start, end=cfg.end, batch=cfg.batch,
-                            queue_size=cfg.queue_size, device_id=plan.device_id,
-                            progress=False if cfg.quiet else cfg.progress,
-                            total_hint=int(span * meta.fps) if span > 0 else None)
-            chunks = encode_frames(job, TimestampSampler(meta.fps, time_range),
-                                   cache, self._backends["encoder"], stages, counts)
-
+            job.stages.add("load", began)
+            span = (cfg.end if cfg.end is not None else job.info.duration_s) - cfg.start
+            encode = EncodeJob(video=job.video, decoder=job.decoder, crop_box=job.crop_box,
+                               resize_to=meta.input_size if plan.resize == "source" else None,
+                               start=cfg.start, end=cfg.end, batch=cfg.batch,
+                               queue_size=cfg.queue_size, device_id=plan.device_id,
+                               progress=False if cfg.quiet else cfg.progress,
+                               total_hint=int(span * meta.fps) if span > 0 else None)
+            chunks = encode_frames(encode, TimestampSampler(meta.fps, job.time_range), cache,
+                                   self._backends["encoder"], job.stages, job.counts)
         pts_ms, embeddings = collect_embeddings(cache, chunks, cfg.end, meta.embedding_dim)
         if len(pts_ms) == 0:
             if cfg.start > 0:
-                raise UsageError(f"--start {cfg.start:g} s is past the end of {video.name} "
-                                 f"({info.duration_s:.1f} s)")
-            raise InputError(f"{video}: no frames could be decoded")
-        windows = plan_windows(len(pts_ms), meta.window, cfg.stride)
-        if windows.padded:
-            say(f"clip is shorter than one window ({windows.frames} < {meta.window} frames): "
-                "padded with its last frame")
-        positions, head_calls = run_head(self._backends["head"], embeddings, windows,
-                                         cfg.head_batch, stages)
+                raise UsageError(f"--start {cfg.start:g} s is past the end of {job.video.name} "
+                                 f"({job.info.duration_s:.1f} s)")
+            raise InputError(f"{job.video}: no frames could be decoded")
+        return pts_ms, embeddings
 
+    def _write(self, job: VideoJob, pts_ms: np.ndarray, positions: np.ndarray,
+               padded: bool) -> tuple[list[dict[str, int]], list, str | None]:
+        """Postprocess and write the funscript atomically; (actions, covered span, the notice
+        when the frames cover less than the container claims)."""
         began = time.perf_counter()
+        cfg, info, say, video = job.cfg, job.info, job.say, job.video
         shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name)
         if shifted:
             say(shifted)
         actions = to_actions(pts_ms, positions, cfg.postprocess)
-        metadata = script_metadata(cfg, package, info.duration_s, plan.precision, windows.padded,
-                                   crop_box, plan.resize)
-        if counts["frames_skipped"]:
-            skipped = counts["frames_skipped"]
+        metadata = script_metadata(cfg, self.package, info.duration_s, self._plan.precision,
+                                   padded, job.crop_box, self._plan.resize)
+        skipped = job.counts["frames_skipped"]
+        if skipped:
             say(f"{video.name}: {skipped} damaged frame{'' if skipped == 1 else 's'} skipped; "
                 "the script covers the frames that decoded")
-            metadata["frames_skipped"] = counts["frames_skipped"]
-        covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end,
-                                     meta.window / meta.fps, video.name)
+            metadata["frames_skipped"] = skipped
+        window_s = self.package.meta.window / self.package.meta.fps
+        covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end, window_s,
+                                     video.name)
         metadata["covered_ms"] = covered_ms
         if short:
             say(short)
             metadata["notes"] += "; " + short.split(": ", 1)[1]
         raise_if_interrupted("nothing written")
-        write_funscript(output, build_funscript(actions, metadata), force=cfg.force,
-                        protect=protect)
-        stages.add("write", began)
-
-        report = {
-            "video": str(video), "output": str(output), "status": "ok", "model": package.name,
-            "model_hash": package.model_hash, "variant": meta.variant, "backend": plan.backend,
-            "decoder": decoder, "resize": plan.resize, "precision": plan.precision,
-            "frames": windows.frames, "windows": windows.count, "stride": cfg.stride,
-            "window": meta.window, "padded": windows.padded, "head_calls": head_calls,
-            "actions": len(actions), "cache_hit": cache_hit, **counts,
-            "duration_s": round(info.duration_s, 3), "covered_ms": covered_ms,
-            "cut_short": short is not None,
-            **{k: round(v, 6) for k, v in stages.seconds.items()},
-            "wall": round(time.perf_counter() - wall + startup_share, 6),
-            "session_startup": round(self.startup_s, 6), "plan": plan.to_dict(),
-        }
-        if cfg.report is not None:
-            write_report(Path(cfg.report), report)
-        return RunResult(output, len(actions), report, pts_ms, positions, windows.padded)
+        write_funscript(job.output, build_funscript(actions, metadata), force=cfg.force,
+                        protect=job.protect)
+        job.stages.add("write", began)
+        return actions, covered_ms, short
 
 
 def _notices(cfg: RunConfig):
