@@ -131,3 +131,28 @@ def test_explain_prints_the_plan_and_runs_nothing(clips: list[Path], tiny_packag
     assert not clips[0].with_suffix(".funscript").exists()
     assert main([str(clips[0]), "--model", str(tiny_package), "--explain",
                  "--backend", "cpu", "--decoder", "nvdec"]) == 2
+
+
+def test_folder_mode_starts_the_backends_once(clips: list[Path], tiny_package: Path,
+                                              tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from fsrun.folder import process_folder  # noqa: PLC0415
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for clip in clips:
+        shutil.copy(clip, folder / clip.name)
+    counter = StartCounter()
+    template = RunConfig(video=folder, model=tiny_package, backend="cpu", use_cache=False,
+                         backend_factory=counter, report=tmp_path / "folder.json")
+    summary = process_folder(folder, template, ("mp4",))
+    assert summary.count("ok") == len(clips)
+    assert sorted(counter.started) == ["encoder.onnx", "head.onnx"]
+    report = json.loads((tmp_path / "folder.json").read_text())
+    assert report["plan"]["backend"] == "cpu" and report["plan"]["model_name"] == "tiny.fsmodel"
+    loads = [f["report"]["load"] for f in report["files"]]
+    assert all(f["report"]["session_startup"] == report["files"][0]["report"]["session_startup"]
+               for f in report["files"])
+    assert max(loads[1:]) < loads[0]

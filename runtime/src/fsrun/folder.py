@@ -51,6 +51,7 @@ class FolderSummary:
     outcomes: list[FileOutcome] = field(default_factory=list)  # one per video found
     stopped: str | None = None  # why the loop ended early, if it did
     found: int = 0  # videos found under root
+    plan: dict | None = None  # the run plan (RunPlan.to_dict()) of the folder's model session
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -116,7 +117,7 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
     if report_path is not None:
         check_report_path(report_path, None, protected)  # before the first video, not after
     template = dataclasses.replace(template, report=None, protected=protected)
-    summary = FolderSummary(root)
+    summary = FolderSummary(root, plan=session.plan.to_dict())
     summary.found = len(videos)
     if not videos:
         if report_path is not None:
@@ -143,6 +144,7 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
         if isinstance(outcome.error, FATAL_ERRORS):
             summary.stopped = outcome.detail
             break
+    summary.plan = session.plan.to_dict()  # a fallback at the first start may have changed it
     if report_path is not None:
         write_report(Path(report_path), folder_report(summary))
     return summary
@@ -151,6 +153,7 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
 def folder_report(summary: FolderSummary) -> dict:
     """--report in folder mode: every video's outcome, with its run report where it ran."""
     return {"root": str(summary.root), "found": summary.found, "stopped": summary.stopped,
+            "plan": summary.plan,
             "counts": {status: summary.count(status) for status in STATUSES},
             "files": [{"video": str(o.video), "status": o.status, "detail": o.detail,
                        "seconds": round(o.seconds, 3), "exit_code": o.exit_code,
