@@ -1,7 +1,8 @@
 """A model session: the package loaded and verified once, the backends started once, then any
 number of videos, one after another.
 
-    with ModelSession.open(RunConfig(video=first, model=pkg)) as session:
+    template = RunConfig(video=videos[0], model=package_dir, backend="auto")
+    with ModelSession.open(template) as session:
         for video in videos:
             session.process(dataclasses.replace(template, video=video))
 
