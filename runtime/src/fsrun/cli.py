@@ -173,8 +173,20 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--explain", is_flag=True,
               help="Show the run plan (model, backend, precision, resize, decoder, and why) "
                    "and exit without processing.")
+@click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder mode: write the funscripts under this folder, mirroring the tree, "
+                   "instead of beside the videos.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="Folder mode: run the videos on Ray actors (pip install 'fsrun[ray]'); "
+                   "without ADDRESS a local Ray starts (or $RAY_ADDRESS is used). "
+                   "See docs/scale.md.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=4, show_default=True,
+              help="With --ray on a cluster without GPUs: CPUs per actor (one actor per GPU "
+                   "otherwise).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(explain: bool, extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
+def run_command(explain: bool, extensions: str | None, output_dir: Path | None, ray_address: str | None,
+                ray_cpus: int, video: Path, model: Path | None, output: Path | None, backend: str,
                 decoder: str, precision: str, stride: int, batch: int, crop: str, resize: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
@@ -205,9 +217,18 @@ def run_command(explain: bool, extensions: str | None, video: Path, model: Path 
             from fsrun.folder import parse_extensions, run_folder  # noqa: PLC0415
 
             config.log = None  # per-file notices are summed up in the folder's own lines
+            if ray_address is not None:  # Ray is imported only on this path
+                from fsrun.scale.ray_folder import run_ray_folder  # noqa: PLC0415
+
+                run_ray_folder(video, config, parse_extensions(extensions), click.echo,
+                               None if quiet else log, ray_address or None, output_dir, ray_cpus)
+                return
             run_folder(video, config, parse_extensions(extensions), click.echo,
-                       None if quiet else log)
+                       None if quiet else log, output_dir)
             return
+        if ray_address is not None or output_dir is not None:
+            raise UsageError(f"{'--ray' if ray_address is not None else '--output-dir'} is for "
+                             "a folder of videos; for one video use --output")
         result = process_video(config)
     if not quiet:
         r = result.report

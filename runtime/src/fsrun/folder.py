@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
 from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
-                          UsageError)
+                          OutputError, UsageError)
 from fsrun.funscript import default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.runconfig import RunConfig
@@ -85,10 +85,19 @@ def find_videos(root: Path, extensions: Iterable[str] = DEFAULT_EXTENSIONS) -> l
     return sorted(found)
 
 
+def output_for(video: Path, root: Path, output_dir: Path | None) -> Path:
+    """VIDEO.funscript beside the video, or at the same place under output_dir (the tree
+    mirrored)."""
+    if output_dir is None:
+        return default_output(video)
+    return default_output(Path(output_dir) / Path(video).relative_to(root))
+
+
 def process_folder(root: Path | str, template: RunConfig,
                    extensions: Iterable[str] = DEFAULT_EXTENSIONS,
                    log: Callable[[str], None] | None = None,
-                   stale_after_s: float = STALE_AFTER_S) -> FolderSummary:
+                   stale_after_s: float = STALE_AFTER_S,
+                   output_dir: Path | None = None) -> FolderSummary:
     """Run every video under root through one model session; never raises for a single bad
     file."""
     root = Path(root)
@@ -104,12 +113,13 @@ def process_folder(root: Path | str, template: RunConfig,
     with ModelSession.open(template, start=False) as session:
         for notice in session.plan.notices:
             say(notice)
-        return _process_all(root, session, template, extensions, say, stale_after_s)
+        return _process_all(root, session, template, extensions, say, stale_after_s,
+                            output_dir)
 
 
 def _process_all(root: Path, session: ModelSession, template: RunConfig,
                  extensions: Iterable[str], say: Callable[[str], None],
-                 stale_after_s: float) -> FolderSummary:
+                 stale_after_s: float, output_dir: Path | None) -> FolderSummary:
     report_path = template.report  # one report for the folder, not one per video
     videos = find_videos(root, extensions)
     # No output may replace any video found here (an output named like one, or --ext funscript).
@@ -126,14 +136,14 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
         raise InputError(f"{root}: no videos found (looked for "
                          f"{', '.join('.' + e for e in extensions)})")
     say(f"{_count(len(videos), 'video')} under {root}")
-    owners = Counter(default_output(v) for v in videos)
+    owners = Counter(output_for(v, root, output_dir) for v in videos)
     first_owner: dict[Path, Path] = {}
     began_run = time.time()
     for index, video in enumerate(videos, 1):
         if interrupt_requested() is not None:
             summary.stopped = "interrupted"
             break
-        output = default_output(video)
+        output = output_for(video, root, output_dir)
         if owners[output] > 1 and first_owner.setdefault(output, video) != video:
             outcome = FileOutcome(video, SKIPPED, f"{output.name} belongs to "
                                   f"{first_owner[output].name} (same name)")
@@ -165,6 +175,11 @@ def _one_video(session: ModelSession, video: Path, output: Path, template: RunCo
     began = time.perf_counter()
     if output.exists() and not template.force:
         return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # under --output-dir: the mirrored tree
+    except OSError as exc:
+        error = OutputError(f"{output.parent}: cannot create ({exc.strerror or exc})")
+        return FileOutcome(video, FAILED, str(error), exit_code=error.exit_code, error=error)
     claim = Claim(output, stale_after_s=stale_after_s)
     try:
         claim.acquire()
@@ -262,10 +277,17 @@ class FolderFailed(FsError):
 
 
 def run_folder(root: Path, template: RunConfig, extensions: Iterable[str],
-               echo: Callable[[str], None], log: Callable[[str], None] | None) -> FolderSummary:
+               echo: Callable[[str], None], log: Callable[[str], None] | None,
+               output_dir: Path | None = None) -> FolderSummary:
     """CLI entry: process, print the table (not with --quiet), raise for a non-zero exit when
     anything failed."""
-    summary = process_folder(root, template, extensions, log)
+    summary = process_folder(root, template, extensions, log, output_dir=output_dir)
+    return finish_folder(summary, template, echo)
+
+
+def finish_folder(summary: FolderSummary, template: RunConfig,
+                  echo: Callable[[str], None]) -> FolderSummary:
+    """The end of a folder run (one process or Ray): the table, then the exit status."""
     if not template.quiet:
         echo(format_summary(summary))
     fatal = next((o.error for o in summary.outcomes if isinstance(o.error, FATAL_ERRORS)), None)
