@@ -2,7 +2,7 @@
 
 Every module under the fsrun package (found by walking it, so new modules are covered without
 editing this test) is imported in a fresh interpreter; the test fails if torch, timm,
-tensorflow or keras lands in sys.modules, or if any module fails to import (GPU modules must
+tensorflow or keras lands in sys.modules (or ray, which only `fsrun DIR --ray` imports), or if any module fails to import (GPU modules must
 import without their libraries: their heavy imports happen lazily, on use).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 
 import fsrun
 
-FORBIDDEN = ("torch", "timm", "tensorflow", "keras")
+FORBIDDEN = ("torch", "timm", "tensorflow", "keras", "ray")
 
 # Imports nothing but importlib and sys before the modules under test (json comes last), so
 # the self-test below can use json as a stand-in for a forbidden library.

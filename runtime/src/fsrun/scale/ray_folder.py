@@ -39,7 +39,6 @@ from fsrun.signals import interrupt_requested
 DEFAULT_ACTOR_CPUS = 4
 # Further attempts for a video whose worker died or failed unexpectedly, each on another actor.
 RETRIES = 1
-RAY_MISSING = "--ray needs Ray: pip install 'fsrun[ray]'"
 
 
 @dataclass
@@ -77,7 +76,7 @@ def _import_ray() -> Any:
     try:
         import ray  # noqa: PLC0415 - only behind --ray
     except ImportError:
-        raise MissingDependencyError(RAY_MISSING) from None
+        raise MissingDependencyError("Ray (for --ray)", "fsrun[ray]") from None
     return ray
 
 
@@ -152,6 +151,7 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     say = log or (lambda message: None)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder")
+    ray = _import_ray()
     if template.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it (or under --output-dir)")
@@ -183,7 +183,8 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     run = RayRun(summary)
     outcomes: dict[Path, FileOutcome] = {o.video: o for o in skipped}
     if jobs:
-        _run_on_ray(run, jobs, outcomes, template, root, say, address, actor_cpus, stale_after_s)
+        _run_on_ray(ray, run, jobs, outcomes, template, root, say, address, actor_cpus,
+                    stale_after_s)
     order = {video: i for i, video in enumerate(videos)}
     summary.outcomes = sorted(outcomes.values(), key=lambda o: order[o.video])
     if report_path is not None:
@@ -191,10 +192,9 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     return run
 
 
-def _run_on_ray(run: RayRun, jobs: list[_Job], outcomes: dict[Path, FileOutcome],
+def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, FileOutcome],
                 template: RunConfig, root: Path, say: Callable[[str], None],
                 address: str | None, actor_cpus: int, stale_after_s: float) -> None:
-    ray = _import_ray()
     began = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
