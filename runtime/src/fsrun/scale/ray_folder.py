@@ -28,11 +28,11 @@ from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOu
                           FolderSummary, _count, _relative, find_videos, finish_folder,
                           folder_report, output_for)
 from fsrun.outputs import Protected, check_folder_writable, check_report_path, write_report
-from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, resolve_model
+from fsrun.runconfig import RunConfig
 from fsrun.progress import _clock
 from fsrun.scale.same_run import compare, run_signature
 from fsrun.scale.worker import FAULT_ENV, FolderWorker
+from fsrun.session import ModelSession
 from fsrun.signals import interrupt_requested
 
 # CPUs each actor reserves on a cluster without GPUs (fewer when the cluster has fewer).
@@ -155,10 +155,11 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     if template.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it (or under --output-dir)")
-    model_path, notice = resolve_model(template.model)
-    if notice:
-        say(notice)
-    package = load_package(model_path)  # a broken model fails here, before Ray starts
+    # A broken model fails here (exit 4), before Ray starts; no backend starts on the driver.
+    with ModelSession.open(template, start=False) as session:
+        for notice in session.plan.notices:
+            say(notice)
+        model_path, model_hash = session.plan.model, session.package.model_hash
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         check_folder_writable(Path(output_dir))
@@ -177,7 +178,7 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     template = dataclasses.replace(template, model=model_path, report=None, protected=protected,
                                    log=None, progress=False)
     jobs, skipped = _plan(root, videos, template, output_dir,
-                          run_signature(template, package.model_hash))
+                          run_signature(template, model_hash))
     say(f"{_count(len(videos), 'video')} under {root}: {len(jobs)} to run, "
         f"{len(skipped)} skipped")
     run = RayRun(summary)

@@ -1,8 +1,10 @@
 """The Ray actor of `fsrun DIR --ray`: one model session, any number of videos.
 
 This module never imports Ray: ray_folder wraps FolderWorker with `ray.remote` when a run starts.
-A worker opens its session in __init__ and keeps any error for ready() (and for every video),
-so the driver reads a broken model as one fsrun error, not as a dead actor.
+A worker opens its session in __init__ (package verified, backends started: Ray's fixed
+start-up cost) and keeps any error for ready() and for every video, so the driver reads a broken
+model as one fsrun error, not as a dead actor. Each video goes through folder mode's own
+per-video step (claim, skip checks, atomic write), on the worker's session.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Any
 from fsrun.backends import create_backend
 from fsrun.errors import FsError
 from fsrun.folder import FAILED, FileOutcome, _one_video
-from fsrun.pipeline import RunConfig, RunResult, process_video
+from fsrun.runconfig import RunConfig
+from fsrun.session import ModelSession
 
 # Fault injection for the tests: when set to a file's path, the first worker that renames that
 # file away (only one can) dies with os._exit on its second encoder batch, mid-video.
@@ -26,19 +29,6 @@ FAULT_EXIT_CODE = 70
 LEFTOVER_TMP_AGE_S = 60.0
 
 
-class _PerVideoSession:
-    """Runs each video with process_video (the package is loaded for each one)."""
-
-    def __init__(self, template: RunConfig):
-        self.template = template
-
-    def process(self, cfg: RunConfig) -> RunResult:
-        return process_video(cfg)
-
-    def close(self) -> None:
-        pass
-
-
 class FolderWorker:
     """Holds one model session; process() runs one video and returns its FileOutcome."""
 
@@ -46,9 +36,9 @@ class FolderWorker:
         self.template = _with_fault_hook(template)
         self.stale_after_s = stale_after_s
         self.error: FsError | None = None
-        self.session: Any = None
+        self.session: ModelSession | None = None
         try:
-            self.session = _PerVideoSession(self.template)
+            self.session = ModelSession.open(self.template)
         except FsError as exc:
             self.error = exc
 
@@ -62,8 +52,8 @@ class FolderWorker:
                                exit_code=self.error.exit_code, error=self.error)
         remove_leftovers(Path(output))
         cfg = dataclasses.replace(self.template, force=force)
-        return _one_video(Path(video), Path(output), cfg, began_run, self.stale_after_s,
-                          process=self.session.process)
+        return _one_video(self.session, Path(video), Path(output), cfg, began_run,
+                          self.stale_after_s)
 
     def close(self) -> None:
         if self.session is not None:
