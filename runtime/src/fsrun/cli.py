@@ -179,7 +179,8 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
               metavar="[ADDRESS]",
               help="Folder mode: run the videos on Ray actors (pip install 'fsrun[ray]'); "
-                   "without ADDRESS a local Ray starts (or $RAY_ADDRESS is used). "
+                   "without ADDRESS $RAY_ADDRESS, the cluster `ray start` runs here, or a "
+                   "local Ray for this run. "
                    "See docs/scale.md.")
 @click.option("--ray-cpus", type=click.IntRange(min=1), default=4, show_default=True,
               help="With --ray on a cluster without GPUs: CPUs per actor (one actor per GPU "

@@ -28,11 +28,12 @@ from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOu
                           FolderSummary, _count, _relative, find_videos, finish_folder,
                           folder_report, output_for)
 from fsrun.outputs import Protected, check_folder_writable, check_report_path, write_report
+from fsrun.package import load_package
+from fsrun.plan import resolve_model
 from fsrun.runconfig import RunConfig
 from fsrun.progress import _clock
 from fsrun.scale.same_run import compare, run_signature
 from fsrun.scale.worker import FAULT_ENV, FolderWorker
-from fsrun.session import ModelSession
 from fsrun.signals import interrupt_requested
 
 # CPUs each actor reserves on a cluster without GPUs (fewer when the cluster has fewer).
@@ -155,11 +156,12 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     if template.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it (or under --output-dir)")
-    # A broken model fails here (exit 4), before Ray starts; no backend starts on the driver.
-    with ModelSession.open(template, start=False) as session:
-        for notice in session.plan.notices:
-            say(notice)
-        model_path, model_hash = session.plan.model, session.package.model_hash
+    # A broken model fails here (exit 4), before Ray starts. No plan is made on the driver:
+    # its backends (often none: a CPU head node) are not the workers'.
+    model_path, notice = resolve_model(template.model)
+    if notice:
+        say(notice)
+    model_hash = load_package(model_path).model_hash
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         check_folder_writable(Path(output_dir))
@@ -175,14 +177,20 @@ def process_ray_folder(root: Path | str, template: RunConfig,
             write_report(Path(report_path), folder_report(summary))
         raise InputError(f"{root}: no videos found (looked for "
                          f"{', '.join('.' + e for e in extensions)})")
-    template = dataclasses.replace(template, model=model_path, report=None, protected=protected,
-                                   log=None, progress=False)
+    # Workers get absolute paths: their working folder is not this one.
+    cache_dir = Path(template.cache_dir).absolute() if template.cache_dir else None
+    template = dataclasses.replace(template, model=Path(model_path).absolute(), report=None,
+                                   protected=protected, log=None, progress=False,
+                                   cache_dir=cache_dir)
     jobs, skipped = _plan(root, videos, template, output_dir,
                           run_signature(template, model_hash))
     say(f"{_count(len(videos), 'video')} under {root}: {len(jobs)} to run, "
         f"{len(skipped)} skipped")
     run = RayRun(summary)
     outcomes: dict[Path, FileOutcome] = {o.video: o for o in skipped}
+    # Largest files first: the last videos to finish are short ones, so actors idle less at the
+    # end (the table and report keep path order).
+    jobs.sort(key=lambda job: -_size(job.video))
     if jobs:
         _run_on_ray(ray, run, jobs, outcomes, template, root, say, address, actor_cpus,
                     stale_after_s)
@@ -294,7 +302,8 @@ def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Slot], pending: de
                     free.remove(slot)
                     job.attempts += 1
                     job.tried.add(slot.id)
-                    ref = slot.handle.process.remote(str(job.video), str(job.output), job.force,
+                    ref = slot.handle.process.remote(str(job.video.absolute()),
+                                                     str(job.output.absolute()), job.force,
                                                      began_run)
                     inflight[ref] = (job, slot)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
@@ -309,7 +318,9 @@ def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Slot], pending: de
                     progress.say(say, f"retrying {_relative(job.video, root)} on another "
                                       f"worker: {why}")
                     continue
-                if outcome is None:
+                if outcome is not None:
+                    outcome.video = job.video  # the path as found, not the absolute one
+                else:
                     outcome = FileOutcome(job.video, FAILED, f"{why} (tried {job.attempts} "
                                           "times)", exit_code=1)
                 if job.replaces and outcome.status == OK:
@@ -338,6 +349,13 @@ def _result(ray: Any, ref: Any, job: _Job) -> tuple[FileOutcome | None, str | No
     if outcome.status == FAILED and outcome.error is None:  # not an fsrun error: unexpected
         return outcome, outcome.detail
     return outcome, None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _first_line(exc: BaseException) -> str:
