@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +92,9 @@ def markdown(result: dict, clip: dict, system: dict, unique: int) -> str:
         "",
         "Ray's fixed start-up cost is ray.init (a local head: GCS, raylet, workers) plus each "
         "actor's model session (package verified, backends started); it is paid once per run, "
-        "whatever the number of videos.",
+        "whatever the number of videos. The rest of the difference includes ray.shutdown and "
+        "Ray's own processes (GCS, raylet) running beside the actor on the same two cores; it "
+        "was not profiled further.",
         "",
         "The machine was shared with other jobs while this ran (2 cores); `uptime`:",
         "",
@@ -134,6 +137,7 @@ def main(out: Path, model: Path | None, clips: int, unique: int, seconds: float,
             shutil.copyfile(made[i % len(made)], target)
         result = measure(library, model or demo_model_dir(), work, actor_cpus)
     system = collect()
+    system["command"] = " ".join(["python", "-m", "benchmarks.ray_folder", *sys.argv[1:]])
     out.mkdir(parents=True, exist_ok=True)
     document = {"clip": params[0].describe(), "unique_clips": len(params), "system": system,
                 **result}
