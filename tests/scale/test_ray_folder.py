@@ -72,6 +72,9 @@ def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, loc
     assert [(Path(f["video"]).name, f["status"]) for f in mine["files"]] == \
            [(Path(f["video"]).name, f["status"]) for f in theirs["files"]]
     assert mine["files"][0].keys() == theirs["files"][0].keys()
+    # The same plan, but the actor runs as many threads as CPUs it reserved (2), not "auto".
+    assert mine["plan"]["threads"] == 2 and theirs["plan"]["threads"] == 0
+    assert {**mine["plan"], "threads": 0} == theirs["plan"] and theirs["plan"]["backend"] == "cpu"
     assert mine["files"][2]["report"]["frames"] == theirs["files"][2]["report"]["frames"] == 120
 
     again = process_ray_folder(library, _template(), ["mp4", "mkv"], output_dir=tmp_path / "ray")

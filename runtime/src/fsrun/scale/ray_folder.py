@@ -224,6 +224,7 @@ def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, Fi
         for error in ray.get([slot.handle.ready.remote() for slot in slots]):
             if error is not None:
                 raise error
+        run.summary.plan = ray.get(slots[0].handle.plan.remote())  # as folder mode reports
         run.startup_s = time.perf_counter() - began
         say(f"ray: {_count(count, 'worker')} ({_resources(options)} each) ready in "
             f"{run.startup_s:.1f} s")

@@ -46,6 +46,10 @@ class FolderWorker:
         """None once the session is open; else the error that stopped it."""
         return self.error
 
+    def plan(self) -> dict | None:
+        """The session's run plan (RunPlan.to_dict()), for the folder report."""
+        return self.session.plan.to_dict() if self.session is not None else None
+
     def process(self, video: str, output: str, force: bool, began_run: float) -> FileOutcome:
         if self.error is not None:
             return FileOutcome(Path(video), FAILED, str(self.error),
