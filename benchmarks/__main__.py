@@ -256,5 +256,31 @@ def train_cache(variants: str, epochs: int, out: Path | None) -> None:
         click.echo(str(path))
 
 
+@main.command("session-startup")
+@click.option("--package", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Model package [default: the bundled demo model].")
+@click.option("--before-src", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="runtime/src of an fsrun from before model sessions "
+                                  "(git archive COMMIT runtime/src | tar -x -C DIR).")
+@click.option("--clips", type=click.IntRange(2), default=20, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.5), default=2.0, show_default=True)
+@click.option("--repeats", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--name", default="session_startup", show_default=True,
+              help="Base name of the result files.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+def session_startup(package: Path | None, before_src: Path, clips: int, seconds: float,
+                    repeats: int, name: str, out: Path | None) -> None:
+    """Folder mode's start-up cost per video, before model sessions and with one."""
+    from benchmarks.session_startup import StartupConfig, measure, write  # noqa: PLC0415
+    from fsrun.config import demo_model_dir  # noqa: PLC0415
+
+    cfg = StartupConfig(package=package or demo_model_dir(), before_src=before_src,
+                        clips=clips, seconds=seconds, repeats=repeats)
+    results = measure(cfg, log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -60,7 +60,8 @@ def run_baseline(cfg: BaselineConfig) -> dict[str, Any]:
     package = load_package(cfg.package)
     meta = package.meta
     model = create_backend(cfg.backend, package.graph("model", cfg.precision),
-                           BackendOptions(precision=cfg.precision, threads=cfg.threads))
+                           BackendOptions.for_package(package, precision=cfg.precision,
+                                                      threads=cfg.threads))
     load_s = time.perf_counter() - wall
 
     began = time.perf_counter()

@@ -63,8 +63,7 @@ def measure_package(package_path: Path, backend_name: str, cfg: ThroughputConfig
     for precision in PRECISIONS.get(backend_name, ("fp32",)):
         if not package.has_graph("encoder", precision):
             continue
-        options = BackendOptions(precision=precision, threads=cfg.threads,
-                                 cache_dir=package.path / "engines")
+        options = BackendOptions.for_package(package, precision=precision, threads=cfg.threads)
         backend = create_backend(backend_name, package.graph("encoder", precision), options)
         try:
             for batch in cfg.batch_sizes:

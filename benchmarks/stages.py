@@ -164,8 +164,7 @@ def measure_stages(package_path: Path, video: Path, backend_name: str, decoders:
             out["decode_nvdec_error"] = f"{type(exc).__name__}: {exc}"
             log(f"stages  {meta.variant:7s} {backend_name:10s} NVDEC decode failed: "
                 f"{out['decode_nvdec_error']}")
-    options = BackendOptions(precision=precision, threads=cfg.threads,
-                             cache_dir=package.path / "engines")
+    options = BackendOptions.for_package(package, precision=precision, threads=cfg.threads)
     encoder = create_backend(backend_name, package.graph("encoder", precision), options)
     try:
         for key, batches in (("encoder_full", full_batches), ("encoder_resized", small_batches)):

@@ -18,7 +18,8 @@ import numpy as np
 
 from benchmarks.files import write_json_and_markdown
 from fsrun.config import demo_model_dir
-from fsrun.metrics import compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import compare
 from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
 from fsrun.postprocess import PostprocessOptions
 from fsrun.synth.cli import _quiet_svt

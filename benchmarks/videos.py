@@ -5,7 +5,6 @@ encode. Clips are reused when a file with the same parameters exists (the name e
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -82,7 +81,7 @@ def render(params: ClipParams, index: int, texture: np.ndarray) -> np.ndarray:
 
 def make_clip(params: ClipParams, folder: Path) -> Path:
     """Encode the clip into folder (reused if it exists); written to a temp name, then moved."""
-    import av  # noqa: PLC0415
+    from fsrun.synth.encode import CodecSpec, encode_video  # noqa: PLC0415 - imports PyAV
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / params.file_name
@@ -90,18 +89,9 @@ def make_clip(params: ClipParams, folder: Path) -> Path:
         return path
     rng = np.random.default_rng(params.seed)
     texture = _texture(rng, params.height + params.height // 8, params.width + params.width // 8)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with av.open(str(tmp), "w", format="mp4") as container:
-            options = ENCODER_OPTIONS.get(params.codec, ENCODER_OPTIONS["libx264"])(params)
-            stream = container.add_stream(params.codec, rate=Fraction(params.fps),
-                                          options=options)
-            stream.width, stream.height, stream.pix_fmt = params.width, params.height, "yuv420p"
-            for i in range(params.frames):
-                frame = av.VideoFrame.from_ndarray(render(params, i, texture), format="rgb24")
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    options = ENCODER_OPTIONS.get(params.codec, ENCODER_OPTIONS["libx264"])(params)
+    frames = (render(params, i, texture) for i in range(params.frames))
+    rate = Fraction(params.fps)
+    encode_video(path, CodecSpec(params.codec, "mp4", ".mp4", options), frames,
+                 np.arange(params.frames) / float(rate), rate, params.width, params.height)
     return path

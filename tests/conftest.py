@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,21 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny (test_efficientnet @64) package with random weights, built once per session."""
+    """A tiny (test_efficientnet @64, fp32 encoder and head) package: a copy of the demo package
+    that ships with fsrun, so runtime tests need neither torch nor fsexport. Export tests that
+    need what `fsexport build` writes (model.onnx, fp16 graphs, parity) use built_tiny_package
+    through their own conftest."""
+    from fsrun.config import demo_model_dir  # noqa: PLC0415
+
+    target = tmp_path_factory.mktemp("packages") / "tiny.fsmodel"
+    shutil.copytree(demo_model_dir(), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def built_tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny (test_efficientnet @64) package with random weights from `fsexport build` (needs
+    torch), built once per session."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
 
     out = tmp_path_factory.mktemp("packages")

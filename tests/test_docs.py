@@ -37,6 +37,9 @@ def test_architecture_describes_the_current_code() -> None:
     assert HOST_BATCH_BYTES == 12 << 20 and "12 MiB" in text
     assert "(exit-codes.md)" in text
     assert "## Run plan, model session" in text
+    for module in ("plan", "session", "encode", "head", "report"):
+        assert (ROOT / "runtime" / "src" / "fsrun" / f"{module}.py").is_file()
+        assert f"`{module}.py`" in text or f"`fsrun/{module}.py`" in text, module
 
 
 def test_every_exit_code_is_documented() -> None:

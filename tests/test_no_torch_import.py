@@ -2,7 +2,7 @@
 
 Every module under the fsrun package (found by walking it, so new modules are covered without
 editing this test) is imported in a fresh interpreter; the test fails if torch, timm,
-tensorflow or keras lands in sys.modules, or if any module fails to import (GPU modules must
+tensorflow or keras lands in sys.modules (or ray, which only `fsrun DIR --ray` imports), or if any module fails to import (GPU modules must
 import without their libraries: their heavy imports happen lazily, on use).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 
 import fsrun
 
-FORBIDDEN = ("torch", "timm", "tensorflow", "keras")
+FORBIDDEN = ("torch", "timm", "tensorflow", "keras", "ray")
 
 # Imports nothing but importlib and sys before the modules under test (json comes last), so
 # the self-test below can use json as a stand-in for a forbidden library.
@@ -73,3 +73,28 @@ def test_probe_detects_a_forbidden_import() -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert list(report["pulled"]) == ["fsrun.funscript"]
     assert "json" in report["pulled"]["fsrun.funscript"]
+
+
+# Runtime tests run on fsrun alone: their package fixture is a copy of the bundled demo package
+# (tests/conftest.py), not one that `fsexport build` makes with torch.
+RUNTIME_TEST_DIRS = ("runtime", "reliability")
+NOT_FOR_RUNTIME_TESTS = (*FORBIDDEN, "fsexport")
+
+
+def test_runtime_tests_import_no_framework_and_no_fsexport() -> None:
+    import ast  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for folder in RUNTIME_TEST_DIRS:
+        for path in sorted((tests / folder).rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            for node in ast.walk(ast.parse(text)):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                offenders += [f"{path.relative_to(tests)}: {n}" for n in names
+                              if n.split(".")[0] in NOT_FOR_RUNTIME_TESTS]
+            if "built_tiny_package" in text:
+                offenders.append(f"{path.relative_to(tests)}: built_tiny_package")
+    assert not offenders, offenders

@@ -5,7 +5,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -13,11 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# benchmarks/ lives at the repository root (see test_smoke.py).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.gpu_kit import device  # noqa: E402
-from benchmarks.gpu_kit.chunks import (  # noqa: E402
+from benchmarks.gpu_kit import device
+from benchmarks.gpu_kit.chunks import (
     MANIFEST,
     KitError,
     Manifest,
@@ -26,8 +22,8 @@ from benchmarks.gpu_kit.chunks import (  # noqa: E402
     plan_chunks,
     write_kit,
 )
-from benchmarks.gpu_kit.download import chunk_budget, requirements, tree_bytes  # noqa: E402
-from benchmarks.gpu_kit.stages import REQUIREMENTS, STAGES  # noqa: E402
+from benchmarks.gpu_kit.download import chunk_budget, requirements, tree_bytes
+from benchmarks.gpu_kit.stages import REQUIREMENTS, STAGES
 
 
 def _files(folder: Path, sizes: tuple[int, ...], seed: int = 0) -> list[Path]:

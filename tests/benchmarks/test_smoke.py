@@ -6,16 +6,11 @@ every part runs and that results.json, report.md and the plots hold what a reade
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
-# benchmarks/ lives at the repository root, which pytest does not put on sys.path (and tests/,
-# which it does, holds a tests/benchmarks folder of the same name).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.__main__ import main
 
 
 def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fsrun.backends.base import BackendOptions
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 
 pytestmark = pytest.mark.needs_cuda
 

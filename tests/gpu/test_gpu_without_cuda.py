@@ -30,7 +30,7 @@ from fsrun.backends.trt_profiles import (
 )
 from fsrun.errors import InputError, MissingDependencyError
 from fsrun.gpu import BatchAssembler, DeviceArray, crop_region
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 from fsrun.sources.nvdec_source import codec_support
 
 GPU_MODULES = [
@@ -104,11 +104,9 @@ def test_ort_gpu_backends_without_their_provider(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
     backend_cls = getattr(importlib.import_module(module), cls)
-    if cls == "OrtTensorrtBackend":  # reads the profile from meta.json before the provider check
-        monkeypatch.setattr(importlib.import_module(module), "graph_profile",
-                            lambda path: input_profile("encoder", 60, 256))
+    options = BackendOptions(cache_dir=tmp_path, window=60, embedding_dim=256)
     with pytest.raises(MissingDependencyError) as info:
-        backend_cls(tmp_path / "encoder.onnx", BackendOptions(cache_dir=tmp_path))
+        backend_cls(tmp_path / "encoder.onnx", options)
     assert info.value.extra == extra
 
 

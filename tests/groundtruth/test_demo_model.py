@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from fsrun.config import demo_model_dir
-from fsrun.metrics import compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import compare
 from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video
 from fsrun.synth.encode import ClipSpec, write_clip

@@ -16,7 +16,8 @@ import pytest
 
 from fsexport.build import BuildConfig, build_package
 from fsexport.train.loop import TrainConfig, train
-from fsrun.metrics import compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import compare
 from fsrun.pipeline import RunConfig, process_video
 from fsrun.synth.cli import write_clips
 from fsrun.synth.encode import ClipSpec, write_clip

@@ -6,7 +6,7 @@ import pytest
 
 from fsrun.crop import apply_crop, parse_crop
 from fsrun.errors import UsageError
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 
 
 def test_parse_and_resolve() -> None:

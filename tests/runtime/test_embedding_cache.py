@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from fsrun.embedding_cache import CacheKey, EmbeddingCache
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 
 
 def key_for(video: Path, **changes: object) -> CacheKey:

@@ -19,7 +19,7 @@ from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video, resolve_resize
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import TimestampSampler
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 from fsrun.sources.pyav_source import PyAvSource
 
 WIDTH, HEIGHT, FRAMES = 160, 120, 45

@@ -170,8 +170,24 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--ext", "extensions", default=None, metavar="LIST",
               help="Folder mode: video extensions to look for, e.g. mp4,mkv "
                    "(default: common video types).")
+@click.option("--explain", is_flag=True,
+              help="Show the run plan (model, backend, precision, resize, decoder, and why) "
+                   "and exit without processing.")
+@click.option("--output-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder mode: write the funscripts under this folder, mirroring the tree, "
+                   "instead of beside the videos.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None,
+              metavar="[ADDRESS]",
+              help="Folder mode: run the videos on Ray actors (pip install 'fsrun[ray]'); "
+                   "without ADDRESS $RAY_ADDRESS, the cluster `ray start` runs here, or a "
+                   "local Ray for this run. "
+                   "See docs/scale.md.")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=4, show_default=True,
+              help="With --ray on a cluster without GPUs: CPUs per actor (one actor per GPU "
+                   "otherwise).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
-def run_command(extensions: str | None, video: Path, model: Path | None, output: Path | None, backend: str,
+def run_command(explain: bool, extensions: str | None, output_dir: Path | None, ray_address: str | None,
+                ray_cpus: int, video: Path, model: Path | None, output: Path | None, backend: str,
                 decoder: str, precision: str, stride: int, batch: int, crop: str, resize: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
@@ -192,6 +208,9 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
                        threads=threads, device_id=device_id, log=log)
+    if explain:
+        _explain(config)
+        return
     limit_malloc_arenas()  # before the decode thread exists: see memory.py
     # SIGINT/SIGTERM stop at a safe point (cache flushed, nothing written): see signals.py.
     with interrupt_guard():
@@ -199,15 +218,36 @@ def run_command(extensions: str | None, video: Path, model: Path | None, output:
             from fsrun.folder import parse_extensions, run_folder  # noqa: PLC0415
 
             config.log = None  # per-file notices are summed up in the folder's own lines
+            if ray_address is not None:  # Ray is imported only on this path
+                from fsrun.scale.ray_folder import run_ray_folder  # noqa: PLC0415
+
+                run_ray_folder(video, config, parse_extensions(extensions), click.echo,
+                               None if quiet else log, ray_address or None, output_dir, ray_cpus)
+                return
             run_folder(video, config, parse_extensions(extensions), click.echo,
-                       None if quiet else log)
+                       None if quiet else log, output_dir)
             return
+        if ray_address is not None or output_dir is not None:
+            raise UsageError(f"{'--ray' if ray_address is not None else '--output-dir'} is for "
+                             "a folder of videos; for one video use --output")
         result = process_video(config)
     if not quiet:
         r = result.report
         windows = f"{r['windows']} window{'' if r['windows'] == 1 else 's'}"
         log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "
             f"{windows}, {r['wall']:.1f} s)")
+
+
+def _explain(config: RunConfig) -> None:
+    """Print the plan; for a video file also the decoder it would get. Starts no backend."""
+    from fsrun.plan import make_plan  # noqa: PLC0415
+
+    plan = make_plan(config)
+    click.echo(plan.explain())
+    if config.video.is_file():
+        decoder, notes = plan.decoder_for(config.video)
+        click.echo(f"{config.video.name}: decoder {decoder}"
+                   + "".join(f"; {note}" for note in notes))
 
 
 def main(argv: list[str] | None = None) -> int:

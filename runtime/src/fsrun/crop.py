@@ -11,7 +11,20 @@ from typing import Callable
 import numpy as np
 
 from fsrun.errors import UsageError
-from fsrun.sources.base import Crop
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A box in source pixels: x, y from the top-left corner, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if min(self.x, self.y) < 0 or min(self.width, self.height) < 1:
+            raise ValueError(f"invalid crop box {self}")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import click
 
 from fsrun import config as user_config
 from fsrun.errors import ModelError
-from fsrun.metrics import Agreement, compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import Agreement, compare
 from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
 from fsrun.synth.encode import CODECS, ClipSpec, parse_fps, write_clip
 from fsrun.synth.tracks import TRACK_KINDS

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fsrun.config import cache_dir
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 
 CACHE_FORMAT = 1
 _EMBEDDINGS = "embeddings.f32"

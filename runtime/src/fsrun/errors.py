@@ -42,6 +42,9 @@ class MissingDependencyError(FsError):
         self.library = library
         self.extra = extra
 
+    def __reduce__(self) -> tuple:  # pickles (a Ray worker hands it to the driver)
+        return self.__class__, (self.library, self.extra)
+
 
 class Interrupted(FsError):
     """SIGINT or SIGTERM: the run stopped cleanly, nothing half-written."""

@@ -17,11 +17,11 @@ from typing import Callable, Iterable
 
 from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
 from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
-                          UsageError)
+                          OutputError, UsageError)
 from fsrun.funscript import default_output
-from fsrun.package import load_package
 from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.pipeline import RunConfig, process_video, resolve_model
+from fsrun.runconfig import RunConfig
+from fsrun.session import ModelSession
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",
@@ -51,6 +51,7 @@ class FolderSummary:
     outcomes: list[FileOutcome] = field(default_factory=list)  # one per video found
     stopped: str | None = None  # why the loop ended early, if it did
     found: int = 0  # videos found under root
+    plan: dict | None = None  # the run plan (RunPlan.to_dict()) of the folder's model session
 
     def count(self, status: str) -> int:
         return sum(1 for o in self.outcomes if o.status == status)
@@ -84,11 +85,21 @@ def find_videos(root: Path, extensions: Iterable[str] = DEFAULT_EXTENSIONS) -> l
     return sorted(found)
 
 
+def output_for(video: Path, root: Path, output_dir: Path | None) -> Path:
+    """VIDEO.funscript beside the video, or at the same place under output_dir (the tree
+    mirrored)."""
+    if output_dir is None:
+        return default_output(video)
+    return default_output(Path(output_dir) / Path(video).relative_to(root))
+
+
 def process_folder(root: Path | str, template: RunConfig,
                    extensions: Iterable[str] = DEFAULT_EXTENSIONS,
                    log: Callable[[str], None] | None = None,
-                   stale_after_s: float = STALE_AFTER_S) -> FolderSummary:
-    """Run process_video on every video under root; never raises for a single bad file."""
+                   stale_after_s: float = STALE_AFTER_S,
+                   output_dir: Path | None = None) -> FolderSummary:
+    """Run every video under root through one model session; never raises for a single bad
+    file."""
     root = Path(root)
     say = log or (lambda message: None)
     if not root.is_dir():
@@ -96,19 +107,27 @@ def process_folder(root: Path | str, template: RunConfig,
     if template.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it")
-    # A broken model fails here once (exit 4), not once per video.
-    model_path, notice = resolve_model(template.model)
-    if notice:
-        say(notice)
-    load_package(model_path)
+    # One session for the folder: the package is loaded and verified once (a broken model
+    # fails here, exit 4, not once per video), the backends start with the first video that
+    # needs them and serve every video after it.
+    with ModelSession.open(template, start=False) as session:
+        for notice in session.plan.notices:
+            say(notice)
+        return _process_all(root, session, template, extensions, say, stale_after_s,
+                            output_dir)
+
+
+def _process_all(root: Path, session: ModelSession, template: RunConfig,
+                 extensions: Iterable[str], say: Callable[[str], None],
+                 stale_after_s: float, output_dir: Path | None) -> FolderSummary:
     report_path = template.report  # one report for the folder, not one per video
     videos = find_videos(root, extensions)
     # No output may replace any video found here (an output named like one, or --ext funscript).
     protected = Protected(videos, "a video being processed")
     if report_path is not None:
         check_report_path(report_path, None, protected)  # before the first video, not after
-    template = dataclasses.replace(template, model=model_path, report=None, protected=protected)
-    summary = FolderSummary(root)
+    template = dataclasses.replace(template, report=None, protected=protected)
+    summary = FolderSummary(root, plan=session.plan.to_dict())
     summary.found = len(videos)
     if not videos:
         if report_path is not None:
@@ -117,24 +136,25 @@ def process_folder(root: Path | str, template: RunConfig,
         raise InputError(f"{root}: no videos found (looked for "
                          f"{', '.join('.' + e for e in extensions)})")
     say(f"{_count(len(videos), 'video')} under {root}")
-    owners = Counter(default_output(v) for v in videos)
+    owners = Counter(output_for(v, root, output_dir) for v in videos)
     first_owner: dict[Path, Path] = {}
     began_run = time.time()
     for index, video in enumerate(videos, 1):
         if interrupt_requested() is not None:
             summary.stopped = "interrupted"
             break
-        output = default_output(video)
+        output = output_for(video, root, output_dir)
         if owners[output] > 1 and first_owner.setdefault(output, video) != video:
             outcome = FileOutcome(video, SKIPPED, f"{output.name} belongs to "
                                   f"{first_owner[output].name} (same name)")
         else:
-            outcome = _one_video(video, output, template, began_run, stale_after_s)
+            outcome = _one_video(session, video, output, template, began_run, stale_after_s)
         summary.outcomes.append(outcome)
         say(f"[{index}/{len(videos)}] {outcome.status:7} {_relative(video, root)}: {outcome.detail}")
         if isinstance(outcome.error, FATAL_ERRORS):
             summary.stopped = outcome.detail
             break
+    summary.plan = session.plan.to_dict()  # a fallback at the first start may have changed it
     if report_path is not None:
         write_report(Path(report_path), folder_report(summary))
     return summary
@@ -143,17 +163,23 @@ def process_folder(root: Path | str, template: RunConfig,
 def folder_report(summary: FolderSummary) -> dict:
     """--report in folder mode: every video's outcome, with its run report where it ran."""
     return {"root": str(summary.root), "found": summary.found, "stopped": summary.stopped,
+            "plan": summary.plan,
             "counts": {status: summary.count(status) for status in STATUSES},
             "files": [{"video": str(o.video), "status": o.status, "detail": o.detail,
                        "seconds": round(o.seconds, 3), "exit_code": o.exit_code,
                        "report": o.report} for o in summary.outcomes]}
 
 
-def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
-               stale_after_s: float) -> FileOutcome:
+def _one_video(session: ModelSession, video: Path, output: Path, template: RunConfig,
+               began_run: float, stale_after_s: float) -> FileOutcome:
     began = time.perf_counter()
     if output.exists() and not template.force:
         return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)  # under --output-dir: the mirrored tree
+    except OSError as exc:
+        error = OutputError(f"{output.parent}: cannot create ({exc.strerror or exc})")
+        return FileOutcome(video, FAILED, str(error), exit_code=error.exit_code, error=error)
     claim = Claim(output, stale_after_s=stale_after_s)
     try:
         claim.acquire()
@@ -165,7 +191,7 @@ def _one_video(video: Path, output: Path, template: RunConfig, began_run: float,
         # Another process may have finished this video between the check above and the claim.
         if output.exists() and (not template.force or output.stat().st_mtime >= began_run):
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
-        result = process_video(dataclasses.replace(template, video=video, output=output))
+        result = session.process(dataclasses.replace(template, video=video, output=output))
         detail = f"{result.actions} actions"
         skipped = int(result.report.get("frames_skipped", 0) or 0)
         if skipped:
@@ -251,10 +277,17 @@ class FolderFailed(FsError):
 
 
 def run_folder(root: Path, template: RunConfig, extensions: Iterable[str],
-               echo: Callable[[str], None], log: Callable[[str], None] | None) -> FolderSummary:
+               echo: Callable[[str], None], log: Callable[[str], None] | None,
+               output_dir: Path | None = None) -> FolderSummary:
     """CLI entry: process, print the table (not with --quiet), raise for a non-zero exit when
     anything failed."""
-    summary = process_folder(root, template, extensions, log)
+    summary = process_folder(root, template, extensions, log, output_dir=output_dir)
+    return finish_folder(summary, template, echo)
+
+
+def finish_folder(summary: FolderSummary, template: RunConfig,
+                  echo: Callable[[str], None]) -> FolderSummary:
+    """The end of a folder run (one process or Ray): the table, then the exit status."""
     if not template.quiet:
         echo(format_summary(summary))
     fatal = next((o.error for o in summary.outcomes if isinstance(o.error, FATAL_ERRORS)), None)

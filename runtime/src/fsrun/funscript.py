@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fsrun.errors import InputError, OutputError
 from fsrun.outputs import Protected, check_folder_writable, load_json_object
 
@@ -154,14 +156,39 @@ def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
         os.replace(tmp, path)
 
 
-def read_funscript(path: Path | str) -> dict[str, Any]:
-    """Load and validate a funscript; raises InputError naming the first problems."""
+def read_funscript(path: Path | str, strict: bool = True) -> dict[str, Any]:
+    """Load a funscript; raises InputError naming the first problems. strict: valid as a player
+    expects (validate_funscript); otherwise only a list of actions with numeric at and pos is
+    required, as in scripts from other tools and labels for training."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{path}: not a readable funscript ({exc})") from None
-    problems = validate_funscript(doc)
+    problems = validate_funscript(doc) if strict else _action_problems(doc)
     if problems:
         raise InputError(f"{path}: invalid funscript: " + "; ".join(problems[:3]))
     return doc
+
+
+def read_actions(path: Path | str, min_actions: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(at_ms, pos) float arrays of a funscript, sorted by time (read leniently). Fewer than
+    min_actions is an InputError: a track needs two points to be interpolated."""
+    actions = read_funscript(path, strict=False)["actions"]
+    at = np.array([float(a["at"]) for a in actions])
+    pos = np.array([float(a["pos"]) for a in actions])
+    if len(at) < min_actions:
+        raise InputError(f"{path}: a funscript needs at least {min_actions} actions to compare")
+    order = np.argsort(at, kind="stable")
+    return at[order], pos[order]
+
+
+def _action_problems(doc: Any) -> list[str]:
+    """The problems a lenient read refuses: no list of actions, or an action without numbers."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("actions"), list):
+        return ["actions must be a list"]
+    for i, action in enumerate(doc["actions"]):
+        values = [action.get(k) for k in ("at", "pos")] if isinstance(action, dict) else [None]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return [f"action {i}: at and pos must be numbers"]
+    return []

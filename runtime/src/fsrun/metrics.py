@@ -7,13 +7,12 @@ even when r stays high.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from fsrun.errors import InputError
+from fsrun.funscript import read_actions
 
 HALF_MS = 0.5  # rounding of a time to whole milliseconds
 
@@ -28,23 +27,6 @@ class Agreement:
     def summary(self) -> str:
         return (f"Pearson r {self.pearson_r:.3f}, mean abs error {self.mean_abs_error:.1f} pos, "
                 f"lag {self.lag_ms:+.0f} ms over {self.points} points")
-
-
-def read_actions(path: Path | str) -> tuple[np.ndarray, np.ndarray]:
-    """(at_ms, pos) float arrays of a funscript, sorted by time."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        actions = doc["actions"]
-        at = np.array([float(a["at"]) for a in actions])
-        pos = np.array([float(a["pos"]) for a in actions])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
-            ValueError) as exc:
-        raise InputError(f"{path}: not a readable funscript ({exc})") from None
-    if len(at) < 2:
-        raise InputError(f"{path}: a funscript needs at least two actions to compare")
-    order = np.argsort(at, kind="stable")
-    return at[order], pos[order]
 
 
 def pearson_r(a: np.ndarray, b: np.ndarray) -> float:

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fsrun.errors import UsageError
-from fsrun.funscript import default_output, truth_path
-from fsrun.metrics import read_actions
+from fsrun.funscript import default_output, read_actions, truth_path
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import open_source
 

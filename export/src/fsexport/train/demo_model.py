@@ -17,7 +17,8 @@ from pathlib import Path
 import click
 
 from fsrun import config as user_config
-from fsrun.metrics import compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import compare
 from fsrun.synth.cli import ALL_FPS, write_clips
 from fsrun.synth.encode import CODECS
 

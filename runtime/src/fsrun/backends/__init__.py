@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fsrun.backends.base import Backend, BackendOptions, TensorSpec
-from fsrun.errors import FsError, MissingDependencyError, UsageError
+from fsrun.errors import MissingDependencyError, UsageError
 
 # Backend name -> "module:Class". Each class is constructed as Cls(onnx_path, options).
 BACKENDS: dict[str, str] = {
@@ -82,12 +82,10 @@ def create_backend(name: str, onnx_path: Path | str, options: BackendOptions | N
     options = options or BackendOptions()
     if name != "auto":
         return load_backend_class(name)(Path(onnx_path), options)
-    errors: list[str] = []
-    for candidate in AUTO_ORDER:
-        if not is_backend_available(candidate):
-            continue
-        try:
-            return load_backend_class(candidate)(Path(onnx_path), options)
-        except FsError as exc:
-            errors.append(f"{candidate}: {exc}")
-    raise MissingDependencyError("a working backend (" + "; ".join(errors) + ")", "fsrun")
+    from fsrun.plan import backend_candidates, first_that_starts  # noqa: PLC0415 - plan imports us
+
+    def start(candidate: str) -> Any:
+        return load_backend_class(candidate)(Path(onnx_path), options)
+
+    backend, _, _ = first_that_starts(backend_candidates("auto"), start)
+    return backend

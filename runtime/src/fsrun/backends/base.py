@@ -21,6 +21,15 @@ class BackendOptions:
     precision: str = "fp32"  # fp32 or fp16 graph from the package
     threads: int = 0  # CPU intra-op threads; 0 lets ONNX Runtime decide
     cache_dir: Path | None = None  # engine / timing cache folder for TensorRT backends
+    window: int | None = None  # frames per window, from meta.json (TensorRT input profiles)
+    embedding_dim: int | None = None  # embedding width, from meta.json (TensorRT profiles)
+
+    @classmethod
+    def for_package(cls, package: Any, **options: Any) -> BackendOptions:
+        """Options for a package's graphs: its window and embedding size, its engine folder."""
+        meta = package.meta
+        options.setdefault("cache_dir", Path(package.path) / "engines")
+        return cls(window=meta.window, embedding_dim=meta.embedding_dim, **options)
 
 
 class Backend(Protocol):

@@ -26,7 +26,6 @@ from fsrun.backends.trt_profiles import (
 )
 from fsrun.config import cache_dir
 from fsrun.errors import ModelError
-from fsrun.package import load_package
 
 TENSORRT_PROVIDER = "TensorrtExecutionProvider"
 TENSORRT_EXTRA = "fsrun[tensorrt]"
@@ -67,12 +66,16 @@ def tensorrt_provider_options(device_id: int, precision: str, cache: Path, profi
     return options
 
 
-def graph_profile(onnx_path: Path, limits: ProfileLimits | None = None) -> InputProfile:
-    """The input profile of a package graph; window and embedding size come from meta.json."""
-    package = load_package(Path(onnx_path).parent, verify=False)
-    meta = package.meta
+def graph_profile(onnx_path: Path, options: BackendOptions,
+                  limits: ProfileLimits | None = None) -> InputProfile:
+    """The input profile of a package graph, from the window and embedding size in options
+    (BackendOptions.for_package fills them from the loaded package's meta.json)."""
+    if options.window is None or options.embedding_dim is None:
+        raise ModelError(f"{Path(onnx_path).name}: the tensorrt backend needs the package's "
+                         "window and embedding size (BackendOptions.for_package)")
     try:
-        return input_profile(graph_of_onnx(onnx_path), meta.window, meta.embedding_dim, limits)
+        return input_profile(graph_of_onnx(onnx_path), options.window, options.embedding_dim,
+                             limits)
     except ValueError as exc:
         raise ModelError(f"{Path(onnx_path).name}: {exc}") from None
 
@@ -83,7 +86,7 @@ class OrtTensorrtBackend(OrtCudaBackend):
     missing_library = ("onnxruntime-gpu with the TensorRT provider", TENSORRT_EXTRA)
 
     def __init__(self, onnx_path: Path, options: BackendOptions):
-        self.profile = graph_profile(onnx_path)
+        self.profile = graph_profile(onnx_path, options)
         self.cache = engine_cache_dir(options)
         self.cache.mkdir(parents=True, exist_ok=True)
         super().__init__(onnx_path, options)

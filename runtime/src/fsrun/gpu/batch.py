@@ -13,7 +13,7 @@ import numpy as np
 
 from fsrun.gpu.cuda_runtime import CudaRuntime, empty
 from fsrun.gpu.device_array import DeviceArray, interface_of
-from fsrun.sources.base import Crop
+from fsrun.crop import Crop
 
 CHANNELS = 3  # interleaved RGB
 

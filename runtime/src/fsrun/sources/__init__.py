@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from fsrun.crop import Crop, CropSpec, parse_crop
 from fsrun.errors import MissingDependencyError, UsageError
-from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo, VideoSource
-
-if TYPE_CHECKING:
-    from fsrun.crop import CropSpec
+from fsrun.sources.base import FrameBatch, FrameSelector, VideoInfo, VideoSource
 
 # Decoder name -> "module:Class". Each class is constructed as Cls(path, crop=..., device_id=...).
 SOURCES: dict[str, str] = {
@@ -83,8 +81,6 @@ def probe(path: Path | str) -> VideoInfo:
 def open_source(path: Path | str, decoder: str = "auto",
                 crop: str | CropSpec | Crop | None = None, device_id: int = 0) -> Any:
     """Open a video with the chosen decoder; the crop spec is resolved against its frame size."""
-    from fsrun.crop import parse_crop  # noqa: PLC0415 - crop.py imports sources.base
-
     name, _ = choose_decoder(path, decoder, device_id)
     spec = parse_crop(crop)
     box = spec.resolve(*_frame_size(path)) if spec.kind != "full" else None

@@ -6,19 +6,9 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from fsrun.crop import Crop
 
-@dataclass(frozen=True)
-class Crop:
-    """A box in source pixels: x, y from the top-left corner, width, height."""
-
-    x: int
-    y: int
-    width: int
-    height: int
-
-    def __post_init__(self) -> None:
-        if min(self.x, self.y) < 0 or min(self.width, self.height) < 1:
-            raise ValueError(f"invalid crop box {self}")
+__all__ = ["Crop", "VideoInfo", "FrameBatch", "FrameSelector", "VideoSource"]  # Crop: from crop.py
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from fsrun.crop import Crop
 from fsrun.errors import FsError, InputError, MissingDependencyError, UsageError
 from fsrun.gpu import GPU_EXTRA, BatchAssembler, get_runtime
 from fsrun.gpu import is_available as gpu_libraries_available
-from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo
+from fsrun.sources.base import FrameBatch, FrameSelector, VideoInfo
 from fsrun.sources.pyav_source import _open_container, _reason, _video_info
 
 # FFmpeg codec name -> PyNvVideoCodec cudaVideoCodec member.

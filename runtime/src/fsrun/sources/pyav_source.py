@@ -14,9 +14,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from fsrun.crop import apply_crop
+from fsrun.crop import Crop, apply_crop
 from fsrun.errors import InputError
-from fsrun.sources.base import Crop, FrameBatch, FrameSelector, VideoInfo
+from fsrun.sources.base import FrameBatch, FrameSelector, VideoInfo
 
 
 def _open_container(path: Path) -> Any:

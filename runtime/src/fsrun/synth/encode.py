@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable
 
 import av
 import numpy as np
@@ -118,9 +119,10 @@ def write_funscript_atomic(path: Path, actions: list[dict[str, int]], metadata: 
     os.replace(tmp, path)
 
 
-def _encode(path: Path, spec: CodecSpec, frames, times_s: np.ndarray, rate: Fraction | str,
-            width: int, height: int) -> None:
-    """Encode frames at the given times into a temp file, then move it into place."""
+def encode_video(path: Path, spec: CodecSpec, frames: Iterable[np.ndarray], times_s: np.ndarray,
+                 rate: Fraction | str, width: int, height: int) -> None:
+    """Encode RGB frames [H, W, 3] at the given times (s) into a temp file, then move it into
+    place: the one clip writer for synthetic clips and benchmark clips."""
     tmp = path.with_name(path.name + ".part")
     time_base = _VFR_TIME_BASE if rate == VFR else 1 / Fraction(rate)
     try:
@@ -182,7 +184,7 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
     video.parent.mkdir(parents=True, exist_ok=True)
     frame_width = spec.width * (2 if spec.layout == "sbs" else 1)
     frames = render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
-    _encode(video, codec, frames, times, rate, frame_width, spec.height)
+    encode_video(video, codec, frames, times, rate, frame_width, spec.height)
     metadata = {"creator": "fsrun synth", "title": video.stem, "type": "synthetic ground truth",
                 "notes": "pos 100 = target at the top of its travel, 0 = bottom",
                 "synth": {"track": spec.track, "seed": spec.seed, "fps": str(spec.fps),

@@ -1,0 +1,156 @@
+"""The encode loop: decode in a thread, encode each sampled frame once, cache batch by batch.
+
+Decoding runs in a thread feeding a bounded queue, so decode overlaps inference and memory stays
+flat; embeddings go to the on-disk cache batch by batch, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fsrun.embedding_cache import EmbeddingCache
+from fsrun.errors import Interrupted, ModelError
+from fsrun.progress import Progress
+from fsrun.sampling import TimestampSampler
+from fsrun.signals import raise_if_interrupted
+from fsrun.sources import load_source_class
+
+STAGES: tuple[str, ...] = ("load", "decode", "encode", "head", "stitch", "write")
+
+
+class Stages:
+    """Wall time per stage, in seconds."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {k: 0.0 for k in STAGES}
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[stage] += now - since
+        return now
+
+
+@dataclass
+class EncodeJob:
+    """One video's frames to encode."""
+
+    video: Path  # the video file
+    decoder: str  # pyav or nvdec
+    crop_box: Any  # sources.Crop or None for the full frame
+    resize_to: int | None  # square side to resize to in the decoder; None = in the graph
+    start: float  # seconds: first time to process
+    end: float | None  # seconds: stop before this time
+    batch: int  # frames per encoder call
+    queue_size: int  # decoded batches waiting for the encoder
+    device_id: int  # CUDA device for GPU decoders
+    progress: bool | None  # progress bar; None = when stderr is a terminal, False = never
+    total_hint: int | None  # frames expected, for the progress bar
+
+
+class DecodeThread:
+    """Runs source.batches() in a thread; batches (or the error) come out of a bounded queue."""
+
+    _END = object()
+
+    def __init__(self, source: Any, sampler: TimestampSampler, batch: int, depth: int):
+        self.source, self.sampler, self.batch = source, sampler, batch
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self.stop = threading.Event()
+        self.seconds = 0.0  # time spent decoding, not waiting for the consumer
+        self.finished = False  # the source ran out of frames (or reached --end)
+        self.thread = threading.Thread(target=self._run, name="fsrun-decode", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            batches = self.source.batches(self.sampler, self.batch)
+            while not self.stop.is_set():
+                began = time.perf_counter()
+                item = next(batches, self._END)
+                self.seconds += time.perf_counter() - began
+                if item is self._END:
+                    self.finished = True
+                self._put(item)
+                if item is self._END:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self):
+        self.thread.start()
+        while True:
+            item = self.queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def encode_frames(job: EncodeJob, sampler: TimestampSampler, cache: EmbeddingCache | None,
+                  encoder: Any, stages: Stages,
+                  counts: dict[str, int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decode and encode the frames not cached yet; returns (pts_ms, embeddings) chunks when
+    there is no cache to hold them."""
+    scaling = {"resize_to": job.resize_to} if job.resize_to else {}
+    source = load_source_class(job.decoder)(job.video, crop=job.crop_box,
+                                            device_id=job.device_id, **scaling)
+    if cache is not None and cache.frames:
+        stamps = cache.timestamps()
+        sampler.resume_after(stamps[0] / 1000.0, stamps[-1] / 1000.0, cache.frames)
+        source.seek_to = stamps[-1] / 1000.0
+        counts["resumed_from"] = cache.frames
+    elif job.start > 0:
+        source.seek_to = job.start
+    chunks: list[tuple[np.ndarray, np.ndarray]] = []
+    decode = DecodeThread(source, sampler, job.batch, job.queue_size)
+    progress = Progress(job.total_hint, "frames", enabled=job.progress,
+                        done_before=cache.frames if cache is not None else 0)
+    try:
+        for batch in decode:
+            began = time.perf_counter()
+            embeddings = np.asarray(encoder.run(batch.frames), dtype=np.float32)
+            stages.add("encode", began)
+            if embeddings.shape[0] != len(batch):
+                raise ModelError(f"encoder returned {embeddings.shape[0]} embeddings "
+                                 f"for {len(batch)} frames")
+            counts["encoder_calls"] += 1
+            counts["frames_encoded"] += len(batch)
+            if cache is not None:
+                cache.append(embeddings, batch.pts_ms)
+            else:
+                chunks.append((np.asarray(batch.pts_ms, dtype=np.float64), embeddings))
+            progress.update(len(batch))
+            # Safe point: this batch is in the cache, so a stop here loses nothing.
+            raise_if_interrupted(f"{cache.frames if cache is not None else 0} frames cached, "
+                                 "run again to resume")
+    except KeyboardInterrupt:
+        cached = cache.frames if cache is not None else 0
+        raise Interrupted(f"stopped; {cached} frames cached, run again to resume") from None
+    finally:
+        decode.close()
+        progress.close()
+        counts["frames_decoded"] += int(getattr(source, "frames_decoded", 0))
+        counts["frames_skipped"] += int(getattr(source, "frames_skipped", 0))
+        source.close()
+    stages.seconds["decode"] += decode.seconds
+    if decode.finished and cache is not None:
+        cache.mark_complete(job.end)
+    return chunks

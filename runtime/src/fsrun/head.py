@@ -1,0 +1,48 @@
+"""The head and stitching: every window of the embeddings through the head, blended into one
+position per sampled frame."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from fsrun.embedding_cache import EmbeddingCache
+from fsrun.encode import Stages
+from fsrun.stitching import Stitcher, WindowPlan, gather_windows
+
+
+def collect_embeddings(cache: EmbeddingCache | None, chunks: list[tuple[np.ndarray, np.ndarray]],
+                       end: float | None, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pts_ms [n], embeddings [n, dim]) of this run, from the cache or the encoded chunks;
+    frames at or past `end` (seconds) are left out, since the cache may hold more."""
+    if cache is not None:
+        pts_ms, embeddings = cache.timestamps(), cache.embeddings()
+    elif chunks:
+        pts_ms = np.concatenate([c[0] for c in chunks])
+        embeddings = np.concatenate([c[1] for c in chunks])
+        chunks.clear()
+    else:
+        pts_ms, embeddings = np.zeros(0), np.zeros((0, dim), np.float32)
+    if end is not None:
+        keep = int(np.searchsorted(pts_ms, end * 1000.0 - 1e-3))
+        pts_ms, embeddings = pts_ms[:keep], embeddings[:keep]
+    return pts_ms, embeddings
+
+
+def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
+             stages: Stages) -> tuple[np.ndarray, int]:
+    """Positions [n] in 0..1 from the head over every window of the plan, `batch` at a time;
+    also the number of head calls."""
+    stitcher = Stitcher(plan)
+    calls = 0
+    for first in range(0, plan.count, batch):
+        began = time.perf_counter()
+        windows = gather_windows(embeddings, plan, first, batch)
+        began = stages.add("stitch", began)
+        predictions = head.run(windows)
+        began = stages.add("head", began)
+        stitcher.add(np.asarray(predictions)[:, :plan.window])
+        stages.add("stitch", began)
+        calls += 1
+    return stitcher.result(), calls

@@ -1,0 +1,378 @@
+"""`fsrun DIR --ray [ADDRESS]`: a folder's videos as tasks on Ray actors.
+
+The driver (this process) finds the videos, decides which need work (same_run.py: a script made
+with the same model and options is skipped), starts one actor per GPU, or per `actor_cpus` CPUs
+on a cluster without GPUs, and keeps one video in flight on each. A worker writes its funscript
+atomically (temporary file, then link) under the same per-video claim as folder mode, so a
+killed worker or driver leaves no half-written script and a re-run picks up where it stopped.
+A video whose worker died (or failed with an unexpected error) runs once more on another actor,
+then is reported. The report is folder mode's (folder.folder_report), the table too.
+
+Ray is imported when a run starts, never at module level.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from fsrun.claims import STALE_AFTER_S
+from fsrun.errors import FsError, InputError, MissingDependencyError, UsageError
+from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOutcome,
+                          FolderSummary, _count, _relative, find_videos, finish_folder,
+                          folder_report, output_for)
+from fsrun.outputs import Protected, check_folder_writable, check_report_path, write_report
+from fsrun.package import load_package
+from fsrun.plan import resolve_model
+from fsrun.runconfig import RunConfig
+from fsrun.progress import _clock
+from fsrun.scale.same_run import compare, run_signature
+from fsrun.scale.worker import FAULT_ENV, FolderWorker
+from fsrun.signals import interrupt_requested
+
+# CPUs each actor reserves on a cluster without GPUs (fewer when the cluster has fewer).
+DEFAULT_ACTOR_CPUS = 4
+# Further attempts for a video whose worker died or failed unexpectedly, each on another actor.
+RETRIES = 1
+
+
+@dataclass
+class _Job:
+    index: int  # position in the sorted video list (the table keeps that order)
+    video: Path  # the video file
+    output: Path  # its funscript
+    force: bool  # replace an existing funscript (--force, or one made another way)
+    replaces: str | None = None  # why an existing script is made again
+    attempts: int = 0  # times sent to a worker
+    tried: set[int] = field(default_factory=set)  # actors it ran on
+
+
+@dataclass
+class RayRun:
+    summary: FolderSummary  # what folder mode returns
+    startup_s: float = 0.0  # Ray's fixed cost: ray.init and every actor's session ready
+    actors: int = 0  # actors started (replacements not counted)
+    actor_options: dict = field(default_factory=dict)  # resources each actor reserved
+    retried: int = 0  # attempts repeated after a worker died or failed unexpectedly
+
+
+def actor_shape(resources: dict[str, float], jobs: int, actor_cpus: int) -> tuple[int, dict]:
+    """(actors, their options): one per GPU with num_gpus=1, else one per actor_cpus CPUs."""
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        return max(1, min(gpus, jobs)), {"num_gpus": 1,
+                                         "num_cpus": max(1, min(actor_cpus, cpus // gpus))}
+    per_actor = min(actor_cpus, cpus)
+    return max(1, min(jobs, cpus // per_actor)), {"num_cpus": per_actor}
+
+
+def _import_ray() -> Any:
+    try:
+        import ray  # noqa: PLC0415 - only behind --ray
+    except ImportError:
+        raise MissingDependencyError("Ray (for --ray)", "fsrun[ray]") from None
+    return ray
+
+
+def _plan(root: Path, videos: list[Path], template: RunConfig, output_dir: Path | None,
+          signature: dict) -> tuple[list[_Job], list[FileOutcome]]:
+    """The videos to run, and those skipped now (same script exists, name taken, not ours)."""
+    jobs, skipped = [], []
+    owners = Counter(output_for(v, root, output_dir) for v in videos)
+    first_owner: dict[Path, Path] = {}
+    for index, video in enumerate(videos):
+        output = output_for(video, root, output_dir)
+        if owners[output] > 1 and first_owner.setdefault(output, video) != video:
+            skipped.append(FileOutcome(video, SKIPPED, f"{output.name} belongs to "
+                                       f"{first_owner[output].name} (same name)"))
+            continue
+        if template.force or not output.exists():
+            jobs.append(_Job(index, video, output, template.force))
+            continue
+        verdict = compare(output, signature)
+        if verdict.same:
+            skipped.append(FileOutcome(video, SKIPPED, f"{output.name} exists ({verdict.why})"))
+        elif verdict.by_fsrun:
+            jobs.append(_Job(index, video, output, True, verdict.why))
+        else:
+            skipped.append(FileOutcome(video, SKIPPED, f"{output.name} exists, {verdict.why} "
+                                       "(use --force to replace it)"))
+    return jobs, skipped
+
+
+class _ClusterProgress:
+    """One line on stderr: videos done, frames/s across the cluster, ETA."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.done = self.frames = 0
+        self.began = time.perf_counter()
+
+    def add(self, outcome: FileOutcome) -> None:
+        self.done += 1
+        self.frames += int((outcome.report or {}).get("frames_encoded", 0) or 0)
+
+    def line(self) -> str:
+        elapsed = max(time.perf_counter() - self.began, 1e-9)
+        eta = (_clock((self.total - self.done) * elapsed / self.done) if self.done else "?")
+        filled = int(30 * self.done / max(self.total, 1))
+        return (f"[{'#' * filled}{'-' * (30 - filled)}] {self.done}/{self.total} videos  "
+                f"{self.frames / elapsed:.1f} frames/s  ETA {eta}")
+
+    def say(self, log: Callable[[str], None] | None, message: str) -> None:
+        """A log line above the bar, then the bar again."""
+        if self.enabled:
+            sys.stderr.write("\r\033[K")
+        if log is not None:
+            log(message)
+        if self.enabled:
+            sys.stderr.write(self.line())
+            sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\r\033[K" + self.line() + "\n")
+            sys.stderr.flush()
+
+
+def process_ray_folder(root: Path | str, template: RunConfig,
+                       extensions: Iterable[str], log: Callable[[str], None] | None = None,
+                       address: str | None = None, output_dir: Path | None = None,
+                       actor_cpus: int = DEFAULT_ACTOR_CPUS,
+                       stale_after_s: float = STALE_AFTER_S) -> RayRun:
+    """Every video under root on Ray actors; never raises for a single bad file."""
+    root = Path(root)
+    say = log or (lambda message: None)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder")
+    ray = _import_ray()
+    if template.output is not None:
+        raise UsageError("--output names one file; in folder mode each video gets "
+                         "VIDEO.funscript beside it (or under --output-dir)")
+    # A broken model fails here (exit 4), before Ray starts. No plan is made on the driver:
+    # its backends (often none: a CPU head node) are not the workers'.
+    model_path, notice = resolve_model(template.model)
+    if notice:
+        say(notice)
+    model_hash = load_package(model_path).model_hash
+    if output_dir is not None:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        check_folder_writable(Path(output_dir))
+    videos = find_videos(root, extensions)
+    protected = Protected(videos, "a video being processed")
+    report_path = template.report
+    if report_path is not None:
+        check_report_path(report_path, None, protected)
+    summary = FolderSummary(root, found=len(videos))
+    if not videos:
+        summary.stopped = "no videos found"
+        if report_path is not None:
+            write_report(Path(report_path), folder_report(summary))
+        raise InputError(f"{root}: no videos found (looked for "
+                         f"{', '.join('.' + e for e in extensions)})")
+    # Workers get absolute paths: their working folder is not this one.
+    cache_dir = Path(template.cache_dir).absolute() if template.cache_dir else None
+    template = dataclasses.replace(template, model=Path(model_path).absolute(), report=None,
+                                   protected=protected, log=None, progress=False,
+                                   cache_dir=cache_dir)
+    jobs, skipped = _plan(root, videos, template, output_dir,
+                          run_signature(template, model_hash))
+    say(f"{_count(len(videos), 'video')} under {root}: {len(jobs)} to run, "
+        f"{len(skipped)} skipped")
+    run = RayRun(summary)
+    outcomes: dict[Path, FileOutcome] = {o.video: o for o in skipped}
+    # Largest files first: the last videos to finish are short ones, so actors idle less at the
+    # end (the table and report keep path order).
+    jobs.sort(key=lambda job: -_size(job.video))
+    if jobs:
+        _run_on_ray(ray, run, jobs, outcomes, template, root, say, address, actor_cpus,
+                    stale_after_s)
+    order = {video: i for i, video in enumerate(videos)}
+    summary.outcomes = sorted(outcomes.values(), key=lambda o: order[o.video])
+    if report_path is not None:
+        write_report(Path(report_path), folder_report(summary))
+    return run
+
+
+def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, FileOutcome],
+                template: RunConfig, root: Path, say: Callable[[str], None],
+                address: str | None, actor_cpus: int, stale_after_s: float) -> None:
+    began = time.perf_counter()
+    started_here = not ray.is_initialized()
+    if started_here:
+        if not address:
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # a local instance: no calls home
+        try:
+            ray.init(address=address or None, include_dashboard=False, log_to_driver=False,
+                     logging_level=logging.ERROR)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UsageError(f"cannot start or reach Ray at {address or 'a local instance'}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                             ) from None
+    pool = _Pool(ray, template, stale_after_s)
+    try:
+        count, options = actor_shape(ray.cluster_resources(), len(jobs), actor_cpus)
+        run.actors, run.actor_options = count, options
+        slots = [pool.start(options) for _ in range(count)]
+        for error in ray.get([slot.handle.ready.remote() for slot in slots]):
+            if error is not None:
+                raise error
+        run.summary.plan = ray.get(slots[0].handle.plan.remote())  # as folder mode reports
+        run.startup_s = time.perf_counter() - began
+        say(f"ray: {_count(count, 'worker')} ({_resources(options)} each) ready in "
+            f"{run.startup_s:.1f} s")
+        _dispatch(ray, run, pool, slots, deque(jobs), outcomes, root, say, template)
+    finally:
+        pool.close()
+        if started_here:
+            ray.shutdown()
+
+
+@dataclass
+class _Slot:
+    id: int  # unique per actor, replacements included
+    handle: Any  # the Ray actor handle
+
+
+class _Pool:
+    """Starts, replaces and finally stops the worker actors."""
+
+    def __init__(self, ray: Any, template: RunConfig, stale_after_s: float):
+        self.ray, self.template, self.stale_after_s = ray, template, stale_after_s
+        self.remote = ray.remote(FolderWorker)
+        self.slots: dict[int, _Slot] = {}
+        self.options: dict = {}
+
+    def start(self, options: dict) -> _Slot:
+        self.options = dict(options)
+        extra: dict[str, Any] = {"max_restarts": 0}
+        if os.environ.get(FAULT_ENV):
+            extra["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
+        threads = self.template.threads or (0 if "num_gpus" in options else options["num_cpus"])
+        handle = self.remote.options(**options, **extra).remote(
+            dataclasses.replace(self.template, threads=threads), self.stale_after_s)
+        slot = _Slot(max(self.slots, default=-1) + 1, handle)
+        self.slots[slot.id] = slot
+        return slot
+
+    def replace(self, dead: _Slot) -> _Slot:
+        self.slots.pop(dead.id, None)
+        self.ray.kill(dead.handle, no_restart=True)
+        return self.start(self.options)
+
+    def close(self) -> None:
+        for slot in self.slots.values():
+            try:
+                self.ray.kill(slot.handle, no_restart=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self.slots.clear()
+
+
+def _take(pending: deque[_Job], slot_id: int, alive: set[int]) -> _Job | None:
+    """The first job not yet tried on this actor (or tried on every live one)."""
+    for job in pending:
+        if slot_id not in job.tried or alive <= job.tried:
+            pending.remove(job)
+            return job
+    return None
+
+
+def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Slot], pending: deque[_Job],
+              outcomes: dict[Path, FileOutcome], root: Path, say: Callable[[str], None],
+              template: RunConfig) -> None:
+    total = len(pending)
+    progress = _ClusterProgress(total, not template.quiet and sys.stderr.isatty())
+    inflight: dict[Any, tuple[_Job, _Slot]] = {}
+    began_run = time.time()
+    try:
+        while (pending or inflight) and run.summary.stopped is None:
+            if interrupt_requested() is not None:
+                run.summary.stopped = "interrupted"
+                break
+            for slot in list(free):
+                job = _take(pending, slot.id, set(pool.slots))
+                if job is not None:
+                    free.remove(slot)
+                    job.attempts += 1
+                    job.tried.add(slot.id)
+                    ref = slot.handle.process.remote(str(job.video.absolute()),
+                                                     str(job.output.absolute()), job.force,
+                                                     began_run)
+                    inflight[ref] = (job, slot)
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
+            for ref in ready:
+                job, slot = inflight.pop(ref)
+                outcome, why = _result(ray, ref, job)
+                # A dead actor's place goes to a fresh one.
+                free.append(slot if outcome is not None else pool.replace(slot))
+                if why is not None and job.attempts <= RETRIES:
+                    run.retried += 1
+                    pending.appendleft(job)
+                    progress.say(say, f"retrying {_relative(job.video, root)} on another "
+                                      f"worker: {why}")
+                    continue
+                if outcome is not None:
+                    outcome.video = job.video  # the path as found, not the absolute one
+                else:
+                    outcome = FileOutcome(job.video, FAILED, f"{why} (tried {job.attempts} "
+                                          "times)", exit_code=1)
+                if job.replaces and outcome.status == OK:
+                    outcome.detail += f"; replaced a script made with {job.replaces}"
+                outcomes[job.video] = outcome
+                progress.add(outcome)
+                progress.say(say, f"[{progress.done}/{total}] {outcome.status:7} "
+                                  f"{_relative(job.video, root)}: {outcome.detail}")
+                if isinstance(outcome.error, FATAL_ERRORS):
+                    run.summary.stopped = outcome.detail
+    finally:
+        progress.close()
+    for job, _slot in inflight.values():  # stopped early: these were cut off mid-video
+        outcomes[job.video] = FileOutcome(job.video, INTERRUPTED,
+                                          "stopped mid-video (run again to resume)")
+
+
+def _result(ray: Any, ref: Any, job: _Job) -> tuple[FileOutcome | None, str | None]:
+    """(outcome, why it should run again): outcome None when the worker died."""
+    try:
+        outcome = ray.get(ref)
+    except ray.exceptions.RayActorError as exc:
+        return None, f"worker died ({_first_line(exc)})"
+    except ray.exceptions.RayError as exc:
+        return None, f"worker failed ({_first_line(exc)})"
+    if outcome.status == FAILED and outcome.error is None:  # not an fsrun error: unexpected
+        return outcome, outcome.detail
+    return outcome, None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _resources(options: dict) -> str:
+    parts = [f"{options.get('num_gpus', 0)} GPU"] if options.get("num_gpus") else []
+    return ", ".join(parts + [f"{options.get('num_cpus', 1)} CPU"])
+
+
+def run_ray_folder(root: Path, template: RunConfig, extensions: Iterable[str],
+                   echo: Callable[[str], None], log: Callable[[str], None] | None,
+                   address: str | None = None, output_dir: Path | None = None,
+                   actor_cpus: int = DEFAULT_ACTOR_CPUS) -> FolderSummary:
+    """CLI entry: as folder.run_folder, on Ray."""
+    run = process_ray_folder(root, template, extensions, log, address, output_dir, actor_cpus)
+    return finish_folder(run.summary, template, echo)

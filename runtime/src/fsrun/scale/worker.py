@@ -1,0 +1,112 @@
+"""The Ray actor of `fsrun DIR --ray`: one model session, any number of videos.
+
+This module never imports Ray: ray_folder wraps FolderWorker with `ray.remote` when a run starts.
+A worker opens its session in __init__ (package verified, backends started: Ray's fixed
+start-up cost) and keeps any error for ready() and for every video, so the driver reads a broken
+model as one fsrun error, not as a dead actor. Each video goes through folder mode's own
+per-video step (claim, skip checks, atomic write), on the worker's session.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from fsrun.backends import create_backend
+from fsrun.errors import FsError
+from fsrun.folder import FAILED, FileOutcome, _one_video
+from fsrun.runconfig import RunConfig
+from fsrun.session import ModelSession
+
+# Fault injection for the tests: when set to a file's path, the first worker that renames that
+# file away (only one can) dies with os._exit on its second encoder batch, mid-video.
+FAULT_ENV = "FSRUN_RAY_FAULT"
+FAULT_EXIT_CODE = 70
+# A funscript's temporary file (`.NAME.funscript.XXXX.tmp`) lives for milliseconds; one this old
+# was left by a process killed while writing, and is removed by the worker that claims the video.
+LEFTOVER_TMP_AGE_S = 60.0
+
+
+class FolderWorker:
+    """Holds one model session; process() runs one video and returns its FileOutcome."""
+
+    def __init__(self, template: RunConfig, stale_after_s: float):
+        self.template = _with_fault_hook(template)
+        self.stale_after_s = stale_after_s
+        self.error: FsError | None = None
+        self.session: ModelSession | None = None
+        try:
+            self.session = ModelSession.open(self.template)
+        except FsError as exc:
+            self.error = exc
+
+    def ready(self) -> FsError | None:
+        """None once the session is open; else the error that stopped it."""
+        return self.error
+
+    def plan(self) -> dict | None:
+        """The session's run plan (RunPlan.to_dict()), for the folder report."""
+        return self.session.plan.to_dict() if self.session is not None else None
+
+    def process(self, video: str, output: str, force: bool, began_run: float) -> FileOutcome:
+        if self.error is not None:
+            return FileOutcome(Path(video), FAILED, str(self.error),
+                               exit_code=self.error.exit_code, error=self.error)
+        remove_leftovers(Path(output))
+        cfg = dataclasses.replace(self.template, force=force)
+        return _one_video(self.session, Path(video), Path(output), cfg, began_run,
+                          self.stale_after_s)
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+def remove_leftovers(output: Path, age_s: float = LEFTOVER_TMP_AGE_S) -> list[Path]:
+    """Delete temporary files of output left by a killed writer; returns what was removed."""
+    removed = []
+    now = time.time()
+    for tmp in output.parent.glob(f".{output.name}.*.tmp"):
+        try:
+            if now - tmp.stat().st_mtime > age_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except OSError:
+            continue
+    return removed
+
+
+class _DiesMidVideo:
+    """An encoder that kills its process on the second batch (see FAULT_ENV)."""
+
+    def __init__(self, backend: Any, marker: Path):
+        self.backend, self.marker, self.calls = backend, marker, 0
+
+    def run(self, frames: Any) -> Any:
+        self.calls += 1
+        if self.calls == 2:
+            try:
+                os.rename(self.marker, self.marker.with_name(self.marker.name + ".fired"))
+            except OSError:
+                pass  # another worker took the fault already
+            else:
+                os._exit(FAULT_EXIT_CODE)
+        return self.backend.run(frames)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.backend, name)
+
+
+def _with_fault_hook(template: RunConfig) -> RunConfig:
+    marker = os.environ.get(FAULT_ENV)
+    if not marker:
+        return template
+    build = template.backend_factory or create_backend
+
+    def factory(name: str, graph: Path, options: Any) -> Any:
+        backend = build(name, graph, options)
+        return _DiesMidVideo(backend, Path(marker)) if "encoder" in Path(graph).name else backend
+
+    return dataclasses.replace(template, backend_factory=factory)

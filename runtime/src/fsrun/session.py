@@ -1,0 +1,264 @@
+"""A model session: the package loaded and verified once, the backends started once, then any
+number of videos, one after another.
+
+    template = RunConfig(video=videos[0], model=package_dir, backend="auto")
+    with ModelSession.open(template) as session:
+        for video in videos:
+            session.process(dataclasses.replace(template, video=video))
+
+Per video: every output path is checked before any work, the frames not in the embedding cache
+are decoded and encoded (encode.py), the head runs over the windows (head.py) and the funscript
+is written atomically. The model, backend, decoder, precision and resize of each video's config
+must match the session's (SESSION_FIELDS); a video that asks for another gets a UsageError.
+A session is used by one thread at a time.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fsrun import config as user_config
+from fsrun.embedding_cache import CacheKey, EmbeddingCache
+from fsrun.encode import EncodeJob, encode_frames
+from fsrun.errors import InputError, UsageError
+from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
+from fsrun.head import collect_embeddings, run_head
+from fsrun.outputs import Protected, check_cache_dir, check_report_path, write_report
+from fsrun.package import ModelPackage, load_package
+from fsrun.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
+from fsrun.crop import parse_crop
+from fsrun.postprocess import offset_notice, to_actions
+from fsrun.report import VideoJob, report_failure, run_report, script_metadata
+from fsrun.runconfig import SESSION_FIELDS, RunConfig, RunResult
+from fsrun.sampling import TimeRange, TimestampSampler, coverage
+from fsrun.signals import raise_if_interrupted
+from fsrun.sources import probe
+from fsrun.stitching import plan_windows
+
+# The graphs a session runs, in the order they start (the head is small: a backend that cannot
+# start fails fast on it, before the encoder's longer start).
+GRAPHS: tuple[str, ...] = ("head", "encoder")
+
+
+class ModelSession:
+    """One model on one backend, ready for many videos. Make it with ModelSession.open()."""
+
+    def __init__(self, plan: RunPlan, package: ModelPackage, template: RunConfig):
+        self._plan = plan
+        self.package = package  # the loaded, verified model package
+        self.template = template  # the config the session was opened with
+        self._backends: dict[str, Any] = {}  # graph name -> started backend
+        self._closed = False
+        self._said = 0  # plan notices and fallbacks told so far (on the first video)
+        self.startup_s = 0.0  # seconds spent loading the package and starting backends
+        self._unbilled_s = 0.0  # start-up time not yet counted in a video's "load" stage
+
+    @classmethod
+    def open(cls, template: RunConfig, start: bool = True) -> ModelSession:
+        """Plan the run, load and hash-verify the package, and (with start) start the encoder
+        and head backends. start=False defers them to the first video that needs them, so
+        output paths are checked before any backend starts and a video whose embeddings are
+        all cached never starts the encoder."""
+        began = time.perf_counter()
+        model_path, _ = resolve_model(template.model)
+        package = load_package(model_path)
+        session = cls(make_plan(template, package), package, template)
+        try:
+            if start:
+                session._start(GRAPHS)
+        except BaseException:
+            session.close()
+            raise
+        session.startup_s = session._unbilled_s = time.perf_counter() - began
+        return session
+
+    @property
+    def plan(self) -> RunPlan:
+        """The plan in force: after a fallback at start-up, the backend that did start."""
+        return self._plan
+
+    def __enter__(self) -> ModelSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the backends; the session cannot process videos after this."""
+        self._closed = True
+        backends, self._backends = self._backends, {}
+        for backend in backends.values():
+            backend.close()
+
+    def process(self, cfg: RunConfig) -> RunResult:
+        """Run the model over cfg.video and write its funscript; raises fsrun.errors classes.
+        With cfg.report, a failed run writes a report too: what failed, with which exit code."""
+        began = time.perf_counter()
+        try:
+            self._check_matches(cfg)
+            return self._process(cfg)
+        except BaseException as exc:
+            if cfg.report is not None:
+                report_failure(cfg, exc, time.perf_counter() - began)
+            raise
+
+    def _check_matches(self, cfg: RunConfig) -> None:
+        if self._closed:
+            raise UsageError("this model session is closed")
+        for name in SESSION_FIELDS:
+            ours, theirs = getattr(self.template, name), getattr(cfg, name)
+            if name == "model":
+                ours, theirs = self._plan.model, resolve_model(theirs)[0]
+                same = Path(ours).resolve() == Path(theirs).resolve()
+            else:
+                same = ours == theirs
+            if not same:
+                raise UsageError(f"{cfg.video}: asks for {name} {theirs!r}, but this model "
+                                 f"session runs {ours!r}; open a session for it")
+
+    def _start(self, graphs: tuple[str, ...]) -> None:
+        """Start the graphs not running yet. The first start may fall back (--backend auto)
+        and so settle the plan; later ones use the plan's backend."""
+        missing = tuple(g for g in graphs if g not in self._backends)
+        if not missing:
+            return
+        began = time.perf_counter()
+        factory = self.template.backend_factory
+        if not self._backends:
+            started, self._plan = start_backends(self._plan, self.package, missing, factory)
+            self._backends.update(started)
+        else:
+            for graph in missing:
+                self._backends[graph] = start_graph(self._plan, self.package, graph, factory)
+        self.startup_s += time.perf_counter() - began
+
+    def _process(self, cfg: RunConfig) -> RunResult:
+        wall = time.perf_counter()
+        # The session's start-up is counted in its first video's load stage and wall time.
+        startup_share, self._unbilled_s = self._unbilled_s, 0.0
+        job = self._prepare(cfg)
+        job.stages.seconds["load"] += startup_share
+        pts_ms, embeddings = self._embeddings(job)
+        meta = self.package.meta
+        windows = plan_windows(len(pts_ms), meta.window, cfg.stride)
+        if windows.padded:
+            job.say(f"clip is shorter than one window ({windows.frames} < {meta.window} "
+                    "frames): padded with its last frame")
+        positions, head_calls = run_head(self._backends["head"], embeddings, windows,
+                                         cfg.head_batch, job.stages)
+        actions, covered_ms, short = self._write(job, pts_ms, positions, windows.padded)
+        report = run_report(
+            job, self.package, self._plan, windows, head_calls, len(actions), covered_ms,
+            short is not None, time.perf_counter() - wall + startup_share, self.startup_s)
+        if cfg.report is not None:
+            write_report(Path(cfg.report), report)
+        return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
+
+    def _prepare(self, cfg: RunConfig) -> VideoJob:
+        """Every check that can refuse the video before any work, then the head's backend."""
+        began = time.perf_counter()
+        video = Path(cfg.video)
+        time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
+        output = Path(cfg.output) if cfg.output else default_output(video)
+        protect = Protected([video], "the input video", also=cfg.protected)
+        check_writable(output, cfg.force, protect)  # every output path before any work
+        if cfg.report is not None:
+            check_report_path(cfg.report, output, protect)
+        if cfg.use_cache:
+            check_cache_dir(cfg.cache_dir or user_config.cache_dir())
+        info = probe(video)
+        if info.duration_s > 0:  # options that cannot give a script are refused now, not later
+            if cfg.start >= info.duration_s:
+                raise UsageError(f"--start {cfg.start:g} s is past the end of {video.name} "
+                                 f"({info.duration_s:.1f} s)")
+            end_s = info.duration_s if cfg.end is None else min(cfg.end, info.duration_s)
+            offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0,
+                          video.name)
+        crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
+        plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
+        self._start(("head",))
+        job = VideoJob(cfg, video, output, protect, info, crop_box, time_range, _notices(cfg))
+        told = [*self._plan.notices, *(f"backend fallback: {f}" for f in self._plan.fallbacks)]
+        for notice in told[self._said:]:
+            job.say(notice)
+        self._said = len(told)
+        job.stages.add("load", began)
+        return job
+
+    def _embeddings(self, job: VideoJob) -> tuple[np.ndarray, np.ndarray]:
+        """(pts_ms, embeddings) of the video's sampled frames: from the cache, else decoded and
+        encoded now (into the cache, batch by batch)."""
+        cfg, plan, meta, say = job.cfg, self._plan, self.package.meta, job.say
+        cache = None
+        if cfg.use_cache:
+            key = CacheKey.for_video(job.video, self.package.model_hash, plan.precision,
+                                     job.crop_box, meta.fps, cfg.start, plan.resize)
+            cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
+        job.cache_hit = cache is not None and cache.covers(cfg.end)
+        job.decoder, notes = ("cache", []) if job.cache_hit else plan.decoder_for(job.video)
+        for note in notes:
+            say(f"decoder fallback: {note}")
+        say(f"model: {self.package.name} ({meta.variant}{'' if meta.trained else ', untrained'})"
+            f" | backend: {plan.backend} ({plan.precision}) | decoder: {job.decoder} | "
+            f"resize: {plan.resize}")
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        if not job.cache_hit:
+            if cache is not None and cache.frames:
+                say(f"resuming after {cache.frames} frames cached by an earlier run")
+            began = time.perf_counter()
+            self._start(("encoder",))
+            job.stages.add("load", began)
+            span = (cfg.end if cfg.end is not None else job.info.duration_s) - cfg.start
+            encode = EncodeJob(video=job.video, decoder=job.decoder, crop_box=job.crop_box,
+                               resize_to=meta.input_size if plan.resize == "source" else None,
+                               start=cfg.start, end=cfg.end, batch=cfg.batch,
+                               queue_size=cfg.queue_size, device_id=plan.device_id,
+                               progress=False if cfg.quiet else cfg.progress,
+                               total_hint=int(span * meta.fps) if span > 0 else None)
+            chunks = encode_frames(encode, TimestampSampler(meta.fps, job.time_range), cache,
+                                   self._backends["encoder"], job.stages, job.counts)
+        pts_ms, embeddings = collect_embeddings(cache, chunks, cfg.end, meta.embedding_dim)
+        if len(pts_ms) == 0:
+            if cfg.start > 0:
+                raise UsageError(f"--start {cfg.start:g} s is past the end of {job.video.name} "
+                                 f"({job.info.duration_s:.1f} s)")
+            raise InputError(f"{job.video}: no frames could be decoded")
+        return pts_ms, embeddings
+
+    def _write(self, job: VideoJob, pts_ms: np.ndarray, positions: np.ndarray,
+               padded: bool) -> tuple[list[dict[str, int]], list, str | None]:
+        """Postprocess and write the funscript atomically; (actions, covered span, the notice
+        when the frames cover less than the container claims)."""
+        began = time.perf_counter()
+        cfg, info, say, video = job.cfg, job.info, job.say, job.video
+        shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name)
+        if shifted:
+            say(shifted)
+        actions = to_actions(pts_ms, positions, cfg.postprocess)
+        metadata = script_metadata(cfg, self.package, info.duration_s, self._plan.precision,
+                                   padded, job.crop_box, self._plan.resize)
+        skipped = job.counts["frames_skipped"]
+        if skipped:
+            say(f"{video.name}: {skipped} damaged frame{'' if skipped == 1 else 's'} skipped; "
+                "the script covers the frames that decoded")
+            metadata["frames_skipped"] = skipped
+        window_s = self.package.meta.window / self.package.meta.fps
+        covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end, window_s,
+                                     video.name)
+        metadata["covered_ms"] = covered_ms
+        if short:
+            say(short)
+            metadata["notes"] += "; " + short.split(": ", 1)[1]
+        raise_if_interrupted("nothing written")
+        write_funscript(job.output, build_funscript(actions, metadata), force=cfg.force,
+                        protect=job.protect)
+        job.stages.add("write", began)
+        return actions, covered_ms, short
+
+
+def _notices(cfg: RunConfig):
+    """Where cfg's one-line notices go: its log, or nowhere when quiet."""
+    return (lambda message: None) if cfg.quiet or cfg.log is None else cfg.log

@@ -1,0 +1,158 @@
+"""The run plan and the model session: one load and one backend start for many videos."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fsrun.backends import create_backend
+from fsrun.errors import ModelError, UsageError
+from fsrun.pipeline import RunConfig, process_video
+from fsrun.plan import RunPlan, first_that_starts, make_plan, start_backends
+from fsrun.package import load_package
+from fsrun.postprocess import PostprocessOptions
+from fsrun.session import ModelSession
+
+from .videos import write_cfr
+
+RAW = PostprocessOptions(raw=True)
+
+
+class StartCounter:
+    """A backend factory that counts the backends it starts."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+
+    def __call__(self, name: str, onnx_path: Path, options: Any) -> Any:
+        self.started.append(Path(onnx_path).name)
+        return create_backend(name, onnx_path, options)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    root = tmp_path_factory.mktemp("clips")
+    return [write_cfr(root / f"clip{i}.mp4", 30, 45 + 15 * i) for i in range(3)]
+
+
+def test_one_session_starts_its_backends_once(clips: list[Path], tiny_package: Path,
+                                              tmp_path: Path) -> None:
+    counter = StartCounter()
+    template = RunConfig(video=clips[0], model=tiny_package, backend="cpu", use_cache=False,
+                         postprocess=RAW, backend_factory=counter)
+    with ModelSession.open(template) as session:
+        assert sorted(counter.started) == ["encoder.onnx", "head.onnx"]
+        results = [session.process(dataclasses.replace(
+            template, video=clip, output=tmp_path / f"{clip.stem}.funscript")) for clip in clips]
+    assert len(counter.started) == 2
+    assert [r.output.exists() for r in results] == [True, True, True]
+    # The same scripts as one-shot runs, each with its own session.
+    for clip, result in zip(clips, results):
+        alone = process_video(dataclasses.replace(template, video=clip, backend_factory=None,
+                                                  output=tmp_path / f"{clip.stem}.alone.funscript"))
+        np.testing.assert_allclose(result.positions, alone.positions, atol=1e-6)
+        assert result.report["plan"] == alone.report["plan"]
+    assert results[0].report["plan"]["backend"] == "cpu"
+    assert results[1].report["load"] < results[0].report["load"]
+
+
+def test_a_video_asking_for_another_setup_is_refused(clips: list[Path], tiny_package: Path,
+                                                     tmp_path: Path) -> None:
+    template = RunConfig(video=clips[0], model=tiny_package, backend="cpu", use_cache=False)
+    with ModelSession.open(template, start=False) as session:
+        with pytest.raises(UsageError, match="precision"):
+            session.process(dataclasses.replace(template, precision="fp16"))
+        with pytest.raises(UsageError, match="model"):
+            session.process(dataclasses.replace(template, model=tmp_path / "other.fsmodel"))
+    with pytest.raises(UsageError, match="closed"):
+        session.process(dataclasses.replace(template, output=tmp_path / "x.funscript"))
+
+
+def test_plan_resolves_every_auto(tiny_package: Path) -> None:
+    plan = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu"))
+    assert (plan.backend, plan.precision, plan.resize, plan.decoder) == ("cpu", "fp32",
+                                                                         "source", "pyav")
+    assert plan.to_dict()["requested"]["resize"] == "auto"
+    graph = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu",
+                                resize="graph"))
+    assert graph.resize == "graph" and graph.decoder == "pyav"
+    with pytest.raises(UsageError, match="GPU backend"):
+        make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu",
+                            decoder="nvdec"))
+    with pytest.raises(UsageError, match="needs the pyav decoder"):
+        make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, resize="source",
+                            decoder="nvdec"))
+
+
+def test_auto_falls_back_to_the_next_backend(tiny_package: Path) -> None:
+    package = load_package(tiny_package)
+    plan = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu"), package)
+    plan = dataclasses.replace(plan, backend="cuda", precision="fp32", resize="graph",
+                               decoder="auto", candidates=("cpu",),
+                               requested=dataclasses.replace(plan.requested, backend="auto"))
+
+    def factory(name: str, onnx_path: Path, options: Any) -> Any:
+        if name == "cuda":
+            raise ModelError("no CUDA driver")
+        return create_backend(name, onnx_path, options)
+
+    started, held = start_backends(plan, package, ("head",), factory)
+    try:
+        assert isinstance(held, RunPlan) and held.backend == "cpu"
+        assert (held.precision, held.resize, held.decoder) == ("fp32", "source", "pyav")
+        assert held.fallbacks == ("cuda: no CUDA driver",) and held.candidates == ()
+    finally:
+        started["head"].close()
+    with pytest.raises(ModelError, match="no CUDA driver"):  # asked for by name: no fallback
+        start_backends(dataclasses.replace(plan, candidates=(), requested=dataclasses.replace(
+            plan.requested, backend="cuda")), package, ("head",), factory)
+
+
+def test_first_that_starts_lists_every_failure() -> None:
+    def start(name: str) -> str:
+        raise ModelError(f"{name} broke")
+
+    with pytest.raises(ModelError, match="no backend could start: a: a broke; b: b broke"):
+        first_that_starts(("a", "b"), start)
+    assert first_that_starts(("a", "b"), lambda n: n.upper()) == ("A", "a", ())
+
+
+def test_explain_prints_the_plan_and_runs_nothing(clips: list[Path], tiny_package: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from fsrun.cli import main  # noqa: PLC0415
+
+    assert main([str(clips[0]), "--model", str(tiny_package), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "backend:   cpu (asked: auto)" in out and "resize:    source (asked: auto)" in out
+    assert f"{clips[0].name}: decoder pyav" in out
+    assert not clips[0].with_suffix(".funscript").exists()
+    assert main([str(clips[0]), "--model", str(tiny_package), "--explain",
+                 "--backend", "cpu", "--decoder", "nvdec"]) == 2
+
+
+def test_folder_mode_starts_the_backends_once(clips: list[Path], tiny_package: Path,
+                                              tmp_path: Path) -> None:
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+
+    from fsrun.folder import process_folder  # noqa: PLC0415
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for clip in clips:
+        shutil.copy(clip, folder / clip.name)
+    counter = StartCounter()
+    template = RunConfig(video=folder, model=tiny_package, backend="cpu", use_cache=False,
+                         backend_factory=counter, report=tmp_path / "folder.json")
+    summary = process_folder(folder, template, ("mp4",))
+    assert summary.count("ok") == len(clips)
+    assert sorted(counter.started) == ["encoder.onnx", "head.onnx"]
+    report = json.loads((tmp_path / "folder.json").read_text())
+    assert report["plan"]["backend"] == "cpu" and report["plan"]["model_name"] == "tiny.fsmodel"
+    loads = [f["report"]["load"] for f in report["files"]]
+    assert all(f["report"]["session_startup"] == report["files"][0]["report"]["session_startup"]
+               for f in report["files"])
+    assert max(loads[1:]) < loads[0]
