@@ -18,7 +18,7 @@ import numpy as np
 
 import fsrun
 from fsrun import config as user_config
-from fsrun.backends import (AUTO_ORDER, DEFAULT_PRECISION, BackendOptions, create_backend,
+from fsrun.backends import (AUTO_ORDER, AUTO_PRECISIONS, BackendOptions, create_backend,
                             is_backend_available, resolve_backend_name)
 from fsrun.crop import parse_crop
 from fsrun.embedding_cache import CacheKey, EmbeddingCache
@@ -47,6 +47,12 @@ AUTO_RESIZE: dict[str, str] = {"cpu": "source"}
 # Decoders that can resize in the source; others fall back to (or with --decoder, reject) it.
 RESIZING_DECODERS: tuple[str, ...] = ("pyav",)
 
+# How to add a precision a package lacks, for the error that says so.
+MISSING_PRECISION_HINT: dict[str, str] = {
+    "int8": " (add one with `fsexport quantize PKG`)",
+    "fp16": " (rebuild it without --no-fp16)",
+}
+
 BackendFactory = Callable[[str, Path, BackendOptions], Any]
 
 
@@ -71,7 +77,8 @@ class RunConfig:
     postprocess: PostprocessOptions = field(default_factory=PostprocessOptions)  # points kept
     use_cache: bool = True  # read and write the embedding cache
     cache_dir: Path | None = None  # cache root; None = user cache dir ($FSRUN_CACHE_DIR)
-    precision: str = "auto"  # fp32, fp16, or auto (fp16 on GPU backends when packaged)
+    precision: str = "auto"  # fp32, fp16, int8, or auto (AUTO_PRECISIONS: int8 on the CPU,
+    # fp16 on GPU backends, when packaged)
     threads: int = 0  # CPU inference threads; 0 lets ONNX Runtime decide
     device_id: int = 0  # CUDA device for GPU decoders and backends
     queue_size: int = 4  # decoded batches waiting for the encoder (bounds memory)
@@ -119,12 +126,13 @@ class _Stages:
 
 
 def _precision(package: ModelPackage, backend: str, requested: str) -> str:
-    wanted = DEFAULT_PRECISION[backend] if requested == "auto" else requested
-    if not (package.has_graph("encoder", wanted) and package.has_graph("head", wanted)):
-        if requested != "auto":
-            raise ModelError(f"{package.path}: has no {wanted} encoder/head graphs")
-        wanted = "fp32"
-    return wanted
+    for wanted in AUTO_PRECISIONS[backend] if requested == "auto" else (requested,):
+        if package.has_graph("encoder", wanted) and package.has_graph("head", wanted):
+            return wanted
+    if requested == "auto":
+        return "fp32"
+    raise ModelError(f"{package.path}: has no {requested} encoder/head graphs"
+                     + MISSING_PRECISION_HINT.get(requested, ""))
 
 
 def resolve_resize(requested: str, backend: str) -> str:
