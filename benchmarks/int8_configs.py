@@ -230,14 +230,19 @@ def to_markdown(results: dict[str, Any]) -> str:
             continue
         graded = "r_fp32" in row
         lines.append(
-            f"| {row['package']} | {row['input_size']} | {row['recipe']} | {row['fp32_ms']:.1f} | "
-            f"{row['int8_ms']:.1f} | {row['speedup']:.2f}x | {row['cosine_mean']:.4f} / "
+            f"| {row['package']} | {row['input_size']} | {row['recipe']} | {_ms(row['fp32_ms'])} | "
+            f"{_ms(row['int8_ms'])} | {row['speedup']:.2f}x | {row['cosine_mean']:.4f} / "
             f"{row['cosine_min']:.4f} | "
             + (f"{row['r_fp32']:.4f} -> {row['r_int8']:.4f} | {row['r_drop_mean']:+.4f} / "
                f"{row['r_drop_max']:+.4f} |" if graded else "- | - |"))
     lines += ["", "Recipes:", ""]
     lines += [f"- `{name}`: {text}" for name, text in results["recipes"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _ms(value: float) -> str:
+    """ms/frame with three significant digits (tiny models run well under a millisecond)."""
+    return f"{value:.3g}"
 
 
 def write(out: Path, results: dict[str, Any], name: str = "int8_configs") -> tuple[Path, Path]:

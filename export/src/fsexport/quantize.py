@@ -74,6 +74,8 @@ RECIPES: dict[str, Recipe] = {
 }
 DEFAULT_RECIPE = "minmax-keep-silu-se"
 CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+QUANT_FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}  # Recipe.quant_format -> ORT QuantFormat
+QUANT_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}  # Recipe.activations -> ORT QuantType
 
 
 @dataclass
@@ -151,10 +153,10 @@ def quantize_encoder(source: Path, target: Path, batches: list[np.ndarray], reci
     _calibrate(model_path, input_name, batches, recipe, cache, work, threads)
     quantize_static(
         str(model_path), str(target), None,
-        quant_format=QuantFormat.QDQ if recipe.quant_format == "qdq" else QuantFormat.QOperator,
+        quant_format=getattr(QuantFormat, QUANT_FORMATS[recipe.quant_format]),
         op_types_to_quantize=list(recipe.op_types) or None, per_channel=recipe.per_channel,
         reduce_range=recipe.reduce_range,
-        activation_type=QuantType.QUInt8 if recipe.activations == "uint8" else QuantType.QInt8,
+        activation_type=getattr(QuantType, QUANT_TYPES[recipe.activations]),
         weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
         calibrate_method=_method(recipe),
         extra_options={"ActivationSymmetric": recipe.symmetric_activations},
