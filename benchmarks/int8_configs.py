@@ -235,6 +235,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"{row['cosine_min']:.4f} | "
             + (f"{row['r_fp32']:.4f} -> {row['r_int8']:.4f} | {row['r_drop_mean']:+.4f} / "
                f"{row['r_drop_max']:+.4f} |" if graded else "- | - |"))
+    if results["system"].get("command"):
+        lines += ["", f"Command: `{results['system']['command']}`"]
     lines += ["", "Recipes:", ""]
     lines += [f"- `{name}`: {text}" for name, text in results["recipes"].items()]
     return "\n".join(lines) + "\n"
