@@ -129,7 +129,9 @@ def _stats(values: np.ndarray) -> dict[str, float]:
 def to_markdown(results: dict[str, Any]) -> str:
     lines = ["# int8 encoder on CPUs without AVX-512 / VNNI (QEMU user-mode emulation)", "",
              f"Package `{Path(results['package']).name}`, {results['frames']} decoded frames, "
-             f"measured {results['measured_at']}. Each emulated row is the same ONNX Runtime "
+             f"measured {results['measured_at']} (load average at the end "
+             f"{[round(v, 2) for v in results.get('load_average_end', [])]}, 2 cores shared). "
+             "Each emulated row is the same ONNX Runtime "
              "build running under `qemu-x86_64 -cpu MODEL`, whose CPUID makes MLAS choose that "
              "CPU's kernels. Emulated ms/frame measure QEMU, not the CPU: only the int8/fp32 "
              "ratio under emulation is shown, and it is not a prediction of real speed.", "",
