@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -250,10 +250,3 @@ def _ms(value: float) -> str:
 def write(out: Path, results: dict[str, Any], name: str = "int8_configs") -> tuple[Path, Path]:
     return write_json_and_markdown(out, name, results, to_markdown(results))
 
-
-def all_recipes() -> list[str]:
-    return list(RECIPES)
-
-
-def with_defaults(cfg: Int8BenchConfig, **changes: Any) -> Int8BenchConfig:
-    return replace(cfg, **changes)
