@@ -18,11 +18,20 @@ from benchmarks.stats import repeat_timed, summarize
 from fsrun.backends import BackendOptions, create_backend
 from fsrun.package import load_package
 
-# Precisions measured per backend: fp16 only pays off on GPUs, so the CPU runs fp32 alone.
+# Precisions measured per backend (where the package has them): fp16 only pays off on GPUs,
+# int8 (`fsexport quantize`) is built for CPU int8 kernels.
 PRECISIONS: dict[str, tuple[str, ...]] = {
-    "cpu": ("fp32",),
+    "cpu": ("fp32", "int8"),
     "cuda": ("fp16", "fp32"),
     "tensorrt": ("fp16", "fp32"),
+    "trt-native": ("fp16",),
+}
+# Precisions of the stage and end-to-end runs per backend (where packaged): fsrun's default on
+# GPUs; on the CPU fp32 (the author's precision, the baseline's) and int8.
+RUN_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "cpu": ("fp32", "int8"),
+    "cuda": ("fp16",),
+    "tensorrt": ("fp16",),
     "trt-native": ("fp16",),
 }
 

@@ -21,7 +21,7 @@ def stage_bars(results: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, f
     for stages in results.get("stages", []):
         ms = stages["derived"]["ms_per_frame"]
         key = stages["variant"]
-        label = stages["backend"]
+        label = f"{stages['backend']} {stages.get('precision', 'fp32')}"
         bars.setdefault(key, []).append((f"{label}\nin-graph resize", {
             "decode": ms["decode"], "rgb/resize on CPU": ms["rgb_convert_full"],
             "host->device": ms.get("h2d_full", 0.0),
@@ -32,13 +32,15 @@ def stage_bars(results: dict[str, Any]) -> dict[str, list[tuple[str, dict[str, f
     for entry in results.get("e2e", []):
         runs = [r for r in results.get("e2e_runs", []) if r["variant"] == entry["variant"]
                 and r["backend"] == entry["backend"] and r["stride"] == entry["stride"]
-                and r["kind"] == entry["kind"] and r["decoder"] == entry["decoder"]]
+                and r["kind"] == entry["kind"] and r["decoder"] == entry["decoder"]
+                and r.get("precision", "fp32") == entry.get("precision", "fp32")]
         if not runs:
             continue
         report, frames = runs[0]["report"], max(1, entry["frames"])
         per = {k: 1000.0 * v / frames for k, v in report.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        label = f"{entry['backend']}/{entry['decoder_used']}\n{entry['kind']} s{entry['stride']}"
+        label = (f"{entry['backend']}/{entry['decoder_used']}\n{entry['kind']} "
+                 f"{entry.get('precision', 'fp32')} s{entry['stride']}")
         if entry["kind"] == "fsrun":
             encoder = "encoder" if entry["decoder_used"].endswith("/source") else \
                 "encoder (incl. in-graph resize)"
@@ -122,7 +124,8 @@ def _best_encoder_rates(results: dict[str, Any]) -> dict[tuple[str, str], float]
         best[key] = max(best.get(key, 0.0), row["fps"]["median"])
     for entry in results.get("e2e", []):
         if entry["kind"] == "fsrun" and entry["stride"] == 30:
-            key = (entry["variant"], f"fsrun end to end {entry['backend']}/{entry['decoder_used']}")
+            key = (entry["variant"], f"fsrun end to end {entry['backend']}/"
+                                     f"{entry['decoder_used']} {entry.get('precision', 'fp32')}")
             best[key] = max(best.get(key, 0.0), entry["fps"])
     return best
 

@@ -65,18 +65,20 @@ def _stages(results: dict[str, Any]) -> list[str]:
     keys: list[str] = []
     for s in results.get("stages", []):
         keys += [k for k in s["derived"]["ms_per_frame"] if k not in keys]
-    rows = [[s["variant"], s["backend"]] + [s["derived"]["ms_per_frame"].get(k) for k in keys]
+    rows = [[s["variant"], s["backend"], s.get("precision", "fp32")]
+            + [s["derived"]["ms_per_frame"].get(k) for k in keys]
             for s in results.get("stages", [])]
-    return _table(["variant", "backend"] + [f"{k} (ms/frame)" for k in keys], rows)
+    return _table(["variant", "backend", "precision"] + [f"{k} (ms/frame)" for k in keys], rows)
 
 
 def _e2e(results: dict[str, Any]) -> list[str]:
-    rows = [[e["variant"], e["backend"], e["kind"], e["decoder_used"], e["stride"], e["frames"],
-             e["wall_median"],
+    rows = [[e["variant"], e["backend"], e["kind"], e.get("precision", "fp32"),
+             e["decoder_used"], e["stride"], e["frames"], e["wall_median"],
              len(e["walls"]), e["fps"], e["realtime_factor"], e.get("speedup_vs_baseline"),
              e.get("structural_ceiling"), e["peak_rss_mib"], e.get("peak_device_mib"),
              e["cpu_cores_busy"]] for e in results.get("e2e", [])]
-    return _table(["variant", "backend", "run", "decoder", "stride", "frames", "wall s (median)",
+    return _table(["variant", "backend", "run", "precision", "decoder", "stride", "frames",
+                   "wall s (median)",
                    "runs",
                    "frames/s", "x real time", "speed-up vs baseline", "ceiling",
                    "peak RSS MiB", "peak GPU MiB", "CPU cores busy"], rows)
@@ -89,18 +91,20 @@ def _fsrun_stages(results: dict[str, Any]) -> list[str]:
             continue
         rep = r["report"]
         decoder = f"{rep['decoder']}/{rep['resize']}" if "resize" in rep else rep["decoder"]
-        rows.append([r["variant"], r["backend"], decoder, r["stride"], r["round"],
-                     rep["load"], rep["decode"], rep["encode"], rep["head"], rep["stitch"],
-                     rep["write"], rep["wall"]])
-    return _table(["variant", "backend", "decoder", "stride", "round", "load s", "decode s "
+        rows.append([r["variant"], r["backend"], rep.get("precision", "fp32"), decoder,
+                     r["stride"], r["round"], rep["load"], rep["decode"], rep["encode"],
+                     rep["head"], rep["stitch"], rep["write"], rep["wall"]])
+    return _table(["variant", "backend", "precision", "decoder", "stride", "round", "load s",
+                   "decode s "
                    "(own thread)", "encode s", "head s", "stitch s", "write s", "wall s"], rows)
 
 
 def _overhead(results: dict[str, Any]) -> list[str]:
-    rows = [[o["variant"], o["backend"], o["decoder"], o["stride"], o["wall_minus_load"], o["load"],
-             o["decode_only"], o["encoder_only"], o["necessary"], o["ratio"]]
-            for o in overhead_rows(results)]
-    return _table(["variant", "backend", "decoder", "stride", "wall - load s", "load s",
+    rows = [[o["variant"], o["backend"], o["precision"], o["decoder"], o["stride"],
+             o["wall_minus_load"], o["load"], o["decode_only"], o["encoder_only"], o["necessary"],
+             o["ratio"]] for o in overhead_rows(results)]
+    return _table(["variant", "backend", "precision", "decoder", "stride", "wall - load s",
+                   "load s",
                    "decode-only s",
                    "encoder-only s", "necessary s", "ratio"], rows)
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 from benchmarks import sysinfo
 from benchmarks.files import atomic_write
 from benchmarks.devices import available_backends
-from benchmarks.encoder_throughput import ThroughputConfig, measure_package
+from benchmarks.encoder_throughput import RUN_PRECISIONS, ThroughputConfig, measure_package
 from benchmarks.probe import run_probe
 from benchmarks.stages import StageConfig, measure_stages
 from benchmarks.targets import evaluate_targets
@@ -61,18 +61,26 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def run_precisions(package: Any, backend: str) -> list[str]:
+    """The precisions the stage and end-to-end runs measure for this package and backend."""
+    found = [p for p in RUN_PRECISIONS.get(backend, ("fp32",)) if package.has_graph("encoder", p)]
+    return found or ["fp32"]
+
+
 def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: Path,
-            log: Callable[[str], None], errors: list[str] | None = None) -> list[dict[str, Any]]:
+            log: Callable[[str], None], errors: list[str] | None = None,
+            precisions: list[str] | None = None) -> list[dict[str, Any]]:
     """fsrun at each stride (and the baseline where asked), alternating, in fresh processes.
 
     A configuration that fails (a decoder that does not start, say) is logged and added to
     `errors`; the others still run.
     """
     rows: list[dict[str, Any]] = []
-    # (kind, decoder, resize): fsrun with every decoder this backend can use and its default
-    # resize, the baseline once.
-    kinds = [("fsrun", d, "auto") for d in DECODERS.get(backend, ["pyav"])]
-    kinds += [("baseline", "pyav", "auto")] if variant in cfg.baseline_variants else []
+    precisions = precisions or ["fp32"]
+    # (kind, decoder, resize, precision): fsrun with every decoder this backend can use, its
+    # default resize and each precision; the baseline once (fp32, the author's precision).
+    kinds = [("fsrun", d, "auto", p) for p in precisions for d in DECODERS.get(backend, ["pyav"])]
+    kinds += [("baseline", "pyav", "auto", "fp32")] if variant in cfg.baseline_variants else []
     # On the CPU, fsrun with the resize in the graph (its GPU default) at one stride: the
     # decode-side difference it measures does not depend on the stride.
     resize_stride = 30 if 30 in cfg.strides else cfg.strides[0]
@@ -80,12 +88,13 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
     output = cfg.out / f".scratch_{variant}_{backend}.funscript"
     for round_index in range(max(1, cfg.e2e_repeats)):
         for stride in cfg.strides:
-            graph = [("fsrun", "pyav", "graph")] if extra and stride == resize_stride else []
-            for kind, decoder, resize in kinds + graph:
+            graph = [("fsrun", "pyav", "graph", precisions[0])] \
+                if extra and stride == resize_stride else []
+            for kind, decoder, resize, precision in kinds + graph:
                 args = {"kind": kind, "package": str(package), "video": str(video),
                         "output": str(output), "stride": stride, "backend": backend,
                         "decoder": decoder, "resize": resize, "threads": cfg.threads,
-                        "batch": cfg.stage.batch}
+                        "batch": cfg.stage.batch, "precision": precision}
                 # The requested decoder (and a non-default resize) names the configuration.
                 label = decoder if resize == "auto" else f"{decoder}/{resize}"
                 try:
@@ -98,11 +107,12 @@ def run_e2e(cfg: BenchConfig, package: Path, variant: str, backend: str, video: 
                     continue
                 report = result["report"]
                 row = {"kind": kind, "variant": variant, "backend": backend, "stride": stride,
+                       "precision": precision,
                        "decoder": label, "round": round_index, "frames": report["frames"],
                        "wall": report["wall"], "fps": report["frames"] / report["wall"],
                        **{k: v for k, v in result.items() if k != "report"}, "report": report}
                 rows.append(row)
-                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} {label:10s} "
+                log(f"e2e     {variant:7s} {backend:10s} {kind:8s} {label:10s} {precision} "
                     f"stride {stride:2d}: "
                     f"{row['fps']:8.1f} frames/s, wall {row['wall']:.2f} s, "
                     f"peak RSS {row['peak_rss_mib']:.0f} MiB, "
@@ -122,13 +132,15 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
     """Median wall per (variant, backend, stride, kind), speed-ups and the real-time factor."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
-        key = (row["variant"], row["backend"], row["stride"], row["kind"], row["decoder"])
+        key = (row["variant"], row["backend"], row["stride"], row["kind"], row["decoder"],
+               row.get("precision", "fp32"))
         groups.setdefault(key, []).append(row)
     out = []
-    for (variant, backend, stride, kind, decoder), members in sorted(groups.items()):
+    for (variant, backend, stride, kind, decoder, precision), members in sorted(groups.items()):
         wall = _median([m["wall"] for m in members])
         frames = members[0]["frames"]
         entry = {"variant": variant, "backend": backend, "stride": stride, "kind": kind,
+                 "precision": precision,
                  "decoder": decoder, "decoder_used": _decoder_used(members[0]["report"], decoder),
                  "wall_median": wall, "walls": [m["wall"] for m in members], "frames": frames,
                  "fps": frames / wall, "realtime_factor": frames / fps / wall,
@@ -163,7 +175,7 @@ def run_spinning_check(cfg: BenchConfig, package: Path, variant: str, video: Pat
             result = run_probe({"kind": "fsrun", "package": str(package), "video": str(video),
                                 "output": str(output), "stride": 30, "backend": "cpu",
                                 "decoder": "pyav", "threads": cfg.threads,
-                                "ort_spinning": setting})
+                                "ort_spinning": setting, "precision": "fp32"})
             report = result["report"]
             samples[setting].append({"wall_minus_load": report["wall"] - report["load"],
                                      "decode": report["decode"], "encode": report["encode"],
@@ -186,7 +198,7 @@ def run_memory(cfg: BenchConfig, package: Path, backend: str,
         video, params = _clip(cfg, seconds)
         probe = run_probe({"kind": "fsrun", "package": str(package), "video": str(video),
                            "output": str(cfg.out / ".scratch_rss.funscript"), "stride": 30,
-                           "backend": backend, "threads": cfg.threads})
+                           "backend": backend, "threads": cfg.threads, "precision": "fp32"})
         result[label] = {"seconds": seconds, "frames": probe["report"]["frames"],
                          "peak_rss_mib": probe["peak_rss_mib"], "wall": probe["wall_s"],
                          "peak_rss_after_imports_mib": probe["peak_rss_after_imports_mib"],
@@ -274,10 +286,13 @@ def _measure_backend(cfg: BenchConfig, results: dict[str, Any], package: Any, ba
     stage_cfg = StageConfig(**{**asdict(cfg.stage), "threads": cfg.threads,
                                "encoder_frames": cfg.stage_frames.get(variant,
                                                                       cfg.stage.encoder_frames)})
-    results["stages"].append(measure_stages(package.path, video, backend,
-                                            DECODERS.get(backend, ["pyav"]), stage_cfg, log))
+    precisions = run_precisions(package, backend)
+    for precision in precisions:
+        results["stages"].append(measure_stages(package.path, video, backend,
+                                                DECODERS.get(backend, ["pyav"]), stage_cfg, log,
+                                                precision=precision))
     results["e2e_runs"] += run_e2e(cfg, package.path, variant, backend, video, log,
-                                   results.setdefault("errors", []))
+                                   results.setdefault("errors", []), precisions)
 
 
 def _torch_eager(cfg: BenchConfig, packages: list[Any], log: Callable[[str], None]) -> list[dict]:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.devices import cuda_runtime, device_sync, h2d_copy
-from fsrun.backends import BackendOptions, DEFAULT_PRECISION, create_backend
+from fsrun.backends import BackendOptions, create_backend
 from fsrun.package import load_package
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import load_source_class
@@ -138,13 +138,10 @@ def _median_pass(work: Any, repeats: int) -> tuple[dict[str, Any], Any]:
 
 
 def measure_stages(package_path: Path, video: Path, backend_name: str, decoders: list[str],
-                   cfg: StageConfig, log: Any = print) -> dict[str, Any]:
-    """All isolated stage timings for one package, backend and clip."""
+                   cfg: StageConfig, log: Any = print, precision: str = "fp32") -> dict[str, Any]:
+    """All isolated stage timings for one package, backend, precision and clip."""
     package = load_package(package_path)
     meta = package.meta
-    precision = DEFAULT_PRECISION.get(backend_name, "fp32")
-    if not package.has_graph("encoder", precision):
-        precision = "fp32"
     runtime = cuda_runtime() if backend_name != "cpu" else None
     sync = device_sync(runtime)
     out: dict[str, Any] = {"variant": meta.variant, "backend": backend_name,
@@ -183,7 +180,7 @@ def measure_stages(package_path: Path, video: Path, backend_name: str, decoders:
     finally:
         head.close()
     out["derived"] = derive(out)
-    log(f"stages  {meta.variant:7s} {backend_name:10s} ms/frame: " + ", ".join(
+    log(f"stages  {meta.variant:7s} {backend_name:10s} {precision} ms/frame: " + ", ".join(
         f"{k} {v:.2f}" for k, v in out["derived"]["ms_per_frame"].items()))
     return out
 

@@ -61,3 +61,19 @@ def built_tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("packages")
     result = build_package(BuildConfig(variant="tiny", output=out, set_default=False))
     return result.path
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_package(tiny_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of tiny_package with encoder.int8.onnx, calibrated on two short synthetic clips."""
+    import shutil  # noqa: PLC0415
+
+    from fsexport.calibration import CalibrationConfig, SynthClips  # noqa: PLC0415
+    from fsexport.quantize import QuantizeConfig, quantize_package  # noqa: PLC0415
+
+    target = tmp_path_factory.mktemp("int8") / "tiny8.fsmodel"
+    shutil.copytree(tiny_package, target)
+    calibration = CalibrationConfig(frames=16, synth=SynthClips(count=2, seconds=2.5,
+                                                                size=(96, 72)))
+    quantize_package(target, QuantizeConfig(calibration=calibration), log=lambda _: None)
+    return target

@@ -69,8 +69,8 @@ def test_benchmark_entry_point_writes_results(tiny_package: Path, tmp_path: Path
     assert spin["spin_0"]["cpu_s"] > 0
 
     names = [t["name"] for t in data["targets"]]
-    assert "fsrun vs baseline, tiny cpu/pyav/source stride 30" in names
-    assert "fsrun vs baseline, tiny cpu/pyav/graph stride 30" in names
+    assert "fsrun fp32 vs baseline fp32, tiny cpu/pyav/source stride 30" in names
+    assert "fsrun fp32 vs baseline fp32, tiny cpu/pyav/graph stride 30" in names
     assert any(n.startswith("overhead tiny cpu") for n in names)
     gpu = [t for t in data["targets"] if "GPU" in t["name"]]
     assert gpu and all(t["met"] is None for t in gpu)  # no GPU here: unmeasured, not "met"
@@ -122,3 +122,45 @@ def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:
     assert len(with_cache["epoch_seconds"]) == len(without["epoch_seconds"]) == 2
     assert row["epoch_ratio"] == without["median_epoch_s"] / with_cache["median_epoch_s"]
     assert "| tiny |" in (out / "train_cache.md").read_text()
+
+
+def test_int8_package_is_measured_at_both_precisions(tiny_int8_package: Path,
+                                                    tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = ["run", "--package", str(tiny_int8_package), "--out", str(out),
+            "--clips-dir", str(tmp_path / "clips"), "--seconds", "2", "--size", "96x64",
+            "--batch-sizes", "4", "--repeats", "1", "--throughput-frames", "tiny=8",
+            "--stage-repeats", "1", "--strides", "30", "--rss-seconds", "0",
+            "--spin-variants", "", "--graph-resize-variants", ""]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert {r["precision"] for r in data["encoder"]} == {"fp32", "int8"}
+    assert [s["precision"] for s in data["stages"]] == ["fp32", "int8"]
+    fsrun = {e["precision"]: e for e in data["e2e"] if e["kind"] == "fsrun"}
+    assert set(fsrun) == {"fp32", "int8"}, data.get("errors")
+    assert all(e.get("speedup_vs_baseline", 0) > 0 for e in fsrun.values()), data.get("errors")
+    assert [e["precision"] for e in data["e2e"] if e["kind"] == "baseline"] == ["fp32"]
+    reports = {r["precision"]: r["report"]["precision"] for r in data["e2e_runs"]
+               if r["kind"] == "fsrun"}
+    assert reports == {"fp32": "fp32", "int8": "int8"}  # fsrun ran what the row says
+    overhead = [t["name"] for t in data["targets"] if t["name"].startswith("overhead")]
+    assert len(overhead) == 2 and any(" int8 " in n for n in overhead)
+    assert "| int8 |" in (out / "report.md").read_text()
+
+
+def test_int8_recipe_table(tiny_package: Path, tmp_path: Path) -> None:
+    out = tmp_path / "int8"
+    args = ["int8", "--package", str(tiny_package), "--recipes", "minmax-all",
+            "--ground-truth", "--clips", "1", "--clip-seconds", "3", "--calibration-frames", "8",
+            "--cosine-frames", "8", "--speed-frames", "4", "--speed-rounds", "1",
+            "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads((out / "int8_configs.json").read_text())["rows"]
+    assert row["recipe"] == "minmax-all" and row["fp32_ms"] > 0 and row["int8_ms"] > 0
+    assert 0.5 < row["cosine_mean"] <= 1.0 and row["cosine_frames"] == 8
+    clips = row["per_clip"]
+    assert len(clips["fp32"]) == len(clips["int8"]) == 1
+    assert row["r_drop_mean"] == clips["fp32"][0]["r"] - clips["int8"][0]["r"]
+    assert "| minmax-all |" in (out / "int8_configs.md").read_text()

@@ -8,7 +8,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from fsexport.model import BackboneSource, WindowModel, calibrate_batchnorm, create_model
 from fsexport.onnx_export import export_graph
@@ -17,7 +17,11 @@ from fsexport.variants import Variant, get_variant
 from fsexport.weights import load_backbone_weights, load_checkpoint
 from fsrun.config import set_default_model
 from fsrun.errors import OutputError, UsageError
-from fsrun.package import FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file
+from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, load_package,
+                           sha256_file)
+
+if TYPE_CHECKING:
+    from fsexport.quantize import QuantizeConfig
 
 Log = Callable[[str], None]
 
@@ -39,6 +43,7 @@ class BuildConfig:
     set_default: bool = True  # make this package fsrun's default model
     seed: int = 0  # seed for untrained weights, so builds are reproducible
     verify: bool = True  # run the ONNX Runtime vs PyTorch parity checks
+    int8: QuantizeConfig | None = None  # also write encoder.int8.onnx (None: no int8 encoder)
 
 
 @dataclass
@@ -124,6 +129,13 @@ def write_package(config: BuildConfig, fill: Callable[[Path], ModelMeta],
     try:
         meta = fill(staging)
         (staging / META_NAME).write_text(meta.to_json(), encoding="utf-8")
+        if config.int8 is not None:
+            from fsexport.quantize import quantize_package  # noqa: PLC0415
+
+            started = time.perf_counter()
+            quantize_package(staging, config.int8, log)
+            meta = load_package(staging).meta
+            timings["int8"] = time.perf_counter() - started
         _replace_dir(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -79,19 +79,30 @@ def main() -> None:
 @click.option("--no-default", is_flag=True, help="Do not make this fsrun's default model.")
 @click.option("--trt", is_flag=True, help="Also build TensorRT engines (needs TensorRT and a GPU).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for untrained weights.")
+@click.option("--int8", is_flag=True,
+              help="Also write encoder.int8.onnx for CPU backends (see `fsexport quantize`).")
+@click.option("--calibrate", type=click.Path(path_type=Path, exists=True), default=None,
+              help="With --int8: videos to calibrate on (default: rendered synthetic clips).")
 @one_line_errors
 def build(variant: str, output: Path | None, name: str | None, force: bool,
           checkpoint: Path | None, pretrained: bool, backbone_weights: Path | None,
           input_size: int | None, window: int | None, fps: float | None, no_fp16: bool,
-          no_default: bool, trt: bool, seed: int) -> None:
+          no_default: bool, trt: bool, seed: int, int8: bool, calibrate: Path | None) -> None:
     """Build a model package (ONNX graphs, meta.json) and verify it against PyTorch."""
     from fsexport.build import BuildConfig, build_package
 
+    quantize = None
+    if int8:
+        from fsexport.quantize import QuantizeConfig, calibration_config  # noqa: PLC0415
+
+        quantize = QuantizeConfig(calibration=calibration_config(calibrate))
+    elif calibrate is not None:
+        raise click.UsageError("--calibrate needs --int8")
     config = BuildConfig(variant=variant, output=output, name=name, force=force,
                          checkpoint=checkpoint, pretrained=pretrained,
                          backbone_weights=backbone_weights, input_size=input_size,
                          window=window, fps=fps, fp16=not no_fp16, set_default=not no_default,
-                         seed=seed)
+                         seed=seed, int8=quantize)
     result = build_package(config)
     _print_parity(result.meta.parity)
     click.echo(f"built   {result.path} in {sum(result.timings.values()):.1f} s")
@@ -144,6 +155,34 @@ def _build_engines(package: Path) -> None:
 
     for engine in build_engines(package):
         click.echo(f"engine  {engine}")
+
+
+@main.command()
+@click.argument("package", type=click.Path(path_type=Path))
+@click.option("--calibrate", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Folder of videos (or one video) to calibrate on, decoded as fsrun decodes "
+                   "them. Default: synthetic clips rendered with fsrun.synth.")
+@click.option("--frames", type=click.IntRange(4), default=None,
+              help="Calibration frames, spread over the videos [default: 96].")
+@click.option("--recipe", default=None,
+              help="Quantization recipe (fsexport.quantize.RECIPES) [default: the measured "
+                   "default].")
+@click.option("--force", is_flag=True, help="Replace an existing encoder.int8.onnx.")
+@one_line_errors
+def quantize(package: Path, calibrate: Path | None, frames: int | None, recipe: str | None,
+             force: bool) -> None:
+    """Add an int8 encoder for CPU backends (ONNX Runtime static quantization) to PACKAGE."""
+    from fsexport.quantize import (DEFAULT_RECIPE, QuantizeConfig, calibration_config,  # noqa: PLC0415
+                                   quantize_package)
+
+    cfg = QuantizeConfig(recipe=recipe or DEFAULT_RECIPE, force=force,
+                         calibration=calibration_config(calibrate, frames))
+    record = quantize_package(package, cfg)
+    drift = record["drift_vs_fp32"]
+    cosine = drift["embedding_cosine_source"]
+    click.echo(f"int8    {package / record['file']}: embedding cosine vs fp32 mean "
+               f"{cosine['mean']:.4f} (min {cosine['min']:.4f}) over {cosine['frames']} frames; "
+               f"position max abs diff {drift['position_max_abs_diff']:.4f}")
 
 
 @main.command("trt")

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 import fsrun
-from fsrun.backends import BACKEND_CHOICES
+from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
 from fsrun.errors import FsError, Interrupted, UsageError
 from fsrun.memory import limit_malloc_arenas
 from fsrun.postprocess import DEFAULT_RDP_EPSILON
@@ -130,8 +130,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
               help="Funscript to write. Default: VIDEO.funscript next to the video.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
 @click.option("--decoder", type=click.Choice(DECODER_CHOICES), default="auto", show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16"]), default="auto",
-              show_default=True, help="Graph precision; auto = fp16 on GPU backends.")
+@click.option("--precision", type=click.Choice(PRECISION_CHOICES), default="auto",
+              show_default=True, help="Encoder precision; auto = int8 on the CPU backend when "
+                                      "the package has it, fp16 on GPU backends, else fp32.")
 @click.option("--stride", type=click.IntRange(min=1), default=DEFAULT_STRIDE, show_default=True,
               help="Frames between window starts (1..window). Smaller blends more windows.")
 @click.option("--batch", type=click.IntRange(min=1), default=16, show_default=True,

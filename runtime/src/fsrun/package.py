@@ -24,7 +24,11 @@ GRAPH_FILES = {
     ("encoder", "fp16"): "encoder.fp16.onnx",
     ("head", "fp16"): "head.fp16.onnx",
     ("model", "fp16"): "model.fp16.onnx",
+    ("encoder", "int8"): "encoder.int8.onnx",
 }
+# Graphs a precision borrows from another: the int8 encoder (CPU backends) feeds the fp32 head,
+# a few LSTMs over 256 floats a frame that int8 would not speed up.
+SHARED_GRAPHS = {("head", "int8"): "fp32", ("model", "int8"): "fp32"}
 
 
 @dataclass
@@ -48,6 +52,7 @@ class ModelMeta:
     parity: dict[str, Any] = field(default_factory=dict)  # file -> max abs diff vs PyTorch
     exporter: dict[str, str] = field(default_factory=dict)  # library -> version used to export
     provenance: dict[str, Any] = field(default_factory=dict)  # checkpoint, training data, seed
+    quantization: dict[str, Any] = field(default_factory=dict)  # precision -> recipe, drift
 
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
@@ -97,12 +102,13 @@ class ModelPackage:
     def graph(self, kind: str, precision: str = "fp32") -> Path:
         """Path of the encoder/head/model graph at a precision."""
         try:
-            name = GRAPH_FILES[(kind, precision)]
+            name = GRAPH_FILES[(kind, SHARED_GRAPHS.get((kind, precision), precision))]
         except KeyError:
             raise ModelError(f"no graph {kind!r} at precision {precision!r}") from None
         return self.file(name)
 
     def has_graph(self, kind: str, precision: str = "fp32") -> bool:
+        precision = SHARED_GRAPHS.get((kind, precision), precision)
         return GRAPH_FILES.get((kind, precision)) in self.meta.files
 
     def verify(self) -> None:

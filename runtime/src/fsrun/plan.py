@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from fsrun import config as user_config
-from fsrun.backends import (AUTO_ORDER, BACKEND_CHOICES, DEFAULT_PRECISION, BackendOptions,
-                            create_backend, is_backend_available, resolve_backend_name)
+from fsrun.backends import (AUTO_ORDER, AUTO_PRECISIONS, BACKEND_CHOICES, PRECISION_CHOICES,
+                            BackendOptions, create_backend, is_backend_available,
+                            resolve_backend_name)
 from fsrun.errors import FsError, ModelError, UsageError
 from fsrun.package import ModelPackage, load_package
 from fsrun.runconfig import RunConfig
@@ -33,8 +34,11 @@ RESIZING_DECODERS: tuple[str, ...] = ("pyav",)
 # live in GPU memory, which the CPU backend cannot read. Backends not listed take any decoder.
 BACKEND_DECODERS: dict[str, tuple[str, ...]] = {"cpu": ("pyav",)}
 T = TypeVar("T")
-# Precision choices on the command line; "auto" picks DEFAULT_PRECISION[backend] when packaged.
-PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp16")
+# How to add a precision a package lacks, for the error that says so.
+MISSING_PRECISION_HINT: dict[str, str] = {
+    "int8": " (add one with `fsexport quantize PKG`)",
+    "fp16": " (rebuild it without --no-fp16)",
+}
 # Why a decoder is ruled out, by rule name (for the one-line error under an explicit --decoder).
 DECODER_RULES: dict[str, str] = {
     "backend": "--decoder {decoder} needs a GPU backend (--backend cuda or tensorrt)",
@@ -48,7 +52,7 @@ class Requested:
 
     backend: str = "auto"  # auto or a BACKENDS name
     decoder: str = "auto"  # auto or a SOURCES name
-    precision: str = "auto"  # auto, fp32 or fp16
+    precision: str = "auto"  # auto, fp32, fp16 or int8
     resize: str = "auto"  # auto, source or graph
 
 
@@ -58,7 +62,7 @@ class RunPlan:
     model_name: str  # its directory name
     model_hash: str  # identity of its weights (ModelPackage.model_hash)
     backend: str  # the backend that runs encoder and head
-    precision: str  # fp32 or fp16 graphs
+    precision: str  # fp32, fp16 or int8 encoder (int8 feeds the fp32 head)
     resize: str  # source or graph
     decoder: str  # pyav or nvdec, or auto: chosen per video (NVDEC when it supports the file)
     requested: Requested  # what was asked for
@@ -126,14 +130,15 @@ def resolve_model(model: Path | str | None) -> tuple[Path, str | None]:
 
 
 def choose_precision(package: ModelPackage, backend: str, requested: str) -> str:
-    """The backend's default precision under "auto", fp32 when the package lacks it; an explicit
-    precision the package lacks is an error."""
-    wanted = DEFAULT_PRECISION[backend] if requested == "auto" else requested
-    if package.has_graph("encoder", wanted) and package.has_graph("head", wanted):
-        return wanted
-    if requested != "auto":
-        raise ModelError(f"{package.path}: has no {wanted} encoder/head graphs")
-    return "fp32"
+    """Under "auto", the first of AUTO_PRECISIONS[backend] the package has, else fp32; an
+    explicit precision the package lacks is an error that says how to add it."""
+    for wanted in AUTO_PRECISIONS[backend] if requested == "auto" else (requested,):
+        if package.has_graph("encoder", wanted) and package.has_graph("head", wanted):
+            return wanted
+    if requested == "auto":
+        return "fp32"
+    raise ModelError(f"{package.path}: has no {requested} encoder/head graphs"
+                     + MISSING_PRECISION_HINT.get(requested, ""))
 
 
 def resolve_resize(requested: str, backend: str) -> str:

@@ -42,7 +42,8 @@ class RunConfig:
     postprocess: PostprocessOptions = field(default_factory=PostprocessOptions)  # points kept
     use_cache: bool = True  # read and write the embedding cache
     cache_dir: Path | None = None  # cache root; None = user cache dir ($FSRUN_CACHE_DIR)
-    precision: str = "auto"  # fp32, fp16, or auto (fp16 on GPU backends when packaged)
+    precision: str = "auto"  # fp32, fp16, int8, or auto (AUTO_PRECISIONS: int8 on the CPU,
+    # fp16 on GPU backends, when packaged)
     threads: int = 0  # CPU inference threads; 0 lets ONNX Runtime decide
     device_id: int = 0  # CUDA device for GPU decoders and backends
     queue_size: int = 4  # decoded batches waiting for the encoder (bounds memory)

@@ -25,18 +25,21 @@ EXTRAS: dict[str, str] = {
 # "auto" tries these in order. ORT's TensorRT EP caches its engines, so it beats plain CUDA
 # after the first run; native engines need `fsexport trt` first, so they are asked for by name.
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
-# Precision each backend runs when the package has that graph (fp16 only pays off on a GPU).
-DEFAULT_PRECISION: dict[str, str] = {
-    "cpu": "fp32",
-    "cuda": "fp16",
-    "tensorrt": "fp16",
-    "trt-native": "fp16",
+# What --precision auto tries per backend, the first the package has wins: fp16 only pays off on
+# a GPU; the int8 encoder (ONNX Runtime static quantization, `fsexport quantize`) is built for
+# CPU int8 kernels.
+AUTO_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "cpu": ("int8", "fp32"),
+    "cuda": ("fp16", "fp32"),
+    "tensorrt": ("fp16", "fp32"),
+    "trt-native": ("fp16", "fp32"),
 }
+PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp16", "int8")
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
 
-__all__ = ["BACKENDS", "AUTO_ORDER", "BACKEND_CHOICES", "DEFAULT_PRECISION", "Backend",
-           "BackendOptions", "TensorSpec", "load_backend_class", "is_backend_available",
-           "resolve_backend_name", "create_backend"]
+__all__ = ["BACKENDS", "AUTO_ORDER", "AUTO_PRECISIONS", "BACKEND_CHOICES", "PRECISION_CHOICES",
+           "Backend", "BackendOptions", "TensorSpec", "load_backend_class",
+           "is_backend_available", "resolve_backend_name", "create_backend"]
 
 
 def _module(name: str) -> Any:

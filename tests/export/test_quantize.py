@@ -1,0 +1,124 @@
+"""`fsexport quantize`: the int8 encoder keeps the fp32 contract, is really int8 where the recipe
+says so, records its drift, and is verified by fsrun like every other file of the package."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+
+from fsexport.cli import main as fsexport_main
+from fsexport.int8_graph import ALWAYS_FLOAT, layer_groups
+from fsexport.quantize import DEFAULT_RECIPE, RECIPES, cosine_similarity
+from fsrun.backends import BackendOptions, create_backend
+from fsrun.errors import ModelError
+from fsrun.package import load_package
+
+
+def _graph(package: Path, name: str) -> onnx.ModelProto:
+    return onnx.load(str(package / name))
+
+
+def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+def test_int8_contract_uint8_input_dynamic_axes_and_float_preprocessing(
+        tiny_int8_package: Path) -> None:
+    model = _graph(tiny_int8_package, "encoder.int8.onnx")
+    (frames,) = model.graph.input
+    assert frames.name == "frames"
+    assert frames.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = frames.type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims[:3]] == ["N", "H", "W"] and dims[3].dim_value == 3
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    producers = _producers(model)
+    consumers = [n for n in model.graph.node if "frames" in n.input]
+    assert [n.op_type for n in consumers] == ["Cast"]  # uint8 goes straight into a Cast
+    (resize,) = [n for n in model.graph.node if n.op_type == "Resize"]
+    assert producers[resize.input[0]].op_type != "DequantizeLinear"  # resized in float
+    assert not any(n.op_type == "QuantizeLinear" and resize.output[0] in n.input
+                   for n in model.graph.node)
+    # The stem conv and the Dense(256) keep float weights; the rest of the convs are int8.
+    initializers = {i.name: i for i in model.graph.initializer}
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    gemm = next(n for n in model.graph.node if n.op_type == "Gemm")
+    for kept in (convs[0], gemm):
+        assert initializers[kept.input[1]].data_type == onnx.TensorProto.FLOAT
+    int8_weights = [c for c in convs[1:] if c.input[1] in producers
+                    and producers[c.input[1]].op_type == "DequantizeLinear"
+                    and initializers[producers[c.input[1]].input[0]].data_type
+                    == onnx.TensorProto.INT8]
+    groups = layer_groups(_graph(tiny_int8_package, "encoder.onnx"))
+    se_convs = sum(1 for name in groups["se"] if name.endswith("Conv"))
+    assert len(int8_weights) == len(convs) - 1 - se_convs > 0
+    # SiLU stays in float: no Sigmoid output is quantized.
+    for sigmoid in (n for n in model.graph.node if n.op_type == "Sigmoid"):
+        assert not any(n.op_type == "QuantizeLinear" and sigmoid.output[0] in n.input
+                       for n in model.graph.node)
+
+
+def test_int8_runs_any_batch_and_frame_size_close_to_fp32(tiny_int8_package: Path) -> None:
+    package = load_package(tiny_int8_package)
+    rng = np.random.default_rng(3)
+    with create_backend("cpu", package.graph("encoder", "fp32"), BackendOptions()) as fp32, \
+            create_backend("cpu", package.graph("encoder", "int8"), BackendOptions()) as int8:
+        for n, h, w in ((1, 64, 64), (3, 77, 101), (2, 48, 64)):
+            frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+            got, want = int8.run(frames), fp32.run(frames)
+            assert got.shape == want.shape == (n, package.meta.embedding_dim)
+            assert np.isfinite(got).all()
+            assert cosine_similarity(want, got).min() > 0.9  # random frames: outside calibration
+
+
+def test_meta_records_precision_source_sha_and_drift(tiny_int8_package: Path) -> None:
+    meta = json.loads((tiny_int8_package / "meta.json").read_text())
+    record = meta["quantization"]["int8"]
+    assert record["precision"] == "int8" and record["recipe"] == DEFAULT_RECIPE
+    assert record["sha256"] == meta["files"]["encoder.int8.onnx"]
+    assert "synthetic clips" in record["calibration"]["source"]
+    assert record["calibration"]["frames"] == 16
+    assert record["calibration"]["resize_paths"]["source"] > 0
+    assert record["calibration"]["resize_paths"]["graph"] > 0
+    assert set(record["kept_float"]) == {*ALWAYS_FLOAT, *RECIPES[DEFAULT_RECIPE].keep_float}
+    drift = record["drift_vs_fp32"]
+    cosine = drift["embedding_cosine_source"]
+    assert 0.9 < cosine["min"] <= cosine["mean"] <= 1.0
+    assert cosine["frames"] >= 100  # every sampled frame of both clips, not the 16 calibrated
+    assert 0.0 < drift["position_max_abs_diff"] < 0.2
+    assert drift["embedding_cosine_graph"]["frames"] > 0
+
+
+def test_fsrun_verifies_the_int8_file(tiny_int8_package: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "damaged.fsmodel"
+    shutil.copytree(tiny_int8_package, copy)
+    data = bytearray((copy / "encoder.int8.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / "encoder.int8.onnx").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="encoder.int8.onnx is damaged"):
+        load_package(copy)
+
+
+def test_layer_groups_of_the_tiny_encoder(tiny_package: Path) -> None:
+    groups = layer_groups(_graph(tiny_package, "encoder.onnx"))
+    assert groups["stem"] == ["/conv_stem/Conv"]
+    assert groups["dense"] == ["/fc/Gemm"]
+    assert {"/Cast", "/Resize"} <= set(groups["preprocess"])
+    assert all("/se/" in name for name in groups["se"]) and len(groups["se"]) == 14
+    assert {n.rsplit("/", 1)[-1] for n in groups["silu"]} == {"Sigmoid", "Mul"}
+
+
+def test_quantize_command_refuses_to_replace_and_names_bad_recipes(tiny_int8_package: Path,
+                                                                  tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(fsexport_main, ["quantize", str(tiny_int8_package)])
+    assert result.exit_code == 5 and "--force" in result.output
+    result = runner.invoke(fsexport_main, ["quantize", str(tiny_int8_package), "--force",
+                                           "--recipe", "nope"])
+    assert result.exit_code == 2 and "minmax" in result.output
+    result = runner.invoke(fsexport_main, ["quantize", str(tmp_path / "none.fsmodel")])
+    assert result.exit_code == 4 and "not found" in result.output
