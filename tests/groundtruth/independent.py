@@ -272,9 +272,11 @@ def render(scene: EvalScene, times: np.ndarray, positions: np.ndarray, seed: int
 def encode(path: Path, frames: np.ndarray, times: np.ndarray, codec: str) -> None:
     """Matroska, time base 1 ms, every frame at its own time (any rate, regular or not)."""
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration otherwise
+    from fsrun.synth.encode import keep_scheduling  # a guard around SVT-AV1, not drawing code
+
     name, options = ENCODERS[codec]
     tmp = path.with_name(path.name + ".part")
-    with av.open(str(tmp), "w", format="matroska") as out:
+    with keep_scheduling(), av.open(str(tmp), "w", format="matroska") as out:
         stream = out.add_stream(name, options=dict(options))
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
@@ -355,3 +357,24 @@ def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalS
                      "r": round(agreement.pearson_r, 4), "lag_ms": agreement.lag_ms,
                      "mae": round(agreement.mean_abs_error, 2)})
     return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m tests.groundtruth.independent PACKAGE [FOLDER]`: the grid's r as a table."""
+    import sys
+    import tempfile
+
+    from fsexport.train.demo_model import r_table
+
+    args = sys.argv[1:] if argv is None else argv
+    if not args:
+        raise SystemExit("usage: python -m tests.groundtruth.independent PACKAGE [FOLDER]")
+    with tempfile.TemporaryDirectory(prefix="fsrun-independent-") as scratch:
+        rows = grade_package(Path(args[0]), Path(args[1] if len(args) > 1 else scratch),
+                             grid_scenes(), seconds=8.0)
+    print(json.dumps(rows, indent=1))
+    print(r_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -230,3 +231,12 @@ def test_synth_command_chooses_the_family(tmp_path: Path) -> None:
     assert len(truths) == 2
     bad = CliRunner().invoke(synth_command, [str(tmp_path), "--family", "photoreal"])
     assert bad.exit_code != 0 and "photoreal" in bad.output
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling only")
+def test_encoding_av1_leaves_the_thread_scheduling_as_it_was(tmp_path: Path) -> None:
+    """Run as root, SVT-AV1 turns the encoding thread real-time (SCHED_FIFO); rendering and
+    training after it would starve the machine."""
+    before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    write_clip(ClipSpec(seconds=0.5, codec="av1", width=32, height=32, seed=3), tmp_path)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before

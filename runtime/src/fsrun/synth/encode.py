@@ -6,6 +6,7 @@ exactly those timestamps.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -119,13 +120,30 @@ def write_funscript_atomic(path: Path, actions: list[dict[str, int]], metadata: 
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def keep_scheduling():
+    """Restore the calling thread's scheduling policy afterwards: run as root, SVT-AV1 switches
+    the thread that encodes to real-time SCHED_FIFO, and whatever that thread does next (render
+    more clips, train a model) would then starve every other process on the machine."""
+    if not hasattr(os, "sched_getscheduler"):  # not Linux
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, policy, param)
+
+
 def _encode(path: Path, spec: CodecSpec, frames, times_s: np.ndarray, rate: Fraction | str,
             width: int, height: int) -> None:
     """Encode frames at the given times into a temp file, then move it into place."""
     tmp = path.with_name(path.name + ".part")
     time_base = _VFR_TIME_BASE if rate == VFR else 1 / Fraction(rate)
     try:
-        with av.open(str(tmp), "w", format=spec.container) as container:
+        with keep_scheduling(), av.open(str(tmp), "w", format=spec.container) as container:
             stream = container.add_stream(spec.encoder, rate=None if rate == VFR else rate,
                                           options=dict(spec.options))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
