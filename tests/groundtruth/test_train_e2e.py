@@ -57,7 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
 
 
 def test_training_converges_on_validation_videos(trained: tuple[Path, float]) -> None:
-    assert trained[1] >= 0.8  # windows of videos held out by the split, not by window
+    assert trained[1] >= 0.9  # windows of videos held out by the split, not by window
 
 
 @pytest.mark.parametrize("fps, codec, track", HELD_OUT)
