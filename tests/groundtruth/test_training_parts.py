@@ -1,6 +1,7 @@
 """Training pieces: pairs, split by video, labels at frame timestamps, feature cache, resume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,6 @@ def test_pairs_and_split_by_video(small_data: Path) -> None:
 
 def test_pairs_never_train_on_fsrun_output(tmp_path: Path) -> None:
     """A VIDEO.funscript that fsrun wrote is a prediction: without truth it is no label."""
-    import json
     import shutil
 
     clip = write_clips(tmp_path / "src", 1, 1.0, ["30"], ["h264"], 41, (32, 24))[0]
@@ -64,7 +64,6 @@ def test_labels_are_the_truth_at_sampled_timestamps(small_data: Path) -> None:
     assert video.frames.shape[1:] == (64, 64, 3)
     assert len(video) == 90  # 3 s of 60 fps at a 30 fps model: every other frame
     np.testing.assert_allclose(np.diff(video.pts_ms), 1000 / 30, atol=0.5)
-    import json
 
     actions = json.loads(sixty.funscript.read_text())["actions"]
     truth = {a["at"]: a["pos"] / 100 for a in actions}
@@ -107,7 +106,6 @@ def test_train_writes_checkpoint_and_resumes(small_data: Path, tmp_path: Path) -
     config.epochs, config.resume = 2, True
     second = train(config, echo=lambda _: None)
     assert [h["epoch"] for h in second.history] == [1, 2]
-    import json
 
     meta = json.loads(second.config_path.read_text())
     assert meta["variant"] == "tiny" and meta["window"] == 60 and meta["epochs"] == 2
@@ -128,6 +126,15 @@ def test_train_command_then_build_consumes_the_checkpoint(small_data: Path, tmp_
                                       set_default=False, fp16=False, composite=False,
                                       verify=False), log=lambda _: None)
     assert built.meta.trained and built.meta.provenance["training"]["epochs"] == 1
+    options = built.meta.provenance["training"]["options"]
+    assert options["augment"] is True and options["augment_copies"] == 2  # on by default
+    plain = CliRunner().invoke(train_command, [
+        "--data", str(small_data), "--output", str(tmp_path / "plain"), "--epochs", "1",
+        "--windows-per-epoch", "4", "--batch-size", "4", "--val-fraction", "0.25",
+        "--no-augment", "--no-flip"])
+    assert plain.exit_code == 0, plain.output
+    options = json.loads((tmp_path / "plain" / "checkpoint.json").read_text())["options"]
+    assert options["augment"] is False and options["flip"] is False
 
 
 def test_head_init_starts_lstms_remembering_and_outputs_mid_range() -> None:
@@ -158,7 +165,6 @@ def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path
     state = load_file(str(result.checkpoint))
     variances = [v for k, v in state.items() if k.endswith("running_var")]
     assert variances and not all(torch.all(v == 1.0) for v in variances)  # not identity stats
-    import json
 
     assert json.loads(result.config_path.read_text())["input_size"] == 96
     built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=result.checkpoint,
@@ -178,7 +184,6 @@ def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path
 
 def test_frame_stage_trains_the_backbone_and_resume_keeps_it(small_data: Path,
                                                              tmp_path: Path) -> None:
-    import json
 
     from safetensors.torch import load_file
 
