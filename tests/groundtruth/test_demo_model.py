@@ -1,4 +1,5 @@
-"""The bundled demo model follows synthetic motion on clips it never saw, in time."""
+"""The bundled demo model follows motion on clips it never saw, in time, drawn by a renderer it
+never trained on too."""
 from __future__ import annotations
 
 import os
@@ -17,45 +18,79 @@ from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video
 from fsrun.synth.encode import ClipSpec, write_clip
 
-# One held-out clip per codec and a spread of rates; demo training used seeds 0..95.
+from .independent import GRID_SEED, grade_package, grid_scenes
+
+GRID = grid_scenes()  # the independent renderer: one clip per rate and codec
+# Clips of GRID the bundled demo misses (index: measured r); each stays an expected failure
+# until a rebuilt demo model tracks it, and then fails as a reminder to remove it here.
+KNOWN_MISSES = {6: "a pale ellipse over a fine checkerboard, 25 fps VP9: r 0.28"}
+
+# One held-out clip per codec and a spread of rates, in both families of the training renderer;
+# the demo trained on seeds 0..63 (classic) and 100000..100191 (randomized).
 HELD_OUT = [("30", "h264"), ("60", "vp9"), ("25", "hevc"), ("29.97", "av1"),
             ("24", "vp9"), ("vfr", "h264")]
+FAMILY_SEEDS = {"classic": 800_000, "randomized": 820_000}
+# Held-out clips of the training renderer that the bundled demo misses, kept as expected failures
+# like KNOWN_MISSES above.
+FAMILY_MISSES = {("randomized", "60", "vp9"): "randomized family, 60 fps VP9: r 0.90"}
 
 
 def test_demo_package_is_small_trained_and_verified() -> None:
     package = load_package(demo_model_dir())
     assert package.meta.trained and package.meta.variant == "tiny"
     size = sum(p.stat().st_size for p in demo_model_dir().iterdir())
-    assert size < 8 * 1024 * 1024
-    assert package.meta.provenance["training"]["seed"] == 0
+    assert size <= 10 * 1024 * 1024
+    training = package.meta.provenance["training"]
+    assert training["seed"] == 0 and training["options"]["augment"] is True
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, float, float]]:
+def graded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, float, float]]:
     folder = tmp_path_factory.mktemp("demo_held_out")
     rows = []
-    for i, (fps, codec) in enumerate(HELD_OUT):
-        clip = write_clip(ClipSpec(seconds=10.0, fps=fps, codec=codec, width=96, height=72,
-                                   seed=800_000 + i), folder)
-        truth = clip.truth
-        result = process_video(RunConfig(video=clip.video, model=demo_model_dir(), quiet=True,
-                                         use_cache=False))
-        agreement = compare(result.pts_ms, 100.0 * result.positions, *read_actions(truth))
-        flipped = compare(result.pts_ms, 100.0 - 100.0 * result.positions, *read_actions(truth))
-        assert flipped.pearson_r < 0, "position axis is flipped"
-        rows.append((fps, agreement.pearson_r, agreement.lag_ms))
+    for family, base in FAMILY_SEEDS.items():
+        for i, (fps, codec) in enumerate(HELD_OUT):
+            clip = write_clip(ClipSpec(seconds=10.0, fps=fps, codec=codec, width=96, height=72,
+                                       seed=base + i, family=family), folder)
+            result = process_video(RunConfig(video=clip.video, model=demo_model_dir(),
+                                             quiet=True, use_cache=False))
+            truth = read_actions(clip.truth)
+            agreement = compare(result.pts_ms, 100.0 * result.positions, *truth)
+            flipped = compare(result.pts_ms, 100.0 - 100.0 * result.positions, *truth)
+            assert flipped.pearson_r < 0, "position axis is flipped"
+            rows.append((family, fps, agreement.pearson_r, agreement.lag_ms))
     return rows
 
 
-def test_demo_model_tracks_held_out_clips(graded: list[tuple[str, float, float]]) -> None:
-    r = np.array([row[1] for row in graded])
-    assert r.min() >= 0.9, graded  # measured when it was built: 0.95-0.999 at every rate and codec
+@pytest.mark.parametrize("family, fps, codec", [
+    pytest.param(family, fps, codec, marks=[pytest.mark.xfail(
+        strict=True, reason=FAMILY_MISSES[family, fps, codec])]
+        if (family, fps, codec) in FAMILY_MISSES else [])
+    for family in FAMILY_SEEDS for fps, codec in HELD_OUT])
+def test_demo_model_tracks_held_out_clips_of_its_training_renderer(
+        graded: list[tuple[str, str, float, float]], family: str, fps: str, codec: str) -> None:
+    i = HELD_OUT.index((fps, codec))
+    row = [row for row in graded if row[0] == family][i]
+    assert row[1] == fps and row[2] >= 0.95, row
 
 
-def test_demo_model_is_on_time(graded: list[tuple[str, float, float]]) -> None:
-    for fps, _, lag_ms in graded:
+def test_demo_model_is_on_time(graded: list[tuple[str, str, float, float]]) -> None:
+    for _, fps, _, lag_ms in graded:
         frame_ms = 1000.0 / (30.0 if fps == "vfr" else float(fps))
         assert abs(lag_ms) <= frame_ms, graded
+
+
+@pytest.mark.parametrize("index", [
+    pytest.param(i, id=f"{rate}-{codec}-{scene.object_kind}-{scene.background_kind}",
+                 marks=[pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[i])]
+                 if i in KNOWN_MISSES else [])
+    for i, (rate, codec, scene) in enumerate(GRID)])
+def test_demo_model_tracks_what_another_renderer_draws(tmp_path: Path, index: int) -> None:
+    """Every rate and codec, objects and backgrounds the training never drew (the first clip is
+    a plain light ellipse over a dark plain background), raw per-frame positions."""
+    row = grade_package(demo_model_dir(), tmp_path, [GRID[index]], seconds=8.0,
+                        seed=GRID_SEED + index)[0]
+    assert row["r"] >= 0.9, row
 
 
 def test_fsrun_demo_command_grades_a_fresh_clip(tmp_path: Path) -> None:
@@ -100,3 +135,10 @@ def test_fsrun_demo_grades_both_lines_over_the_same_points(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     points = re.findall(r"over (\d+) points", result.output)
     assert len(points) == 2 and points[0] == points[1] == "150", result.output
+
+
+def test_independent_grid_covers_every_rate_and_codec() -> None:
+    from .independent import ENCODERS, RATES
+
+    assert sorted((rate, codec) for rate, codec, _ in GRID) == sorted(
+        (rate, codec) for rate in RATES for codec in ENCODERS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import av
@@ -136,3 +137,106 @@ def test_synth_output_never_collides_with_fsrun_output(tmp_path: Path,
     assert main([*synth, "--force"]) == 0
     assert predicted.read_bytes() == before[predicted.name]  # fsrun's own output untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)
+
+
+def test_classic_family_draws_what_it_drew_before_families_existed() -> None:
+    """Existing seeds reproduce: per-frame means recorded from the renderer before the
+    randomized family was added (same draws from the seed, same pixels)."""
+    from fsrun.synth.encode import frame_times
+    from fsrun.synth.families import FAMILIES
+
+    family = FAMILIES["classic"]
+    rng = np.random.default_rng(3)
+    track = make_track("mixed", 2.5, rng)
+    scene = family.make_scene(rng, 64, 48, 2.0, "flat")
+    times = frame_times(parse_fps("30"), 2.0, rng)
+    frames = list(family.render_frames(scene, track, times, np.random.default_rng(4)))
+    np.testing.assert_allclose([frames[i].mean() for i in (0, 20, 59)],
+                               [96.545, 91.025, 100.518], atol=0.01)
+    np.testing.assert_allclose(track.at(times[[0, 20, 59]]), [0.5235, 0.6812, 0.1443], atol=1e-4)
+
+
+def _randomized_scene(seed: int, width: int = 96, height: int = 72):
+    from fsrun.synth.randomized import make_scene as make_random_scene
+
+    return make_random_scene(np.random.default_rng(seed), width, height, 4.0)
+
+
+def test_randomized_family_varies_target_background_and_camera() -> None:
+    scenes = [_randomized_scene(seed) for seed in range(40)]
+    from fsrun.synth.randomized import BACKGROUND_KINDS, TARGET_KINDS
+
+    assert {s.target_kind for s in scenes} == set(TARGET_KINDS)
+    assert {s.background_kind for s in scenes} == set(BACKGROUND_KINDS)
+    assert {s.target.outline is None for s in scenes} == {True, False}
+    sizes = [s.size for s in scenes]
+    assert min(sizes) < 0.1 and max(sizes) > 0.15
+    assert any(s.movers for s in scenes) and any(not s.movers for s in scenes)
+    assert any(s.zoom is not None for s in scenes) and any(len(s.shake) for s in scenes)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_randomized_target_height_follows_the_position(seed: int) -> None:
+    """With distractors, camera motion, noise and light changes switched off, the only thing
+    that differs between pos 1 and pos 0 is the target: high in the frame, then low."""
+    from fsrun.synth.randomized import render_frame as render_random
+
+    scene = _randomized_scene(seed)
+    scene.movers, scene.zoom, scene.pan, scene.noise_sigma = [], None, None, 0.0
+    scene.shake = np.zeros((0, 3))
+    rng = np.random.default_rng(0)
+    high = render_random(scene, 1.0, 1.0, rng).astype(float)
+    low = render_random(scene, 1.0, 0.0, rng).astype(float)
+    again = render_random(scene, 1.0, 1.0, rng).astype(float)
+    assert np.array_equal(high, again)  # nothing else in the frame is random
+    rows = np.abs(high - low).sum(axis=(1, 2))
+    h = scene.height
+    middle = h * (scene.travel[0] + scene.travel[1]) / 2
+    above, below = np.arange(h) < middle, np.arange(h) >= middle
+    top_row = float((rows * above) @ np.arange(h) / (rows * above).sum())
+    bottom_row = float((rows * below) @ np.arange(h) / (rows * below).sum())
+    assert abs(top_row - scene.travel[0] * h) < 0.12 * h
+    assert abs(bottom_row - scene.travel[1] * h) < 0.12 * h
+
+
+def test_randomized_clips_repeat_by_seed_and_keep_their_timestamps(tmp_path: Path) -> None:
+    spec = ClipSpec(seconds=2.0, fps="vfr", codec="av1", width=48, height=32, seed=9,
+                    family="randomized")
+    clip = write_clip(spec, tmp_path / "a")
+    assert clip.video.name.endswith("_randomized.mp4")
+    times, width, _ = _decoded_times(clip.video)
+    assert width == 48 and len(times) == len(clip.times_s)
+    assert np.max(np.abs(times - clip.times_s)) < 0.001
+    assert json.loads(clip.truth.read_text())["metadata"]["synth"]["family"] == "randomized"
+    from fsrun.synth.randomized import render_frame as render_random
+
+    a, b, c = _randomized_scene(9), _randomized_scene(9), _randomized_scene(10)
+    frame = render_random(a, 0.5, 0.3, np.random.default_rng(1))
+    assert np.array_equal(frame, render_random(b, 0.5, 0.3, np.random.default_rng(1)))
+    assert not np.array_equal(frame, render_random(c, 0.5, 0.3, np.random.default_rng(1)))
+    sbs = write_clip(ClipSpec(seconds=1.0, width=48, height=32, layout="sbs", seed=2,
+                              family="randomized"), tmp_path / "b")
+    assert _decoded_times(sbs.video)[1] == 96
+
+
+def test_synth_command_chooses_the_family(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fsrun.synth.cli import synth_command
+
+    result = CliRunner().invoke(synth_command, [str(tmp_path), "--count", "2", "--seconds", "1",
+                                                "--size", "32x24", "--family", "randomized"])
+    assert result.exit_code == 0, result.output
+    truths = sorted(tmp_path.glob("*_randomized.truth.funscript"))
+    assert len(truths) == 2
+    bad = CliRunner().invoke(synth_command, [str(tmp_path), "--family", "photoreal"])
+    assert bad.exit_code != 0 and "photoreal" in bad.output
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getscheduler"), reason="Linux scheduling only")
+def test_encoding_av1_leaves_the_thread_scheduling_as_it_was(tmp_path: Path) -> None:
+    """Run as root, SVT-AV1 turns the encoding thread real-time (SCHED_FIFO); rendering and
+    training after it would starve the machine."""
+    before = os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    write_clip(ClipSpec(seconds=0.5, codec="av1", width=32, height=32, seed=3), tmp_path)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before

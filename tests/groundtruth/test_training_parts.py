@@ -1,6 +1,7 @@
 """Training pieces: pairs, split by video, labels at frame timestamps, feature cache, resume."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,6 @@ def test_pairs_and_split_by_video(small_data: Path) -> None:
 
 def test_pairs_never_train_on_fsrun_output(tmp_path: Path) -> None:
     """A VIDEO.funscript that fsrun wrote is a prediction: without truth it is no label."""
-    import json
     import shutil
 
     clip = write_clips(tmp_path / "src", 1, 1.0, ["30"], ["h264"], 41, (32, 24))[0]
@@ -64,7 +64,6 @@ def test_labels_are_the_truth_at_sampled_timestamps(small_data: Path) -> None:
     assert video.frames.shape[1:] == (64, 64, 3)
     assert len(video) == 90  # 3 s of 60 fps at a 30 fps model: every other frame
     np.testing.assert_allclose(np.diff(video.pts_ms), 1000 / 30, atol=0.5)
-    import json
 
     actions = json.loads(sixty.funscript.read_text())["actions"]
     truth = {a["at"]: a["pos"] / 100 for a in actions}
@@ -107,7 +106,6 @@ def test_train_writes_checkpoint_and_resumes(small_data: Path, tmp_path: Path) -
     config.epochs, config.resume = 2, True
     second = train(config, echo=lambda _: None)
     assert [h["epoch"] for h in second.history] == [1, 2]
-    import json
 
     meta = json.loads(second.config_path.read_text())
     assert meta["variant"] == "tiny" and meta["window"] == 60 and meta["epochs"] == 2
@@ -128,6 +126,15 @@ def test_train_command_then_build_consumes_the_checkpoint(small_data: Path, tmp_
                                       set_default=False, fp16=False, composite=False,
                                       verify=False), log=lambda _: None)
     assert built.meta.trained and built.meta.provenance["training"]["epochs"] == 1
+    options = built.meta.provenance["training"]["options"]
+    assert options["augment"] is True and options["augment_copies"] == 2  # on by default
+    plain = CliRunner().invoke(train_command, [
+        "--data", str(small_data), "--output", str(tmp_path / "plain"), "--epochs", "1",
+        "--windows-per-epoch", "4", "--batch-size", "4", "--val-fraction", "0.25",
+        "--no-augment", "--no-flip"])
+    assert plain.exit_code == 0, plain.output
+    options = json.loads((tmp_path / "plain" / "checkpoint.json").read_text())["options"]
+    assert options["augment"] is False and options["flip"] is False
 
 
 def test_head_init_starts_lstms_remembering_and_outputs_mid_range() -> None:
@@ -158,7 +165,6 @@ def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path
     state = load_file(str(result.checkpoint))
     variances = [v for k, v in state.items() if k.endswith("running_var")]
     assert variances and not all(torch.all(v == 1.0) for v in variances)  # not identity stats
-    import json
 
     assert json.loads(result.config_path.read_text())["input_size"] == 96
     built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=result.checkpoint,
@@ -178,7 +184,6 @@ def test_checkpoint_carries_calibrated_batchnorm_and_input_size(small_data: Path
 
 def test_frame_stage_trains_the_backbone_and_resume_keeps_it(small_data: Path,
                                                              tmp_path: Path) -> None:
-    import json
 
     from safetensors.torch import load_file
 
@@ -206,3 +211,72 @@ def test_frame_stage_trains_the_backbone_and_resume_keeps_it(small_data: Path,
         assert torch.equal(resumed[key], trained[key]), key
     meta = json.loads(second.config_path.read_text())
     assert meta["frame_stage"]["steps"] == 6 and [h["epoch"] for h in meta["history"]] == [1, 2]
+
+
+def test_augmentation_changes_every_frame_of_a_call_the_same_way() -> None:
+    """One draw per call: identical frames stay identical (sensor noise, which is new in every
+    frame by nature, is left out here; its strength is drawn once per call too)."""
+    from fsexport.train.augment import AugmentConfig, Augmenter
+
+    still = np.random.default_rng(0).integers(0, 255, (1, 32, 32, 3), dtype=np.uint8)
+    window = np.repeat(still, 12, axis=0)  # twelve identical frames
+    augment = Augmenter(AugmentConfig(noise_chance=0.0), seed=3)
+    outputs = [augment(window) for _ in range(6)]
+    for out in outputs:
+        assert out.shape == window.shape and out.dtype == np.uint8
+        assert all(np.array_equal(out[0], frame) for frame in out[1:]), "frames drawn apart"
+    assert sum(not np.array_equal(out, window) for out in outputs) >= 5
+    assert len({out.tobytes() for out in outputs}) == 6  # a new draw every call
+    again = Augmenter(AugmentConfig(noise_chance=0.0), seed=3)
+    assert all(np.array_equal(again(window), out) for out in outputs)  # seeded: repeats
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_mirroring_only_when_allowed(flip: bool) -> None:
+    from fsexport.train.augment import AugmentConfig, Augmenter
+
+    frame = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    frame[:, :, 16:] = 200  # bright right half
+    augment = Augmenter(AugmentConfig(flip=flip), seed=1)
+    mirrored = 0
+    for _ in range(40):
+        out = augment(frame)[0].astype(float)
+        mirrored += out[:, :16].mean() > out[:, 16:].mean()
+    assert (mirrored > 5) if flip else (mirrored == 0)
+
+
+def test_augmented_copies_are_segments_that_windows_never_straddle() -> None:
+    from fsexport.train.batches import make_pieces
+
+    pieces = make_pieces([300, 130, 50], copies=2, segment=120, window=60)
+    clean = [p for p in pieces if p.copy == 0]
+    assert [(p.start, p.stop) for p in clean] == [(0, 300), (0, 130), (0, 50)]
+    copy = [(p.video, p.start, p.stop) for p in pieces if p.copy == 1]
+    assert copy == [(0, 0, 120), (0, 120, 240), (0, 240, 300), (1, 0, 130)]  # tail of 10 joined
+    assert len([p for p in pieces if p.copy == 2]) == 4
+    assert all(p.stop - p.start >= 60 for p in pieces if p.copy)
+
+
+def test_augmented_copies_are_encoded_once_and_labelled_like_their_source() -> None:
+    from fsexport.train.augment import Augmenter
+    from fsexport.train.batches import WindowBatches
+    from fsexport.train.dataset import DecodedVideo, WindowRef
+
+    model = create_model(get_variant("tiny"))
+    rng = np.random.default_rng(0)
+    videos = [DecodedVideo(None, rng.integers(0, 255, (n, 64, 64, 3), dtype=np.uint8),
+                           np.arange(n) * 33.3, rng.random(n).astype(np.float32))
+              for n in (130, 70)]
+    cache = FeatureCache(model.encoder)
+    batches = WindowBatches(model, videos, 60, cache, Augmenter(seed=0), copies=2, segment=64)
+    batches.prepare()
+    batches.prepare()  # every epoch asks again: nothing is augmented or encoded twice
+    assert cache.computed == 3 * 200
+    assert len(batches.pieces) == 2 + 2 * 3  # 130 frames -> segments 0-64, 64-130; 70 -> one
+    piece = next(i for i, p in enumerate(batches.pieces) if p.copy == 2 and p.start == 64)
+    ref = WindowRef(piece, 5)
+    np.testing.assert_array_equal(batches.labels([ref])[0], videos[0].labels[69:129])
+    clean = batches.features[0][69:129]
+    assert not torch.equal(batches.features[piece][5:65], clean)  # its look was changed
+    with torch.no_grad():
+        assert batches.predict([ref], train_backbone=False).shape == (1, 60)

@@ -42,6 +42,15 @@ from fsexport.variants import VARIANTS
                    "backbone without pretrained weights), then the head on the frozen result.")
 @click.option("--frame-batch", type=click.IntRange(1), default=64, show_default=True,
               help="Frames per step of --frame-steps.")
+@click.option("--augment/--no-augment", default=True, show_default=True,
+              help="Change the look of training windows: colour, crop, mirror, blur, noise, "
+                   "JPEG; one random draw per window, so its frames change alike.")
+@click.option("--augment-copies", type=click.IntRange(0), default=2, show_default=True,
+              help="With the feature cache: augmented copies of each training video whose "
+                   "features are cached too (each costs one more backbone pass and its memory).")
+@click.option("--flip/--no-flip", default=True, show_default=True,
+              help="Let augmentation mirror left-right; turn off when the motion runs sideways "
+                   "in the picture.")
 @click.option("--no-feature-cache", is_flag=True,
               help="Frozen backbone: run it on every window instead of caching its features.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -56,7 +65,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   head_init: bool, output: Path | None, name: str, epochs: int,
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
-                  no_feature_cache: bool,
+                  augment: bool, augment_copies: int, flip: bool, no_feature_cache: bool,
                   cache_dir: Path | None, crop: str, seed: int, resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
@@ -69,6 +78,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         epochs=epochs, batch_size=batch_size, windows_per_epoch=windows_per_epoch,
         learning_rate=lr, plateau_patience=patience, val_fraction=val_fraction,
         unfreeze_backbone=unfreeze, frame_steps=frame_steps, frame_batch=frame_batch,
+        augment=augment, augment_copies=augment_copies, flip=flip,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, seed=seed, resume=resume, threads=threads)
     result = train(config)

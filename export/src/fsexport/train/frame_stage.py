@@ -7,6 +7,10 @@ linear probe regress each frame's own position, on batches of single frames draw
 training videos. It costs one backbone pass per frame instead of sixty per window, so the
 encoder learns in a fraction of the time that end-to-end window training needs. Afterwards
 the backbone is frozen again (unless unfreezing is asked) and the head trains on cached features.
+
+With augmentation, each batch of single frames is changed in groups (one draw per group of
+frames, which come from unrelated videos), so the encoder learns where the target is under
+many looks; validation frames stay as decoded.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fsexport.model import FrameEncoder
+from fsexport.train.augment import Augmenter
 from fsexport.train.dataset import DecodedVideo
 from fsrun.metrics import pearson_r
 
@@ -55,7 +60,8 @@ def _probe_r(encoder: FrameEncoder, probe: nn.Linear, frames: np.ndarray, labels
 
 def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                  val_videos: list[DecodedVideo], steps: int, batch_size: int,
-                 learning_rate: float, seed: int, progress: bool = True) -> FrameStageResult:
+                 learning_rate: float, seed: int, progress: bool = True,
+                 augmenter: Augmenter | None = None, group: int = 16) -> FrameStageResult:
     """Train backbone + Dense(D) to predict each frame's position; leaves the encoder in eval."""
     started = time.perf_counter()
     frames, labels = _stack(train_videos)
@@ -79,7 +85,10 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                            if losses else "") as bar:
         for _ in bar:
             pick = rng.integers(0, len(frames), batch_size)
-            pred = probe(encoder(torch.from_numpy(frames[pick]))).squeeze(1)
+            batch = frames[pick]
+            if augmenter is not None:
+                batch = augmenter.groups(batch, group)
+            pred = probe(encoder(torch.from_numpy(batch))).squeeze(1)
             loss = F.mse_loss(pred, torch.from_numpy(labels[pick]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from fsexport.model import WindowModel, calibrate_batchnorm, create_model
+from fsexport.train.augment import AugmentConfig, Augmenter
+from fsexport.train.batches import WindowBatches
 from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs,
                                     fixed_windows, random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
@@ -50,6 +52,11 @@ class TrainConfig:
     frame_steps: int = 0  # first train backbone + Dense(D) on single frames this many steps
     frame_batch: int = 64  # frames per step of that frame stage
     frame_lr: float = 3e-3  # Adam's starting rate in the frame stage (cosine decay to 0)
+    frame_group: int = 16  # frame stage: frames that share one augmentation draw
+    augment: bool = True  # change the look of training windows (one draw per window)
+    augment_copies: int = 2  # with the feature cache: augmented copies of every training video
+    augment_segment: int = 0  # frames per draw in those copies; 0: eight windows
+    flip: bool = True  # augmentation may mirror left-right (off when motion runs sideways)
     feature_cache: bool = True  # frozen backbone: compute per-frame features once
     cache_dir: Path | None = None  # where cached features are kept on disk (None: memory only)
     crop: str = "full"  # crop applied before resize: full, sbs-left, sbs-right, X,Y,W,H
@@ -74,58 +81,6 @@ def _paths(config: TrainConfig) -> dict[str, Path]:
     out = Path(config.output)
     return {"best": out / f"{config.name}.safetensors", "json": out / f"{config.name}.json",
             "last": out / f"{config.name}.last.safetensors", "state": out / f"{config.name}.state.pt"}
-
-
-class WindowBatches:
-    """Turns window references into (inputs, labels) for one of the three training modes."""
-
-    def __init__(self, model: WindowModel, videos: list[DecodedVideo], window: int,
-                 cache: FeatureCache | None):
-        self.model, self.videos, self.window, self.cache = model, videos, window, cache
-        self.features: list[torch.Tensor] | None = None
-        self.scaler: FeatureScaler | None = None  # frozen backbone: standardizes features
-
-    def prepare(self) -> None:
-        """With a cache: features of every video (the backbone runs only the first time)."""
-        if self.cache is not None:
-            self.features = [self.cache.features(v.frames) for v in self.videos]
-
-    def labels(self, refs: list[WindowRef]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(
-            [self.videos[r.video].labels[r.start:r.start + self.window] for r in refs]))
-
-    def predict(self, refs: list[WindowRef], train_backbone: bool) -> torch.Tensor:
-        b, t = len(refs), self.window
-        encoder = self.model.encoder
-        if self.features is not None:
-            flat = torch.stack([self.features[r.video][r.start:r.start + t] for r in refs])
-            embeddings = encoder.embed_features(self._scale(flat.flatten(0, 1)))
-        else:
-            frames = torch.from_numpy(np.stack(
-                [self.videos[r.video].frames[r.start:r.start + t] for r in refs])).flatten(0, 1)
-            if train_backbone:
-                embeddings = encoder(frames)
-            else:
-                with torch.no_grad():
-                    flat = encoder.features(frames)
-                embeddings = encoder.embed_features(self._scale(flat))
-        return self.model.head(embeddings.reshape(b, t, -1))
-
-    def _scale(self, flat: torch.Tensor) -> torch.Tensor:
-        return self.scaler(flat) if self.scaler is not None else flat
-
-    @torch.no_grad()
-    def fit_scaler(self, max_frames: int = 4096, seed: int = 0) -> FeatureScaler:
-        """Feature mean and std over the training frames (a sample when nothing is cached)."""
-        if self.features is not None:
-            sample = torch.cat(self.features)
-        else:
-            frames = np.concatenate([v.frames for v in self.videos])
-            pick = np.sort(np.random.default_rng(seed).permutation(len(frames))[:max_frames])
-            sample = torch.cat([self.model.encoder.features(torch.from_numpy(frames[pick[i:i + 256]]))
-                                for i in range(0, len(pick), 256)])
-        self.scaler = FeatureScaler.fit(sample)
-        return self.scaler
 
 
 @torch.no_grad()
@@ -224,6 +179,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         calibrate_batchnorm(model.encoder, seed=config.seed)
     if config.head_init:
         init_head(model)
+    augment = AugmentConfig(flip=config.flip)
     frame_stage, frame_info = None, None
     if config.resume:
         if paths["last"].is_file():  # a trained backbone (frame stage, unfreezing) makes the
@@ -231,13 +187,18 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     elif config.frame_steps:
         frame_stage = train_frames(model.encoder, train_videos, val_videos, config.frame_steps,
                                    config.frame_batch, config.frame_lr, config.seed,
-                                   config.progress)
+                                   config.progress,
+                                   Augmenter(augment, [config.seed, 1]) if config.augment else None,
+                                   config.frame_group)
         echo(f"frame stage: {frame_stage.steps} steps, train MSE {frame_stage.train_loss:.5f}, "
              f"frame-level val r {frame_stage.val_r:.3f}, {frame_stage.seconds:.1f}s")
         frame_info = frame_stage.describe()
     use_cache = config.feature_cache and not config.unfreeze_backbone
     cache = FeatureCache(model.encoder, config.cache_dir) if use_cache else None
-    train_batches = WindowBatches(model, train_videos, variant.window, cache)
+    train_batches = WindowBatches(
+        model, train_videos, variant.window, cache,
+        Augmenter(augment, [config.seed, 2]) if config.augment else None,
+        config.augment_copies, config.augment_segment, config.progress)
     val_batches = WindowBatches(model, val_videos, variant.window, cache)
     val_refs = fixed_windows([len(v) for v in val_videos], variant.window, variant.window // 2)
     per_epoch = config.windows_per_epoch or max(
@@ -247,7 +208,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     started = time.perf_counter()
     scaler = None
     if not config.unfreeze_backbone:
-        train_batches.prepare()
+        train_batches.prepare()  # with augmented copies: their look is drawn here, once
         scaler = train_batches.fit_scaler(seed=config.seed)
         val_batches.scaler = scaler
         if frame_stage is not None:  # keep the trained Dense(D): same function, scaled inputs
@@ -285,7 +246,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         started = time.perf_counter()
         _set_modes(model, True, config.unfreeze_backbone)
         train_batches.prepare()
-        refs = random_windows([len(v) for v in train_videos], variant.window, per_epoch, rng)
+        refs = random_windows(train_batches.lengths(), variant.window, per_epoch, rng)
         steps = [refs[i:i + config.batch_size] for i in range(0, len(refs), config.batch_size)]
         total, seen = 0.0, 0
         with click.progressbar(steps, label=f"epoch {epoch + 1}/{config.epochs}",

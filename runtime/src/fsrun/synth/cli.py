@@ -12,6 +12,7 @@ import numpy as np
 from fsrun.errors import UsageError
 from fsrun.synth.encode import (CODECS, Clip, ClipSpec, clip_paths, parse_fps,
                                 refuse_existing, write_clip)
+from fsrun.synth.families import FAMILIES
 from fsrun.synth.tracks import TRACK_KINDS
 
 ALL_FPS = ("24", "25", "29.97", "30", "60")  # the rates the ground truth covers
@@ -25,7 +26,8 @@ def _quiet_svt() -> None:
 
 def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codecs: list[str],
                 seed: int, size: tuple[int, int], layout: str = "flat", track: str = "any",
-                progress: bool = False, force: bool = False) -> list[Clip]:
+                progress: bool = False, force: bool = False,
+                family: str = "classic") -> list[Clip]:
     """count clips, cycling through the given rates, codecs and track kinds; seeds seed, seed+1...
 
     Without force, every name is checked before the first clip is rendered: an existing video or
@@ -39,7 +41,8 @@ def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codec
                       codec=codecs[int(rng.integers(0, len(codecs)))] if i >= len(codecs)
                       else codecs[i],
                       width=size[0], height=size[1], layout=layout,
-                      track=tracks[int(rng.integers(0, len(tracks)))], seed=seed + i)
+                      track=tracks[int(rng.integers(0, len(tracks)))], seed=seed + i,
+                      family=family)
              for i in range(count)]
     if not force:
         refuse_existing([path for spec in specs for path in clip_paths(spec, out_dir)])
@@ -83,11 +86,14 @@ def _split(values: tuple[str, ...], everything: tuple[str, ...]) -> list[str]:
 @click.option("--size", default="160x120", show_default=True, help="WxH of one view.")
 @click.option("--layout", type=click.Choice(["flat", "sbs"]), default="flat", show_default=True,
               help="sbs: side-by-side VR, two views (use fsrun --crop sbs-left).")
+@click.option("--family", type=click.Choice(list(FAMILIES)), default="classic", show_default=True,
+              help="Renderer: " + "; ".join(f"{k}: {v.summary}" for k, v in FAMILIES.items())
+              + ".")
 @click.option("--force", "-f", is_flag=True,
               help="Replace clips and truth files that exist (refused otherwise).")
 def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...],
                   codecs: tuple[str, ...], track: str, seed: int, size: str, layout: str,
-                  force: bool) -> None:
+                  family: str, force: bool) -> None:
     """Render clips whose target moves along a known track, each with its true funscript
     VIDEO.truth.funscript (pos 100 is the target at the top of its travel, 0 at the bottom).
     """
@@ -98,7 +104,7 @@ def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...]
         raise UsageError(f"unknown codec {unknown[0]!r}; valid: {', '.join(CODECS)}")
     try:
         clips = write_clips(outdir, count, seconds, rates, names, seed, _parse_size(size),
-                            layout, track, progress=True, force=force)
+                            layout, track, progress=True, force=force, family=family)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for clip in clips:

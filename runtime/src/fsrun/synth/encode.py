@@ -6,6 +6,7 @@ exactly those timestamps.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import numpy as np
 
 from fsrun.errors import OutputError
 from fsrun.funscript import truth_path
-from fsrun.synth.render import make_scene, render_frames
+from fsrun.synth.families import FAMILIES
 from fsrun.synth.tracks import TRACK_KINDS, Track, make_track
 
 
@@ -89,6 +90,7 @@ class ClipSpec:
     layout: str = "flat"  # "flat" or "sbs" (side-by-side VR, two views)
     track: str = "mixed"  # key of TRACK_KINDS
     seed: int = 0  # draws the track and the scene
+    family: str = "classic"  # key of FAMILIES: which renderer draws the scene
 
 
 @dataclass
@@ -119,6 +121,23 @@ def write_funscript_atomic(path: Path, actions: list[dict[str, int]], metadata: 
     os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def keep_scheduling():
+    """Restore the calling thread's scheduling policy afterwards: run as root, SVT-AV1 switches
+    the thread that encodes to real-time SCHED_FIFO, and whatever that thread does next (render
+    more clips, train a model) would then starve every other process on the machine."""
+    if not hasattr(os, "sched_getscheduler"):  # not Linux
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:
+        yield
+    finally:
+        if os.sched_getscheduler(0) != policy:
+            with contextlib.suppress(OSError):
+                os.sched_setscheduler(0, policy, param)
+
+
 def encode_video(path: Path, spec: CodecSpec, frames: Iterable[np.ndarray], times_s: np.ndarray,
                  rate: Fraction | str, width: int, height: int) -> None:
     """Encode RGB frames [H, W, 3] at the given times (s) into a temp file, then move it into
@@ -126,7 +145,7 @@ def encode_video(path: Path, spec: CodecSpec, frames: Iterable[np.ndarray], time
     tmp = path.with_name(path.name + ".part")
     time_base = _VFR_TIME_BASE if rate == VFR else 1 / Fraction(rate)
     try:
-        with av.open(str(tmp), "w", format=spec.container) as container:
+        with keep_scheduling(), av.open(str(tmp), "w", format=spec.container) as container:
             stream = container.add_stream(spec.encoder, rate=None if rate == VFR else rate,
                                           options=dict(spec.options))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -145,8 +164,9 @@ def encode_video(path: Path, spec: CodecSpec, frames: Iterable[np.ndarray], time
 
 def clip_paths(spec: ClipSpec, out_dir: Path, name: str | None = None) -> tuple[Path, Path]:
     """(video, truth) paths that write_clip uses for this spec."""
+    family = "" if spec.family == "classic" else f"_{spec.family}"  # classic names as before
     stem = name or (f"synth_{spec.seed:05d}_{spec.track}_{str(spec.fps).replace('.', 'p')}"
-                    f"_{spec.codec}_{spec.layout}")
+                    f"_{spec.codec}_{spec.layout}{family}")
     video = Path(out_dir) / (stem + CODECS[spec.codec].extension)
     return video, truth_path(video)
 
@@ -169,6 +189,8 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
         raise ValueError(f"unknown codec {spec.codec!r}; valid: {', '.join(CODECS)}")
     if spec.track not in TRACK_KINDS:
         raise ValueError(f"unknown track {spec.track!r}; valid: {', '.join(TRACK_KINDS)}")
+    if spec.family not in FAMILIES:
+        raise ValueError(f"unknown family {spec.family!r}; valid: {', '.join(FAMILIES)}")
     if spec.width % 2 or spec.height % 2:
         raise ValueError("width and height must be even (4:2:0 video)")
     codec = CODECS[spec.codec]
@@ -178,17 +200,18 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
     rate = parse_fps(spec.fps)
     rng = np.random.default_rng(spec.seed)
     track = make_track(spec.track, spec.seconds + 0.5, rng)
-    scene = make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
+    family = FAMILIES[spec.family]
+    scene = family.make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
     times = frame_times(rate, spec.seconds, rng)
     positions = track.at(times)
     video.parent.mkdir(parents=True, exist_ok=True)
     frame_width = spec.width * (2 if spec.layout == "sbs" else 1)
-    frames = render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
+    frames = family.render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
     encode_video(video, codec, frames, times, rate, frame_width, spec.height)
     metadata = {"creator": "fsrun synth", "title": video.stem, "type": "synthetic ground truth",
                 "notes": "pos 100 = target at the top of its travel, 0 = bottom",
-                "synth": {"track": spec.track, "seed": spec.seed, "fps": str(spec.fps),
-                          "codec": spec.codec, "layout": spec.layout,
+                "synth": {"family": spec.family, "track": spec.track, "seed": spec.seed,
+                          "fps": str(spec.fps), "codec": spec.codec, "layout": spec.layout,
                           "size": [spec.width, spec.height], "seconds": spec.seconds}}
     write_funscript_atomic(truth, truth_actions(times, positions), metadata)
     return Clip(video=video, truth=truth, track=track, times_s=times, positions=positions)

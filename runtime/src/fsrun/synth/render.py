@@ -47,7 +47,7 @@ class Scene:
     disparity: float = 0.03  # sbs only: right view shifts the target by this fraction of width
 
 
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def grating_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """A tileable texture: random gratings plus smoothed noise, mapped between two colours."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     value = np.zeros((h, w), np.float32)
@@ -75,13 +75,18 @@ def _bright_color(rng: np.random.Generator) -> np.ndarray:
     return color
 
 
-def make_scene(rng: np.random.Generator, width: int, height: int, seconds: float,
-               layout: str = "flat") -> Scene:
-    """Draw a random scene; the same rng state gives the same scene."""
+def check_view(width: int, height: int, layout: str) -> None:
+    """ValueError for a layout no family draws or a view too small to draw in."""
     if layout not in ("flat", "sbs"):
         raise ValueError(f"unknown layout {layout!r}; valid: flat, sbs")
     if width < 16 or height < 16:
         raise ValueError("frames must be at least 16x16 pixels")
+
+
+def make_scene(rng: np.random.Generator, width: int, height: int, seconds: float,
+               layout: str = "flat") -> Scene:
+    """Draw a random scene; the same rng state gives the same scene."""
+    check_view(width, height, layout)
     span = seconds + 1.0
     distractors = [
         Distractor(size=float(rng.uniform(0.03, 0.06)), color=_bright_color(rng),
@@ -91,7 +96,7 @@ def make_scene(rng: np.random.Generator, width: int, height: int, seconds: float
     ]
     return Scene(
         width=width, height=height, layout=layout,
-        texture=_texture(rng, 2 * height, 2 * width),
+        texture=grating_texture(rng, 2 * height, 2 * width),
         drift_px_s=(float(rng.uniform(-0.3, 0.3) * width), float(rng.uniform(-0.2, 0.2) * height)),
         target_color=_bright_color(rng),
         target_radius=float(rng.uniform(0.10, 0.14)),

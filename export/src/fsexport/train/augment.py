@@ -1,0 +1,98 @@
+"""Training augmentation with torchvision transforms v2: one random draw per call.
+
+A call takes a stack of frames (a window, a segment of a video, or a group of single frames)
+and changes every frame of it the same way: colour, brightness, contrast, saturation and hue
+jitter, sometimes grey or with its channels swapped; a crop that zooms in or out and moves
+(edges replicated, so no black border appears); a left-right mirror; blur, sensor noise and
+JPEG re-compression. v2 transforms draw their parameters once per call for the whole batch,
+which is what keeps a window's frames consistent: motion stays motion, and only the look of
+the clip changes. Draws come from a seeded generator, so a run repeats exactly.
+
+Every transform keeps the labels valid as long as the position does not depend on left and
+right: the mirror is for vertical motion (turn it off with `--no-flip` when the motion runs
+across the picture). The crop moves the target by at most a few percent of the frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class AugmentConfig:
+    brightness: float = 0.4  # brightness factor drawn from 1 +- this
+    contrast: float = 0.4  # contrast factor drawn from 1 +- this
+    saturation: float = 0.5  # saturation factor drawn from 1 +- this
+    hue: float = 0.1  # hue shift, fraction of the colour circle (at most 0.5)
+    color_chance: float = 0.8  # chance that the colour jitter applies at all
+    gray_chance: float = 0.1  # chance of a grey picture
+    swap_chance: float = 0.2  # chance of permuting the colour channels
+    pad: float = 0.1  # edge-replicated border (fraction of the side) the crop may reach into
+    crop_area: tuple[float, float] = (0.7, 1.0)  # crop area as a fraction of the padded frame
+    crop_ratio: tuple[float, float] = (0.8, 1.25)  # crop aspect ratio range
+    flip: bool = True  # mirror left-right half the time (keeps labels of vertical motion)
+    blur_chance: float = 0.3  # chance of a Gaussian blur
+    blur_sigma: tuple[float, float] = (0.3, 1.5)  # its sigma in pixels
+    noise_chance: float = 0.3  # chance of Gaussian sensor noise
+    noise_sigmas: tuple[float, ...] = (0.01, 0.02, 0.04)  # one is picked (fraction of 255)
+    jpeg_chance: float = 0.3  # chance of JPEG re-compression
+    jpeg_quality: tuple[int, int] = (25, 90)  # its quality range
+
+
+class Augmenter:
+    """augment(frames uint8 [N, H, W, 3]) -> uint8 frames of the same shape, one draw per call."""
+
+    def __init__(self, config: AugmentConfig | None = None, seed: int | list[int] = 0):
+        from torchvision.transforms import v2  # noqa: PLC0415  (export side only)
+
+        self.config = config or AugmentConfig()
+        self._rng = np.random.default_rng([*np.atleast_1d(seed).tolist(), 0xA0])
+        self._v2 = v2
+        self._size: int | None = None
+        self._pipeline = None
+        self.calls = 0  # draws made so far
+
+    def _build(self, size: int):
+        v2, c = self._v2, self.config
+        steps = [
+            v2.RandomApply([v2.ColorJitter(c.brightness, c.contrast, c.saturation, c.hue)],
+                           p=c.color_chance),
+            v2.RandomGrayscale(c.gray_chance),
+            v2.RandomApply([v2.RandomChannelPermutation()], p=c.swap_chance),
+            v2.Pad(max(int(round(c.pad * size)), 0), padding_mode="edge"),
+            v2.RandomResizedCrop(size, scale=c.crop_area, ratio=c.crop_ratio, antialias=True),
+        ]
+        if c.flip:
+            steps.append(v2.RandomHorizontalFlip())
+        kernel = 2 * max(int(round(2 * c.blur_sigma[1])), 1) + 1
+        steps += [
+            v2.RandomApply([v2.GaussianBlur(kernel, c.blur_sigma)], p=c.blur_chance),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.RandomApply([v2.RandomChoice([v2.GaussianNoise(sigma=s) for s in c.noise_sigmas])],
+                           p=c.noise_chance),
+            v2.ToDtype(torch.uint8, scale=True),
+            v2.RandomApply([v2.JPEG(c.jpeg_quality)], p=c.jpeg_chance),
+        ]
+        return v2.Compose(steps)
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} "
+                             f"{frames.shape}")
+        if frames.shape[1] != frames.shape[2]:
+            raise ValueError("augmentation expects square frames (already at the input size)")
+        if self._pipeline is None or self._size != frames.shape[1]:
+            self._size, self._pipeline = frames.shape[1], self._build(frames.shape[1])
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+        seed = int(self._rng.integers(0, 2 ** 62))
+        with torch.random.fork_rng(devices=[]):  # v2 draws from torch's global generator
+            torch.manual_seed(seed)
+            y = self._pipeline(x)
+        self.calls += 1
+        return y.permute(0, 2, 3, 1).contiguous().numpy()
+
+    def groups(self, frames: np.ndarray, group: int) -> np.ndarray:
+        """One draw per `group` consecutive frames (for batches of unrelated single frames)."""
+        return np.concatenate([self(frames[i:i + group]) for i in range(0, len(frames), group)])

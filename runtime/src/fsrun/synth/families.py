@@ -1,0 +1,30 @@
+"""The synthetic families `fsrun synth --family` chooses from: one renderer each.
+
+Both draw a scene from the clip's seed and render frames along the same kind of track, so a
+family is a pair of functions with the same signatures. The classic family is the original
+renderer and keeps every existing seed's clip as it was.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from fsrun.synth import randomized, render
+from fsrun.synth.tracks import Track
+
+
+@dataclass(frozen=True)
+class Family:
+    make_scene: Callable[[np.random.Generator, int, int, float, str], Any]  # rng, W, H, s, layout
+    render_frames: Callable[[Any, Track, np.ndarray, np.random.Generator], Iterator[np.ndarray]]
+    summary: str  # one line for --help
+
+
+FAMILIES: dict[str, Family] = {
+    "classic": Family(render.make_scene, render.render_frames,
+                      "an outlined saturated disc over a drifting grating, small squares"),
+    "randomized": Family(randomized.make_scene, randomized.render_frames,
+                         "a new target, background, distractors, camera and light per clip"),
+}
