@@ -346,7 +346,8 @@ GRID_SEED = 5_000_000  # clip i of a graded list renders with seed GRID_SEED + i
 def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalScene]],
                   seconds: float = 10.0, seed: int = GRID_SEED) -> list[dict]:
     """Render each clip, run fsrun on it, and compare the raw per-frame positions with the truth."""
-    from fsrun.metrics import compare, read_actions
+    from fsrun.funscript import read_actions
+    from fsrun.metrics import compare
     from fsrun.pipeline import RunConfig, process_video
 
     rows = []
