@@ -26,7 +26,8 @@ from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_bat
                                   calibration_videos, decode_videos, render_synth_clips)
 from fsexport.quantize import RECIPES, cosine_similarity, embed_frames, get_recipe, quantize_encoder
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.metrics import compare, read_actions
+from fsrun.funscript import read_actions
+from fsrun.metrics import compare
 from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video
 
