@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from benchmarks.sysinfo import collect, load_average
+from benchmarks.sysinfo import collect, uptime
 from benchmarks.videos import ClipParams, make_clip
 from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
@@ -30,29 +29,22 @@ TARGET_RATIO = 1.25  # --ray wall / folder-mode wall, Ray's start-up included
 MIN_SINGLE_S = 60.0  # the folder-mode run must take at least this long to count
 
 
-def _uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return f"load average {load_average()}"
-
-
 def _scripts(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.funscript"))}
 
 
 def measure(library: Path, model: Path, work: Path, actor_cpus: int) -> dict:
     template = RunConfig(video=library, model=model, quiet=True, use_cache=False)
-    uptime = {"before": _uptime()}
+    uptimes = {"before": uptime()}
     began = time.perf_counter()
     single = process_folder(library, template, output_dir=work / "single")
     single_s = time.perf_counter() - began
-    uptime["between"] = _uptime()
+    uptimes["between"] = uptime()
     began = time.perf_counter()
     ray_run = process_ray_folder(library, template, ["mp4"], output_dir=work / "ray",
                                  actor_cpus=actor_cpus)
     ray_s = time.perf_counter() - began
-    uptime["after"] = _uptime()
+    uptimes["after"] = uptime()
     frames = sum((o.report or {}).get("frames", 0) for o in single.outcomes)
     same = _scripts(work / "single") == _scripts(work / "ray")
     return {
@@ -63,7 +55,7 @@ def measure(library: Path, model: Path, work: Path, actor_cpus: int) -> dict:
         "ray_startup_s": round(ray_run.startup_s, 2),
         "ratio_without_startup": round((ray_s - ray_run.startup_s) / single_s, 3),
         "ray_actors": ray_run.actors, "ray_actor_options": ray_run.actor_options,
-        "scripts_identical": same, "uptime": uptime,
+        "scripts_identical": same, "uptime": uptimes,
         "target": {"ratio_max": TARGET_RATIO, "single_min_s": MIN_SINGLE_S,
                    "met": same and single_s >= MIN_SINGLE_S and ray_s / single_s <= TARGET_RATIO},
     }

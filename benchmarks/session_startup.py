@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.files import write_json_and_markdown
-from benchmarks.sysinfo import load_average
+from benchmarks.sysinfo import load_average, uptime
 
 HERE = Path(__file__).resolve().parent
 THIS_SRC = HERE.parent / "runtime" / "src"
@@ -89,7 +89,7 @@ def measure(cfg: StartupConfig, log: Any = print) -> dict[str, Any]:
             "load_total_ratio": before["load_total_s"] / max(after["load_total_s"], 1e-9),
             "wall_ratio": before["wall_s"] / max(after["wall_s"], 1e-9),
             "load_average_start": load_start, "load_average_end": load_average(),
-            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()}
+            "uptime": uptime()}
 
 
 def to_markdown(results: dict[str, Any]) -> str:

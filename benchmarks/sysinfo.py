@@ -79,6 +79,14 @@ def ort_providers() -> list[str]:
     return list(ort.get_available_providers())
 
 
+def uptime() -> str:
+    """`uptime`'s line (time and load averages), for results taken on a shared machine."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return f"load average {load_average()}"
+
+
 def load_average() -> list[float]:
     try:
         return [round(v, 2) for v in os.getloadavg()]

@@ -19,24 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from fsexport.build import BuildConfig, build_package
-from fsexport.train.loop import TrainConfig, train
-from fsrun.funscript import read_actions
-from fsrun.metrics import compare
-from fsrun.pipeline import RunConfig, process_video
 from fsrun.synth.cli import write_clips
-from fsrun.synth.encode import ClipSpec, write_clip
 
 from .independent import EvalScene, grade_package
+from .test_train_e2e import HELD_OUT, assert_tracks_held_out, train_and_build
 
 pytestmark = pytest.mark.slow
 
 TRAIN_CLIPS = {"randomized": 36, "classic": 12}  # 4 s each at 64x48, H.264, three frame rates
-HELD_OUT = [  # (fps, codec, track): seeds far from the training seeds, codecs never trained on
-    ("30", "h264", "sine"),
-    ("60", "vp9", "strokes"),
-    ("25", "hevc", "irregular"),
-]
 INDEPENDENT = [  # (fps, codec, scene) drawn by the evaluation renderer
     ("30", "h264", EvalScene("light_ellipse", "plain_dark", "two_sines", (128, 96))),
     ("60", "vp9", EvalScene("shaded_ball", "checker", "ramps", (160, 90))),
@@ -50,16 +40,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     for k, (family, count) in enumerate(TRAIN_CLIPS.items()):
         write_clips(root / "data", count, 4.0, ["30", "25", "60"], ["h264"], 1000 * k, (64, 48),
                     family=family)
-    result = train(TrainConfig(data=root / "data", output=root / "ckpt", variant="tiny",
-                               frame_steps=700, epochs=15, windows_per_epoch=480, batch_size=16,
-                               learning_rate=3e-3, val_fraction=0.15, augment_copies=1, seed=0,
-                               progress=False),
-                   echo=lambda _: None)
-    built = build_package(BuildConfig(variant="tiny", output=root, name="gt.fsmodel",
-                                      checkpoint=result.checkpoint, set_default=False,
-                                      fp16=False, composite=False), log=lambda _: None)
-    best = min(result.history, key=lambda epoch: epoch["val_loss"])
-    return built.path, best["val_r"]
+    return train_and_build(root, frame_steps=700, epochs=15, augment_copies=1)
 
 
 def test_training_converges_on_validation_videos(trained: tuple[Path, float]) -> None:
@@ -69,18 +50,7 @@ def test_training_converges_on_validation_videos(trained: tuple[Path, float]) ->
 @pytest.mark.parametrize("fps, codec, track", HELD_OUT)
 def test_trained_tiny_model_tracks_held_out_motion(trained: tuple[Path, float], tmp_path: Path,
                                                    fps: str, codec: str, track: str) -> None:
-    clip = write_clip(ClipSpec(seconds=12.0, fps=fps, codec=codec, width=64, height=48,
-                               track=track, seed=700_000 + len(track)), tmp_path)
-    truth = clip.truth
-    result = process_video(RunConfig(video=clip.video, model=trained[0], quiet=True,
-                                     use_cache=False))
-    truth_ms, truth_pos = read_actions(truth)
-    agreement = compare(result.pts_ms, 100.0 * result.positions, truth_ms, truth_pos)
-    frame_ms = 1000.0 / float(fps)
-    assert agreement.pearson_r >= 0.9, agreement.summary()
-    assert abs(agreement.lag_ms) <= frame_ms, agreement.summary()
-    written = compare(*read_actions(result.output), truth_ms, truth_pos)
-    assert written.pearson_r >= 0.85, f"postprocessed output: {written.summary()}"
+    assert_tracks_held_out(trained[0], tmp_path, fps, codec, track)
 
 
 @pytest.mark.parametrize("fps, codec, scene", INDEPENDENT, ids=[s.object_kind for *_, s in
