@@ -2,11 +2,16 @@
 
 A time shift, a flipped axis or a stitching bug passes every shape test; here the written
 positions must correlate with the known motion (Pearson r >= 0.9) and line up in time within one
-source frame on clips the model never saw, with codecs and rates the training never used.
+source frame on clips the model never saw, with codecs and rates the training never used. The
+training is the generalizing recipe (both families of `fsrun synth`, mostly the randomized one,
+with augmentation), so the model is also graded on clips of the independent evaluation renderer
+(tests/groundtruth/independent.py: objects and backgrounds the training never draws) and must
+reach r >= 0.9 there too: it learned where the object is, not what the training clips look like.
 
-Budget (2 cores): rendering 5 s, frame stage 300 steps about 16 s (it teaches the random tiny
-backbone where the target is: frame-level validation r about 0.98), 25 head epochs on cached
-features about 45 s, build 1 s, three fsrun runs a few seconds. Measured held-out r 0.97-0.99.
+Budget (2 cores, idle): rendering about 50 s, frame stage 1500 steps with augmentation about
+130 s, head epochs on cached features (clean and one augmented copy) about 40 s, build 1 s,
+six fsrun runs a few seconds. Measured: validation r 0.85-0.93, held-out 0.98-0.99 within 3 ms,
+independent 0.95-0.99.
 """
 from __future__ import annotations
 
@@ -22,11 +27,18 @@ from fsrun.pipeline import RunConfig, process_video
 from fsrun.synth.cli import write_clips
 from fsrun.synth.encode import ClipSpec, write_clip
 
-TRAIN_CLIPS = 24  # 10 s each at 64x48, H.264 only: every track kind, three frame rates
+from .independent import EvalScene, grade_package
+
+TRAIN_CLIPS = {"randomized": 48, "classic": 16}  # 10 s each at 96x72, H.264, three frame rates
 HELD_OUT = [  # (fps, codec, track): seeds far from the training seeds, codecs never trained on
     ("30", "h264", "sine"),
     ("60", "vp9", "strokes"),
     ("25", "hevc", "irregular"),
+]
+INDEPENDENT = [  # (fps, codec, scene) drawn by the evaluation renderer
+    ("30", "h264", EvalScene("light_ellipse", "plain_dark", "two_sines", (128, 96))),
+    ("60", "vp9", EvalScene("shaded_ball", "checker", "ramps", (160, 90))),
+    ("25", "hevc", EvalScene("plus", "wall_floor", "chirp", (112, 112))),
 ]
 
 
@@ -63,15 +75,29 @@ def assert_tracks_held_out(package: Path, folder: Path, fps: str, codec: str,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     root = tmp_path_factory.mktemp("groundtruth")
-    write_clips(root / "data", TRAIN_CLIPS, 10.0, ["30", "25", "60"], ["h264"], 0, (64, 48))
-    return train_and_build(root, frame_steps=300, epochs=25, augment=False)
+    for k, (family, count) in enumerate(TRAIN_CLIPS.items()):
+        write_clips(root / "data", count, 10.0, ["30", "25", "60"], ["h264"], 1000 * k,
+                    (96, 72), family=family)
+    return train_and_build(root, frame_steps=1500, epochs=20, augment_copies=1)
 
 
 def test_training_converges_on_validation_videos(trained: tuple[Path, float]) -> None:
-    assert trained[1] >= 0.9  # windows of videos held out by the split, not by window
+    # Windows of videos held out by the split, not by window; about ten videos, mostly of the
+    # randomized family (cluttered, camouflaged scenes), so this checks convergence (measured
+    # 0.85-0.93 across runs); the held-out and independent clips below check generalization.
+    assert trained[1] >= 0.8
 
 
 @pytest.mark.parametrize("fps, codec, track", HELD_OUT)
 def test_trained_tiny_model_tracks_held_out_motion(trained: tuple[Path, float], tmp_path: Path,
                                                    fps: str, codec: str, track: str) -> None:
     assert_tracks_held_out(trained[0], tmp_path, fps, codec, track)
+
+
+@pytest.mark.parametrize("fps, codec, scene", INDEPENDENT, ids=[s.object_kind for *_, s in
+                                                                INDEPENDENT])
+def test_trained_tiny_model_tracks_what_another_renderer_draws(
+        trained: tuple[Path, float], tmp_path: Path, fps: str, codec: str,
+        scene: EvalScene) -> None:
+    row = grade_package(trained[0], tmp_path, [(fps, codec, scene)], seconds=10.0)[0]
+    assert row["r"] >= 0.9, row

@@ -3,7 +3,8 @@
 Where the classic family always draws an outlined saturated disc over a drifting grating, here
 each clip draws its own target (a disc, ellipse, rectangle, textured blob or an object of
 several parts; any colour, solid, shaded or textured, with or without an outline; any size),
-its own background (procedural noise, gratings, gradients, stripes or a cluttered scene),
+its own background (procedural noise, gratings, gradients, stripes, a cluttered scene or a
+mosaic of irregular hard-edged cells),
 distractors that move on their own (smaller than the target, without a rim, some passing in front of it), a
 camera that pans, shakes and zooms, changing light and tint, blur and sensor noise. Only the
 target's height follows the track (pos 1 = high in the frame), so what a model can learn from
@@ -21,7 +22,7 @@ from fsrun.synth.shapes import Primitive, Shape, paint
 from fsrun.synth.tracks import Track, make_track
 
 TARGET_KINDS = ("disc", "ellipse", "rectangle", "blob", "parts")
-BACKGROUND_KINDS = ("grating", "noise", "gradient", "stripes", "clutter")
+BACKGROUND_KINDS = ("grating", "noise", "gradient", "stripes", "clutter", "mosaic")
 MARGIN = 0.25  # canvas border around the view, as a fraction of each side, for pan and zoom
 
 
@@ -115,6 +116,15 @@ def _background(kind: str, rng: np.random.Generator, h: int, w: int, view_h: int
         wave = np.sin(2 * np.pi * _angle_coord(rng, h, w) / period)
         value = 0.5 + 0.5 * np.tanh(rng.uniform(0.5, 8.0) * wave)
         return _palette(rng, value, 2)
+    if kind == "mosaic":  # irregular cells with hard, high-contrast edges (Voronoi, not a grid)
+        cell = rng.uniform(0.06, 0.25) * view_h
+        n = int(np.clip(h * w / cell ** 2, 4, 400))
+        sy, sx = rng.uniform(0, h, n).astype(np.float32), rng.uniform(0, w, n).astype(np.float32)
+        step = max(1, h // 160)  # large frames: cells found on a coarser grid, memory bounded
+        ys, xs = np.arange(0, h, step, dtype=np.float32), np.arange(0, w, step, dtype=np.float32)
+        nearest = np.argmin((ys[:, None, None] - sy) ** 2 + (xs[None, :, None] - sx) ** 2, -1)
+        nearest = nearest.repeat(step, 0).repeat(step, 1)[:h, :w]
+        return _palette(rng, rng.random(n)[nearest], int(rng.integers(2, 4)))
     if kind == "clutter":  # static things, clearly smaller or larger than any target
         img = _background(str(rng.choice(["gradient", "noise"])), rng, h, w, view_h)
         for _ in range(int(rng.integers(15, 45))):
