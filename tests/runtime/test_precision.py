@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from fsrun import cli
-from fsrun.backends import create_backend
 from fsrun.funscript import read_funscript
 from fsrun.pipeline import RunConfig, process_video
 
+from .recording import RecordingFactory
 from .videos import write_cfr
 
 
@@ -22,24 +22,13 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_cfr(tmp_path_factory.mktemp("precision") / "clip.mp4", 30, 90)
 
 
-class RecordingFactory:
-    """Real backends; remembers which graph file each one was built for."""
-
-    def __init__(self) -> None:
-        self.graphs: list[str] = []
-
-    def __call__(self, name: str, onnx_path: Path, options: Any) -> Any:
-        self.graphs.append(Path(onnx_path).name)
-        return create_backend(name, onnx_path, options)
-
-
 def _run(video: Path, package: Path, tmp_path: Path, precision: str, **kwargs: Any) -> Any:
     factory = RecordingFactory()
     result = process_video(RunConfig(video=video, model=package, backend="cpu",
                                      precision=precision, output=tmp_path / f"{precision}.fs",
                                      force=True, quiet=True, backend_factory=factory,
                                      cache_dir=tmp_path / "cache", **kwargs))
-    return result, factory.graphs
+    return result, factory.started
 
 
 @pytest.mark.parametrize("precision", ["int8", "auto"])

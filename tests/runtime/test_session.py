@@ -16,20 +16,10 @@ from fsrun.package import load_package
 from fsrun.postprocess import PostprocessOptions
 from fsrun.session import ModelSession
 
+from .recording import RecordingFactory
 from .videos import write_cfr
 
 RAW = PostprocessOptions(raw=True)
-
-
-class StartCounter:
-    """A backend factory that counts the backends it starts."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-
-    def __call__(self, name: str, onnx_path: Path, options: Any) -> Any:
-        self.started.append(Path(onnx_path).name)
-        return create_backend(name, onnx_path, options)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +30,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 def test_one_session_starts_its_backends_once(clips: list[Path], tiny_package: Path,
                                               tmp_path: Path) -> None:
-    counter = StartCounter()
+    counter = RecordingFactory()
     template = RunConfig(video=clips[0], model=tiny_package, backend="cpu", use_cache=False,
                          postprocess=RAW, backend_factory=counter)
     with ModelSession.open(template) as session:
@@ -144,7 +134,7 @@ def test_folder_mode_starts_the_backends_once(clips: list[Path], tiny_package: P
     folder.mkdir()
     for clip in clips:
         shutil.copy(clip, folder / clip.name)
-    counter = StartCounter()
+    counter = RecordingFactory()
     template = RunConfig(video=folder, model=tiny_package, backend="cpu", use_cache=False,
                          backend_factory=counter, report=tmp_path / "folder.json")
     summary = process_folder(folder, template, ("mp4",))
