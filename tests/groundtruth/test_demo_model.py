@@ -73,18 +73,23 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, flo
     return rows
 
 
+def _graded_row(graded: list[tuple[str, str, float, float]], family: str, fps: str,
+                codec: str) -> tuple[str, str, float, float]:
+    """(family, fps, r, lag_ms) of one held-out clip; rows are in HELD_OUT order per family."""
+    return [row for row in graded if row[0] == family][HELD_OUT.index((fps, codec))]
+
+
 @pytest.mark.parametrize("family, fps, codec", _held_out_params(FAMILY_MISSES))
 def test_demo_model_tracks_held_out_clips_of_its_training_renderer(
         graded: list[tuple[str, str, float, float]], family: str, fps: str, codec: str) -> None:
-    i = HELD_OUT.index((fps, codec))
-    row = [row for row in graded if row[0] == family][i]
+    row = _graded_row(graded, family, fps, codec)
     assert row[1] == fps and row[2] >= 0.95, row
 
 
 @pytest.mark.parametrize("family, fps, codec", _held_out_params(LATE))
 def test_demo_model_is_on_time(graded: list[tuple[str, str, float, float]], family: str,
                                fps: str, codec: str) -> None:
-    row = [row for row in graded if row[0] == family][HELD_OUT.index((fps, codec))]
+    row = _graded_row(graded, family, fps, codec)
     frame_ms = 1000.0 / (30.0 if fps == "vfr" else float(fps))
     assert abs(row[3]) <= frame_ms, row
 
