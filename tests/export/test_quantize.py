@@ -128,3 +128,24 @@ def test_quantize_command_refuses_to_replace_and_names_bad_recipes(tiny_int8_pac
     assert result.exit_code == 2 and "minmax" in result.output
     result = runner.invoke(fsexport_main, ["quantize", str(tmp_path / "none.fsmodel")])
     assert result.exit_code == 4 and "not found" in result.output
+
+
+def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(tiny_package: Path,
+                                                                    tmp_path: Path) -> None:
+    from fsexport.quantize import _calibrate, get_recipe
+
+    encoder = tiny_package / "encoder.onnx"
+    rng = np.random.default_rng(3)
+    size = load_package(tiny_package).meta.input_size
+    batches = [rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8) for _ in range(3)]
+    with create_backend("cpu", encoder, BackendOptions(threads=1)) as backend:
+        highs = [float(backend.run(b).max()) for b in batches]  # embeddings: ReLU, so low 0
+    input_name = _graph(tiny_package, "encoder.onnx").graph.input[0].name
+    ranges = {}
+    for name in ("minmax-keep-se", "minmax-avg-keep-se"):
+        cache = tmp_path / f"{name}.json"
+        _calibrate(encoder, input_name, batches, get_recipe(name), cache, tmp_path, threads=1)
+        data = json.loads(cache.read_text())["data"]["embeddings"]
+        ranges[name] = data["highest"]["data"][0]
+    assert ranges["minmax-keep-se"] == pytest.approx(max(highs), rel=1e-5)
+    assert ranges["minmax-avg-keep-se"] == pytest.approx(np.mean(highs), rel=1e-5)

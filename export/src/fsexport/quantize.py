@@ -60,6 +60,7 @@ RECIPES: dict[str, Recipe] = {
     "minmax-keep-stem-dense": Recipe(keep_float=("stem", "dense")),
     "minmax-keep-se": Recipe(keep_float=("stem", "se", "dense")),
     "minmax-keep-silu-se": Recipe(),
+    "minmax-avg-keep-se": Recipe(moving_average=True, keep_float=("stem", "se", "dense")),
     "entropy-keep-se": Recipe(calibration="entropy", keep_float=("stem", "se", "dense")),
     "percentile-keep-se": Recipe(calibration="percentile", keep_float=("stem", "se", "dense")),
     "entropy-keep-silu-se": Recipe(calibration="entropy"),
@@ -213,6 +214,9 @@ def _calibrate(model_path: Path, input_name: str, batches: list[np.ndarray], rec
                                                     providers=["CPUExecutionProvider"])
     reader = _Reader(input_name, batches)
     for index in range(len(batches)):
+        # ORT merges ranges as old + c * (new - old); c = 1 / (k + 1) makes that the plain mean of
+        # the per-batch ranges (ORT's fixed 0.01 would keep little more than the first batch).
+        calibrator.averaging_constant = 1.0 / (index + 1)
         reader.set_range(index, index + 1)
         calibrator.collect_data(reader)
     save_tensors_data(calibrator.compute_data(), cache)
