@@ -179,11 +179,13 @@ def test_existing_output_is_kept_without_force_and_replaced_with_it(tmp_path: Pa
 def test_no_default_leaves_the_default_alone(tmp_path: Path) -> None:
     out = CliRunner().invoke(fsexport_main, ["build", "--variant", "tiny", "-o", str(tmp_path),
                                              "--no-fp16", "--no-default", "--window", "30",
-                                             "--fps", "24"])
+                                             "--fps", "24", "--no-composite"])
     assert out.exit_code == 0, out.output
     assert get_default_model() is None
     meta = load_package(tmp_path / "tiny.fsmodel").meta
     assert (meta.window, meta.fps) == (30, 24.0)
+    assert sorted(meta.files) == ["encoder.onnx", "head.onnx"]  # --no-composite: no model.onnx
+    assert not (tmp_path / "tiny.fsmodel" / "model.onnx").exists()
     assert _session(tmp_path / "tiny.fsmodel" / "head.onnx").get_outputs()[0].shape[1] == 30
 
 

@@ -76,6 +76,9 @@ def main() -> None:
               help="Override the window length T.")
 @click.option("--fps", type=click.FloatRange(1, 240), default=None, help="Override the model fps.")
 @click.option("--no-fp16", is_flag=True, help="Skip the *.fp16.onnx graphs.")
+@click.option("--no-composite", is_flag=True,
+              help="Skip model.onnx, the one-graph model (fsrun runs encoder + head); exporting "
+              "and checking it is most of the build time of the large variants.")
 @click.option("--no-default", is_flag=True, help="Do not make this fsrun's default model.")
 @click.option("--trt", is_flag=True, help="Also build TensorRT engines (needs TensorRT and a GPU).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for untrained weights.")
@@ -87,7 +90,8 @@ def main() -> None:
 def build(variant: str, output: Path | None, name: str | None, force: bool,
           checkpoint: Path | None, pretrained: bool, backbone_weights: Path | None,
           input_size: int | None, window: int | None, fps: float | None, no_fp16: bool,
-          no_default: bool, trt: bool, seed: int, int8: bool, calibrate: Path | None) -> None:
+          no_composite: bool, no_default: bool, trt: bool, seed: int, int8: bool,
+          calibrate: Path | None) -> None:
     """Build a model package (ONNX graphs, meta.json) and verify it against PyTorch."""
     from fsexport.build import BuildConfig, build_package
 
@@ -101,7 +105,8 @@ def build(variant: str, output: Path | None, name: str | None, force: bool,
     config = BuildConfig(variant=variant, output=output, name=name, force=force,
                          checkpoint=checkpoint, pretrained=pretrained,
                          backbone_weights=backbone_weights, input_size=input_size,
-                         window=window, fps=fps, fp16=not no_fp16, set_default=not no_default,
+                         window=window, fps=fps, fp16=not no_fp16,
+                         composite=not no_composite, set_default=not no_default,
                          seed=seed, int8=quantize)
     result = build_package(config)
     _print_parity(result.meta.parity)
