@@ -330,6 +330,41 @@ def int8(packages, recipes, calibrate, calibration_frames, clip_size, clip_secon
         click.echo(str(path))
 
 
+@main.command("int8-layers")
+@click.option("--package", "packages", multiple=True, required=True,
+              type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Package whose fp32 encoder is quantized (repeatable: one plot for all).")
+@click.option("--recipe", default=None, help="fsexport.quantize recipe [default: the default].")
+@click.option("--frames", type=click.IntRange(1), default=8, show_default=True,
+              help="Held-out frames (every tensor of each is held in memory).")
+@click.option("--clip-size", default="256x192", show_default=True,
+              help="WxH of the held-out clips the frames come from.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--name", default="int8_layers", show_default=True,
+              help="Basename of the JSON, Markdown and PNG files.")
+def int8_layers(packages, recipe, frames, clip_size, out, name) -> None:
+    """Where the int8 encoder's error comes from: fp32 vs int8 at every quantized tensor."""
+    from fsexport.calibration import SynthClips  # noqa: PLC0415
+    from fsexport.quantize import DEFAULT_RECIPE, get_recipe  # noqa: PLC0415
+
+    from benchmarks.int8_layers import HELD_OUT_SEED, LayerErrorConfig, measure, write  # noqa: PLC0415
+
+    from fsrun.errors import UsageError  # noqa: PLC0415
+
+    try:
+        get_recipe(recipe or DEFAULT_RECIPE)  # an unknown name fails before any work
+    except UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--recipe") from None
+    cfg = LayerErrorConfig(packages=list(packages), recipe=recipe or DEFAULT_RECIPE,
+                           frames=frames, held_out=SynthClips(count=4, seconds=3.0,
+                                                              size=_size(clip_size),
+                                                              seed=HELD_OUT_SEED))
+    results = measure(cfg, log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
+
+
 @main.command("int8-isa")
 @click.option("--package", required=True,
               type=click.Path(path_type=Path, exists=True, file_okay=False),
