@@ -49,7 +49,7 @@ class Int8BenchConfig:
     threads: int = 0  # ONNX Runtime threads; 0 = all cores
 
 
-def _spread_frames(decoded: list[Any], count: int, full: bool) -> np.ndarray:
+def spread_frames(decoded: list[Any], count: int, full: bool) -> np.ndarray:
     """count frames spread over every clip (resized, or full size for the graph path)."""
     each = max(1, -(-count // max(1, len(decoded))))
     frames = []
@@ -111,8 +111,8 @@ def measure_package(path: Path, cfg: Int8BenchConfig, work: Path,
     clips_dir = work / f"held_out_{meta.variant}_{path.name}"
     clips = render_synth_clips(clips_dir, cfg.held_out)
     held = decode_videos([c.video for c in clips], meta.fps, meta.input_size)
-    resized = _spread_frames(held, cfg.cosine_frames, full=False)
-    full = _spread_frames(held, max(8, cfg.cosine_frames // 4), full=True)
+    resized = spread_frames(held, cfg.cosine_frames, full=False)
+    full = spread_frames(held, max(8, cfg.cosine_frames // 4), full=True)
     options = BackendOptions(threads=cfg.threads)
     with create_backend("cpu", fp32_path, options) as fp32:
         reference = {"source": embed_frames(fp32, resized), "graph": embed_frames(fp32, full)}

@@ -24,7 +24,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from benchmarks.files import write_json_and_markdown
-from benchmarks.int8_configs import HELD_OUT_SEED, _spread_frames
+from benchmarks.int8_configs import HELD_OUT_SEED, spread_frames
+from benchmarks.plots import save_figure
 from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_batches,
                                   calibration_videos, decode_videos, render_synth_clips)
 from fsexport.quantize import (DEFAULT_RECIPE, cosine_similarity, embed_frames, get_recipe,
@@ -118,15 +119,16 @@ def summarize_stages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _embedding_error(package: Any, int8_path: Path, frames: np.ndarray,
                      threads: int) -> dict[str, float]:
+    from onnxruntime.quantization.qdq_loss_debug import (  # noqa: PLC0415
+        compute_signal_to_quantization_noice_ratio as sqnr_db)
+
     options = BackendOptions(threads=threads)
     with create_backend("cpu", package.graph("encoder", "fp32"), options) as fp32, \
             create_backend("cpu", int8_path, options) as int8:
         reference, quantized = embed_frames(fp32, frames), embed_frames(int8, frames)
-    noise = float(np.linalg.norm(reference - quantized))
-    ratio = float(np.linalg.norm(reference)) / max(noise, float(np.finfo(np.float32).eps))
     cosine = cosine_similarity(reference, quantized)
-    return {"accumulated_db": 20.0 * float(np.log10(ratio)), "cosine_mean": float(cosine.mean()),
-            "cosine_min": float(cosine.min())}
+    return {"accumulated_db": float(sqnr_db(reference, quantized)),
+            "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}
 
 
 def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
@@ -143,7 +145,7 @@ def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
                      get_recipe(cfg.recipe), scratch, cfg.threads)
     clips = render_synth_clips(scratch / "held_out", cfg.held_out)
     held = decode_videos([c.video for c in clips], meta.fps, meta.input_size)
-    frames = _spread_frames(held, cfg.frames, full=False)
+    frames = spread_frames(held, cfg.frames, full=False)
     # The float side is the pre-processed graph the quantizer worked on, so names match.
     rows = _tensor_errors(scratch / "preprocessed.onnx", int8_path, frames, cfg.batch, scratch)
     embedding = _embedding_error(package, int8_path, frames, cfg.threads)
@@ -217,10 +219,8 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=110)
+    save_figure(figure, path)
     plt.close(figure)
-    tmp.replace(path)
     return path
 
 

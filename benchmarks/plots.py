@@ -84,7 +84,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
         fig.suptitle("time per frame by stage: stages alone (resize in the graph vs on the CPU), "
                      "then real runs (fsrun, baseline; model load excluded)", fontsize=9)
         fig.tight_layout(rect=(0, 0.08, 1, 1))
-        written.append(_save(fig, out / "stages.png"))
+        written.append(save_figure(fig, out / "stages.png"))
         plt.close(fig)
     best = _best_encoder_rates(results)
     if best:
@@ -105,7 +105,7 @@ def write_plots(results: dict[str, Any], out: Path) -> list[str]:
         ax.set_title("frames/s per variant and backend (encoder: best batch size)")
         ax.legend()
         fig.tight_layout()
-        written.append(_save(fig, out / "encoder_fps.png"))
+        written.append(save_figure(fig, out / "encoder_fps.png"))
         plt.close(fig)
     return written
 
@@ -130,7 +130,7 @@ def _best_encoder_rates(results: dict[str, Any]) -> dict[tuple[str, str], float]
     return best
 
 
-def _save(fig: Any, path: Path) -> str:
+def save_figure(fig: Any, path: Path) -> str:
     tmp = path.with_name(f".{path.stem}.tmp.png")
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, path)
