@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -149,3 +150,39 @@ def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(tiny_package
         ranges[name] = data["highest"]["data"][0]
     assert ranges["minmax-keep-se"] == pytest.approx(max(highs), rel=1e-5)
     assert ranges["minmax-avg-keep-se"] == pytest.approx(np.mean(highs), rel=1e-5)
+
+
+def _cached_value(value: Any) -> float:
+    """A range end from ORT's calibration-cache JSON: a number or a serialized array."""
+    value = value["data"] if isinstance(value, dict) else value
+    return float(np.asarray(value).reshape(-1)[0])
+
+
+def test_mse_calibration_narrows_minmax_ranges_and_quantizes(tiny_package: Path,
+                                                             tmp_path: Path) -> None:
+    from fsexport.quantize import _calibrate, get_recipe, quantize_encoder
+
+    encoder = tiny_package / "encoder.onnx"
+    rng = np.random.default_rng(4)
+    size = load_package(tiny_package).meta.input_size
+    batches = [rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8) for _ in range(3)]
+    input_name = _graph(tiny_package, "encoder.onnx").graph.input[0].name
+    ranges = {}
+    for name in ("minmax-keep-se", "mse-keep-se"):
+        cache = tmp_path / f"{name}.json"
+        _calibrate(encoder, input_name, batches, get_recipe(name), cache, tmp_path, threads=1)
+        ranges[name] = {k: (_cached_value(v["lowest"]), _cached_value(v["highest"]))
+                        for k, v in json.loads(cache.read_text())["data"].items()}
+    assert ranges["mse-keep-se"].keys() == ranges["minmax-keep-se"].keys()
+    narrowed = 0
+    for tensor, (low, high) in ranges["mse-keep-se"].items():
+        full_low, full_high = ranges["minmax-keep-se"][tensor]
+        assert min(full_low, 0.0) - 1e-6 <= low <= 0.0 <= high <= max(full_high, 0.0) + 1e-6
+        narrowed += high < 0.999 * full_high
+    assert narrowed > 0  # some tail was worth clipping
+    target = tmp_path / "encoder.int8.onnx"
+    quantize_encoder(encoder, target, batches, get_recipe("mse-keep-se"), tmp_path, threads=1)
+    with create_backend("cpu", target, BackendOptions(threads=1)) as int8, \
+            create_backend("cpu", encoder, BackendOptions(threads=1)) as fp32:
+        cosine = cosine_similarity(fp32.run(batches[0]), int8.run(batches[0]))
+    assert np.all(cosine > 0.5)

@@ -33,7 +33,7 @@ INT8_FILE = GRAPH_FILES[("encoder", "int8")]
 
 @dataclass(frozen=True)
 class Recipe:
-    calibration: str = "minmax"  # ORT calibration method: minmax, entropy or percentile
+    calibration: str = "minmax"  # minmax, entropy, percentile (ORT) or mse (int8_ranges.py)
     percentile: float = 99.999  # percentile method: share of |values| kept inside the range
     per_channel: bool = True  # one weight scale per output channel
     quant_format: str = "qdq"  # qdq (QuantizeLinear/DequantizeLinear pairs) or qoperator
@@ -63,6 +63,8 @@ RECIPES: dict[str, Recipe] = {
     "minmax-avg-keep-se": Recipe(moving_average=True, keep_float=("stem", "se", "dense")),
     "entropy-keep-se": Recipe(calibration="entropy", keep_float=("stem", "se", "dense")),
     "percentile-keep-se": Recipe(calibration="percentile", keep_float=("stem", "se", "dense")),
+    "mse-keep-se": Recipe(calibration="mse", keep_float=("stem", "se", "dense")),
+    "mse-keep-silu-se": Recipe(calibration="mse"),
     "entropy-keep-silu-se": Recipe(calibration="entropy"),
     "percentile-keep-silu-se": Recipe(calibration="percentile"),
     "minmax-conv-only": Recipe(op_types=("Conv",), keep_float=("stem", "dense")),
@@ -73,11 +75,16 @@ RECIPES: dict[str, Recipe] = {
     "qoperator-all": Recipe(quant_format="qoperator", keep_float=()),
     "qoperator-keep-silu-se": Recipe(quant_format="qoperator"),
 }
+# Every recipe that clips activations (avg, entropy, percentile, mse) lost embedding cosine on the
+# trained effv2s: its rare large activations matter (int8.md).
 # minmax-keep-se: on the briefly trained effv2s, r drop 0.0000 (max 0.0093), cosine 0.9898, and
 # fsrun int8 3.97x the author's fp32 pipeline; keeping SiLU in float too gave cosine 0.9904 but
 # r drop 0.0018 and only 2.84x (benchmarks/results/cpu-2core-amd-epyc/int8.md).
 DEFAULT_RECIPE = "minmax-keep-se"
-CALIBRATION_METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+# Recipe.calibration -> (ORT calibrator that collects, ORT method the ranges are saved under);
+# mse collects ORT's signed histograms and picks each range itself (int8_ranges.py).
+CALIBRATION_METHODS = {"minmax": ("MinMax", "MinMax"), "entropy": ("Entropy", "Entropy"),
+                       "percentile": ("Percentile", "Percentile"), "mse": ("Percentile", "MinMax")}
 QUANT_FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}  # Recipe.quant_format -> ORT QuantFormat
 QUANT_TYPES = {"uint8": "QUInt8", "int8": "QInt8"}  # Recipe.activations -> ORT QuantType
 
@@ -162,7 +169,7 @@ def quantize_encoder(source: Path, target: Path, batches: list[np.ndarray], reci
         reduce_range=recipe.reduce_range,
         activation_type=getattr(QuantType, QUANT_TYPES[recipe.activations]),
         weight_type=QuantType.QInt8, nodes_to_exclude=excluded,
-        calibrate_method=_method(recipe),
+        calibrate_method=_method(recipe, collector=False),
         extra_options={"ActivationSymmetric": recipe.symmetric_activations},
         calibration_cache_path=cache)
     onnx.checker.check_model(str(target), full_check=True)
@@ -177,10 +184,11 @@ def quantize_encoder(source: Path, target: Path, batches: list[np.ndarray], reci
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def _method(recipe: Recipe) -> Any:
+def _method(recipe: Recipe, collector: bool) -> Any:
+    """ORT's method for collecting the calibration data, or for the ranges saved from it."""
     from onnxruntime.quantization import CalibrationMethod  # noqa: PLC0415
 
-    return getattr(CalibrationMethod, CALIBRATION_METHODS[recipe.calibration])
+    return getattr(CalibrationMethod, CALIBRATION_METHODS[recipe.calibration][0 if collector else 1])
 
 
 def _calibrate(model_path: Path, input_name: str, batches: list[np.ndarray], recipe: Recipe,
@@ -203,7 +211,7 @@ def _calibrate(model_path: Path, input_name: str, batches: list[np.ndarray], rec
         options["symmetric"] = True  # ORT's percentile method works on |values|
     calibrator = create_calibrator(
         model_path, list(recipe.op_types), augmented_model_path=str(work / "augmented.onnx"),
-        calibrate_method=_method(recipe), extra_options=options)
+        calibrate_method=_method(recipe, collector=True), extra_options=options)
     session_options = ort.SessionOptions()
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -219,9 +227,26 @@ def _calibrate(model_path: Path, input_name: str, batches: list[np.ndarray], rec
         calibrator.averaging_constant = 1.0 / (index + 1)
         reader.set_range(index, index + 1)
         calibrator.collect_data(reader)
-    save_tensors_data(calibrator.compute_data(), cache)
+    if recipe.calibration == "mse":
+        save_tensors_data(_mse_ranges(calibrator.collector.histogram_dict), cache)
+    else:
+        save_tensors_data(calibrator.compute_data(), cache)
     del calibrator
     Path(work / "augmented.onnx").unlink(missing_ok=True)
+
+
+def _mse_ranges(histograms: dict[str, tuple]) -> Any:
+    """MinMax-style ranges from ORT's signed histograms (counts, edges, min, max, threshold)."""
+    from onnxruntime.quantization import CalibrationMethod  # noqa: PLC0415
+    from onnxruntime.quantization.calibrate import TensorsData  # noqa: PLC0415
+
+    from fsexport.int8_ranges import mse_range  # noqa: PLC0415
+
+    ranges = {}
+    for name, (counts, edges, low, high, _threshold) in histograms.items():
+        best = mse_range(counts, edges, float(low), float(high))
+        ranges[name] = (np.array(best[0], dtype=np.float32), np.array(best[1], dtype=np.float32))
+    return TensorsData(CalibrationMethod.MinMax, ranges)
 
 
 def _calibration_key(recipe: Recipe) -> str:
