@@ -7,7 +7,9 @@ both graphs run on the same held-out decoded frames with every quantized tensor 
 - own: the tensor before against after its own QuantizeLinear/DequantizeLinear pair (what
   rounding that one tensor costs);
 - accumulated: the fp32 graph's tensor against the int8 graph's (every error upstream too).
-The embedding gets the same accumulated ratio and the cosine fsexport records. Tables per
+The embedding gets the same accumulated ratio and the cosine fsexport records, and also the
+cosine of the float graph with only the weights rounded as the int8 graph rounds them (what
+weight quantization alone costs, against activation quantization). Tables per
 stage of the network and one plot of the accumulated ratio along the graph, every package on
 one axis, show whether one layer or the depth of the network limits the int8 encoder.
 Writes int8_layers.json, int8_layers.md and int8_layers.png (or --name).
@@ -131,6 +133,50 @@ def _embedding_error(package: Any, int8_path: Path, frames: np.ndarray,
             "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}
 
 
+def weights_only_graph(float_path: Path, int8_path: Path, target: Path) -> int:
+    """Write target: the float graph with every initializer that the int8 graph stores quantized
+    (ORT names it <name>_quantized, behind a DequantizeLinear) replaced by its dequantized values.
+    Returns how many were replaced."""
+    import onnx  # noqa: PLC0415
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    int8 = onnx.load(str(int8_path))
+    stored = {i.name: i for i in int8.graph.initializer}
+    rounded: dict[str, np.ndarray] = {}
+    for node in int8.graph.node:
+        name = node.input[0]
+        if node.op_type != "DequantizeLinear" or name not in stored or not name.endswith("_quantized"):
+            continue
+        values = numpy_helper.to_array(stored[name]).astype(np.float64)
+        scale = numpy_helper.to_array(stored[node.input[1]]).astype(np.float64)
+        zero = (numpy_helper.to_array(stored[node.input[2]]).astype(np.float64)
+                if len(node.input) > 2 and node.input[2] in stored else np.zeros_like(scale))
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+        if scale.ndim == 1 and values.ndim > 1:  # per channel along axis
+            shape = [1] * values.ndim
+            shape[axis] = -1
+            scale, zero = scale.reshape(shape), zero.reshape(shape)
+        rounded[name.removesuffix("_quantized")] = (values - zero) * scale
+    model = onnx.load(str(float_path))
+    replaced = 0
+    for init in model.graph.initializer:
+        if init.name in rounded:
+            dtype = numpy_helper.to_array(init).dtype
+            init.CopyFrom(numpy_helper.from_array(rounded[init.name].astype(dtype), init.name))
+            replaced += 1
+    onnx.save(model, str(target))
+    return replaced
+
+
+def _weights_only_cosine(package: Any, graph: Path, frames: np.ndarray,
+                         threads: int) -> float:
+    options = BackendOptions(threads=threads)
+    with create_backend("cpu", package.graph("encoder", "fp32"), options) as fp32, \
+            create_backend("cpu", graph, options) as rounded:
+        return float(cosine_similarity(embed_frames(fp32, frames),
+                                       embed_frames(rounded, frames)).mean())
+
+
 def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
                     log: Callable[[str], None]) -> dict[str, Any]:
     package = load_package(path)
@@ -149,9 +195,14 @@ def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
     # The float side is the pre-processed graph the quantizer worked on, so names match.
     rows = _tensor_errors(scratch / "preprocessed.onnx", int8_path, frames, cfg.batch, scratch)
     embedding = _embedding_error(package, int8_path, frames, cfg.threads)
+    embedding["weights_rounded"] = weights_only_graph(scratch / "preprocessed.onnx", int8_path,
+                                                      scratch / "weights_only.onnx")
+    embedding["weights_only_cosine"] = _weights_only_cosine(package, scratch / "weights_only.onnx",
+                                                            frames, cfg.threads)
     log(f"layers  {path.name}: {len(rows)} tensors, accumulated {rows[0]['accumulated_db']:.1f}"
         f" dB after the first, {rows[-1]['accumulated_db']:.1f} dB after the last; embedding "
-        f"{embedding['accumulated_db']:.1f} dB, cosine {embedding['cosine_mean']:.4f}")
+        f"{embedding['accumulated_db']:.1f} dB, cosine {embedding['cosine_mean']:.4f} (weights "
+        f"alone {embedding['weights_only_cosine']:.5f})")
     return {"package": path.name, "variant": meta.variant, "input_size": meta.input_size,
             "trained": meta.trained, "calibration": description, "frames": int(len(frames)),
             "embedding": embedding, "stages": summarize_stages(rows), "tensors": rows}
@@ -175,14 +226,16 @@ def to_markdown(results: dict[str, Any], plot_name: str | None) -> str:
              "tensor's rounding alone, 'accumulated' is the fp32 graph against the int8 graph "
              "at that tensor (everything upstream included).", "",
              "| package | trained | input | first tensor dB | last tensor dB | embedding dB | "
-             "embedding cosine mean / min |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "embedding cosine mean / min | weights alone: cosine |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for pkg in results["packages"]:
         first, last = pkg["tensors"][0], pkg["tensors"][-1]
         emb = pkg["embedding"]
         lines.append(f"| {pkg['package']} | {'yes' if pkg['trained'] else 'no'} | "
                      f"{pkg['input_size']} | {first['accumulated_db']:.1f} | "
                      f"{last['accumulated_db']:.1f} | {emb['accumulated_db']:.1f} | "
-                     f"{emb['cosine_mean']:.4f} / {emb['cosine_min']:.4f} |")
+                     f"{emb['cosine_mean']:.4f} / {emb['cosine_min']:.4f} | "
+                     f"{emb.get('weights_only_cosine', float('nan')):.5f} |")
     if plot_name:
         lines += ["", f"![accumulated error along the graph]({plot_name})"]
     for pkg in results["packages"]:

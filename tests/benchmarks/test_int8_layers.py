@@ -5,6 +5,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+import onnx
 from click.testing import CliRunner
 
 from benchmarks.__main__ import main
@@ -49,6 +51,8 @@ def test_layer_errors_of_the_tiny_encoder(tiny_package: Path, tmp_path: Path) ->
                for t in tensors)
     assert 0.0 <= tensors[0]["depth"] < tensors[-1]["depth"] <= 1.0
     assert 0.5 < pkg["embedding"]["cosine_mean"] <= 1.0
+    assert pkg["embedding"]["weights_rounded"] > 0
+    assert 0.9 < pkg["embedding"]["weights_only_cosine"] <= 1.0 + 1e-9
     assert sum(s["tensors"] for s in pkg["stages"]) == len(tensors)
     text = (out / "int8_layers.md").read_text()
     assert f"| {tiny_package.name} | no |" in text and "int8_layers.png" in text
@@ -59,3 +63,32 @@ def test_unknown_recipe_is_one_line(tiny_package: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["int8-layers", "--package", str(tiny_package),
                                        "--recipe", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown int8 recipe 'nope'" in result.output
+
+
+def test_weights_only_graph_rounds_each_weight_to_its_int8_step(tiny_package: Path,
+                                                                tmp_path: Path) -> None:
+    from onnx import numpy_helper
+
+    from benchmarks.int8_layers import weights_only_graph
+    from fsexport.quantize import get_recipe, quantize_encoder
+
+    rng = np.random.default_rng(5)
+    batches = [rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)]
+    int8_path = tmp_path / "encoder.int8.onnx"
+    quantize_encoder(tiny_package / "encoder.onnx", int8_path, batches, get_recipe("minmax-all"),
+                     tmp_path, threads=1)
+    rounded_path = tmp_path / "weights_only.onnx"
+    replaced = weights_only_graph(tmp_path / "preprocessed.onnx", int8_path, rounded_path)
+    original = {i.name: numpy_helper.to_array(i)
+                for i in onnx.load(str(tmp_path / "preprocessed.onnx")).graph.initializer}
+    rounded = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(rounded_path)).graph.initializer}
+    convs = [n for n in onnx.load(str(rounded_path)).graph.node if n.op_type == "Conv"]
+    assert replaced >= len(convs) > 0
+    changed = 0
+    for conv in convs:  # per output channel: int8 symmetric, so within half a step of max|w| / 127
+        w, r = original[conv.input[1]], rounded[conv.input[1]]
+        step = np.abs(w).reshape(len(w), -1).max(1) / 127.0
+        error = np.abs(r - w).reshape(len(w), -1).max(1)
+        assert np.all(error <= step / 2 + 1e-6)
+        changed += int(np.any(r != w))
+    assert changed == len(convs)
