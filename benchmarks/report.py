@@ -71,8 +71,14 @@ def _stages(results: dict[str, Any]) -> list[str]:
     return _table(["variant", "backend", "precision"] + [f"{k} (ms/frame)" for k in keys], rows)
 
 
+def _run_label(entry: dict[str, Any]) -> str:
+    """fsrun or baseline; a baseline without model.onnx says it ran the split graphs."""
+    graph = entry.get("baseline_graph", "model.onnx")
+    return entry["kind"] if graph == "model.onnx" else f"{entry['kind']} ({graph})"
+
+
 def _e2e(results: dict[str, Any]) -> list[str]:
-    rows = [[e["variant"], e["backend"], e["kind"], e.get("precision", "fp32"),
+    rows = [[e["variant"], e["backend"], _run_label(e), e.get("precision", "fp32"),
              e["decoder_used"], e["stride"], e["frames"], e["wall_median"],
              len(e["walls"]), e["fps"], e["realtime_factor"], e.get("speedup_vs_baseline"),
              e.get("structural_ceiling"), e["peak_rss_mib"], e.get("peak_device_mib"),

@@ -152,6 +152,7 @@ def summarize_e2e(rows: list[dict[str, Any]], fps: float) -> list[dict[str, Any]
             entry["peak_device_mib"] = max(m["peak_device_mib"] for m in members)
         if kind == "baseline":
             entry["frames_encoded"] = members[0]["report"]["frames_encoded"]
+            entry["baseline_graph"] = members[0]["report"].get("graph", "model.onnx")
             entry["structural_ceiling"] = entry["frames_encoded"] / frames
         out.append(entry)
     by_key = {(e["variant"], e["backend"], e["stride"], e["kind"]): e for e in out
