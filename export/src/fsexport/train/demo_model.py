@@ -101,15 +101,17 @@ def r_table(rows: list[dict]) -> str:
 @click.option("--epochs", type=click.IntRange(1), default=DemoRecipe.epochs, show_default=True)
 @click.option("--frame-steps", type=click.IntRange(1), default=DemoRecipe.frame_steps,
               show_default=True, help="Frame-stage steps (backbone + Dense(256)).")
+@click.option("--randomized-clips", type=click.IntRange(1), default=DemoRecipe.randomized_clips,
+              show_default=True, help="Training clips of the randomized family.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         threads: int) -> None:
+         randomized_clips: int, threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
-    recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps)
+    recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips)
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
