@@ -145,7 +145,8 @@ def weights_only_graph(float_path: Path, int8_path: Path, target: Path) -> int:
     rounded: dict[str, np.ndarray] = {}
     for node in int8.graph.node:
         name = node.input[0]
-        if node.op_type != "DequantizeLinear" or name not in stored or not name.endswith("_quantized"):
+        if (node.op_type != "DequantizeLinear" or name not in stored
+                or not name.endswith("_quantized")):
             continue
         values = numpy_helper.to_array(stored[name]).astype(np.float64)
         scale = numpy_helper.to_array(stored[node.input[1]]).astype(np.float64)

@@ -81,7 +81,8 @@ def test_weights_only_graph_rounds_each_weight_to_its_int8_step(tiny_package: Pa
     replaced = weights_only_graph(tmp_path / "preprocessed.onnx", int8_path, rounded_path)
     original = {i.name: numpy_helper.to_array(i)
                 for i in onnx.load(str(tmp_path / "preprocessed.onnx")).graph.initializer}
-    rounded = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(rounded_path)).graph.initializer}
+    rounded = {i.name: numpy_helper.to_array(i)
+               for i in onnx.load(str(rounded_path)).graph.initializer}
     convs = [n for n in onnx.load(str(rounded_path)).graph.node if n.op_type == "Conv"]
     assert replaced >= len(convs) > 0
     changed = 0

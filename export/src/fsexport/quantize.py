@@ -188,7 +188,8 @@ def _method(recipe: Recipe, collector: bool) -> Any:
     """ORT's method for collecting the calibration data, or for the ranges saved from it."""
     from onnxruntime.quantization import CalibrationMethod  # noqa: PLC0415
 
-    return getattr(CalibrationMethod, CALIBRATION_METHODS[recipe.calibration][0 if collector else 1])
+    collect, save = CALIBRATION_METHODS[recipe.calibration]
+    return getattr(CalibrationMethod, collect if collector else save)
 
 
 def _calibrate(model_path: Path, input_name: str, batches: list[np.ndarray], recipe: Recipe,
