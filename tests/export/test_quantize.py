@@ -131,25 +131,10 @@ def test_quantize_command_refuses_to_replace_and_names_bad_recipes(tiny_int8_pac
     assert result.exit_code == 4 and "not found" in result.output
 
 
-def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(tiny_package: Path,
-                                                                    tmp_path: Path) -> None:
-    from fsexport.quantize import _calibrate, get_recipe
-
-    encoder = tiny_package / "encoder.onnx"
-    rng = np.random.default_rng(3)
-    size = load_package(tiny_package).meta.input_size
-    batches = [rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8) for _ in range(3)]
-    with create_backend("cpu", encoder, BackendOptions(threads=1)) as backend:
-        highs = [float(backend.run(b).max()) for b in batches]  # embeddings: ReLU, so low 0
-    input_name = _graph(tiny_package, "encoder.onnx").graph.input[0].name
-    ranges = {}
-    for name in ("minmax-keep-se", "minmax-avg-keep-se"):
-        cache = tmp_path / f"{name}.json"
-        _calibrate(encoder, input_name, batches, get_recipe(name), cache, tmp_path, threads=1)
-        data = json.loads(cache.read_text())["data"]["embeddings"]
-        ranges[name] = data["highest"]["data"][0]
-    assert ranges["minmax-keep-se"] == pytest.approx(max(highs), rel=1e-5)
-    assert ranges["minmax-avg-keep-se"] == pytest.approx(np.mean(highs), rel=1e-5)
+def _random_batches(package: Path, seed: int) -> list[np.ndarray]:
+    size = load_package(package).meta.input_size
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8) for _ in range(3)]
 
 
 def _cached_value(value: Any) -> float:
@@ -158,21 +143,40 @@ def _cached_value(value: Any) -> float:
     return float(np.asarray(value).reshape(-1)[0])
 
 
-def test_mse_calibration_narrows_minmax_ranges_and_quantizes(tiny_package: Path,
-                                                             tmp_path: Path) -> None:
-    from fsexport.quantize import _calibrate, get_recipe, quantize_encoder
+def _calibrated_ranges(package: Path, batches: list[np.ndarray], recipes: tuple[str, ...],
+                       work: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """recipe -> tensor -> (low, high), as each recipe's calibration pass saves them."""
+    from fsexport.quantize import _calibrate, get_recipe
 
-    encoder = tiny_package / "encoder.onnx"
-    rng = np.random.default_rng(4)
-    size = load_package(tiny_package).meta.input_size
-    batches = [rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8) for _ in range(3)]
-    input_name = _graph(tiny_package, "encoder.onnx").graph.input[0].name
+    input_name = _graph(package, "encoder.onnx").graph.input[0].name
     ranges = {}
-    for name in ("minmax-keep-se", "mse-keep-se"):
-        cache = tmp_path / f"{name}.json"
-        _calibrate(encoder, input_name, batches, get_recipe(name), cache, tmp_path, threads=1)
+    for name in recipes:
+        cache = work / f"{name}.json"
+        _calibrate(package / "encoder.onnx", input_name, batches, get_recipe(name), cache, work,
+                   threads=1)
         ranges[name] = {k: (_cached_value(v["lowest"]), _cached_value(v["highest"]))
                         for k, v in json.loads(cache.read_text())["data"].items()}
+    return ranges
+
+
+def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(tiny_package: Path,
+                                                                    tmp_path: Path) -> None:
+    batches = _random_batches(tiny_package, 3)
+    with create_backend("cpu", tiny_package / "encoder.onnx", BackendOptions(threads=1)) as backend:
+        highs = [float(backend.run(b).max()) for b in batches]  # embeddings: ReLU, so low 0
+    ranges = _calibrated_ranges(tiny_package, batches, ("minmax-keep-se", "minmax-avg-keep-se"),
+                                tmp_path)
+    assert ranges["minmax-keep-se"]["embeddings"][1] == pytest.approx(max(highs), rel=1e-5)
+    assert ranges["minmax-avg-keep-se"]["embeddings"][1] == pytest.approx(np.mean(highs), rel=1e-5)
+
+
+def test_mse_calibration_narrows_minmax_ranges_and_quantizes(tiny_package: Path,
+                                                             tmp_path: Path) -> None:
+    from fsexport.quantize import get_recipe, quantize_encoder
+
+    encoder = tiny_package / "encoder.onnx"
+    batches = _random_batches(tiny_package, 4)
+    ranges = _calibrated_ranges(tiny_package, batches, ("minmax-keep-se", "mse-keep-se"), tmp_path)
     assert ranges["mse-keep-se"].keys() == ranges["minmax-keep-se"].keys()
     narrowed = 0
     for tensor, (low, high) in ranges["mse-keep-se"].items():
