@@ -102,7 +102,8 @@ def r_table(rows: list[dict]) -> str:
 @click.option("--frame-steps", type=click.IntRange(1), default=DemoRecipe.frame_steps,
               show_default=True, help="Frame-stage steps (backbone + Dense(256)).")
 @click.option("--randomized-clips", type=click.IntRange(1), default=DemoRecipe.randomized_clips,
-              show_default=True, help="Training clips of the randomized family.")
+              show_default=True, help="Training clips of the randomized family (clips "
+              "already in a --work folder are used as they are).")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
          randomized_clips: int, threads: int) -> None:
