@@ -119,15 +119,15 @@ def summarize_stages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return summary
 
 
-def _embedding_error(package: Any, int8_path: Path, frames: np.ndarray,
-                     threads: int) -> dict[str, float]:
+def _embeddings(graph: Path, frames: np.ndarray, threads: int) -> np.ndarray:
+    with create_backend("cpu", graph, BackendOptions(threads=threads)) as encoder:
+        return embed_frames(encoder, frames)
+
+
+def _embedding_error(reference: np.ndarray, quantized: np.ndarray) -> dict[str, float]:
     from onnxruntime.quantization.qdq_loss_debug import (  # noqa: PLC0415
         compute_signal_to_quantization_noice_ratio as sqnr_db)
 
-    options = BackendOptions(threads=threads)
-    with create_backend("cpu", package.graph("encoder", "fp32"), options) as fp32, \
-            create_backend("cpu", int8_path, options) as int8:
-        reference, quantized = embed_frames(fp32, frames), embed_frames(int8, frames)
     cosine = cosine_similarity(reference, quantized)
     return {"accumulated_db": float(sqnr_db(reference, quantized)),
             "cosine_mean": float(cosine.mean()), "cosine_min": float(cosine.min())}
@@ -169,15 +169,6 @@ def weights_only_graph(float_path: Path, int8_path: Path, target: Path) -> int:
     return replaced
 
 
-def _weights_only_cosine(package: Any, graph: Path, frames: np.ndarray,
-                         threads: int) -> float:
-    options = BackendOptions(threads=threads)
-    with create_backend("cpu", package.graph("encoder", "fp32"), options) as fp32, \
-            create_backend("cpu", graph, options) as rounded:
-        return float(cosine_similarity(embed_frames(fp32, frames),
-                                       embed_frames(rounded, frames)).mean())
-
-
 def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
                     log: Callable[[str], None]) -> dict[str, Any]:
     package = load_package(path)
@@ -195,11 +186,13 @@ def measure_package(path: Path, cfg: LayerErrorConfig, work: Path,
     frames = spread_frames(held, cfg.frames, full=False)
     # The float side is the pre-processed graph the quantizer worked on, so names match.
     rows = _tensor_errors(scratch / "preprocessed.onnx", int8_path, frames, cfg.batch, scratch)
-    embedding = _embedding_error(package, int8_path, frames, cfg.threads)
+    reference = _embeddings(package.graph("encoder", "fp32"), frames, cfg.threads)
+    embedding = _embedding_error(reference, _embeddings(int8_path, frames, cfg.threads))
+    weights_only = scratch / "weights_only.onnx"
     embedding["weights_rounded"] = weights_only_graph(scratch / "preprocessed.onnx", int8_path,
-                                                      scratch / "weights_only.onnx")
-    embedding["weights_only_cosine"] = _weights_only_cosine(package, scratch / "weights_only.onnx",
-                                                            frames, cfg.threads)
+                                                      weights_only)
+    embedding["weights_only_cosine"] = float(cosine_similarity(
+        reference, _embeddings(weights_only, frames, cfg.threads)).mean())
     log(f"layers  {path.name}: {len(rows)} tensors, accumulated {rows[0]['accumulated_db']:.1f}"
         f" dB after the first, {rows[-1]['accumulated_db']:.1f} dB after the last; embedding "
         f"{embedding['accumulated_db']:.1f} dB, cosine {embedding['cosine_mean']:.4f} (weights "
