@@ -116,3 +116,46 @@ def layer_groups(model: Any) -> dict[str, list[str]]:
     dense = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")]
     groups["dense"] = dense
     return {g: sorted({n.name for n in nodes}) for g, nodes in groups.items()}
+
+
+def float_skip_path(model: Any) -> int:
+    """Let each residual Add of a QDQ graph read the skip tensor in float. Returns how many
+    inputs were rewired.
+
+    The quantizer rounds every tensor an int8 node reads, and the skip path shares that copy:
+    the residual stream of a stage is rounded again at every block, and the rounding adds up
+    over the depth. Where an Add's input is DequantizeLinear(QuantizeLinear(t)) and t is itself
+    an Add's output (a residual stream), the Add now reads t. The convolution of the next block
+    still reads the int8 copy, so every convolution stays int8; only the Add itself runs in
+    float (elementwise, cheap). A skip tensor produced by a convolution is left alone: reading
+    its float output would stop the convolution from writing int8 directly."""
+    producers = _producers(model.graph)
+    rewired = 0
+    for node in model.graph.node:
+        if node.op_type != "Add":
+            continue
+        for index, name in enumerate(node.input):
+            dequantize = producers.get(name)
+            if dequantize is None or dequantize.op_type != "DequantizeLinear":
+                continue
+            quantize = producers.get(dequantize.input[0])
+            if quantize is None or quantize.op_type != "QuantizeLinear":
+                continue
+            source = producers.get(quantize.input[0])
+            if source is not None and source.op_type == "Add":
+                node.input[index] = quantize.input[0]
+                rewired += 1
+    _drop_unused(model.graph)
+    return rewired
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove nodes none of whose outputs is read (a QDQ pair only the rewired Add read)."""
+    while True:
+        read = {name for node in graph.node for name in node.input}
+        read |= {output.name for output in graph.output}
+        unused = [n for n in graph.node if not any(o in read for o in n.output)]
+        if not unused:
+            return
+        for node in unused:
+            graph.node.remove(node)

@@ -23,7 +23,7 @@ import numpy as np
 
 from fsexport.calibration import (CalibrationConfig, VideoFrames, calibration_batches,
                                   calibration_videos, decode_videos)
-from fsexport.int8_graph import ALWAYS_FLOAT, layer_groups
+from fsexport.int8_graph import ALWAYS_FLOAT, float_skip_path, layer_groups
 from fsrun.errors import ModelError, OutputError, UsageError
 from fsrun.package import GRAPH_FILES, META_NAME, load_package, sha256_file
 
@@ -44,13 +44,15 @@ class Recipe:
     symmetric_activations: bool = False  # activation ranges centred on zero
     moving_average: bool = False  # minmax: moving average of per-batch ranges, not the extremes
     preprocess: bool = True  # ORT's quant_pre_process (shape inference, graph optimization) first
+    float_skip: bool = False  # residual Adds read the skip path in float (int8_graph.py)
 
     def describe(self) -> str:
         kept = "+".join(self.keep_float) or "nothing"
         return (f"{self.quant_format} {self.calibration}"
                 f"{f' {self.percentile:g}' if self.calibration == 'percentile' else ''}, "
                 f"{'per-channel' if self.per_channel else 'per-tensor'}, {self.activations} "
-                f"activations{', reduce_range' if self.reduce_range else ''}, float: {kept}")
+                f"activations{', reduce_range' if self.reduce_range else ''}, float: {kept}"
+                f"{' + skip path' if self.float_skip else ''}")
 
 
 # Every configuration measured (benchmarks/results/<machine>/int8_configs.md); the default is
@@ -59,6 +61,7 @@ RECIPES: dict[str, Recipe] = {
     "minmax-all": Recipe(keep_float=()),
     "minmax-keep-stem-dense": Recipe(keep_float=("stem", "dense")),
     "minmax-keep-se": Recipe(keep_float=("stem", "se", "dense")),
+    "minmax-keep-se-float-skip": Recipe(keep_float=("stem", "se", "dense"), float_skip=True),
     "minmax-keep-silu-se": Recipe(),
     "minmax-avg-keep-se": Recipe(moving_average=True, keep_float=("stem", "se", "dense")),
     "entropy-keep-se": Recipe(calibration="entropy", keep_float=("stem", "se", "dense")),
@@ -172,14 +175,18 @@ def quantize_encoder(source: Path, target: Path, batches: list[np.ndarray], reci
         calibrate_method=_method(recipe, collector=False),
         extra_options={"ActivationSymmetric": recipe.symmetric_activations},
         calibration_cache_path=cache)
-    onnx.checker.check_model(str(target), full_check=True)
     quantized = onnx.load(str(target))
+    rewired = float_skip_path(quantized) if recipe.float_skip else 0
+    if rewired:
+        onnx.save(quantized, str(target))
+    onnx.checker.check_model(str(target), full_check=True)
     counts: dict[str, int] = {}
     for node in quantized.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear") or node.op_type.startswith("QLinear"):
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return {"kept_float": {g: len(groups[g]) for g in kept},
-            "quantized_nodes": counts, "calibration_batches": len(batches),
+            "quantized_nodes": counts, "float_skip_inputs": rewired,
+            "calibration_batches": len(batches),
             "calibration_frames": int(sum(len(b) for b in batches)),
             "seconds": round(time.perf_counter() - started, 2)}
 
