@@ -118,7 +118,21 @@ def layer_groups(model: Any) -> dict[str, list[str]]:
     return {g: sorted({n.name for n in nodes}) for g, nodes in groups.items()}
 
 
-def float_skip_path(model: Any) -> int:
+def downsampling(model: Any) -> dict[str, int]:
+    """Tensor name -> how many times smaller than the encoder input its feature map is (the
+    product of the strides of the convolutions and pools upstream; 1 where there are none)."""
+    factors: dict[str, int] = {i.name: 1 for i in model.graph.input}
+    for node in model.graph.node:  # exporters write nodes in topological order
+        factor = max((factors.get(name, 1) for name in node.input if name), default=1)
+        if node.op_type in ("Conv", "MaxPool", "AveragePool"):
+            strides = next((list(a.ints) for a in node.attribute if a.name == "strides"), [1])
+            factor *= max(strides)
+        for name in node.output:
+            factors[name] = factor
+    return factors
+
+
+def float_skip_path(model: Any, min_downsampling: int = 1) -> int:
     """Let each residual Add of a QDQ graph read the skip tensor in float. Returns how many
     inputs were rewired.
 
@@ -126,10 +140,14 @@ def float_skip_path(model: Any) -> int:
     the residual stream of a stage is rounded again at every block, and the rounding adds up
     over the depth. Where an Add's input is DequantizeLinear(QuantizeLinear(t)) and t is itself
     an Add's output (a residual stream), the Add now reads t. The convolution of the next block
-    still reads the int8 copy, so every convolution stays int8; only the Add itself runs in
-    float (elementwise, cheap). A skip tensor produced by a convolution is left alone: reading
-    its float output would stop the convolution from writing int8 directly."""
+    still reads the int8 copy, so every convolution stays int8; the Adds of that stream run in
+    float (ORT can no longer fuse them into QLinearAdd), which costs time in proportion to the
+    feature map: min_downsampling leaves alone the streams whose maps are larger than the input
+    divided by it (the early stages, where maps are large and little error has built up yet).
+    A skip tensor produced by a convolution is left alone too: reading its float output would
+    stop the convolution from writing int8 directly."""
     producers = _producers(model.graph)
+    factors = downsampling(model)
     rewired = 0
     for node in model.graph.node:
         if node.op_type != "Add":
@@ -142,7 +160,8 @@ def float_skip_path(model: Any) -> int:
             if quantize is None or quantize.op_type != "QuantizeLinear":
                 continue
             source = producers.get(quantize.input[0])
-            if source is not None and source.op_type == "Add":
+            if (source is not None and source.op_type == "Add"
+                    and factors.get(quantize.input[0], 1) >= min_downsampling):
                 node.input[index] = quantize.input[0]
                 rewired += 1
     _drop_unused(model.graph)
