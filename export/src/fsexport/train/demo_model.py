@@ -31,11 +31,11 @@ TRAIN_SEEDS = {"classic": 0, "randomized": 100_000}  # training clips start here
 
 @dataclass
 class DemoRecipe:
-    randomized_clips: int = 256  # clips of the randomized family (training + validation)
+    randomized_clips: int = 512  # clips of the randomized family (training + validation)
     classic_clips: int = 64  # clips of the classic family
     seconds: float = 6.0  # length of each clip: many short scenes teach more than a few long
     sizes: tuple[tuple[int, int], ...] = ((96, 72), (128, 72))  # WxH; clips split between them
-    frame_steps: int = 6000  # frame stage: steps of 64 single frames for backbone + Dense(256)
+    frame_steps: int = 12000  # frame stage: steps of 64 single frames for backbone + Dense(256)
     epochs: int = 25  # head epochs; the best validation epoch is kept
     windows_per_epoch: int = 960  # 60 steps of 16 windows
     batch_size: int = 16  # windows per step
