@@ -85,7 +85,7 @@ RECIPES: dict[str, Recipe] = {
 # minmax-keep-se-float-skip: on the briefly trained effv2s, cosine 0.9915 against minmax-keep-se's
 # 0.9900 in the same runs, r drop within 0.01 on every held-out clip, at the same encoder speed;
 # minmax-keep-se alone sat at 0.990 (three runs 0.9895-0.9902). Reading every skip path in float
-# (float-skip-all) costs 8% encoder time at 384 px for 0.0004 more; keeping SiLU in float gave
+# (float-skip-all) costs 4-9% encoder time at 384 px for 0.0004 more; keeping SiLU in float gave
 # cosine 0.9904 at 2.84x instead of 3.97x end to end
 # (benchmarks/results/cpu-2core-amd-epyc/int8.md).
 DEFAULT_RECIPE = "minmax-keep-se-float-skip"
