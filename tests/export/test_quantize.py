@@ -92,6 +92,8 @@ def test_meta_records_precision_source_sha_and_drift(tiny_int8_package: Path) ->
     assert record["calibration"]["resize_paths"]["source"] > 0
     assert record["calibration"]["resize_paths"]["graph"] > 0
     assert set(record["kept_float"]) == {*ALWAYS_FLOAT, *RECIPES[DEFAULT_RECIPE].keep_float}
+    assert record["recipe_settings"]["float_skip"] == RECIPES[DEFAULT_RECIPE].float_skip
+    assert record["float_skip_inputs"] == 0  # the tiny encoder has no residual blocks
     drift = record["drift_vs_fp32"]
     cosine = drift["embedding_cosine_source"]
     assert 0.9 < cosine["min"] <= cosine["mean"] <= 1.0

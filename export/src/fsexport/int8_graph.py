@@ -119,8 +119,9 @@ def layer_groups(model: Any) -> dict[str, list[str]]:
 
 
 def downsampling(model: Any) -> dict[str, int]:
-    """Tensor name -> how many times smaller than the encoder input its feature map is (the
-    product of the strides of the convolutions and pools upstream; 1 where there are none)."""
+    """Tensor name -> how many times smaller than the network's input (after the in-graph
+    resize) its feature map is: the product of the strides of the convolutions and pools
+    upstream, 1 where there are none."""
     factors: dict[str, int] = {i.name: 1 for i in model.graph.input}
     for node in model.graph.node:  # exporters write nodes in topological order
         factor = max((factors.get(name, 1) for name in node.input if name), default=1)

@@ -373,6 +373,7 @@ def quantize_package(package_dir: Path, cfg: QuantizeConfig | None = None,
                             "frames": info["calibration_frames"], "resize_paths": resize_paths,
                             "decoder": "fsrun pyav source at the model fps"},
             "kept_float": info["kept_float"], "quantized_nodes": info["quantized_nodes"],
+            "float_skip_inputs": info["float_skip_inputs"],
             "drift_vs_fp32": drift, "onnxruntime": onnxruntime.__version__,
             "seconds": info["seconds"],
         }
