@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from fsexport.int8_graph import downsampling
-from fsexport.quantize import RECIPES, get_recipe, quantize_encoder
+from fsexport.quantize import RECIPES, quantize_encoder
 from fsrun.backends import BackendOptions, create_backend
 
 CHANNELS = 8
@@ -21,12 +21,12 @@ def residual_stages(path: Path, seed: int = 0) -> None:
     """A stem conv, BLOCKS_PER_STAGE residual blocks h = conv1x1(h) + h, a stride-2 conv, and
     BLOCKS_PER_STAGE more blocks: two stages' skip paths, the second on a map half the size."""
     rng = np.random.default_rng(seed)
+    inits: list[onnx.TensorProto] = []
 
     def weight(name: str, shape: tuple[int, ...], std: float) -> str:
         inits.append(numpy_helper.from_array(rng.normal(0, std, shape).astype(np.float32), name))
         return name
 
-    inits: list[onnx.TensorProto] = []
     nodes = [helper.make_node("Conv", ["frames", weight("stem_w", (CHANNELS, 3, 3, 3), 0.3)],
                               ["h0"], pads=[1, 1, 1, 1], name="stem")]
     previous = "h0"
