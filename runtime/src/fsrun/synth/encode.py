@@ -32,7 +32,11 @@ class CodecSpec:
 
 
 CODECS: dict[str, CodecSpec] = {
-    "h264": CodecSpec("libx264", "mp4", ".mp4", {"preset": "veryfast", "crf": "18"}),
+    # mbtree=0: x264's macroblock-tree pass reads memory it never wrote, so the same frames
+    # encoded twice could differ (a heap filled with 0xFF first changes the decoded frames);
+    # without it the same seed gives the same clip, and a training on clips repeats exactly
+    "h264": CodecSpec("libx264", "mp4", ".mp4",
+                      {"preset": "veryfast", "crf": "18", "x264-params": "mbtree=0"}),
     "hevc": CodecSpec("libx265", "mp4", ".mp4",
                       {"preset": "ultrafast", "crf": "20", "x265-params": "log-level=error"}),
     "vp9": CodecSpec("libvpx-vp9", "webm", ".webm",
