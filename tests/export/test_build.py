@@ -155,7 +155,7 @@ def test_unknown_variant_is_one_line_without_traceback(tmp_path: Path) -> None:
                            "-o", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("fsexport: error: unknown variant 'effv9'; valid variants: "
-                                   "tiny, effv2s, effv2m, effv2l")
+                                   "tiny, effv2s, effv2m, effv2l, tiny-x2, mnv3s")
     assert "Traceback" not in proc.stderr
 
 
@@ -196,3 +196,13 @@ def test_real_variants_build_and_match(variant: str, tmp_path: Path) -> None:
     parity = result.meta.parity["max_abs_diff"]
     assert all(parity[n] <= FP32_TOLERANCE for n in ("encoder.onnx", "head.onnx", "model.onnx"))
     assert result.meta.input_size == get_variant(variant).input_size
+
+
+def test_variant_backbone_args_reach_timm(tmp_path: Path) -> None:
+    # tiny-x2 is test_efficientnet with every channel count doubled (timm channel_multiplier)
+    base, wide = create_model(get_variant("tiny")), create_model(get_variant("tiny-x2"))
+    assert wide.encoder.backbone.num_features == 2 * base.encoder.backbone.num_features == 512
+    assert wide.encoder.fc.in_features == 2 * base.encoder.fc.in_features
+    result = build_package(BuildConfig(variant="tiny-x2", output=tmp_path, fp16=False,
+                                       set_default=False, composite=False), log=lambda _: None)
+    assert load_package(result.path).meta.variant == "tiny-x2"

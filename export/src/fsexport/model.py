@@ -116,7 +116,8 @@ def create_backbone(variant: Variant, source: BackboneSource | None = None) -> t
     import timm
 
     source = source or BackboneSource()
-    kwargs: dict = {"num_classes": 0, "global_pool": "", "exportable": True}
+    kwargs: dict = {"num_classes": 0, "global_pool": "", "exportable": True,
+                    **dict(variant.backbone_args)}
     if source.weights_file is not None:
         kwargs["pretrained_cfg_overlay"] = {"file": str(source.weights_file)}
     pretrained = source.pretrained or source.weights_file is not None

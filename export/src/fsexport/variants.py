@@ -16,6 +16,7 @@ class Variant:
     embedding_dim: int = 256  # Dense after the flattened backbone features
     lstm_units: int = 128  # units per direction of each bidirectional LSTM
     dropout: float = 1e-6  # as in the author's model; kept for weight compatibility
+    backbone_args: tuple[tuple[str, float], ...] = ()  # keywords of the timm constructor
 
     def with_overrides(self, input_size: int | None = None, window: int | None = None,
                        fps: float | None = None) -> Variant:
@@ -32,6 +33,9 @@ VARIANTS: dict[str, Variant] = {
         Variant("effv2s", "tf_efficientnetv2_s", 384),
         Variant("effv2m", "tf_efficientnetv2_m", 480),
         Variant("effv2l", "tf_efficientnetv2_l", 480),
+        # small backbones for synthetic demo models (demo_recipes.md compares them with tiny)
+        Variant("tiny-x2", "test_efficientnet", 64, backbone_args=(("channel_multiplier", 2.0),)),
+        Variant("mnv3s", "mobilenetv3_small_075", 64),
     )
 }
 
