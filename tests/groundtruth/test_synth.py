@@ -249,11 +249,11 @@ def _fill_freed_heap(value: int) -> None:
 
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p
-    blocks = [ctypes.c_void_p(libc.malloc(size))
+    blocks = [(ctypes.c_void_p(libc.malloc(size)), size)
               for size in [512, 2048, 8192, 32768, 65536] * 80]
-    for block, size in zip(blocks, [512, 2048, 8192, 32768, 65536] * 80):
+    for block, size in blocks:
         ctypes.memset(block, value, size)
-    for block in blocks:
+    for block, _ in blocks:
         libc.free(block)
 
 

@@ -108,16 +108,18 @@ def r_table(rows: list[dict]) -> str:
               "already in a --work folder are used as they are).")
 @click.option("--variant", type=click.Choice(DEMO_VARIANTS), default=DemoRecipe.variant,
               show_default=True, help="Backbone: a row of the variant table.")
+@click.option("--seed", type=int, default=DemoRecipe.seed, show_default=True,
+              help="Seed of the clips, the split and the training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, variant: str, threads: int) -> None:
+         randomized_clips: int, variant: str, seed: int, threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
-                        variant=variant)
+                        variant=variant, seed=seed)
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
