@@ -33,6 +33,7 @@ DEMO_VARIANTS = ("tiny", "tiny-x2", "mnv3s")  # rows of the variant table that f
 @dataclass
 class DemoRecipe:
     variant: str = "tiny"  # row of the variant table: the backbone, small enough for 10 MB
+    input_size: int | None = None  # square side frames are resized to; None: the variant's
     randomized_clips: int = 512  # clips of the randomized family (training + validation)
     classic_clips: int = 64  # clips of the classic family
     seconds: float = 6.0  # length of each clip: many short scenes teach more than a few long
@@ -108,18 +109,21 @@ def r_table(rows: list[dict]) -> str:
               "already in a --work folder are used as they are).")
 @click.option("--variant", type=click.Choice(DEMO_VARIANTS), default=DemoRecipe.variant,
               show_default=True, help="Backbone: a row of the variant table.")
+@click.option("--input-size", type=click.IntRange(32), default=DemoRecipe.input_size,
+              help="Square side frames are resized to (default: the variant's).")
 @click.option("--seed", type=int, default=DemoRecipe.seed, show_default=True,
               help="Seed of the clips, the split and the training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, variant: str, seed: int, threads: int) -> None:
+         randomized_clips: int, variant: str, input_size: int | None, seed: int,
+         threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
-                        variant=variant, seed=seed)
+                        variant=variant, input_size=input_size, seed=seed)
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
@@ -127,14 +131,15 @@ def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
         if not data.is_dir():
             render_training_clips(recipe, data)
         result = train(TrainConfig(
-            data=data, output=root / "checkpoints", variant=recipe.variant, epochs=recipe.epochs,
+            data=data, output=root / "checkpoints", variant=recipe.variant,
+            input_size=recipe.input_size, epochs=recipe.epochs,
             batch_size=recipe.batch_size, windows_per_epoch=recipe.windows_per_epoch,
             learning_rate=recipe.learning_rate, seed=recipe.seed, frame_steps=recipe.frame_steps,
             calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init,
             augment_copies=recipe.augment_copies, val_fraction=recipe.val_fraction,
             threads=threads, cache_dir=root / "features"))
-        built = build_package(BuildConfig(variant=recipe.variant, output=target,
-                                          name="demo.fsmodel", force=True,
+        built = build_package(BuildConfig(variant=recipe.variant, input_size=recipe.input_size,
+                                          output=target, name="demo.fsmodel", force=True,
                                           checkpoint=result.checkpoint, set_default=False,
                                           fp16=False, composite=False))
         rows = [row for family in HELD_OUT_SEEDS
