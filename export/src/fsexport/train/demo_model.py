@@ -2,7 +2,8 @@
 
 Renders synthetic clips with fixed seeds from both families of `fsrun synth` (mostly the
 randomized one: a new target, background, distractors, camera and light in every clip; some
-classic ones) at every codec and frame rate and two frame shapes, trains the tiny variant with
+classic ones) at every codec and frame rate and two frame shapes, trains the tiny variant
+(`--variant` and `--input-size` pick another small row or frame side, to compare recipes) with
 augmentation (a frame stage teaches its random backbone where the target is, then the head
 trains on the frozen backbone's cached features, with two augmented copies of every clip),
 builds encoder.onnx + head.onnx (fp32 only, to stay a few MB) into
