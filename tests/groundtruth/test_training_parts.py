@@ -280,3 +280,59 @@ def test_augmented_copies_are_encoded_once_and_labelled_like_their_source() -> N
     assert not torch.equal(batches.features[piece][5:65], clean)  # its look was changed
     with torch.no_grad():
         assert batches.predict([ref], train_backbone=False).shape == (1, 60)
+
+
+def test_synthetic_clips_carry_target_places_and_creators_clips_none(small_data: Path,
+                                                                       tmp_path: Path) -> None:
+    import shutil
+
+    pair = find_pairs(small_data)[0]
+    video = decode_pair(pair, fps=30.0, input_size=32)
+    assert video.places is not None and video.places.shape == (len(video), 3)
+    assert np.corrcoef(video.places[:, 1], video.labels)[0, 1] < -0.99  # classic: y is the pos
+    assert decode_pair(pair, fps=30.0, input_size=32, crop="sbs-right").places is None
+    own = tmp_path / "own.mp4"  # a creator's video and script: no synth record
+    shutil.copy(pair.video, own)
+    doc = json.loads(pair.funscript.read_text())
+    doc["metadata"] = {"title": "mine"}
+    own.with_suffix(".funscript").write_text(json.dumps(doc))
+    assert decode_pair(find_pairs(tmp_path)[0], fps=30.0, input_size=32).places is None
+
+
+def test_augmented_places_follow_the_crop_and_the_mirror() -> None:
+    """Bright squares drawn at known places: after each draw the moved place is the centre of
+    the square as augmented, within about a pixel; the frames are those of a plain call."""
+    from fsexport.train.augment import AugmentConfig, Augmenter
+
+    places = np.array([[0.5, 0.25, 0.08], [0.2, 0.7, 0.1], [0.8, 0.8, 0.06]], np.float32)
+    frames = np.zeros((3, 64, 64, 3), np.uint8)
+    for frame, (cx, cy, size) in zip(frames, places):
+        r = int(size * 64)
+        frame[int(cy * 64) - r:int(cy * 64) + r, int(cx * 64) - r:int(cx * 64) + r] = 255
+    plain, with_places = Augmenter(AugmentConfig(), seed=5), Augmenter(AugmentConfig(), seed=5)
+    moved_any = 0
+    for _ in range(12):
+        expected = plain(frames)
+        out, moved = with_places.with_places(frames, places)
+        np.testing.assert_array_equal(out, expected)
+        for frame, place in zip(out, moved):
+            grey = frame.astype(float).mean(-1)
+            ys, xs = np.nonzero(grey > (grey.max() + grey.min()) / 2)
+            assert abs((xs.mean() + 0.5) / 64 - place[0]) < 2.0 / 64
+            assert abs((ys.mean() + 0.5) / 64 - place[1]) < 2.0 / 64
+        moved_any += not np.allclose(moved, places, atol=1 / 64)
+    assert moved_any >= 6
+
+
+def test_frame_stage_learns_target_places_when_asked(small_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(data=small_data, output=tmp_path / "places", epochs=1,
+                         windows_per_epoch=4, batch_size=4, val_fraction=0.25, progress=False,
+                         threads=1, frame_steps=6, frame_batch=16, frame_places=1.0)
+    with_places = train(config, echo=lambda _: None).frame_stage
+    assert with_places is not None and 0 < with_places.val_place_error < 1
+    meta = json.loads((tmp_path / "places" / "checkpoint.json").read_text())
+    assert meta["frame_stage"]["val_place_error"] == pytest.approx(with_places.val_place_error,
+                                                                   abs=1e-4)
+    config.output, config.frame_places = tmp_path / "plain", 0.0
+    plain = train(config, echo=lambda _: None).frame_stage
+    assert np.isnan(plain.val_place_error)

@@ -78,6 +78,12 @@ class Augmenter:
         return v2.Compose(steps)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
+        return self.with_places(frames, None)[0]
+
+    def with_places(self, frames: np.ndarray,
+                    places: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Augment frames and move the target places [N, 3] (centre x, y, size as fractions of
+        the picture) with the crop and the mirror. The frames come out as without places."""
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected uint8 frames [N, H, W, 3], got {frames.dtype} "
                              f"{frames.shape}")
@@ -89,10 +95,51 @@ class Augmenter:
         seed = int(self._rng.integers(0, 2 ** 62))
         with torch.random.fork_rng(devices=[]):  # v2 draws from torch's global generator
             torch.manual_seed(seed)
-            y = self._pipeline(x)
+            if places is None:
+                y = self._pipeline(x)
+            else:
+                y, places = self._run_with_places(x, places)
         self.calls += 1
-        return y.permute(0, 2, 3, 1).contiguous().numpy()
+        return y.permute(0, 2, 3, 1).contiguous().numpy(), places
 
-    def groups(self, frames: np.ndarray, group: int) -> np.ndarray:
-        """One draw per `group` consecutive frames (for batches of unrelated single frames)."""
-        return np.concatenate([self(frames[i:i + group]) for i in range(0, len(frames), group)])
+    def _run_with_places(self, x: torch.Tensor, places: np.ndarray) -> tuple[torch.Tensor,
+                                                                             np.ndarray]:
+        """The pipeline's steps one by one (the same draws as the whole pipeline), the places as
+        key points: each target's centre and a point one size unit below it. v2 cannot pad key
+        points with replicated edges, so that step shifts them here."""
+        tv_tensors = self._tv_tensors()
+        side = float(x.shape[-1])
+        # v2 counts key points in pixel indices (pixel i's centre is i; a mirror maps i to W-1-i)
+        centre = torch.from_numpy(np.asarray(places[:, :2], np.float32)) * side - 0.5
+        below = centre + torch.stack([torch.zeros(len(places)),
+                                      torch.from_numpy(np.asarray(places[:, 2], np.float32))],
+                                     1) * side
+        points = torch.cat([centre, below])
+        for step in self._pipeline.transforms:
+            if isinstance(step, self._v2.Pad):
+                x = step(x)
+                points = points + float(np.ravel(step.padding)[0])  # the same on every side
+                continue
+            x, points = step(x, tv_tensors.KeyPoints(points, canvas_size=tuple(x.shape[-2:])))
+            points = points.as_subclass(torch.Tensor)
+        side = float(x.shape[-1])
+        n = len(places)
+        moved = np.empty((n, 3), np.float32)
+        moved[:, :2] = ((points[:n] + 0.5) / side).numpy()
+        moved[:, 2] = (torch.linalg.vector_norm(points[n:] - points[:n], dim=1) / side).numpy()
+        return x, moved
+
+    def _tv_tensors(self):
+        from torchvision import tv_tensors  # noqa: PLC0415  (export side only)
+
+        return tv_tensors
+
+    def groups(self, frames: np.ndarray, group: int,
+               places: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None] | np.ndarray:
+        """One draw per `group` consecutive frames (for batches of unrelated single frames);
+        with places, (frames, moved places)."""
+        parts = [self.with_places(frames[i:i + group],
+                                  None if places is None else places[i:i + group])
+                 for i in range(0, len(frames), group)]
+        out = np.concatenate([f for f, _ in parts])
+        return out if places is None else (out, np.concatenate([p for _, p in parts]))

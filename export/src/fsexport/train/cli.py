@@ -42,6 +42,9 @@ from fsexport.variants import VARIANTS
                    "backbone without pretrained weights), then the head on the frozen result.")
 @click.option("--frame-batch", type=click.IntRange(1), default=64, show_default=True,
               help="Frames per step of --frame-steps.")
+@click.option("--frame-places", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="Frame stage: also learn where the target is drawn (centre and size), with "
+                   "this weight; clips of `fsrun synth` record it, other videos train without.")
 @click.option("--augment/--no-augment", default=True, show_default=True,
               help="Change the look of training windows: colour, crop, mirror, blur, noise, "
                    "JPEG; one random draw per window, so its frames change alike.")
@@ -65,8 +68,9 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   head_init: bool, output: Path | None, name: str, epochs: int,
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
-                  augment: bool, augment_copies: int, flip: bool, no_feature_cache: bool,
-                  cache_dir: Path | None, crop: str, seed: int, resume: bool, threads: int) -> None:
+                  frame_places: float, augment: bool, augment_copies: int, flip: bool,
+                  no_feature_cache: bool, cache_dir: Path | None, crop: str, seed: int,
+                  resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
     Build a package from the result with: fsexport build --variant VARIANT --checkpoint
@@ -78,6 +82,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         epochs=epochs, batch_size=batch_size, windows_per_epoch=windows_per_epoch,
         learning_rate=lr, plateau_patience=patience, val_fraction=val_fraction,
         unfreeze_backbone=unfreeze, frame_steps=frame_steps, frame_batch=frame_batch,
+        frame_places=frame_places,
         augment=augment, augment_copies=augment_copies, flip=flip,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, seed=seed, resume=resume, threads=threads)

@@ -2,7 +2,9 @@
 
 Frames are taken with fsrun's own source and timestamp sampler at the model's fps, so training
 and inference see the same frames; each frame's label is the funscript interpolated at that
-frame's presentation time (pos 0-100 -> 0..1). The split is by video, never by window:
+frame's presentation time (pos 0-100 -> 0..1). A clip that `fsrun synth` rendered also says
+where its target is drawn in each frame (its truth file records the seed the scene comes from),
+an auxiliary answer the frame stage may learn beside the position. The split is by video, never by window:
 neighbouring windows of one video are nearly identical and would leak into validation.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from fsrun.errors import UsageError
-from fsrun.funscript import default_output, read_actions, truth_path
+from fsrun.funscript import default_output, read_actions, read_funscript, truth_path
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import open_source
 
@@ -35,6 +37,7 @@ class DecodedVideo:
     frames: np.ndarray  # uint8 [N, S, S, 3], already resized to the model's input size
     pts_ms: np.ndarray  # float64 [N] presentation times
     labels: np.ndarray  # float32 [N] positions in 0..1 at those times
+    places: np.ndarray | None = None  # float32 [N, 3] target centre x, y and size, or None
 
     def __len__(self) -> int:
         return len(self.pts_ms)
@@ -109,7 +112,23 @@ def decode_pair(pair: Pair, fps: float, input_size: int, crop: str = "full",
     pts_ms = np.concatenate(stamps)
     at_ms, pos = read_actions(pair.funscript)
     labels = (np.interp(pts_ms, at_ms, pos) / 100.0).astype(np.float32)
-    return DecodedVideo(pair, np.concatenate(chunks), pts_ms, labels)
+    return DecodedVideo(pair, np.concatenate(chunks), pts_ms, labels,
+                        synth_places(pair.funscript, pts_ms, crop))
+
+
+# crops under which a synthetic clip's target place holds for the picture the model sees
+_PLACES_HOLD = {("flat", "full"), ("sbs", "sbs-left")}
+
+
+def synth_places(funscript: Path, pts_ms: np.ndarray, crop: str = "full") -> np.ndarray | None:
+    """Where a synthetic clip's target is drawn at these times, as fractions of the picture the
+    model sees; None for a creator's own script or a crop that cuts the view differently."""
+    from fsrun.synth.encode import spec_from_truth, target_places  # noqa: PLC0415  (PyAV)
+
+    spec = spec_from_truth(read_funscript(funscript, strict=False).get("metadata"))
+    if spec is None or (spec.layout, crop) not in _PLACES_HOLD:
+        return None
+    return target_places(spec, pts_ms / 1000.0)
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:

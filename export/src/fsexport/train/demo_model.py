@@ -40,6 +40,7 @@ class DemoRecipe:
     seconds: float = 6.0  # length of each clip: many short scenes teach more than a few long
     sizes: tuple[tuple[int, int], ...] = ((96, 72), (128, 72))  # WxH; clips split between them
     frame_steps: int = 12000  # frame stage: steps of 64 single frames for backbone + Dense(256)
+    frame_places: float = 0.0  # frame stage: weight of learning where the target is drawn
     epochs: int = 25  # head epochs; the best validation epoch is kept
     windows_per_epoch: int = 960  # 60 steps of 16 windows
     batch_size: int = 16  # windows per step
@@ -112,19 +113,23 @@ def r_table(rows: list[dict]) -> str:
               show_default=True, help="Backbone: a row of the variant table.")
 @click.option("--input-size", type=click.IntRange(32), default=DemoRecipe.input_size,
               help="Square side frames are resized to (default: the variant's).")
+@click.option("--frame-places", type=click.FloatRange(0), default=DemoRecipe.frame_places,
+              show_default=True, help="Frame stage: weight of learning where the target is "
+              "drawn (centre and size) beside its position.")
 @click.option("--seed", type=int, default=DemoRecipe.seed, show_default=True,
               help="Seed of the clips, the split and the training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, variant: str, input_size: int | None, seed: int,
-         threads: int) -> None:
+         randomized_clips: int, variant: str, input_size: int | None, frame_places: float,
+         seed: int, threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
-                        variant=variant, input_size=input_size, seed=seed)
+                        variant=variant, input_size=input_size, frame_places=frame_places,
+                        seed=seed)
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
@@ -136,6 +141,7 @@ def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
             input_size=recipe.input_size, epochs=recipe.epochs,
             batch_size=recipe.batch_size, windows_per_epoch=recipe.windows_per_epoch,
             learning_rate=recipe.learning_rate, seed=recipe.seed, frame_steps=recipe.frame_steps,
+            frame_places=recipe.frame_places,
             calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init,
             augment_copies=recipe.augment_copies, val_fraction=recipe.val_fraction,
             threads=threads, cache_dir=root / "features"))

@@ -11,6 +11,11 @@ the backbone is frozen again (unless unfreezing is asked) and the head trains on
 With augmentation, each batch of single frames is changed in groups (one draw per group of
 frames, which come from unrelated videos), so the encoder learns where the target is under
 many looks; validation frames stay as decoded.
+
+Where a clip says where its target is drawn (clips of `fsrun synth`), a second throw-away probe
+can regress that place too (centre x and y, size) with weight `places_weight`. The position
+alone says only how high the target is; the place also asks which thing in the picture it is,
+so distractors and background count as errors. Neither probe is part of the built model.
 """
 from __future__ import annotations
 
@@ -36,41 +41,68 @@ class FrameStageResult:
     train_loss: float  # mean MSE over the last quarter of the steps
     val_r: float  # Pearson r of the probe on every validation frame (nan without validation)
     seconds: float  # wall time of the stage
+    val_place_error: float = float("nan")  # mean distance of predicted to true target centre
+    # on validation frames, as a fraction of the picture (nan without places)
 
     def describe(self) -> dict:
         return {"steps": self.steps, "train_loss": round(self.train_loss, 6),
-                "val_r": round(self.val_r, 4), "seconds": round(self.seconds, 2)}
+                "val_r": round(self.val_r, 4), "seconds": round(self.seconds, 2),
+                "val_place_error": round(self.val_place_error, 4)}
 
 
-def _stack(videos: list[DecodedVideo]) -> tuple[np.ndarray, np.ndarray]:
+PLACE_SCALE = np.array([1.0, 1.0, 4.0], np.float32)  # size x4: about the range of the centre
+
+
+def _stack(videos: list[DecodedVideo]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frames, labels and target places (nan rows where a video has none)."""
+    places = [v.places if v.places is not None else np.full((len(v), 3), np.nan, np.float32)
+              for v in videos]
     return (np.concatenate([v.frames for v in videos]),
-            np.concatenate([v.labels for v in videos]).astype(np.float32))
+            np.concatenate([v.labels for v in videos]).astype(np.float32),
+            np.concatenate(places).astype(np.float32))
 
 
 @torch.no_grad()
-def _probe_r(encoder: FrameEncoder, probe: nn.Linear, frames: np.ndarray, labels: np.ndarray,
-             batch_size: int = 256) -> float:
+def _probe_scores(encoder: FrameEncoder, probe: nn.Linear, place_probe: nn.Linear | None,
+                  frames: np.ndarray, labels: np.ndarray, places: np.ndarray,
+                  batch_size: int = 256) -> tuple[float, float]:
+    """(Pearson r of the position probe, mean centre error of the place probe or nan)."""
     was_training = encoder.training
     encoder.eval()
-    preds = [probe(encoder(torch.from_numpy(frames[i:i + batch_size]))).squeeze(1)
-             for i in range(0, len(frames), batch_size)]
+    features = torch.cat([encoder(torch.from_numpy(frames[i:i + batch_size]))
+                          for i in range(0, len(frames), batch_size)])
     encoder.train(was_training)
-    return pearson_r(torch.cat(preds).numpy(), labels)
+    r = pearson_r(probe(features).squeeze(1).numpy(), labels)
+    known = np.isfinite(places).all(1)
+    if place_probe is None or not known.any():
+        return r, float("nan")
+    centre = place_probe(features[torch.from_numpy(known)]).numpy()[:, :2]
+    return r, float(np.linalg.norm(centre - places[known, :2], axis=1).mean())
 
 
 def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                  val_videos: list[DecodedVideo], steps: int, batch_size: int,
                  learning_rate: float, seed: int, progress: bool = True,
-                 augmenter: Augmenter | None = None, group: int = 16) -> FrameStageResult:
-    """Train backbone + Dense(D) to predict each frame's position; leaves the encoder in eval."""
+                 augmenter: Augmenter | None = None, group: int = 16,
+                 places_weight: float = 0.0) -> FrameStageResult:
+    """Train backbone + Dense(D) to predict each frame's position (and, with places_weight,
+    where its target is drawn); leaves the encoder in eval."""
     started = time.perf_counter()
-    frames, labels = _stack(train_videos)
+    frames, labels, places = _stack(train_videos)
     generator = torch.Generator().manual_seed(seed)
     probe = nn.Linear(encoder.fc.out_features, 1)
     with torch.no_grad():  # start the probe inside the label range, like the head's output bias
         probe.weight.normal_(0.0, 0.01, generator=generator)
         probe.bias.fill_(0.5)
     params = [*encoder.parameters(), *probe.parameters()]
+    place_probe = None
+    if places_weight > 0 and np.isfinite(places).all(1).any():
+        place_probe = nn.Linear(encoder.fc.out_features, 3)
+        with torch.no_grad():  # drawn after the position probe: runs without places repeat
+            place_probe.weight.normal_(0.0, 0.01, generator=generator)
+            place_probe.bias.fill_(0.5)
+        params += list(place_probe.parameters())
+    scale = torch.from_numpy(PLACE_SCALE)
     for p in encoder.parameters():
         p.requires_grad_(True)
     optimizer = torch.optim.Adam(params, lr=learning_rate)
@@ -85,19 +117,26 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                            if losses else "") as bar:
         for _ in bar:
             pick = rng.integers(0, len(frames), batch_size)
-            batch = frames[pick]
-            if augmenter is not None:
+            batch, where = frames[pick], places[pick]
+            if augmenter is not None and place_probe is not None:
+                batch, where = augmenter.groups(batch, group, where)
+            elif augmenter is not None:
                 batch = augmenter.groups(batch, group)
-            pred = probe(encoder(torch.from_numpy(batch))).squeeze(1)
-            loss = F.mse_loss(pred, torch.from_numpy(labels[pick]))
+            features = encoder(torch.from_numpy(batch))
+            loss = F.mse_loss(probe(features).squeeze(1), torch.from_numpy(labels[pick]))
+            known = torch.from_numpy(np.isfinite(where).all(1))
+            if place_probe is not None and bool(known.any()):
+                target = torch.from_numpy(where)[known] * scale
+                loss = loss + places_weight * F.mse_loss(place_probe(features[known]), target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             losses.append(loss.item())
     encoder.eval()
-    val_r = float("nan")
+    val_r, place_error = float("nan"), float("nan")
     if val_videos:
-        val_r = _probe_r(encoder, probe, *_stack(val_videos))
+        val_r, place_error = _probe_scores(encoder, probe, place_probe, *_stack(val_videos))
     tail = losses[-max(len(losses) // 4, 1):] if losses else [float("nan")]
-    return FrameStageResult(steps, float(np.mean(tail)), val_r, time.perf_counter() - started)
+    return FrameStageResult(steps, float(np.mean(tail)), val_r, time.perf_counter() - started,
+                            place_error)

@@ -53,6 +53,8 @@ class TrainConfig:
     frame_batch: int = 64  # frames per step of that frame stage
     frame_lr: float = 3e-3  # Adam's starting rate in the frame stage (cosine decay to 0)
     frame_group: int = 16  # frame stage: frames that share one augmentation draw
+    frame_places: float = 0.0  # frame stage: weight of learning where a synthetic clip's target
+    # is drawn (centre, size) beside its position; 0 learns the position alone
     augment: bool = True  # change the look of training windows (one draw per window)
     augment_copies: int = 2  # with the feature cache: augmented copies of every training video
     augment_segment: int = 0  # frames per draw in those copies; 0: eight windows
@@ -189,9 +191,11 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
                                    config.frame_batch, config.frame_lr, config.seed,
                                    config.progress,
                                    Augmenter(augment, [config.seed, 1]) if config.augment else None,
-                                   config.frame_group)
-        echo(f"frame stage: {frame_stage.steps} steps, train MSE {frame_stage.train_loss:.5f}, "
-             f"frame-level val r {frame_stage.val_r:.3f}, {frame_stage.seconds:.1f}s")
+                                   config.frame_group, config.frame_places)
+        place = (f", val centre error {frame_stage.val_place_error:.3f}"
+                 if np.isfinite(frame_stage.val_place_error) else "")
+        echo(f"frame stage: {frame_stage.steps} steps, train loss {frame_stage.train_loss:.5f}, "
+             f"frame-level val r {frame_stage.val_r:.3f}{place}, {frame_stage.seconds:.1f}s")
         frame_info = frame_stage.describe()
     use_cache = config.feature_cache and not config.unfreeze_backbone
     cache = FeatureCache(model.encoder, config.cache_dir) if use_cache else None

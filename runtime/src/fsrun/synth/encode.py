@@ -184,6 +184,41 @@ def refuse_existing(paths: list[Path]) -> None:
         raise OutputError(f"{taken[0]} exists{more}; use --force to overwrite")
 
 
+def _track_and_scene(spec: ClipSpec, rng: np.random.Generator) -> tuple[Track, object]:
+    """The clip's track and scene, drawn from rng in the one order every clip uses."""
+    track = make_track(spec.track, spec.seconds + 0.5, rng)
+    scene = FAMILIES[spec.family].make_scene(rng, spec.width, spec.height, spec.seconds,
+                                             spec.layout)
+    return track, scene
+
+
+def spec_from_truth(metadata: dict) -> ClipSpec | None:
+    """The ClipSpec that a truth funscript's metadata records, or None where it records none."""
+    synth = metadata.get("synth") if isinstance(metadata, dict) else None
+    if not isinstance(synth, dict):
+        return None
+    try:
+        width, height = (int(v) for v in synth["size"])
+        spec = ClipSpec(seconds=float(synth["seconds"]), fps=str(synth["fps"]),
+                        codec=str(synth["codec"]), width=width, height=height,
+                        layout=str(synth["layout"]), track=str(synth["track"]),
+                        seed=int(synth["seed"]), family=str(synth["family"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+    known = spec.family in FAMILIES and spec.track in TRACK_KINDS
+    return spec if known else None
+
+
+def target_places(spec: ClipSpec, times_s: np.ndarray) -> np.ndarray:
+    """float32 [N, 3]: where the clip's target is drawn at each time (centre x as a fraction of
+    the view's width, centre y and size as fractions of its height), from the seed alone."""
+    track, scene = _track_and_scene(spec, np.random.default_rng(spec.seed))
+    place = FAMILIES[spec.family].target_place
+    return np.array([place(scene, float(t), float(p))
+                     for t, p in zip(times_s, track.at(np.asarray(times_s)))],
+                    np.float32).reshape(-1, 3)
+
+
 def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
                force: bool = False) -> Clip:
     """Render and encode one clip plus its true funscript (VIDEO.truth.funscript) into out_dir.
@@ -203,9 +238,8 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
         refuse_existing([video, truth])
     rate = parse_fps(spec.fps)
     rng = np.random.default_rng(spec.seed)
-    track = make_track(spec.track, spec.seconds + 0.5, rng)
+    track, scene = _track_and_scene(spec, rng)
     family = FAMILIES[spec.family]
-    scene = family.make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
     times = frame_times(rate, spec.seconds, rng)
     positions = track.at(times)
     video.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """The synthetic families `fsrun synth --family` chooses from: one renderer each.
 
 Both draw a scene from the clip's seed and render frames along the same kind of track, so a
-family is a pair of functions with the same signatures. The classic family is the original
+family is a set of functions with the same signatures; `target_place` says where the target
+is drawn, which training can use as a second, auxiliary answer beside the position. The classic family is the original
 renderer and keeps every existing seed's clip as it was.
 """
 from __future__ import annotations
@@ -19,12 +20,14 @@ from fsrun.synth.tracks import Track
 class Family:
     make_scene: Callable[[np.random.Generator, int, int, float, str], Any]  # rng, W, H, s, layout
     render_frames: Callable[[Any, Track, np.ndarray, np.random.Generator], Iterator[np.ndarray]]
+    target_place: Callable[[Any, float, float], tuple[float, float, float]]  # scene, t, pos
     summary: str  # one line for --help
 
 
 FAMILIES: dict[str, Family] = {
-    "classic": Family(render.make_scene, render.render_frames,
+    "classic": Family(render.make_scene, render.render_frames, render.target_place,
                       "an outlined saturated disc over a drifting grating, small squares"),
     "randomized": Family(randomized.make_scene, randomized.render_frames,
+                         randomized.target_place,
                          "a new target, background, distractors, camera and light per clip"),
 }

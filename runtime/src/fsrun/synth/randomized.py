@@ -248,6 +248,25 @@ def _sample(canvas: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
+def _target_pose(scene: RandomScene, t_s: float, position: float,
+                 x_shift: float = 0.0) -> tuple[float, float, float]:
+    """(centre x, centre y, size unit) of the target in pixels of one view, camera applied."""
+    h, w = scene.height, scene.width
+    zoom, dx, dy = _camera(scene, t_s)
+    top, bottom = scene.travel
+    x = w * (0.25 + 0.5 * float(scene.sway.at(t_s)) + x_shift)
+    y = h * (bottom + (top - bottom) * position)
+    size = scene.size * h * zoom * (0.85 + 0.35 * float(scene.scale.at(t_s)))
+    return (x - w / 2 - dx) * zoom + w / 2, (y - h / 2 - dy) * zoom + h / 2, size
+
+
+def target_place(scene: RandomScene, t_s: float, position: float) -> tuple[float, float, float]:
+    """Where the target is drawn in the (left) view: centre x as a fraction of the width,
+    centre y and size unit as fractions of the height."""
+    x, y, size = _target_pose(scene, t_s, position)
+    return x / scene.width, y / scene.height, size / scene.height
+
+
 def _view(scene: RandomScene, t_s: float, position: float, x_shift: float,
           rng: np.random.Generator) -> np.ndarray:
     h, w = scene.height, scene.width
@@ -267,12 +286,9 @@ def _view(scene: RandomScene, t_s: float, position: float, x_shift: float,
                                            float(m.y_track.at(t_s)) * h), m.size * h * zoom)
 
     draw_movers(False)
-    top, bottom = scene.travel
-    x = w * (0.25 + 0.5 * float(scene.sway.at(t_s)) + x_shift)
-    y = h * (bottom + (top - bottom) * position)
-    size = scene.size * h * zoom * (0.85 + 0.35 * float(scene.scale.at(t_s)))
+    x, y, size = _target_pose(scene, t_s, position, x_shift)
     angle = scene.spin_range * (2 * float(scene.spin.at(t_s)) - 1)
-    paint(img, scene.target, *place(x, y), size, angle)
+    paint(img, scene.target, x, y, size, angle)
     draw_movers(True)
     gain = 0.6 + 0.7 * float(scene.light.at(t_s)) if scene.light is not None else 1.0
     img = img * (gain * scene.tint) + scene.haze

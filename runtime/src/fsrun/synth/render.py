@@ -139,6 +139,22 @@ def target_center_y(position: float, height: int) -> float:
     return height * (BOTTOM_Y + (TOP_Y - BOTTOM_Y) * position)
 
 
+def _target_pose(scene: Scene, t_s: float, position: float,
+                 x_shift: float = 0.0) -> tuple[float, float, float]:
+    """(centre x, centre y, radius) of the target in pixels of one view."""
+    h, w = scene.height, scene.width
+    radius = scene.target_radius * h * (0.8 + 0.45 * float(scene.scale.at(t_s)))
+    cx = w * (0.3 + 0.4 * float(scene.sway.at(t_s)) + x_shift)
+    return cx, target_center_y(position, h), radius
+
+
+def target_place(scene: Scene, t_s: float, position: float) -> tuple[float, float, float]:
+    """Where the target is drawn in the (left) view: centre x as a fraction of the width,
+    centre y and radius as fractions of the height."""
+    cx, cy, radius = _target_pose(scene, t_s, position)
+    return cx / scene.width, cy / scene.height, radius / scene.height
+
+
 def _view(scene: Scene, t_s: float, position: float, x_shift: float,
           rng: np.random.Generator) -> np.ndarray:
     h, w = scene.height, scene.width
@@ -148,9 +164,8 @@ def _view(scene: Scene, t_s: float, position: float, x_shift: float,
     for d in scene.distractors:
         _paint_square(img, float(d.x_track.at(t_s)) * w, float(d.y_track.at(t_s)) * h,
                       d.size * h, d.color)
-    radius = scene.target_radius * h * (0.8 + 0.45 * float(scene.scale.at(t_s)))
-    cx = w * (0.3 + 0.4 * float(scene.sway.at(t_s)) + x_shift)
-    _paint_disc(img, cx, target_center_y(position, h), radius, scene.target_color, rim=0.3)
+    cx, cy, radius = _target_pose(scene, t_s, position, x_shift)
+    _paint_disc(img, cx, cy, radius, scene.target_color, rim=0.3)
     img *= (0.65 + 0.55 * float(scene.light.at(t_s))) * scene.tint
     img += rng.normal(0.0, scene.noise_sigma, img.shape).astype(np.float32)
     return img
