@@ -111,6 +111,28 @@ def test_stride_table_grades_the_demo_model_against_truth(tmp_path: Path) -> Non
     assert "(default)" in table and table.count("\n| ") >= len(STRIDES) + len(POSTPROCESS)
 
 
+def test_demo_wide_grades_packages_on_many_clips_and_groups_the_misses(tmp_path: Path) -> None:
+    from fsrun.config import demo_model_dir
+
+    out, clips = tmp_path / "wide", tmp_path / "clips"
+    args = ["demo-wide", "--package", f"demo={demo_model_dir()}", "--package",
+            f"again={demo_model_dir()}", "--clips", "4", "--seconds", "4", "--clips-dir",
+            str(clips), "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "demo_wide.json").read_text())
+    assert len(list(clips.glob("*.truth.funscript"))) == 4
+    assert results["r"]["demo"] == results["r"]["again"]  # the same package grades the same
+    assert len(results["r"]["demo"]) == len(results["scenes"]) == 4
+    row = results["summary"]["demo"]
+    assert row["share_ge_095"] == sum(r >= 0.95 for r in results["r"]["demo"]) / 4
+    assert sum(n for n, _ in row["missed_by"]["background"].values()) == 4
+    assert "| demo |" in (out / "demo_wide.md").read_text()
+    assert (out / "demo_wide.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = CliRunner().invoke(main, ["demo-wide", "--package", str(tmp_path)])
+    assert bad.exit_code == 2 and "LABEL=PACKAGE_FOLDER" in bad.output
+
+
 def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "cache"
     result = CliRunner().invoke(main, ["train-cache", "--variants", "tiny", "--epochs", "2",

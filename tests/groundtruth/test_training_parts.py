@@ -336,3 +336,24 @@ def test_frame_stage_learns_target_places_when_asked(small_data: Path, tmp_path:
     config.output, config.frame_places = tmp_path / "plain", 0.0
     plain = train(config, echo=lambda _: None).frame_stage
     assert np.isnan(plain.val_place_error)
+
+
+def test_hard_clips_are_randomized_clips_over_the_hard_backgrounds(tmp_path: Path) -> None:
+    from fsexport.train.demo_model import (HARD_BACKGROUNDS, HARD_SEEDS_FROM, DemoRecipe,
+                                           hard_seeds, render_hard_clips)
+    from fsrun.funscript import read_funscript
+    from fsrun.synth.encode import spec_from_truth, track_and_scene
+
+    recipe = DemoRecipe(hard_clips=3, seconds=2.0, sizes=((32, 24),))
+    render_hard_clips(recipe, tmp_path)
+    specs = [spec_from_truth(read_funscript(t, strict=False)["metadata"])
+             for t in sorted(tmp_path.glob("*.truth.funscript"))]
+    assert len(specs) == 3 and {s.family for s in specs} == {"randomized"}
+    assert len({(s.fps, s.codec) for s in specs}) == 3  # rates and codecs in turn
+    seeds = [s.seed for s in specs]
+    assert seeds == hard_seeds(3, 2.0, HARD_SEEDS_FROM) and seeds[0] >= HARD_SEEDS_FROM
+    for spec in specs:  # drawn as the clip was written, at its own size
+        assert track_and_scene(spec)[1].background_kind in HARD_BACKGROUNDS
+    passed_over = [s for s in range(seeds[0], seeds[-1]) if s not in seeds]
+    assert passed_over == [] or all(
+        s not in hard_seeds(1, 2.0, s) for s in passed_over)  # each one's scene is not hard

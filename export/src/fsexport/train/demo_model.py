@@ -28,6 +28,8 @@ from fsrun.synth.encode import CODECS
 
 HELD_OUT_SEEDS = {"classic": 900_000, "randomized": 920_000}  # graded clips start here
 TRAIN_SEEDS = {"classic": 0, "randomized": 100_000}  # training clips start here
+HARD_SEEDS_FROM = 200_000  # extra randomized clips with a hard background are sought from here
+HARD_BACKGROUNDS = ("mosaic", "clutter")  # the backgrounds the demo misses most often
 DEMO_VARIANTS = ("tiny", "tiny-x2", "mnv3s")  # rows of the variant table that fit in 10 MB
 
 
@@ -45,6 +47,7 @@ class DemoRecipe:
     windows_per_epoch: int = 960  # 60 steps of 16 windows
     batch_size: int = 16  # windows per step
     learning_rate: float = 3e-3  # Adam, halved on plateau
+    hard_clips: int = 0  # extra randomized clips whose background is one of HARD_BACKGROUNDS
     augment_copies: int = 2  # augmented copies of every training clip for the head stage
     val_fraction: float = 0.15  # share of clips held out for validation (by clip)
     seed: int = 0  # everything random derives from this
@@ -62,6 +65,37 @@ def render_training_clips(recipe: DemoRecipe, data: Path) -> None:
             write_clips(data, per_size, recipe.seconds, rates, list(CODECS),
                         recipe.seed + TRAIN_SEEDS[family] + k * per_size, size, progress=True,
                         family=family)
+    render_hard_clips(recipe, data)
+
+
+def render_hard_clips(recipe: DemoRecipe, data: Path) -> None:
+    """recipe.hard_clips more randomized clips, every one over a background of HARD_BACKGROUNDS,
+    cycling through the rates, codecs and sizes."""
+    combos = [(fps, codec) for fps in [*ALL_FPS, "vfr"] for codec in CODECS]
+    for i, seed in enumerate(hard_seeds(recipe.hard_clips, recipe.seconds,
+                                        recipe.seed + HARD_SEEDS_FROM)):
+        fps, codec = combos[i % len(combos)]
+        write_clips(data, 1, recipe.seconds, [fps], [codec], seed,
+                    recipe.sizes[i % len(recipe.sizes)], family="randomized")
+
+
+def hard_seeds(count: int, seconds: float, start: int) -> list[int]:
+    """The first `count` seeds from `start` whose randomized scene (as write_clips draws it for
+    one clip) has one of HARD_BACKGROUNDS."""
+    import numpy as np  # noqa: PLC0415
+
+    from fsrun.synth.cli import TRACK_CYCLE  # noqa: PLC0415
+    from fsrun.synth.encode import ClipSpec, track_and_scene  # noqa: PLC0415
+
+    seeds, seed = [], start
+    while len(seeds) < count:
+        track = TRACK_CYCLE[int(np.random.default_rng(seed).integers(0, len(TRACK_CYCLE)))]
+        spec = ClipSpec(seconds=seconds, width=96, height=72, track=track, seed=seed,
+                        family="randomized")
+        if track_and_scene(spec)[1].background_kind in HARD_BACKGROUNDS:
+            seeds.append(seed)
+        seed += 1
+    return seeds
 
 
 def grade(package: Path, folder: Path, seconds: float = 12.0, size: tuple[int, int] = (96, 72),
@@ -109,6 +143,9 @@ def r_table(rows: list[dict]) -> str:
 @click.option("--randomized-clips", type=click.IntRange(1), default=DemoRecipe.randomized_clips,
               show_default=True, help="Training clips of the randomized family (clips "
               "already in a --work folder are used as they are).")
+@click.option("--hard-clips", type=click.IntRange(0), default=DemoRecipe.hard_clips,
+              show_default=True, help="Extra randomized training clips whose background is "
+              f"one of {', '.join(HARD_BACKGROUNDS)} (the demo misses those most).")
 @click.option("--variant", type=click.Choice(DEMO_VARIANTS), default=DemoRecipe.variant,
               show_default=True, help="Backbone: a row of the variant table.")
 @click.option("--input-size", type=click.IntRange(32), default=DemoRecipe.input_size,
@@ -120,14 +157,15 @@ def r_table(rows: list[dict]) -> str:
               help="Seed of the clips, the split and the training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, variant: str, input_size: int | None, frame_places: float,
-         seed: int, threads: int) -> None:
+         randomized_clips: int, hard_clips: int, variant: str, input_size: int | None,
+         frame_places: float, seed: int, threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
+                        hard_clips=hard_clips,
                         variant=variant, input_size=input_size, frame_places=frame_places,
                         seed=seed)
     target = output or user_config.demo_model_dir().parent

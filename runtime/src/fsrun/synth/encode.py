@@ -184,8 +184,11 @@ def refuse_existing(paths: list[Path]) -> None:
         raise OutputError(f"{taken[0]} exists{more}; use --force to overwrite")
 
 
-def _track_and_scene(spec: ClipSpec, rng: np.random.Generator) -> tuple[Track, object]:
-    """The clip's track and scene, drawn from rng in the one order every clip uses."""
+def track_and_scene(spec: ClipSpec,
+                    rng: np.random.Generator | None = None) -> tuple[Track, object]:
+    """The clip's track and scene, drawn in the one order every clip uses (from the spec's seed
+    unless a generator is given)."""
+    rng = np.random.default_rng(spec.seed) if rng is None else rng
     track = make_track(spec.track, spec.seconds + 0.5, rng)
     scene = FAMILIES[spec.family].make_scene(rng, spec.width, spec.height, spec.seconds,
                                              spec.layout)
@@ -212,7 +215,7 @@ def spec_from_truth(metadata: dict) -> ClipSpec | None:
 def target_places(spec: ClipSpec, times_s: np.ndarray) -> np.ndarray:
     """float32 [N, 3]: where the clip's target is drawn at each time (centre x as a fraction of
     the view's width, centre y and size as fractions of its height), from the seed alone."""
-    track, scene = _track_and_scene(spec, np.random.default_rng(spec.seed))
+    track, scene = track_and_scene(spec, np.random.default_rng(spec.seed))
     place = FAMILIES[spec.family].target_place
     return np.array([place(scene, float(t), float(p))
                      for t, p in zip(times_s, track.at(np.asarray(times_s)))],
@@ -238,7 +241,7 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
         refuse_existing([video, truth])
     rate = parse_fps(spec.fps)
     rng = np.random.default_rng(spec.seed)
-    track, scene = _track_and_scene(spec, rng)
+    track, scene = track_and_scene(spec, rng)
     family = FAMILIES[spec.family]
     times = frame_times(rate, spec.seconds, rng)
     positions = track.at(times)
