@@ -77,12 +77,14 @@ def test_float_skip_path_rewires_add_to_add_and_keeps_convs_int8(tmp_path: Path)
     expected = {0: ["DequantizeLinear"] * 2 * BLOCKS_PER_STAGE,
                 2: ["DequantizeLinear"] * (BLOCKS_PER_STAGE + 1) + ["Add"] * later,
                 1: (["DequantizeLinear"] + ["Add"] * later) * 2}
+    # 7-bit weights: on CPUs without VNNI, u8s8 pair sums saturate int16, and that error (mean
+    # square 0.62 against 0.09 with 7-bit weights, on AVX2) would hide the skip path's rounding.
     errors = {}
     for float_skip, skips_from in expected.items():
         target, work = tmp_path / f"skip{float_skip}.onnx", tmp_path / f"work{float_skip}"
         work.mkdir()
-        info = quantize_encoder(source, target, batches, replace(base, float_skip=float_skip),
-                                work, threads=1)
+        recipe = replace(base, float_skip=float_skip, reduce_range=True)
+        info = quantize_encoder(source, target, batches, recipe, work, threads=1)
         model = onnx.load(str(target))
         producers = {o: n for n in model.graph.node for o in n.output}
         adds = [n for n in model.graph.node if n.op_type == "Add"]
