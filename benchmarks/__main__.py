@@ -409,16 +409,18 @@ def int8_isa(package, cpus, frames, clip_size, out, name) -> None:
 @click.option("--package", "packages", multiple=True, required=True,
               help="LABEL=PATH of a model package to grade (repeat for more).")
 @click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
-              help="Held-out randomized clips (every rate and codec in turn).")
+              help="Held-out clips (every rate and codec in turn).")
 @click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
+@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
+              show_default=True, help="The synthetic family the clips are drawn from.")
 @click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Keep the clips here and reuse them next time [default: a temp folder].")
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Results folder [default: benchmarks/results/<machine>].")
 @click.option("--name", default="demo_wide", show_default=True, help="Stem of the result files.")
-def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, clips_dir: Path | None,
-              out: Path | None, name: str) -> None:
-    """Grade demo packages on many held-out randomized clips; misses by scene."""
+def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
+              clips_dir: Path | None, out: Path | None, name: str) -> None:
+    """Grade demo packages on many held-out clips of one family; misses by scene."""
     from benchmarks.demo_wide import WideConfig, measure, write  # noqa: PLC0415
 
     labelled = {}
@@ -428,7 +430,7 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, clips_dir: 
             raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
                                      param_hint="--package")
         labelled[label] = Path(path)
-    results = measure(WideConfig(labelled, clips, seconds, clips_dir),
+    results = measure(WideConfig(labelled, clips, seconds, clips_dir, family),
                       log=lambda line: click.echo(line, err=True))
     for path in write(out or HERE / "results" / machine_name(), results, name):
         click.echo(str(path))

@@ -133,6 +133,28 @@ def test_demo_wide_grades_packages_on_many_clips_and_groups_the_misses(tmp_path:
     assert bad.exit_code == 2 and "LABEL=PACKAGE_FOLDER" in bad.output
 
 
+def test_demo_wide_grades_the_classic_family_by_track_rate_and_codec(tmp_path: Path) -> None:
+    from fsrun.config import demo_model_dir
+    from fsrun.funscript import read_funscript
+
+    out, clips = tmp_path / "wide", tmp_path / "clips"
+    args = ["demo-wide", "--package", f"demo={demo_model_dir()}", "--family", "classic",
+            "--clips", "3", "--seconds", "4", "--clips-dir", str(clips), "--out", str(out),
+            "--name", "classic_wide"]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "classic_wide.json").read_text())
+    truths = sorted(clips.glob("*.truth.funscript"))
+    assert len(truths) == 3
+    assert {read_funscript(t)["metadata"]["synth"]["family"] for t in truths} == {"classic"}
+    assert results["family"] == "classic" and "background" not in results["scenes"][0]
+    missed_by = results["summary"]["demo"]["missed_by"]
+    assert sorted(missed_by) == ["codec", "fps", "track"]
+    assert sum(n for n, _ in missed_by["codec"].values()) == 3
+    text = (out / "classic_wide.md").read_text()
+    assert "held-out classic clips" in text and "by frame rate" in text
+
+
 def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "cache"
     result = CliRunner().invoke(main, ["train-cache", "--variants", "tiny", "--epochs", "2",

@@ -341,6 +341,23 @@ def grid_scenes() -> list[tuple[str, str, EvalScene]]:
 
 
 GRID_SEED = 5_000_000  # clip i of a graded list renders with seed GRID_SEED + i
+WIDE_SEED = 6_000_000  # the same for wide_scenes, so no clip repeats one of the grid
+
+
+def wide_scenes(count: int) -> list[tuple[str, str, EvalScene]]:
+    """count clips for comparing recipes beyond the grid's 24: every object over every
+    background in turn (48 pairs), the rate and codec, motion, size and dot cycling at other
+    periods, so that each pair meets a new rate, codec and motion on its next pass."""
+    codecs = list(ENCODERS)
+    pairs = [(o, b) for b in BACKGROUNDS for o in OBJECTS]
+    rows = []
+    for i in range(count):
+        obj, background = pairs[i % len(pairs)]
+        rate_codec = (i + i // len(pairs)) % (len(RATES) * len(codecs))
+        scene = EvalScene(obj, background, MOTIONS[(i + 2 * (i // len(pairs))) % len(MOTIONS)],
+                          SIZES[(i // 3) % len(SIZES)], dot=i % 4 == 1)
+        rows.append((RATES[rate_codec // len(codecs)], codecs[rate_codec % len(codecs)], scene))
+    return rows
 
 
 def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalScene]],
@@ -364,20 +381,34 @@ def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalS
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m tests.groundtruth.independent PACKAGE [FOLDER]`: the grid's r as a table."""
-    import sys
+    """`python -m tests.groundtruth.independent PACKAGE [FOLDER] [--wide N]`: the grid's r as a
+    table; with --wide, N clips of wide_scenes and the share of them at r >= 0.9 instead."""
+    import argparse
     import tempfile
 
     from fsexport.train.demo_model import r_table
 
-    args = sys.argv[1:] if argv is None else argv
-    if not args:
-        raise SystemExit("usage: python -m tests.groundtruth.independent PACKAGE [FOLDER]")
+    parser = argparse.ArgumentParser(prog="python -m tests.groundtruth.independent")
+    parser.add_argument("package", type=Path)
+    parser.add_argument("folder", type=Path, nargs="?", default=None)
+    parser.add_argument("--wide", type=int, default=0, metavar="N")
+    args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fsrun-independent-") as scratch:
-        rows = grade_package(Path(args[0]), Path(args[1] if len(args) > 1 else scratch),
-                             grid_scenes(), seconds=8.0)
+        folder = args.folder or Path(scratch)
+        if args.wide:
+            rows = grade_package(args.package, folder, wide_scenes(args.wide), seconds=8.0,
+                                 seed=WIDE_SEED)
+        else:
+            rows = grade_package(args.package, folder, grid_scenes(), seconds=8.0)
     print(json.dumps(rows, indent=1))
-    print(r_table(rows))
+    if not args.wide:
+        print(r_table(rows))
+        return
+    rs = np.array([row["r"] for row in rows])
+    missed = [f"{row['object']} over {row['background']} ({row['fps']} {row['codec']}): "
+              f"{row['r']:.3f}" for row in rows if row["r"] < 0.9]
+    print(f"{np.mean(rs >= 0.9):.3f} of {len(rs)} clips at r >= 0.9, mean r {rs.mean():.3f}, "
+          f"10th percentile {np.percentile(rs, 10):.3f}; under 0.9: {'; '.join(missed) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -157,3 +157,16 @@ def test_independent_grid_covers_every_rate_and_codec() -> None:
 
     assert sorted((rate, codec) for rate, codec, _ in GRID) == sorted(
         (rate, codec) for rate in RATES for codec in ENCODERS)
+
+
+def test_wide_independent_clips_pair_every_object_and_background_with_new_encodings() -> None:
+    from collections import Counter
+
+    from .independent import BACKGROUNDS, ENCODERS, OBJECTS, RATES, wide_scenes
+
+    clips = wide_scenes(2 * len(OBJECTS) * len(BACKGROUNDS))
+    pairs = Counter((scene.object_kind, scene.background_kind) for _, _, scene in clips)
+    assert len(pairs) == len(OBJECTS) * len(BACKGROUNDS) and set(pairs.values()) == {2}
+    encodings = Counter((rate, codec) for rate, codec, _ in clips)
+    assert len(encodings) == len(RATES) * len(ENCODERS) and len(set(encodings.values())) == 1
+    assert len({(s.object_kind, s.background_kind, r, c) for r, c, s in clips}) == len(clips)

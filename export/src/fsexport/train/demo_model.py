@@ -143,6 +143,8 @@ def r_table(rows: list[dict]) -> str:
 @click.option("--randomized-clips", type=click.IntRange(1), default=DemoRecipe.randomized_clips,
               show_default=True, help="Training clips of the randomized family (clips "
               "already in a --work folder are used as they are).")
+@click.option("--classic-clips", type=click.IntRange(0), default=DemoRecipe.classic_clips,
+              show_default=True, help="Training clips of the classic family.")
 @click.option("--hard-clips", type=click.IntRange(0), default=DemoRecipe.hard_clips,
               show_default=True, help="Extra randomized training clips whose background is "
               f"one of {', '.join(HARD_BACKGROUNDS)} (the demo misses those most).")
@@ -157,15 +159,15 @@ def r_table(rows: list[dict]) -> str:
               help="Seed of the clips, the split and the training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
 def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, hard_clips: int, variant: str, input_size: int | None,
-         frame_places: float, seed: int, threads: int) -> None:
+         randomized_clips: int, classic_clips: int, hard_clips: int, variant: str,
+         input_size: int | None, frame_places: float, seed: int, threads: int) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
     recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
-                        hard_clips=hard_clips,
+                        classic_clips=classic_clips, hard_clips=hard_clips,
                         variant=variant, input_size=input_size, frame_places=frame_places,
                         seed=seed)
     target = output or user_config.demo_model_dir().parent
