@@ -40,7 +40,7 @@ GOOD_R = 0.95  # the bound README's grid asks of the training renderer's clips
 @dataclass
 class WideConfig:
     packages: dict[str, Path]  # label -> model package
-    clips: int = 240  # held-out randomized clips (ten per rate and codec at 240)
+    clips: int = 240  # held-out clips of the family (ten per rate and codec at 240)
     seconds: float = 8.0  # length of each clip
     clips_dir: Path | None = None  # keep the clips here and reuse them (None: a temp folder)
     family: str = "randomized"  # the synthetic family the clips are drawn from
