@@ -9,6 +9,7 @@ import click
 from benchmarks.encoder_throughput import ThroughputConfig
 from benchmarks.runner import BenchConfig, run_all
 from benchmarks.stages import StageConfig
+from benchmarks.demo_commands import DEMO_COMMANDS
 from benchmarks.sysinfo import machine_name
 from benchmarks.videos import ClipParams
 
@@ -405,35 +406,8 @@ def int8_isa(package, cpus, frames, clip_size, out, name) -> None:
         click.echo(str(path))
 
 
-@main.command("demo-wide")
-@click.option("--package", "packages", multiple=True, required=True,
-              help="LABEL=PATH of a model package to grade (repeat for more).")
-@click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
-              help="Held-out clips (every rate and codec in turn).")
-@click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
-@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
-              show_default=True, help="The synthetic family the clips are drawn from.")
-@click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Keep the clips here and reuse them next time [default: a temp folder].")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Results folder [default: benchmarks/results/<machine>].")
-@click.option("--name", default="demo_wide", show_default=True, help="Stem of the result files.")
-def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
-              clips_dir: Path | None, out: Path | None, name: str) -> None:
-    """Grade demo packages on many held-out clips of one family; misses by scene."""
-    from benchmarks.demo_wide import WideConfig, measure, write  # noqa: PLC0415
-
-    labelled = {}
-    for item in packages:
-        label, sep, path = item.partition("=")
-        if not sep or not Path(path).is_dir():
-            raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
-                                     param_hint="--package")
-        labelled[label] = Path(path)
-    results = measure(WideConfig(labelled, clips, seconds, clips_dir, family),
-                      log=lambda line: click.echo(line, err=True))
-    for path in write(out or HERE / "results" / machine_name(), results, name):
-        click.echo(str(path))
+for _command in DEMO_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ class WideConfig:
     family: str = "randomized"  # the synthetic family the clips are drawn from
 
 
-def _spec(i: int, seconds: float, family: str) -> ClipSpec:
+def wide_spec(i: int, seconds: float, family: str) -> ClipSpec:
     """Clip i as write_clips draws one clip of seed SEEDS[family] + i (its track kind from the
     seed)."""
     combos = [(fps, codec) for fps in [*ALL_FPS, "vfr"] for codec in CODECS]
@@ -58,7 +58,7 @@ def _spec(i: int, seconds: float, family: str) -> ClipSpec:
                     seed=seed, family=family)
 
 
-def _ensure_clip(spec: ClipSpec, folder: Path) -> tuple[Path, Path]:
+def ensure_clip(spec: ClipSpec, folder: Path) -> tuple[Path, Path]:
     video, truth = clip_paths(spec, folder)
     if not (video.is_file() and truth.is_file()):
         write_clips(folder, 1, spec.seconds, [spec.fps], [spec.codec], spec.seed,
@@ -66,9 +66,10 @@ def _ensure_clip(spec: ClipSpec, folder: Path) -> tuple[Path, Path]:
     return video, truth
 
 
-def _describe(spec: ClipSpec) -> dict[str, Any]:
-    row = {"clip": spec.seed - SEEDS[spec.family], "fps": spec.fps, "codec": spec.codec,
-           "track": spec.track, "size": f"{spec.width}x{spec.height}"}
+def describe(spec: ClipSpec) -> dict[str, Any]:
+    """What a clip is: rate, codec, track, size and, for the randomized family, its scene."""
+    row = {"fps": spec.fps, "codec": spec.codec, "track": spec.track,
+           "size": f"{spec.width}x{spec.height}"}
     if spec.family == "randomized":
         scene = track_and_scene(spec)[1]
         row.update(background=scene.background_kind, target=scene.target_kind,
@@ -76,13 +77,25 @@ def _describe(spec: ClipSpec) -> dict[str, Any]:
     return row
 
 
-def _share(values: list[float], bound: float) -> tuple[float, float]:
+def _describe(spec: ClipSpec) -> dict[str, Any]:
+    return {"clip": spec.seed - SEEDS[spec.family], **describe(spec)}
+
+
+def grade_clip(package: Path, video: Path, truth: Path, scratch: Path) -> float:
+    """Pearson r of the package's raw per-frame positions against the truth (no cache)."""
+    result = process_video(RunConfig(video=video, model=package, quiet=True, use_cache=False,
+                                     force=True, output=scratch / f"{video.stem}.funscript"))
+    return round(compare(result.pts_ms, 100.0 * result.positions,
+                         *read_actions(truth)).pearson_r, 4)
+
+
+def share(values: list[float], bound: float) -> tuple[float, float]:
     """(share of values >= bound, its standard error)."""
     p = float(np.mean(np.asarray(values) >= bound))
     return p, float(np.sqrt(p * (1 - p) / max(len(values), 1)))
 
 
-def _miss_rates(scenes: list[dict], rs: list[float], key: str) -> dict[str, tuple[int, float]]:
+def miss_rates(scenes: list[dict], rs: list[float], key: str) -> dict[str, tuple[int, float]]:
     groups: dict[str, list[float]] = {}
     for scene, r in zip(scenes, rs):
         groups.setdefault(str(scene[key]), []).append(r)
@@ -90,33 +103,28 @@ def _miss_rates(scenes: list[dict], rs: list[float], key: str) -> dict[str, tupl
 
 
 def measure(cfg: WideConfig, log: Any = print) -> dict[str, Any]:
-    specs = [_spec(i, cfg.seconds, cfg.family) for i in range(cfg.clips)]
+    specs = [wide_spec(i, cfg.seconds, cfg.family) for i in range(cfg.clips)]
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-wide-") as scratch:
         folder = Path(cfg.clips_dir or scratch)
-        paths = [_ensure_clip(spec, folder) for spec in specs]
+        paths = [ensure_clip(spec, folder) for spec in specs]
         log(f"{len(paths)} clips in {folder}")
         scenes = [_describe(spec) for spec in specs]
         per_package: dict[str, list[float]] = {}
         for label, package in cfg.packages.items():
-            started, rs = time.perf_counter(), []
-            for video, truth in paths:
-                result = process_video(RunConfig(video=video, model=package, quiet=True,
-                                                 use_cache=False, force=True,
-                                                 output=Path(scratch) / f"{video.stem}.funscript"))
-                rs.append(round(compare(result.pts_ms, 100.0 * result.positions,
-                                        *read_actions(truth)).pearson_r, 4))
+            started = time.perf_counter()
+            rs = [grade_clip(package, video, truth, Path(scratch)) for video, truth in paths]
             per_package[label] = rs
             log(f"{label}: {np.mean(np.asarray(rs) >= GOOD_R):.3f} of clips at r >= {GOOD_R} "
                 f"({time.perf_counter() - started:.0f} s)")
     summary = {}
     for label, rs in per_package.items():
-        good, good_se = _share(rs, GOOD_R)
-        fair, fair_se = _share(rs, 0.9)
+        good, good_se = share(rs, GOOD_R)
+        fair, fair_se = share(rs, 0.9)
         summary[label] = {
             "package": str(cfg.packages[label]), "share_ge_095": good, "se_095": good_se,
             "share_ge_090": fair, "se_090": fair_se, "mean_r": float(np.mean(rs)),
             "median_r": float(np.median(rs)), "p10_r": float(np.percentile(rs, 10)),
-            "missed_by": {key: _miss_rates(scenes, rs, key)
+            "missed_by": {key: miss_rates(scenes, rs, key)
                           for key in BREAKDOWNS[cfg.family]}}
     all_missed = sum(all(per_package[k][i] < GOOD_R for k in per_package)
                      for i in range(len(specs)))

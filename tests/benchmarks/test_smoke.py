@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from click.testing import CliRunner
 
 from benchmarks.__main__ import main
@@ -153,6 +154,66 @@ def test_demo_wide_grades_the_classic_family_by_track_rate_and_codec(tmp_path: P
     assert sum(n for n, _ in missed_by["codec"].values()) == 3
     text = (out / "classic_wide.md").read_text()
     assert "held-out classic clips" in text and "by frame rate" in text
+
+
+def test_demo_fit_grades_the_clips_a_package_trained_on_split_as_training_split(
+        tmp_path: Path) -> None:
+    from fsexport.train.dataset import find_pairs, split_by_video
+    from fsrun.config import demo_model_dir
+    from fsrun.synth.cli import write_clips
+
+    data, out = tmp_path / "data", tmp_path / "fit"
+    write_clips(data, 3, 4.0, ["30", "vfr"], ["h264"], 500, (96, 72), family="randomized")
+    write_clips(data, 1, 4.0, ["30"], ["h264"], 600, (96, 72), family="classic")
+    args = ["demo-fit", "--package", str(demo_model_dir()), "--data", str(data),
+            "--val-fraction", "0.5", "--seed", "3", "--train-every", "1", "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "demo_fit.json").read_text())
+    train, val = split_by_video(find_pairs(data), 0.5, 3)
+    expected = {"trained on": {p.video.name for p in train}, "validation": {p.video.name for p in val}}
+    assert results["training_clips"] == 2 and results["validation_clips"] == 2
+    assert len(results["rows"]) == 3  # the classic clip is not of the family graded
+    for row in results["rows"]:
+        assert row["video"] in expected[row["split"]] and row["background"]
+        assert -1.0 <= row["r"] <= 1.0
+    graded = sum(row["clips"] for row in results["summary"].values())
+    assert graded == 3
+    assert "trained on" in (out / "demo_fit.md").read_text()
+    assert (out / "demo_fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    only_classic = tmp_path / "classic_only"
+    write_clips(only_classic, 2, 3.0, ["30"], ["h264"], 700, (96, 72), family="classic")
+    bad = CliRunner().invoke(main, ["demo-fit", "--package", str(demo_model_dir()), "--data",
+                                    str(only_classic), "--out", str(out)])
+    assert bad.exit_code == 2 and "no randomized clip" in bad.output
+
+
+def test_demo_rates_renders_the_same_scene_at_another_rate(tmp_path: Path) -> None:
+    from fsrun.config import demo_model_dir
+    from fsrun.funscript import read_actions
+
+    out, clips = tmp_path / "rates", tmp_path / "clips"
+    # demo-wide's clip 20 is its first VFR clip
+    args = ["demo-rates", "--package", str(demo_model_dir()), "--clips", "21", "--seconds", "4",
+            "--rates", "30", "--clips-dir", str(clips), "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "demo_rates.json").read_text())
+    assert results["seeds"] == [940_020] and set(results["r"]) == {"vfr", "30"}
+    vfr_truth = next(clips.glob("*_vfr_*.truth.funscript"))
+    constant_truth = next(clips.glob("*_30_*.truth.funscript"))
+    t_vfr, pos_vfr = read_actions(vfr_truth)
+    t_30, pos_30 = read_actions(constant_truth)
+    assert len(t_vfr) != len(t_30)  # other frame times ...
+    inside = t_vfr <= t_30[-1]
+    # ... and the same track: positions agree wherever both clips have a frame
+    assert np.abs(np.interp(t_vfr[inside], t_30, pos_30) - pos_vfr[inside]).max() <= 4
+    row = results["summary"]["30"]
+    assert row["mean_abs_diff_from_vfr"] == abs(results["r"]["30"][0] - results["r"]["vfr"][0])
+    assert "| VFR |" in (out / "demo_rates.md").read_text()
+    bad = CliRunner().invoke(main, ["demo-rates", "--package", str(demo_model_dir()),
+                                    "--rates", "fast"])
+    assert bad.exit_code == 2 and "invalid frame rate" in bad.output
 
 
 def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:

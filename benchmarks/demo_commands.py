@@ -1,0 +1,113 @@
+"""The demo-model commands of `python -m benchmarks`: many held-out clips per package
+(demo-wide), a package on the clips it trained on (demo-fit), the same scenes at other frame
+rates (demo-rates)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from benchmarks.sysinfo import machine_name
+
+HERE = Path(__file__).resolve().parent
+
+
+@click.command("demo-wide")
+@click.option("--package", "packages", multiple=True, required=True,
+              help="LABEL=PATH of a model package to grade (repeat for more).")
+@click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
+              help="Held-out clips (every rate and codec in turn).")
+@click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
+@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
+              show_default=True, help="The synthetic family the clips are drawn from.")
+@click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Keep the clips here and reuse them next time [default: a temp folder].")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--name", default="demo_wide", show_default=True, help="Stem of the result files.")
+def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
+              clips_dir: Path | None, out: Path | None, name: str) -> None:
+    """Grade demo packages on many held-out clips of one family; misses by scene."""
+    from benchmarks.demo_wide import WideConfig, measure, write  # noqa: PLC0415
+
+    labelled = {}
+    for item in packages:
+        label, sep, path = item.partition("=")
+        if not sep or not Path(path).is_dir():
+            raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
+                                     param_hint="--package")
+        labelled[label] = Path(path)
+    results = measure(WideConfig(labelled, clips, seconds, clips_dir, family),
+                      log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
+
+
+@click.command("demo-fit")
+@click.option("--package", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              required=True, help="The model package to grade.")
+@click.option("--data", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              required=True, help="The clips it was trained on (demo_model --work W: W/data).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The training seed (it drew the validation split).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.15,
+              show_default=True, help="The training's validation share.")
+@click.option("--train-every", type=click.IntRange(1), default=3, show_default=True,
+              help="Grade every Nth training clip (every validation clip is graded).")
+@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
+              show_default=True, help="The synthetic family graded.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--name", default="demo_fit", show_default=True, help="Stem of the result files.")
+def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_every: int,
+             family: str, out: Path | None, name: str) -> None:
+    """Grade a demo package on the clips it trained on and on its validation clips."""
+    from benchmarks.demo_misses import FitConfig, measure_fit, write_fit  # noqa: PLC0415
+
+    try:
+        results = measure_fit(FitConfig(package, data, val_fraction, seed, train_every, family),
+                              log=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for path in write_fit(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
+
+
+@click.command("demo-rates")
+@click.option("--package", type=click.Path(path_type=Path, file_okay=False, exists=True),
+              required=True, help="The model package to grade.")
+@click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
+              help="demo-wide's clip set; its VFR clips are rendered again.")
+@click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
+@click.option("--rates", default="24,30,60", show_default=True,
+              help="Constant rates each VFR clip is rendered at, comma separated.")
+@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
+              show_default=True, help="The synthetic family the clips are drawn from.")
+@click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Keep the clips here and reuse them next time [default: a temp folder].")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--name", default="demo_rates", show_default=True,
+              help="Stem of the result files.")
+def demo_rates(package: Path, clips: int, seconds: float, rates: str, family: str,
+               clips_dir: Path | None, out: Path | None, name: str) -> None:
+    """Grade the same scenes at a variable and at constant frame rates."""
+    from benchmarks.demo_misses import RatesConfig, measure_rates, write_rates  # noqa: PLC0415
+    from fsrun.synth.encode import parse_fps  # noqa: PLC0415
+
+    chosen = tuple(v.strip() for v in rates.split(",") if v.strip())
+    for rate in chosen:
+        try:
+            parse_fps(rate)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--rates") from None
+    try:
+        results = measure_rates(RatesConfig(package, clips, seconds, chosen, clips_dir, family),
+                                log=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for path in write_rates(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
+
+
+DEMO_COMMANDS = (demo_wide, demo_fit, demo_rates)
