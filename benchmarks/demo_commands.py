@@ -4,12 +4,25 @@ rates (demo-rates)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from benchmarks.sysinfo import machine_name
 
 HERE = Path(__file__).resolve().parent
+
+
+def _measure_and_write(measure: Any, write: Any, config: Any, out: Path | None,
+                       name: str) -> None:
+    """Run one measurement (a ValueError is the user's input: a one-line usage error) and
+    write its result files, printing their paths."""
+    try:
+        results = measure(config, log=lambda line: click.echo(line, err=True))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    for path in write(out or HERE / "results" / machine_name(), results, name):
+        click.echo(str(path))
 
 
 @click.command("demo-wide")
@@ -64,13 +77,8 @@ def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_ev
     """Grade a demo package on the clips it trained on and on its validation clips."""
     from benchmarks.demo_misses import FitConfig, measure_fit, write_fit  # noqa: PLC0415
 
-    try:
-        results = measure_fit(FitConfig(package, data, val_fraction, seed, train_every, family),
-                              log=lambda line: click.echo(line, err=True))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    for path in write_fit(out or HERE / "results" / machine_name(), results, name):
-        click.echo(str(path))
+    _measure_and_write(measure_fit, write_fit,
+                       FitConfig(package, data, val_fraction, seed, train_every, family), out, name)
 
 
 @click.command("demo-rates")
@@ -101,13 +109,8 @@ def demo_rates(package: Path, clips: int, seconds: float, rates: str, family: st
             parse_fps(rate)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--rates") from None
-    try:
-        results = measure_rates(RatesConfig(package, clips, seconds, chosen, clips_dir, family),
-                                log=lambda line: click.echo(line, err=True))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    for path in write_rates(out or HERE / "results" / machine_name(), results, name):
-        click.echo(str(path))
+    _measure_and_write(measure_rates, write_rates,
+                       RatesConfig(package, clips, seconds, chosen, clips_dir, family), out, name)
 
 
 DEMO_COMMANDS = (demo_wide, demo_fit, demo_rates)
