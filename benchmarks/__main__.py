@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
+from benchmarks.demo_commands import DEMO_COMMANDS
 from benchmarks.encoder_throughput import ThroughputConfig
 from benchmarks.runner import BenchConfig, run_all
 from benchmarks.stages import StageConfig
-from benchmarks.demo_commands import DEMO_COMMANDS
 from benchmarks.sysinfo import machine_name
 from benchmarks.videos import ClipParams
 

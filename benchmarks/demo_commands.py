@@ -11,6 +11,18 @@ import click
 from benchmarks.sysinfo import machine_name
 
 HERE = Path(__file__).resolve().parent
+# options more than one command takes
+OUT = click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+                   help="Results folder [default: benchmarks/results/<machine>].")
+CLIPS_DIR = click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False),
+                         default=None,
+                         help="Keep the clips here and reuse them next time [default: a temp "
+                              "folder].")
+FAMILY = click.option("--family", type=click.Choice(["randomized", "classic"]),
+                      default="randomized", show_default=True,
+                      help="The synthetic family the clips are drawn from.")
+PACKAGE = click.option("--package", type=click.Path(path_type=Path, file_okay=False, exists=True),
+                       required=True, help="The model package to grade.")
 
 
 def _measure_and_write(measure: Any, write: Any, config: Any, out: Path | None,
@@ -31,12 +43,9 @@ def _measure_and_write(measure: Any, write: Any, config: Any, out: Path | None,
 @click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
               help="Held-out clips (every rate and codec in turn).")
 @click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
-@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
-              show_default=True, help="The synthetic family the clips are drawn from.")
-@click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Keep the clips here and reuse them next time [default: a temp folder].")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Results folder [default: benchmarks/results/<machine>].")
+@FAMILY
+@CLIPS_DIR
+@OUT
 @click.option("--name", default="demo_wide", show_default=True, help="Stem of the result files.")
 def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
               clips_dir: Path | None, out: Path | None, name: str) -> None:
@@ -50,15 +59,12 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str
             raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
                                      param_hint="--package")
         labelled[label] = Path(path)
-    results = measure(WideConfig(labelled, clips, seconds, clips_dir, family),
-                      log=lambda line: click.echo(line, err=True))
-    for path in write(out or HERE / "results" / machine_name(), results, name):
-        click.echo(str(path))
+    _measure_and_write(measure, write, WideConfig(labelled, clips, seconds, clips_dir, family),
+                       out, name)
 
 
 @click.command("demo-fit")
-@click.option("--package", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              required=True, help="The model package to grade.")
+@PACKAGE
 @click.option("--data", type=click.Path(path_type=Path, file_okay=False, exists=True),
               required=True, help="The clips it was trained on (demo_model --work W: W/data).")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -69,8 +75,7 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str
               help="Grade every Nth training clip (every validation clip is graded).")
 @click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
               show_default=True, help="The synthetic family graded.")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Results folder [default: benchmarks/results/<machine>].")
+@OUT
 @click.option("--name", default="demo_fit", show_default=True, help="Stem of the result files.")
 def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_every: int,
              family: str, out: Path | None, name: str) -> None:
@@ -82,19 +87,15 @@ def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_ev
 
 
 @click.command("demo-rates")
-@click.option("--package", type=click.Path(path_type=Path, file_okay=False, exists=True),
-              required=True, help="The model package to grade.")
+@PACKAGE
 @click.option("--clips", type=click.IntRange(1), default=240, show_default=True,
               help="demo-wide's clip set; its VFR clips are rendered again.")
 @click.option("--seconds", type=click.FloatRange(3.0), default=8.0, show_default=True)
 @click.option("--rates", default="24,30,60", show_default=True,
               help="Constant rates each VFR clip is rendered at, comma separated.")
-@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
-              show_default=True, help="The synthetic family the clips are drawn from.")
-@click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Keep the clips here and reuse them next time [default: a temp folder].")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Results folder [default: benchmarks/results/<machine>].")
+@FAMILY
+@CLIPS_DIR
+@OUT
 @click.option("--name", default="demo_rates", show_default=True,
               help="Stem of the result files.")
 def demo_rates(package: Path, clips: int, seconds: float, rates: str, family: str,

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.demo_wide import (GOOD_R, describe, ensure_clip, grade_clip, miss_rates, share,
-                                  wide_spec)
+from benchmarks.demo_wide import (GOOD_R, describe, ensure_clip, grade_clip, miss_rates,
+                                  save_miss_bars, share, wide_spec)
 from benchmarks.files import write_json_and_markdown
 from fsrun.funscript import read_funscript
 from fsrun.synth.encode import VFR, spec_from_truth
@@ -169,28 +169,14 @@ def rates_markdown(results: dict[str, Any]) -> str:
 
 
 def write_fit_plot(results: dict[str, Any], out: Path, stem: str) -> str:
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    from benchmarks.plots import save_figure  # noqa: PLC0415
-
     summary = results["summary"]
     kinds = sorted({k for row in summary.values() for k in row["missed_by"]})
-    fig, ax = plt.subplots(figsize=(8, 3.8))
-    for j, (split, row) in enumerate(summary.items()):
-        rates = [row["missed_by"].get(k, (0, 0.0))[1] for k in kinds]
-        ax.bar(np.arange(len(kinds)) + (j - 0.5) * 0.4, rates, 0.4,
-               label=f"{split} ({row['clips']} clips)")
-    ax.set_xticks(np.arange(len(kinds)), kinds)
-    ax.set_ylabel(f"share of clips with r < {GOOD_R}")
-    ax.set_title(f"Demo package on its own {results['family']} clips, by {results['breakdown']}")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    name = save_figure(fig, out / f"{stem}.png")
-    plt.close(fig)
-    return name
+    series = {f"{split} ({row['clips']} clips)":
+              [row["missed_by"].get(k, (0, 0.0))[1] for k in kinds]
+              for split, row in summary.items()}
+    return save_miss_bars(out, stem, kinds, series,
+                          f"Demo package on its own {results['family']} clips, by "
+                          f"{results['breakdown']}", figsize=(8, 3.8))
 
 
 def write_fit(out: Path, results: dict[str, Any], stem: str = "demo_fit") -> list[Path]:

@@ -165,7 +165,10 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_plot(results: dict[str, Any], out: Path, stem: str = "demo_wide") -> str:
+def save_miss_bars(out: Path, stem: str, kinds: list[str], series: dict[str, list[float]],
+                   title: str, figsize: tuple[float, float] = (9, 4)) -> str:
+    """OUT/STEM.png: the share of clips under GOOD_R per kind, one bar per series (label ->
+    share per kind), side by side."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -173,24 +176,30 @@ def write_plot(results: dict[str, Any], out: Path, stem: str = "demo_wide") -> s
 
     from benchmarks.plots import save_figure  # noqa: PLC0415
 
-    summary = results["summary"]
-    key = BREAKDOWNS[results["family"]][0]
-    kinds = list(next(iter(summary.values()))["missed_by"][key])
-    width = 0.8 / max(len(summary), 1)
-    fig, ax = plt.subplots(figsize=(9, 4))
-    for j, (label, row) in enumerate(summary.items()):
-        rates = [row["missed_by"][key][k][1] for k in kinds]
-        ax.bar(np.arange(len(kinds)) + (j - (len(summary) - 1) / 2) * width, rates, width,
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=figsize)
+    for j, (label, rates) in enumerate(series.items()):
+        ax.bar(np.arange(len(kinds)) + (j - (len(series) - 1) / 2) * width, rates, width,
                label=label)
     ax.set_xticks(np.arange(len(kinds)), kinds)
     ax.set_ylabel(f"share of clips with r < {GOOD_R}")
-    ax.set_title(f"Demo packages on {results['clips']} held-out {results['family']} clips, "
-                 f"by {TITLES[key]}")
+    ax.set_title(title)
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     name = save_figure(fig, out / f"{stem}.png")
     plt.close(fig)
     return name
+
+
+def write_plot(results: dict[str, Any], out: Path, stem: str = "demo_wide") -> str:
+    summary = results["summary"]
+    key = BREAKDOWNS[results["family"]][0]
+    kinds = list(next(iter(summary.values()))["missed_by"][key])
+    series = {label: [row["missed_by"][key][k][1] for k in kinds]
+              for label, row in summary.items()}
+    return save_miss_bars(out, stem, kinds, series,
+                          f"Demo packages on {results['clips']} held-out {results['family']} "
+                          f"clips, by {TITLES[key]}")
 
 
 def write(out: Path, results: dict[str, Any], stem: str = "demo_wide") -> list[Path]:

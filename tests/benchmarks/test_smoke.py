@@ -171,7 +171,8 @@ def test_demo_fit_grades_the_clips_a_package_trained_on_split_as_training_split(
     assert result.exit_code == 0, result.output
     results = json.loads((out / "demo_fit.json").read_text())
     train, val = split_by_video(find_pairs(data), 0.5, 3)
-    expected = {"trained on": {p.video.name for p in train}, "validation": {p.video.name for p in val}}
+    expected = {"trained on": {p.video.name for p in train},
+                "validation": {p.video.name for p in val}}
     assert results["training_clips"] == 2 and results["validation_clips"] == 2
     assert len(results["rows"]) == 3  # the classic clip is not of the family graded
     for row in results["rows"]:
