@@ -41,7 +41,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny (test_efficientnet @64, fp32 encoder and head) package: a copy of the demo package
+    """A tiny (test_efficientnet x2 @64, fp32 encoder and head) package: a copy of the demo package
     that ships with fsrun, so runtime tests need neither torch nor fsexport. Export tests that
     need what `fsexport build` writes (model.onnx, fp16 graphs, parity) use built_tiny_package
     through their own conftest."""

@@ -190,7 +190,8 @@ def test_metadata_names_model_and_options(videos: dict[str, Path], tiny_package:
     result = run(videos["25"], tiny_package, tmp_path, stride=20, use_cache=False)
     meta = read_funscript(result.output)["metadata"]
     assert meta["generator"]["name"] == "fsrun"
-    assert meta["model"]["variant"] == "tiny"
+    package_meta = json.loads((tiny_package / "meta.json").read_text())
+    assert meta["model"]["variant"] == package_meta["variant"]
     assert meta["model"]["sha256"] == result.report["model_hash"]
     assert meta["options"]["stride"] == 20 and meta["options"]["raw"] is False
     assert meta["duration"] == pytest.approx(duration_s(videos["25"]), abs=0.01)

@@ -1,6 +1,6 @@
 """`fsrun demo`: render a fresh clip with known motion, run the model on it, grade the result.
 
-The bundled demo model (fsrun/demo/demo.fsmodel) is the tiny variant trained only on synthetic
+The bundled demo model (fsrun/demo/demo.fsmodel) is the tiny-x2 variant trained only on synthetic
 clips from fsrun.synth: it tracks the synthetic target and nothing else. Real videos need a model
 trained on real data (`fsexport train`, then `fsexport build --checkpoint`).
 """

@@ -124,8 +124,8 @@ def resolve_model(model: Path | str | None) -> tuple[Path, str | None]:
         return default, None
     demo = user_config.demo_model_dir()
     if demo.is_dir():
-        return demo, (f"using the bundled demo model ({demo.name}: tiny, for trying fsrun out, "
-                      "not for real scripts); build one with `fsexport build` or pass --model")
+        return demo, (f"using the bundled demo model ({demo.name}: a tiny model for trying fsrun "
+                      "out, not for real scripts); build one with `fsexport build` or pass --model")
     raise ModelError("no model: pass --model PKG, set $FSRUN_MODEL, or run `fsexport build`")
 
 
