@@ -3,6 +3,7 @@
 rates (demo-rates)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,9 @@ PACKAGE = click.option("--package", type=click.Path(path_type=Path, file_okay=Fa
                        required=True, help="The model package to grade.")
 
 
-def _measure_and_write(measure: Any, write: Any, config: Any, out: Path | None,
-                       name: str) -> None:
+def _measure_and_write(measure: Callable[..., dict[str, Any]],
+                       write: Callable[[Path, dict[str, Any], str], list[Path]], config: Any,
+                       out: Path | None, name: str) -> None:
     """Run one measurement (a ValueError is the user's input: a one-line usage error) and
     write its result files, printing their paths."""
     try:
@@ -73,8 +75,7 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str
               show_default=True, help="The training's validation share.")
 @click.option("--train-every", type=click.IntRange(1), default=3, show_default=True,
               help="Grade every Nth training clip (every validation clip is graded).")
-@click.option("--family", type=click.Choice(["randomized", "classic"]), default="randomized",
-              show_default=True, help="The synthetic family graded.")
+@FAMILY
 @OUT
 @click.option("--name", default="demo_fit", show_default=True, help="Stem of the result files.")
 def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_every: int,

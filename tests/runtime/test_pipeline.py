@@ -14,6 +14,7 @@ from fsrun import config as user_config
 from fsrun.backends import create_backend
 from fsrun.errors import Interrupted, ModelError, OutputError
 from fsrun.funscript import read_funscript
+from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video, resolve_model
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import sample_timestamps
@@ -190,8 +191,7 @@ def test_metadata_names_model_and_options(videos: dict[str, Path], tiny_package:
     result = run(videos["25"], tiny_package, tmp_path, stride=20, use_cache=False)
     meta = read_funscript(result.output)["metadata"]
     assert meta["generator"]["name"] == "fsrun"
-    package_meta = json.loads((tiny_package / "meta.json").read_text())
-    assert meta["model"]["variant"] == package_meta["variant"]
+    assert meta["model"]["variant"] == load_package(tiny_package).meta.variant
     assert meta["model"]["sha256"] == result.report["model_hash"]
     assert meta["options"]["stride"] == 20 and meta["options"]["raw"] is False
     assert meta["duration"] == pytest.approx(duration_s(videos["25"]), abs=0.01)
