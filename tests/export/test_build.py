@@ -20,6 +20,7 @@ from fsexport.model import create_model
 from fsexport.parity import FP32_TOLERANCE, SPLIT_TOLERANCE
 from fsexport.variants import get_variant
 from fsrun.config import get_default_model
+from fsrun.funscript import read_funscript
 from fsrun.package import load_package, sha256_file
 
 
@@ -104,12 +105,19 @@ def test_trained_checkpoint_is_what_the_graphs_compute(tmp_path: Path) -> None:
         trained.head.fc.bias.fill_(0.5)  # nonzero positions through the final ReLU
     checkpoint = tmp_path / "weights.safetensors"
     save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(checkpoint))
-    (tmp_path / "weights.json").write_text(json.dumps({"epochs": 3}))
+    # What `fsexport train` writes beside a checkpoint: the maker's folders, a NaN metric.
+    (tmp_path / "weights.json").write_text(json.dumps(
+        {"epochs": 3, "options": {"data": "/home/maker/private/clips", "name": "checkpoint"},
+         "frame_stage": {"val_place_error": float("nan")}}))
     result = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=checkpoint,
                                        fp16=False, set_default=False), log=lambda _: None)
     assert result.meta.trained is True
     assert result.meta.provenance["checkpoint"]["sha256"] == sha256_file(checkpoint)
-    assert result.meta.provenance["training"] == {"epochs": 3}
+    text = (result.path / "meta.json").read_text()
+    assert "/home/maker" not in text and "private" not in text
+    meta = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in meta.json"))
+    assert meta["provenance"]["training"]["options"]["data"] == "clips"
+    assert meta["provenance"]["training"]["frame_stage"]["val_place_error"] is None
     frames = np.random.default_rng(1).integers(0, 256, (1, 60, 70, 90, 3), dtype=np.uint8)
     with torch.no_grad():
         expected = trained(torch.from_numpy(frames)).numpy()
@@ -206,3 +214,40 @@ def test_variant_backbone_args_reach_timm(tmp_path: Path) -> None:
     result = build_package(BuildConfig(variant="tiny-x2", output=tmp_path, fp16=False,
                                        set_default=False, composite=False), log=lambda _: None)
     assert load_package(result.path).meta.variant == "tiny-x2"
+
+
+def test_build_int8_end_to_end_on_the_tiny_variant(tmp_path: Path, capsys) -> None:
+    """`fsexport build --int8` as README shows it, then fsrun on the int8 encoder; --output
+    that ends in .fsmodel names the package itself."""
+    from fsrun.cli import main as fsrun_main  # noqa: PLC0415
+
+    target = tmp_path / "out" / "t.fsmodel"
+    out = CliRunner().invoke(fsexport_main, ["build", "--variant", "tiny", "--output", str(target),
+                                             "--int8", "--no-default", "--no-fp16",
+                                             "--no-composite"])
+    assert out.exit_code == 0, out.output
+    assert "drift   int8 vs fp32 on" in out.output and "positions differ by" in out.output
+    assert sorted(p.name for p in target.iterdir()) == [
+        "encoder.int8.onnx", "encoder.onnx", "head.onnx", "meta.json"]
+    meta = load_package(target).meta
+    assert meta.quantization["int8"]["sha256"] == meta.files["encoder.int8.onnx"]
+    video = tmp_path / "clip.mp4"
+    _write_clip(video)
+    capsys.readouterr()
+    assert fsrun_main([str(video), "--model", str(target), "--precision", "int8", "--no-cache",
+                       "--report", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["precision"] == "int8" and report["frames"] == 40
+    assert read_funscript(video.with_suffix(".funscript"))["actions"]
+
+
+def _write_clip(path: Path, frames: int = 40) -> None:
+    import av  # noqa: PLC0415
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            image = np.full((48, 64, 3), (i * 6) % 255, np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))

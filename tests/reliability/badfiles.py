@@ -194,6 +194,15 @@ def package_truncated_onnx(package: Path) -> Path:
     return package
 
 
+def package_meta_edit(package: Path, **changes: object) -> Path:
+    """meta.json says something else (window, embedding_dim, fps) than the graphs hold."""
+    meta_path = package / "meta.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta.update(changes)
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return package
+
+
 def package_newer_format(package: Path) -> Path:
     meta_path = package / "meta.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))

@@ -110,8 +110,11 @@ def test_truncated_download_keeps_the_frames_before_the_cut(tmp_path: Path, tiny
     doc = read_funscript(video.with_suffix(".funscript"))
     kept = len(doc["actions"])
     assert 30 <= kept < 90
-    assert doc["metadata"]["frames_skipped"] == 90 - kept
-    assert f"{90 - kept} damaged frames skipped" in result.err
+    # Nothing failed to decode: the index promises frames the file no longer holds.
+    assert doc["metadata"]["frames_missing"] == 90 - kept
+    assert doc["metadata"]["frames_damaged"] == 0 and doc["metadata"]["frames_held"] == 0
+    assert f"{90 - kept} frames missing: the file stops at" in result.err
+    assert "damaged" not in result.err
 
 
 def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, tiny_package: Path,
@@ -121,7 +124,7 @@ def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, tiny_packag
     assert result.code == 0, result.err
     doc = read_funscript(video.with_suffix(".funscript"))
     times = np.array([a["at"] for a in doc["actions"]])
-    skipped = doc["metadata"]["frames_skipped"]
+    skipped = doc["metadata"]["frames_damaged"]
     assert 0 < skipped < 75 and len(times) == 150 - skipped
     assert f"{skipped} damaged frames skipped" in result.err
     # Every kept point sits on its own frame's time; the gap is where the damage was.
@@ -136,7 +139,14 @@ def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, tiny_packag
 BROKEN_PACKAGES = {
     "missing_file": (badfiles.package_missing_file, "head.onnx is missing"),
     "wrong_sha256": (badfiles.package_wrong_sha, "encoder.onnx is damaged (sha256"),
-    "truncated_onnx": (badfiles.package_truncated_onnx, "ONNX Runtime cannot load it"),
+    "truncated_onnx": (badfiles.package_truncated_onnx, "encoder.onnx is not a readable ONNX "
+                       "file"),
+    "meta_window_30": (lambda p: badfiles.package_meta_edit(p, window=30),
+                       "head.onnx input 'embeddings' has shape ['B', 60, 256], but meta.json "
+                       "says window 30, embedding_dim 256"),
+    "meta_embedding_dim_128": (lambda p: badfiles.package_meta_edit(p, embedding_dim=128),
+                               "encoder.onnx output 'embeddings' has shape ['N', 256], but "
+                               "meta.json says window 60, embedding_dim 128"),
     "newer_format": (badfiles.package_newer_format, "is newer than this fsrun understands"),
     "path_escape": (badfiles.package_escaping_path, "escapes the package directory"),
 }
@@ -148,8 +158,16 @@ def test_broken_package_is_one_line_exit_4(case: str, tmp_path: Path, package_co
     breaker, cause = BROKEN_PACKAGES[case]
     breaker(package_copy)
     video = badfiles.shorter_than_window(tmp_path)
-    result = fsrun_cli(video, "--model", package_copy, "--no-cache")
-    _assert_clean_failure(result, MODEL, package_copy.name, cause, tmp_path)
+    for cache in (["--no-cache"], []):  # the same with and without the cache
+        result = fsrun_cli(video, "--model", package_copy, *cache)
+        _assert_clean_failure(result, MODEL, package_copy.name, cause, tmp_path)
+        assert "decoder" not in result.err  # refused at load: nothing was decoded
+
+
+def test_editing_meta_json_changes_the_model_hash(package_copy: Path) -> None:
+    before = load_package(package_copy).model_hash
+    badfiles.package_meta_edit(package_copy, fps=25.0)  # the graphs are unchanged
+    assert load_package(package_copy).model_hash != before
 
 
 def test_package_path_escape_never_reads_outside(package_copy: Path) -> None:

@@ -37,6 +37,8 @@ def _make(work: Path, spec: str) -> None:
         path.write_text("my own notes, not a script\n", encoding="utf-8")
     elif kind == "json":
         path.write_text('{"an": "old report"}\n', encoding="utf-8")
+    elif kind == "report":
+        path.write_text('{"fsrun_report": 1, "status": "ok"}\n', encoding="utf-8")
     elif kind == "empty":
         path.write_bytes(b"")
     elif kind == "dir":
@@ -64,6 +66,11 @@ def _failed_report(code: int, cause: str) -> Callable[[Path], None]:
         assert report["status"] == "failed" and report["exit_code"] == code
         assert cause in report["error"] and report["video"].endswith("empty.mp4")
     return check
+
+
+def _is_this_runs_report(path: Path) -> None:
+    report = json.loads(path.read_text(encoding="utf-8"))
+    assert report["fsrun_report"] == 1 and report["video"] == "clip.mp4" and report["frames"] > 0
 
 
 def _replaced_by_fsrun(name: str) -> Callable[[Path], None]:
@@ -157,12 +164,24 @@ MATRIX: dict[str, Case] = {
                                     "clip.funscript is also the funscript output; choose "
                                     "another --report", "clip.mp4"),
     "report_is_a_text_file": Case("clip.mp4 --report notes.txt", 5,
-                                  "notes.txt exists and is not a JSON report; choose "
+                                  "notes.txt exists and is not an fsrun report; choose "
                                   "another --report",
                                   "clip.mp4 notes.txt", (*VIDEO, "notes.txt=text")),
-    "report_replaces_a_json_file": Case("clip.mp4 --report old.json", 0, "wrote clip.funscript",
-                                        "clip.funscript clip.mp4 old.json",
-                                        (*VIDEO, "old.json=json"), replaced=("old.json",)),
+    "report_is_other_json": Case("clip.mp4 --report old.json", 5,
+                                 "old.json exists and is not an fsrun report; choose another "
+                                 "--report", "clip.mp4 old.json", (*VIDEO, "old.json=json")),
+    "report_is_a_truth_file": Case(
+        "clip.mp4 --report clip.truth.funscript", 5,
+        "clip.truth.funscript exists and is not an fsrun report; choose another --report",
+        "clip.mp4 clip.truth.funscript", (*VIDEO, "clip.truth.funscript=funscript")),
+    "report_is_a_creators_funscript": Case(
+        "clip.mp4 -o out.funscript --report clip.funscript", 5,
+        "clip.funscript exists and is not an fsrun report; choose another --report",
+        "clip.funscript clip.mp4", (*VIDEO, "clip.funscript=funscript")),
+    "report_replaces_an_fsrun_report": Case(
+        "clip.mp4 --report old.json", 0, "wrote clip.funscript",
+        "clip.funscript clip.mp4 old.json", (*VIDEO, "old.json=report"), replaced=("old.json",),
+        check=lambda work: _is_this_runs_report(work / "old.json")),
     "report_in_a_new_folder": Case("clip.mp4 --report new/r.json", 0, "wrote clip.funscript",
                                    "clip.funscript clip.mp4 new/r.json"),
     "report_is_a_folder": Case("clip.mp4 --report sub", 2,
@@ -176,10 +195,11 @@ MATRIX: dict[str, Case] = {
         "empty.mp4 --report r.json", 3, "empty.mp4: empty file (0 bytes)", "empty.mp4 r.json",
         ("empty.mp4=empty",), check=_failed_report(3, "empty file (0 bytes)")),
     # --- the cache folder --------------------------------------------------------------------
-    "cache_folder_read_only": Case("clip.mp4 --cache-dir locked/cache", 5,
-                                   "locked/cache: cannot write the embedding cache there "
-                                   "(Permission denied); pass --cache-dir DIR or --no-cache",
-                                   "clip.mp4", (*VIDEO, "locked=dir"), locked="locked"),
+    "cache_folder_read_only": Case("clip.mp4 --cache-dir locked/cache", 0,
+                                   "cannot use the embedding cache (locked/cache/embeddings: "
+                                   "Permission denied); going on without it",
+                                   "clip.funscript clip.mp4", (*VIDEO, "locked=dir"),
+                                   locked="locked"),
     "cache_folder_is_a_file": Case("clip.mp4 --cache-dir notes.txt", 2,
                                    "Error: Invalid value for '--cache-dir': Directory "
                                    "'notes.txt' is a file.", "clip.mp4 notes.txt",
@@ -192,6 +212,13 @@ MATRIX: dict[str, Case] = {
         "clip.mp4 --offset -200 --raw", 0,
         "--offset -200 ms moves the first 0.2 s before 0: those points are dropped",
         "clip.funscript clip.mp4"),
+    "offset_past_the_end": Case(
+        "clip.mp4 --offset 100000", 2,
+        "--offset 100000 ms moves every action past the end of clip.mp4 (0.7 s)", "clip.mp4"),
+    "min_amplitude_over_100": Case(
+        "clip.mp4 --min-amplitude 200", 2,
+        "Error: Invalid value for '--min-amplitude': 200.0 is not in the range 0<=x<=100.",
+        "clip.mp4"),
     "stride_longer_than_a_window": Case(
         "clip.mp4 --stride 61", 2,
         "--stride must be between 1 and the window length 60, got 61", "clip.mp4"),

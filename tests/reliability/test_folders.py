@@ -16,7 +16,7 @@ import pytest
 from fsrun.backends import create_backend
 from fsrun.claims import Claim, ClaimHeld, claim_path
 from fsrun.errors import Interrupted
-from fsrun.folder import FolderFailed, find_videos, folder_report, parse_extensions, run_folder
+from fsrun.folder import FolderFailed, find_videos, parse_extensions, run_folder
 from fsrun.funscript import read_funscript
 from fsrun.pipeline import RunConfig
 

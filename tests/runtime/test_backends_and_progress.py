@@ -74,3 +74,22 @@ def test_progress_rate_and_eta_count_only_the_frames_still_to_do() -> None:
     bar.update(10)
     line = bar.line()
     assert "280/300 frames" in line and "5.0 frames/s" in line and "ETA 0:04" in line
+
+
+def test_progress_off_a_terminal_prints_a_plain_line_every_ten_seconds() -> None:
+    """A log file, a service or a notebook gets a line now and then, never a redrawn bar."""
+    stream, now = io.StringIO(), [0.0]
+    bar = Progress(3000, enabled=None, stream=stream, clock=lambda: now[0])
+    assert not bar.enabled and bar.lines
+    for _ in range(25):  # 25 s at 100 frames/s
+        now[0] += 1.0
+        bar.update(100)
+    bar.close()
+    lines = stream.getvalue().splitlines()
+    assert lines == ["fsrun: 1000/3000 frames  100.0 frames/s  ETA 0:20",
+                     "fsrun: 2000/3000 frames  100.0 frames/s  ETA 0:10"]
+    quiet = io.StringIO()
+    silent = Progress(3000, enabled=False, stream=quiet, clock=lambda: now[0])
+    now[0] += 60.0
+    silent.update(3000)
+    assert quiet.getvalue() == ""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsrun import funscript
+from fsrun import atomic
 from fsrun.errors import InputError, OutputError
 from fsrun.funscript import (build_funscript, default_output, read_funscript, validate_funscript,
                              write_funscript)
@@ -115,7 +115,7 @@ def test_file_appearing_during_the_write_is_not_clobbered(tmp_path: Path,
         Path(dst).write_text("written by someone else")
         real_link(src, dst)
 
-    monkeypatch.setattr(funscript.os, "link", racing_link)
+    monkeypatch.setattr(atomic.os, "link", racing_link)
     with pytest.raises(OutputError):
         write_funscript(path, build_funscript(ACTIONS, {}))
     assert path.read_text() == "written by someone else"
@@ -131,7 +131,7 @@ def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path,
     def failing_fsync(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(funscript.os, "fsync", failing_fsync)
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
     with pytest.raises(OutputError, match="No space"):
         write_funscript(path, build_funscript(ACTIONS[:1], {}), force=True)
     assert path.read_bytes() == before

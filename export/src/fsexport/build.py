@@ -2,69 +2,25 @@
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import tempfile
+import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Any, Callable
 
+from fsexport.build_config import (BuildConfig, BuildResult, Log, package_dir_for,  # noqa: F401
+                                   stderr_log)
 from fsexport.model import BackboneSource, WindowModel, calibrate_batchnorm, create_model
 from fsexport.onnx_export import export_graph
 from fsexport.parity import ParityReport, check_composite, check_graph
 from fsexport.variants import Variant, get_variant
 from fsexport.weights import load_backbone_weights, load_checkpoint
 from fsrun.config import set_default_model
-from fsrun.errors import OutputError, UsageError
 from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, load_package,
-                           sha256_file)
-
-if TYPE_CHECKING:
-    from fsexport.quantize import QuantizeConfig
-
-Log = Callable[[str], None]
+                           refuse_existing, sha256_file, write_package_dir)
 
 
-@dataclass
-class BuildConfig:
-    variant: str = "tiny"  # row of the variant table
-    output: Path | None = None  # folder the package directory is written into (default: cwd)
-    name: str | None = None  # package directory name (default: VARIANT.fsmodel)
-    force: bool = False  # replace an existing package directory
-    checkpoint: Path | None = None  # trained WindowModel weights (safetensors or state dict)
-    pretrained: bool = False  # timm hub weights for the backbone (needs network access)
-    backbone_weights: Path | None = None  # local timm backbone weights file
-    input_size: int | None = None  # override the variant's input size
-    window: int | None = None  # override the window length T
-    fps: float | None = None  # override the model's frame rate
-    fp16: bool = True  # also write *.fp16.onnx for GPU backends
-    composite: bool = True  # also write model.onnx (the one-graph contract)
-    set_default: bool = True  # make this package fsrun's default model
-    seed: int = 0  # seed for untrained weights, so builds are reproducible
-    verify: bool = True  # run the ONNX Runtime vs PyTorch parity checks
-    int8: QuantizeConfig | None = None  # also write encoder.int8.onnx (None: no int8 encoder)
 
-
-@dataclass
-class BuildResult:
-    path: Path  # the written package directory
-    meta: ModelMeta  # what meta.json holds
-    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def package_dir_for(config: BuildConfig) -> Path:
-    name = config.name or f"{config.variant}.fsmodel"
-    if not name or "/" in name or "\\" in name or name in {".", ".."}:
-        raise UsageError(f"invalid package name {name!r}")
-    return Path(config.output or Path.cwd()) / name
-
-
-def build_package(config: BuildConfig, log: Log = _stderr) -> BuildResult:
+def build_package(config: BuildConfig, log: Log = stderr_log) -> BuildResult:
     """Create the model from the variant table and weights, then export and verify it."""
     variant = get_variant(config.variant).with_overrides(config.input_size, config.window, config.fps)
     target = package_dir_for(config)
@@ -95,7 +51,7 @@ def build_package(config: BuildConfig, log: Log = _stderr) -> BuildResult:
 
 
 def build_package_from_model(model: WindowModel, variant: Variant, config: BuildConfig, *,
-                             trained: bool, provenance: dict | None = None, log: Log = _stderr,
+                             trained: bool, provenance: dict | None = None, log: Log = stderr_log,
                              timings: dict[str, float] | None = None) -> BuildResult:
     """Export an in-memory WindowModel (e.g. just trained) into a verified package."""
     timings = dict(timings or {})
@@ -115,31 +71,32 @@ def build_package_from_model(model: WindowModel, variant: Variant, config: Build
             timings["verify"] = time.perf_counter() - started
         return _make_meta(model, variant, files, staging, trained, parity, provenance or {})
 
-    target, meta = write_package(config, fill, log)
+    target, meta = write_package(config, fill, log, timings)
     return BuildResult(path=target, meta=meta, timings=timings)
 
 
 def write_package(config: BuildConfig, fill: Callable[[Path], ModelMeta],
-                  log: Log = _stderr) -> tuple[Path, ModelMeta]:
-    """fill(staging) writes the files and returns the meta; the package appears only complete."""
+                  log: Log = stderr_log, timings: dict[str, float] | None = None
+                  ) -> tuple[Path, ModelMeta]:
+    """fill(staging) writes the files and returns the meta; the package appears only complete
+    (fsrun.package.write_package_dir). Adds the int8 step's seconds to timings when config.int8
+    asks for one."""
+    timings = {} if timings is None else timings
     target = package_dir_for(config)
-    refuse_existing(target, config.force)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        meta = fill(staging)
-        (staging / META_NAME).write_text(meta.to_json(), encoding="utf-8")
-        if config.int8 is not None:
-            from fsexport.quantize import quantize_package  # noqa: PLC0415
 
-            started = time.perf_counter()
-            quantize_package(staging, config.int8, log)
-            meta = load_package(staging).meta
-            timings["int8"] = time.perf_counter() - started
-        _replace_dir(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    def fill_all(staging: Path) -> ModelMeta:
+        meta = fill(staging)
+        if config.int8 is None:
+            return meta
+        from fsexport.quantize import quantize_package  # noqa: PLC0415
+
+        (staging / META_NAME).write_text(meta.to_json(), encoding="utf-8")
+        started = time.perf_counter()
+        quantize_package(staging, config.int8, log)
+        timings["int8"] = time.perf_counter() - started
+        return load_package(staging).meta
+
+    meta = write_package_dir(target, fill_all, config.force)
     if config.set_default:
         set_default_model(target)
         log(f"default model for fsrun: {target}")
@@ -189,25 +146,6 @@ def _make_meta(model: WindowModel, variant: Variant, files: list[str], staging: 
     )
 
 
-def refuse_existing(target: Path, force: bool) -> None:
-    if target.exists() and not force:
-        raise OutputError(f"{target} exists; use --force to replace it")
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"{target} exists and is not a directory")
-
-
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Swap the finished package in; the old one is removed only after the swap."""
-    staging.chmod(0o755)
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{time.time_ns()}")
-        target.rename(old)
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def file_identity(path: Path | None) -> dict | None:
     if path is None:
         return None
@@ -215,11 +153,27 @@ def file_identity(path: Path | None) -> dict | None:
 
 
 def _training_config(checkpoint: Path) -> dict | None:
-    """The JSON written beside a checkpoint by `fsexport train`, when present."""
+    """The JSON written beside a checkpoint by `fsexport train`, when present, with paths cut
+    to their names (a shared package must not carry its maker's folder layout)."""
     config_path = Path(checkpoint).with_suffix(".json")
     if not config_path.is_file():
         return None
     try:
-        return json.loads(config_path.read_text(encoding="utf-8"))
+        return portable(json.loads(config_path.read_text(encoding="utf-8")))
     except json.JSONDecodeError:
         return None
+
+
+def portable(value: Any) -> Any:
+    """value with every absolute path (at any depth) replaced by its last part."""
+    if isinstance(value, str) and (value.startswith(("/", "~")) or _WINDOWS_PATH.match(value)):
+        return Path(value.replace("\\", "/")).name
+    if isinstance(value, dict):
+        return {k: portable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return value
+
+
+# A Windows absolute path: C:\... or C:/...
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")

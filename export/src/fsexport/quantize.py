@@ -24,8 +24,9 @@ import numpy as np
 from fsexport.calibration import (CalibrationConfig, VideoFrames, calibration_batches,
                                   calibration_videos, decode_videos)
 from fsexport.int8_graph import ALWAYS_FLOAT, float_skip_path, layer_groups
+from fsrun.atomic import write_atomic
 from fsrun.errors import ModelError, OutputError, UsageError
-from fsrun.package import GRAPH_FILES, META_NAME, load_package, sha256_file
+from fsrun.package import GRAPH_FILES, META_NAME, finite_json, load_package, sha256_file
 
 Log = Callable[[str], None]
 INT8_FILE = GRAPH_FILES[("encoder", "int8")]
@@ -379,9 +380,7 @@ def quantize_package(package_dir: Path, cfg: QuantizeConfig | None = None,
         }
         os.replace(staged, target)
     _update_meta(package.path, record, sha256_file(target))
-    cos = drift.get("embedding_cosine_source", {})
-    log(f"int8    cosine vs fp32 mean {cos.get('mean')} min {cos.get('min')}; position max abs "
-        f"diff {drift['position_max_abs_diff']} (0..1)")
+    log(f"int8    wrote {target}")
     return record
 
 
@@ -390,6 +389,5 @@ def _update_meta(package_dir: Path, record: dict[str, Any], digest: str) -> None
     data = json.loads(path.read_text(encoding="utf-8"))
     data["files"][INT8_FILE] = digest
     data.setdefault("quantization", {})["int8"] = {**record, "sha256": digest}
-    tmp = path.with_name(f".{META_NAME}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(finite_json(data), indent=2, sort_keys=True, allow_nan=False)
+                 + "\n")

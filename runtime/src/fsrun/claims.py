@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsrun.atomic import os_reason, remove_quietly
 from fsrun.errors import OutputError
 
 CLAIM_SUFFIX = ".claim"
@@ -126,8 +127,13 @@ class Claim:
         except OSError as exc:
             raise OutputError(f"{self.output.parent}: cannot write there "
                               f"({exc.strerror or exc})") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self.owner.__dict__, f)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.owner.__dict__, f)
+        except OSError as exc:  # a full disk: no empty claim may stay behind
+            remove_quietly(self.path)
+            raise OutputError(f"{self.path}: cannot write the claim "
+                              f"({os_reason(exc)})") from None
         self._held = True
         self._start_heartbeat()
         return True

@@ -19,11 +19,10 @@ import click
 
 import fsrun
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
-from fsrun.errors import FsError, Interrupted, UsageError
+from fsrun.errors import FsError, Interrupted, OutputError, UsageError
 from fsrun.memory import limit_malloc_arenas
-from fsrun.postprocess import DEFAULT_RDP_EPSILON
 from fsrun.pipeline import DEFAULT_STRIDE, RESIZE_CHOICES, RunConfig, process_video
-from fsrun.postprocess import PostprocessOptions
+from fsrun.postprocess import DEFAULT_RDP_EPSILON, PostprocessOptions
 from fsrun.signals import interrupt_guard
 from fsrun.sources import DECODER_CHOICES
 
@@ -124,8 +123,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @cli.command(DEFAULT_COMMAND)
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
-              help="Model package (NAME.fsmodel). Default: $FSRUN_MODEL, the default set by "
-                   "`fsexport build`, then the bundled demo.")
+              help="Model package (NAME.fsmodel), or a one-graph .onnx model (float32 [B, 60, S, "
+                   "S, 3] 0-255 in, [B, 60] out), cut into a package in the user cache the "
+                   "first time. Default: $FSRUN_MODEL, the default set by `fsexport build`, "
+                   "then the bundled demo.")
+@click.option("--fps", "model_fps", type=click.FloatRange(min=1, max=240), default=None,
+              help="With a .onnx --model: the frame rate it was trained at [default: 30] (the "
+                   "file does not record it).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Funscript to write. Default: VIDEO.funscript next to the video.")
 @click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True)
@@ -146,9 +150,9 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--start", callback=_seconds, default=None, help="Start time (s or [H:]M:S).")
 @click.option("--end", callback=_seconds, default=None, help="End time (s or [H:]M:S).")
 @click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
-@click.option("--min-amplitude", type=click.FloatRange(min=0), default=10.0, show_default=True,
+@click.option("--min-amplitude", type=click.FloatRange(0, 100), default=10.0, show_default=True,
               help="Peaks and valleys closer than this (0-100) are merged.")
-@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(min=0), default=DEFAULT_RDP_EPSILON,
+@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(0, 100), default=DEFAULT_RDP_EPSILON,
               show_default=True,
               help="Also keep the points that bend a stroke more than this (0-100; 0 = off).")
 @click.option("--stretch", type=click.FloatRange(min=0, max=49.9), default=None,
@@ -183,12 +187,15 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
                    "without ADDRESS $RAY_ADDRESS, the cluster `ray start` runs here, or a "
                    "local Ray for this run. "
                    "See docs/scale.md.")
-@click.option("--ray-cpus", type=click.IntRange(min=1), default=4, show_default=True,
-              help="With --ray on a cluster without GPUs: CPUs per actor (one actor per GPU "
-                   "otherwise).")
+@click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
+              help="With --ray: CPUs per worker on nodes without GPUs [default: up to 4, what "
+                   "each node has]; GPU nodes run one worker per GPU.")
+@click.option("--ray-timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
+              help="With --ray: seconds to wait for the workers to start before giving up.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(explain: bool, extensions: str | None, output_dir: Path | None, ray_address: str | None,
-                ray_cpus: int, video: Path, model: Path | None, output: Path | None, backend: str,
+                ray_cpus: int | None, ray_timeout: float, video: Path, model: Path | None, model_fps: float | None,
+                output: Path | None, backend: str,
                 decoder: str, precision: str, stride: int, batch: int, crop: str, resize: str,
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
@@ -204,7 +211,8 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
 
     post = PostprocessOptions(raw=raw, min_amplitude=min_amplitude, rdp_epsilon=rdp_epsilon,
                               stretch_percentile=stretch, invert=invert, offset_ms=offset_ms)
-    config = RunConfig(video=video, model=model, output=output, backend=backend, decoder=decoder,
+    config = RunConfig(video=video, model=model, model_fps=model_fps, output=output,
+                       backend=backend, decoder=decoder,
                        precision=precision, stride=stride, batch=batch, crop=crop, resize=resize,
                        start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
                        postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
@@ -223,7 +231,8 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
                 from fsrun.scale.ray_folder import run_ray_folder  # noqa: PLC0415
 
                 run_ray_folder(video, config, parse_extensions(extensions), click.echo,
-                               None if quiet else log, ray_address or None, output_dir, ray_cpus)
+                               None if quiet else log, ray_address or None, output_dir, ray_cpus,
+                               ray_timeout)
                 return
             run_folder(video, config, parse_extensions(extensions), click.echo,
                        None if quiet else log, output_dir)
@@ -240,7 +249,8 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
 
 
 def _explain(config: RunConfig) -> None:
-    """Print the plan; for a video file also the decoder it would get. Starts no backend."""
+    """Print the plan; for a video file also the decoder it would get and its cache entry.
+    Starts no backend."""
     from fsrun.plan import make_plan  # noqa: PLC0415
 
     plan = make_plan(config)
@@ -249,6 +259,23 @@ def _explain(config: RunConfig) -> None:
         decoder, notes = plan.decoder_for(config.video)
         click.echo(f"{config.video.name}: decoder {decoder}"
                    + "".join(f"; {note}" for note in notes))
+        click.echo(f"cache:     {_cache_entry(config, plan) if config.use_cache else 'off'}")
+
+
+def _cache_entry(config: RunConfig, plan: Any) -> str:
+    """The embedding cache entry a run of config would use, and what it holds."""
+    from fsrun.crop import parse_crop  # noqa: PLC0415
+    from fsrun.embedding_cache import CacheKey, describe_entry, entry_folder  # noqa: PLC0415
+    from fsrun.package import load_package  # noqa: PLC0415
+    from fsrun.sources import probe  # noqa: PLC0415
+
+    package = load_package(plan.model, verify=False)
+    info = probe(config.video)
+    crop_box = parse_crop(config.crop).resolve(info.width, info.height)
+    key = CacheKey.for_video(config.video, package.model_hash, plan.precision, crop_box,
+                             package.meta.fps, config.start, plan.resize)
+    folder = entry_folder(key, config.cache_dir)
+    return f"{folder} ({describe_entry(folder)})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("fsrun: error: interrupted", err=True)
         return Interrupted.exit_code
+    except OSError as exc:  # a full, read-only or failing disk the code did not expect: exit 5
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"fsrun: error: {where}{exc.strerror or exc}", err=True)
+        return OutputError.exit_code
     except Exception as exc:  # noqa: BLE001 - unexpected: one line unless --debug
         if debug:
             traceback.print_exc()

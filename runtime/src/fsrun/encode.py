@@ -10,11 +10,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Union
 
 import numpy as np
 
-from fsrun.embedding_cache import EmbeddingCache
+from fsrun.embedding_cache import CacheError, EmbeddingCache, MemoryStore
 from fsrun.errors import Interrupted, ModelError
 from fsrun.progress import Progress
 from fsrun.sampling import TimestampSampler
@@ -22,6 +22,9 @@ from fsrun.signals import raise_if_interrupted
 from fsrun.sources import load_source_class
 
 STAGES: tuple[str, ...] = ("load", "decode", "encode", "head", "stitch", "write")
+
+# Where a run's embeddings go: the on-disk cache entry, or memory.
+Store = Union[EmbeddingCache, MemoryStore]
 
 
 class Stages:
@@ -51,6 +54,7 @@ class EncodeJob:
     device_id: int  # CUDA device for GPU decoders
     progress: bool | None  # progress bar; None = when stderr is a terminal, False = never
     total_hint: int | None  # frames expected, for the progress bar
+    say: Callable[[str], None] = lambda message: None  # one-line notices
 
 
 class DecodeThread:
@@ -104,25 +108,22 @@ class DecodeThread:
         self.thread.join(timeout=5)
 
 
-def encode_frames(job: EncodeJob, sampler: TimestampSampler, cache: EmbeddingCache | None,
-                  encoder: Any, stages: Stages,
-                  counts: dict[str, int]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decode and encode the frames not cached yet; returns (pts_ms, embeddings) chunks when
-    there is no cache to hold them."""
+def encode_frames(job: EncodeJob, sampler: TimestampSampler, store: Store, encoder: Any,
+                  stages: Stages, counts: dict[str, int]) -> Store:
+    """Decode and encode the frames the store does not hold yet, appending them to it. Returns
+    the store that holds them all: the cache, or memory when the cache failed on the way."""
     scaling = {"resize_to": job.resize_to} if job.resize_to else {}
     source = load_source_class(job.decoder)(job.video, crop=job.crop_box,
                                             device_id=job.device_id, **scaling)
-    if cache is not None and cache.frames:
-        stamps = cache.timestamps()
-        sampler.resume_after(stamps[0] / 1000.0, stamps[-1] / 1000.0, cache.frames)
+    if store.frames:
+        stamps = store.timestamps()
+        sampler.resume_after(stamps[0] / 1000.0, stamps[-1] / 1000.0, store.frames)
         source.seek_to = stamps[-1] / 1000.0
-        counts["resumed_from"] = cache.frames
+        counts["resumed_from"] = store.frames
     elif job.start > 0:
         source.seek_to = job.start
-    chunks: list[tuple[np.ndarray, np.ndarray]] = []
     decode = DecodeThread(source, sampler, job.batch, job.queue_size)
-    progress = Progress(job.total_hint, "frames", enabled=job.progress,
-                        done_before=cache.frames if cache is not None else 0)
+    progress = Progress(job.total_hint, "frames", enabled=job.progress, done_before=store.frames)
     try:
         for batch in decode:
             began = time.perf_counter()
@@ -133,24 +134,43 @@ def encode_frames(job: EncodeJob, sampler: TimestampSampler, cache: EmbeddingCac
                                  f"for {len(batch)} frames")
             counts["encoder_calls"] += 1
             counts["frames_encoded"] += len(batch)
-            if cache is not None:
-                cache.append(embeddings, batch.pts_ms)
-            else:
-                chunks.append((np.asarray(batch.pts_ms, dtype=np.float64), embeddings))
+            store = _append(store, embeddings, batch.pts_ms, job.say)
             progress.update(len(batch))
-            # Safe point: this batch is in the cache, so a stop here loses nothing.
-            raise_if_interrupted(f"{cache.frames if cache is not None else 0} frames cached, "
-                                 "run again to resume")
+            # Safe point: this batch is in the store, so a stop here loses nothing cached.
+            raise_if_interrupted(_stopped_note(store))
     except KeyboardInterrupt:
-        cached = cache.frames if cache is not None else 0
-        raise Interrupted(f"stopped; {cached} frames cached, run again to resume") from None
+        raise Interrupted(f"stopped; {_stopped_note(store)}") from None
     finally:
         decode.close()
         progress.close()
         counts["frames_decoded"] += int(getattr(source, "frames_decoded", 0))
-        counts["frames_skipped"] += int(getattr(source, "frames_skipped", 0))
+        for name in ("frames_damaged", "frames_missing", "frames_held"):
+            counts[name] += int(getattr(source, name, 0))
         source.close()
     stages.seconds["decode"] += decode.seconds
-    if decode.finished and cache is not None:
-        cache.mark_complete(job.end)
-    return chunks
+    if decode.finished:
+        try:
+            store.mark_complete(job.end)
+        except CacheError as exc:
+            job.say(f"could not finish the embedding cache entry ({exc}); the next run "
+                    "resumes it")
+    return store
+
+
+def _append(store: Store, embeddings: np.ndarray, pts_ms: np.ndarray,
+            say: Callable[[str], None]) -> Store:
+    """store.append; a cache that fails (a full disk) gives way to memory, with a notice."""
+    try:
+        store.append(embeddings, pts_ms)
+        return store
+    except CacheError as exc:
+        memory = store.to_memory()
+        say(f"cannot write the embedding cache ({exc}); going on without it")
+        memory.append(embeddings, pts_ms)
+        return memory
+
+
+def _stopped_note(store: Store) -> str:
+    if isinstance(store, EmbeddingCache):
+        return f"{store.frames} frames cached, run again to resume"
+    return "nothing cached (run without the cache)"

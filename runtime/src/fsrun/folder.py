@@ -15,9 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from fsrun.atomic import os_reason
 from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
-from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
-                          OutputError, UsageError)
+from fsrun.errors import (
+    FsError,
+    InputError,
+    Interrupted,
+    MissingDependencyError,
+    ModelError,
+    OutputError,
+    UsageError,
+)
 from fsrun.funscript import default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.runconfig import RunConfig
@@ -135,7 +143,7 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
             write_report(Path(report_path), folder_report(summary))
         raise InputError(f"{root}: no videos found (looked for "
                          f"{', '.join('.' + e for e in extensions)})")
-    say(f"{_count(len(videos), 'video')} under {root}")
+    say(f"{plural(len(videos), 'video')} under {root}")
     owners = Counter(output_for(v, root, output_dir) for v in videos)
     first_owner: dict[Path, Path] = {}
     began_run = time.time()
@@ -148,9 +156,9 @@ def _process_all(root: Path, session: ModelSession, template: RunConfig,
             outcome = FileOutcome(video, SKIPPED, f"{output.name} belongs to "
                                   f"{first_owner[output].name} (same name)")
         else:
-            outcome = _one_video(session, video, output, template, began_run, stale_after_s)
+            outcome = process_one(session, video, output, template, began_run, stale_after_s)
         summary.outcomes.append(outcome)
-        say(f"[{index}/{len(videos)}] {outcome.status:7} {_relative(video, root)}: {outcome.detail}")
+        say(f"[{index}/{len(videos)}] {outcome.status:7} {relative_name(video, root)}: {outcome.detail}")
         if isinstance(outcome.error, FATAL_ERRORS):
             summary.stopped = outcome.detail
             break
@@ -170,7 +178,7 @@ def folder_report(summary: FolderSummary) -> dict:
                        "report": o.report} for o in summary.outcomes]}
 
 
-def _one_video(session: ModelSession, video: Path, output: Path, template: RunConfig,
+def process_one(session: ModelSession, video: Path, output: Path, template: RunConfig,
                began_run: float, stale_after_s: float) -> FileOutcome:
     began = time.perf_counter()
     if output.exists() and not template.force:
@@ -193,9 +201,9 @@ def _one_video(session: ModelSession, video: Path, output: Path, template: RunCo
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
         result = session.process(dataclasses.replace(template, video=video, output=output))
         detail = f"{result.actions} actions"
-        skipped = int(result.report.get("frames_skipped", 0) or 0)
+        skipped = int(result.report.get("frames_damaged", 0) or 0)
         if skipped:
-            detail += f", {_count(skipped, 'damaged frame')} skipped"
+            detail += f", {plural(skipped, 'damaged frame')} skipped"
         if result.report.get("cut_short"):
             first, last = result.report["covered_ms"]
             detail += (f", frames cover only {first / 1000:.1f}-{last / 1000:.1f} s of "
@@ -209,6 +217,10 @@ def _one_video(session: ModelSession, video: Path, output: Path, template: RunCo
         status = INTERRUPTED if isinstance(exc, Interrupted) else FAILED
         return FileOutcome(video, status, _without_path(exc, video), time.perf_counter() - began,
                            exc.exit_code, exc)
+    except OSError as exc:  # a full or failing disk somewhere fsrun writes: this file's loss
+        error = OutputError(f"{exc.filename or output}: cannot write ({os_reason(exc)})")
+        return FileOutcome(video, FAILED, str(error), time.perf_counter() - began,
+                           error.exit_code, error)
     except Exception as exc:  # noqa: BLE001 - an unexpected failure costs this file, not the run
         return FileOutcome(video, FAILED, f"internal error: {type(exc).__name__}: {exc}",
                            time.perf_counter() - began, 1)
@@ -223,14 +235,14 @@ def _without_path(exc: Exception, video: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
-def _relative(path: Path, root: Path) -> str:
+def relative_name(path: Path, root: Path) -> str:
     try:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
 
 
-def _count(n: int, noun: str) -> str:
+def plural(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -248,7 +260,7 @@ def _progress_note(summary: FolderSummary) -> str:
 
 def format_summary(summary: FolderSummary, width: int = 60) -> str:
     """A plain-text table: status, file, detail; then the totals line."""
-    rows = [(o.status, _relative(o.video, summary.root), o.detail) for o in summary.outcomes]
+    rows = [(o.status, relative_name(o.video, summary.root), o.detail) for o in summary.outcomes]
     name_width = min(width, max([len("file")] + [len(r[1]) for r in rows]))
     status_width = max([8] + [len(r[0]) for r in rows])
     lines = [f"{'status':{status_width}} {'file':{name_width}}  detail",
@@ -266,7 +278,7 @@ def format_summary(summary: FolderSummary, width: int = 60) -> str:
 def _failures(summary: FolderSummary, shown: int = 3) -> str:
     """`: a.mp4 (why), b.mp4 (why) and 2 more`: the table's failed rows on one line."""
     failed = [o for o in summary.outcomes if o.status == FAILED]
-    text = ", ".join(f"{_relative(o.video, summary.root)} ({o.detail})" for o in failed[:shown])
+    text = ", ".join(f"{relative_name(o.video, summary.root)} ({o.detail})" for o in failed[:shown])
     return ": " + text + (f" and {len(failed) - shown} more" if len(failed) > shown else "")
 
 
@@ -296,7 +308,7 @@ def finish_folder(summary: FolderSummary, template: RunConfig,
     # A signal between two videos: what was done stays done, the rest waits for a re-run.
     raise_if_interrupted(_progress_note(summary))
     if summary.failed:
-        raise FolderFailed(f"{summary.failed} of {_count(len(summary.outcomes), 'video')} failed"
+        raise FolderFailed(f"{summary.failed} of {plural(len(summary.outcomes), 'video')} failed"
                            + (_failures(summary) if template.quiet
                               else " (see the table above)"))
     return summary

@@ -7,13 +7,12 @@ actions sorted by `at` and no `at` twice.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fsrun.atomic import write_atomic
 from fsrun.errors import InputError, OutputError
 from fsrun.outputs import Protected, check_folder_writable, load_json_object
 
@@ -114,46 +113,12 @@ def check_writable(path: Path | str, force: bool, protect: Protected | None = No
 
 def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False,
                     protect: Protected | None = None) -> Path:
-    """Write to a temporary file in the same folder, then move it into place.
-
-    Without force the move is a hard link, which fails if the name appeared meanwhile, so an
-    existing script is never replaced. A reader never sees a half-written file.
-    """
+    """Write atomically (atomic.py): a reader never sees a half-written file, and without force
+    an existing script is never replaced, not even one that appeared meanwhile."""
     path = Path(path)
     check_writable(path, force, protect)
     text = json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        _move_into_place(tmp, path, force)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
-    if force:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)  # atomic and refuses to clobber
-    except FileExistsError:
-        raise OutputError(f"{path} exists; use --force to overwrite it") from None
-    except OSError:
-        # Filesystems without hard links: the existence check above is the best we can do.
-        if path.exists():
-            raise OutputError(f"{path} exists; use --force to overwrite it") from None
-        os.replace(tmp, path)
+    return write_atomic(path, text, replace=force)
 
 
 def read_funscript(path: Path | str, strict: bool = True) -> dict[str, Any]:

@@ -7,23 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from fsrun.embedding_cache import EmbeddingCache
-from fsrun.encode import Stages
+from fsrun.encode import Stages, Store
 from fsrun.stitching import Stitcher, WindowPlan, gather_windows
 
 
-def collect_embeddings(cache: EmbeddingCache | None, chunks: list[tuple[np.ndarray, np.ndarray]],
-                       end: float | None, dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(pts_ms [n], embeddings [n, dim]) of this run, from the cache or the encoded chunks;
-    frames at or past `end` (seconds) are left out, since the cache may hold more."""
-    if cache is not None:
-        pts_ms, embeddings = cache.timestamps(), cache.embeddings()
-    elif chunks:
-        pts_ms = np.concatenate([c[0] for c in chunks])
-        embeddings = np.concatenate([c[1] for c in chunks])
-        chunks.clear()
-    else:
-        pts_ms, embeddings = np.zeros(0), np.zeros((0, dim), np.float32)
+def collect_embeddings(store: Store, end: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """(pts_ms [n], embeddings [n, dim]) of this run from its store; frames at or past `end`
+    (seconds) are left out, since a cache entry may hold more."""
+    pts_ms, embeddings = store.timestamps(), store.embeddings()
     if end is not None:
         keep = int(np.searchsorted(pts_ms, end * 1000.0 - 1e-3))
         pts_ms, embeddings = pts_ms[:keep], embeddings[:keep]

@@ -14,11 +14,16 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
+from fsrun.atomic import os_reason, write_atomic
 from fsrun.errors import OutputError
 
 # An existing file at an output path is read to find out what it is; funscripts and reports are
 # small (a three-hour raw script is about 7 MB), anything larger is neither.
 MAX_JSON_BYTES = 64 << 20
+# The field every report fsrun writes carries; --report replaces only a file that has it (never
+# a funscript, a truth file, a package's meta.json or any other JSON).
+REPORT_MARKER = "fsrun_report"
+REPORT_FORMAT = 1
 
 
 class Protected:
@@ -104,8 +109,14 @@ def nearest_existing(path: Path) -> Path:
     return path
 
 
+def is_report(path: Path | str) -> bool:
+    """Whether an existing file is a report fsrun wrote (it carries REPORT_MARKER)."""
+    doc = load_json_object(Path(path))
+    return doc is not None and REPORT_MARKER in doc
+
+
 def check_report_path(path: Path | str, funscript: Path | None, protect: Protected) -> None:
-    """--report: not an input, not the funscript, not a file other than an earlier JSON
+    """--report: not an input, not the funscript, not a file other than an earlier fsrun
     report, in a folder that exists or can be made and takes new files."""
     path = Path(path)
     protect.refuse(path)
@@ -114,8 +125,8 @@ def check_report_path(path: Path | str, funscript: Path | None, protect: Protect
         raise OutputError(f"{path} is also the funscript output; choose another --report")
     if path.is_dir():
         raise OutputError(f"{path} is a directory")
-    if path.exists() and load_json_object(path) is None:
-        raise OutputError(f"{path} exists and is not a JSON report; choose another --report")
+    if (path.exists() or path.is_symlink()) and not is_report(path):
+        raise OutputError(f"{path} exists and is not an fsrun report; choose another --report")
     folder = nearest_existing(path.parent)
     if not folder.is_dir():
         raise OutputError(f"{folder} is not a folder; choose another --report")
@@ -127,20 +138,14 @@ def _same_file(a: Path, b: Path) -> bool:
     return identity is not None and identity == _identity(b)
 
 
-def check_cache_dir(root: Path) -> None:
-    """The embedding cache folder exists or can be made, and takes new files."""
-    problem = _write_problem(nearest_existing(Path(root) / "embeddings"))
-    if problem is not None:
-        raise OutputError(f"{root}: cannot write the embedding cache there ({problem}); pass "
-                          "--cache-dir DIR or --no-cache")
-
-
 def write_report(path: Path, report: dict[str, Any]) -> None:
-    """Write a JSON report atomically (a half-written report never appears)."""
+    """Write a JSON report atomically (a half-written report never appears), marked as fsrun's
+    so that a later --report may replace it."""
+    path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
     except OSError as exc:
-        raise OutputError(f"{path}: cannot write the report ({exc.strerror or exc})") from None
+        raise OutputError(f"{path.parent}: cannot write the report there "
+                          f"({os_reason(exc)})") from None
+    document = {REPORT_MARKER: REPORT_FORMAT, **report}
+    write_atomic(path, json.dumps(document, indent=2) + "\n", what="write the report")

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import shutil
+import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from fsrun.errors import ModelError
+from fsrun.errors import ModelError, OutputError
+from fsrun.onnx_header import OnnxHeaderError, TensorDecl, read_header
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
@@ -62,12 +67,25 @@ class ModelMeta:
                              f"input_size={self.input_size}, fps={self.fps}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        """Strict JSON (what a browser's JSON.parse reads): NaN and infinities become null."""
+        return json.dumps(finite_json(asdict(self)), indent=2, sort_keys=True,
+                          allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def finite_json(value: Any) -> Any:
+    """value with every NaN or infinite float replaced by None, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -89,9 +107,11 @@ class ModelPackage:
 
     @property
     def model_hash(self) -> str:
-        """Identity of the weights: sha256 over the sorted file digests."""
-        joined = "".join(f"{k}={v};" for k, v in sorted(self.meta.files.items()))
-        return hashlib.sha256(joined.encode()).hexdigest()
+        """Identity of the model: sha256 over meta.json's content, which lists every file's
+        sha256 beside the window, frame rate, sizes and provenance, so editing either changes
+        it (and with it the embedding cache key)."""
+        canonical = json.dumps(asdict(self.meta), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def file(self, name: str) -> Path:
         """A listed file's path; refuses names that would leave the package directory."""
@@ -112,7 +132,8 @@ class ModelPackage:
         return GRAPH_FILES.get((kind, precision)) in self.meta.files
 
     def verify(self) -> None:
-        """Check every listed file exists and matches its sha256."""
+        """Check every listed file exists and matches its sha256, and that each graph declares
+        the inputs and outputs meta.json promises (check_graphs)."""
         for name, expected in sorted(self.meta.files.items()):
             path = _inside(self.path, name)
             if not path.is_file():
@@ -121,6 +142,7 @@ class ModelPackage:
             if actual != expected:
                 raise ModelError(f"{self.path}: {name} is damaged (sha256 {actual[:12]}..., "
                                  f"expected {expected[:12]}...)")
+        check_graphs(self)
 
 
 def _inside(root: Path, name: str) -> Path:
@@ -129,6 +151,49 @@ def _inside(root: Path, name: str) -> Path:
     if not path.is_relative_to(root) or path == root:
         raise ModelError(f"{root}: file name {name!r} escapes the package directory")
     return path
+
+
+def refuse_existing(target: Path, force: bool) -> None:
+    """OutputError when a package directory is there and force does not allow replacing it."""
+    if target.exists() and not force:
+        raise OutputError(f"{target} exists; use --force to replace it")
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} exists and is not a directory")
+
+
+def write_package_dir(target: Path, fill: Callable[[Path], ModelMeta], force: bool = False
+                      ) -> ModelMeta:
+    """fill(staging) writes a package's files into a hidden folder beside target and returns
+    its meta; meta.json goes in last and the folder takes target's name only when complete,
+    so no reader ever sees half a package. An existing target is replaced only with force,
+    and removed only after the swap."""
+    target = Path(target)
+    refuse_existing(target, force)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    except OSError as exc:
+        raise OutputError(f"{target.parent}: cannot write there ({exc.strerror or exc})") \
+            from None
+    try:
+        meta = fill(staging)
+        (staging / META_NAME).write_text(meta.to_json(), encoding="utf-8")
+        staging.chmod(0o755)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{time.time_ns()}")
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"{target}: cannot write the package ({exc.strerror or exc})") \
+            from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return meta
 
 
 def load_package(path: Path | str, verify: bool = True) -> ModelPackage:
@@ -159,3 +224,47 @@ def load_package(path: Path | str, verify: bool = True) -> ModelPackage:
     if verify:
         package.verify()
     return package
+
+
+def check_graphs(package: ModelPackage) -> None:
+    """ModelError, in one line, when a graph's declared inputs or outputs contradict meta.json
+    (window, embedding size, uint8 RGB frames): found at load, not after decoding a video."""
+    meta = package.meta
+    frames = ("uint8", [None, None, None, 3])
+    embeddings = ("float32", [None, meta.embedding_dim])
+    windows = ("float32", [None, meta.window, meta.embedding_dim])
+    positions = ("float32", [None, meta.window])
+    clips = ("uint8", [None, meta.window, None, None, 3])
+    contract = {"encoder": (frames, embeddings), "head": (windows, positions),
+                "model": (clips, positions)}
+    for (kind, _precision), name in GRAPH_FILES.items():
+        if name not in meta.files:
+            continue
+        try:
+            header = read_header(_inside(package.path, name))
+        except (OSError, OnnxHeaderError) as exc:
+            raise ModelError(f"{package.path}: {name} is not a readable ONNX file ({exc})") \
+                from None
+        if len(header.inputs) != 1 or not header.outputs:
+            raise ModelError(f"{package.path}: {name} has {len(header.inputs)} inputs and "
+                             f"{len(header.outputs)} outputs; a package graph has one of each")
+        for role, decl, (dtype, dims) in (("input", header.inputs[0], contract[kind][0]),
+                                          ("output", header.outputs[0], contract[kind][1])):
+            problem = _contradiction(decl, dtype, dims)
+            if problem:
+                raise ModelError(f"{package.path}: {name} {role} {decl.name!r} {problem}, but "
+                                 f"{META_NAME} says window {meta.window}, embedding_dim "
+                                 f"{meta.embedding_dim} (frames uint8 RGB, the rest float32)")
+
+
+def _contradiction(decl: TensorDecl, dtype: str, dims: list[int | None]) -> str | None:
+    """How a declared tensor differs from [dims] of dtype (None: any size), or None."""
+    if decl.dtype != dtype:
+        return f"is {decl.dtype}"
+    if decl.shape and len(decl.shape) != len(dims):
+        return f"has shape {list(decl.shape)}"
+    for have, want in zip(decl.shape, dims):
+        if want is not None and isinstance(have, int) and have != want:
+            return f"has shape {list(decl.shape)}"
+    return None
+

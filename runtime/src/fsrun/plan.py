@@ -113,10 +113,23 @@ class RunPlan:
         return data
 
 
-def resolve_model(model: Path | str | None) -> tuple[Path, str | None]:
-    """--model, then $FSRUN_MODEL, then the default from `fsexport build`, then the demo."""
+def resolve_model(model: Path | str | None, fps: float | None = None
+                  ) -> tuple[Path, str | None]:
+    """--model, then $FSRUN_MODEL, then the default from `fsexport build`, then the demo. A
+    `.onnx` file is a creator's one-graph model: the package cut from it (fsrun.onnx_door,
+    kept in the user cache) is used, and the notice says so the first time. fps is `--fps`,
+    the frame rate of such a file (a package records its own)."""
     if model is not None:
+        from fsrun.onnx_door import cached_package, is_onnx_file  # noqa: PLC0415
+
+        if is_onnx_file(model):
+            return cached_package(Path(model), fps)
+        if fps is not None:
+            raise UsageError("--fps is for a .onnx --model; a package records its own frame "
+                             "rate (fsexport build --fps)")
         return Path(model), None
+    if fps is not None:
+        raise UsageError("--fps is for a .onnx --model; a package records its own frame rate")
     if os.environ.get(user_config.MODEL_ENV):
         return Path(os.environ[user_config.MODEL_ENV]), None
     default = user_config.get_default_model()
@@ -181,15 +194,17 @@ def backend_candidates(requested: str) -> tuple[str, ...]:
     return tuple(b for b in AUTO_ORDER if is_backend_available(b)) or (AUTO_ORDER[-1],)
 
 
-def make_plan(cfg: RunConfig, package: ModelPackage | None = None) -> RunPlan:
+def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
+              resolved: tuple[Path, str | None] | None = None) -> RunPlan:
     """The plan for a run: every "auto" in cfg resolved. Reads the package's meta.json (not its
-    hashes; the session verifies those) unless the loaded package is passed."""
+    hashes; the session verifies those) unless the loaded package is passed; `resolved` is
+    resolve_model's answer when the caller has it already (its notice is kept)."""
     requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)
     _check_choice("--precision", cfg.precision, PRECISION_CHOICES)
     _check_choice("--resize", cfg.resize, RESIZE_CHOICES)
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
         raise UsageError(DECODER_RULES["resize"].format(decoder=cfg.decoder))
-    model, notice = resolve_model(cfg.model)
+    model, notice = resolved or resolve_model(cfg.model, cfg.model_fps)
     if package is None:
         package = load_package(model, verify=False)
     candidates = backend_candidates(cfg.backend)

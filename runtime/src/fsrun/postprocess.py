@@ -142,14 +142,25 @@ def to_actions(pts_ms: np.ndarray, positions: np.ndarray,
     return actions
 
 
-def offset_notice(offset_ms: int, first_ms: float, last_ms: float, video_name: str) -> str | None:
-    """What a negative --offset drops from frames first_ms..last_ms: None when nothing, a
-    notice when the start moves before 0, UsageError when every point does (an empty script).
+def offset_notice(offset_ms: int, first_ms: float, last_ms: float, video_name: str,
+                  video_end_ms: float | None = None) -> str | None:
+    """What --offset does to frames first_ms..last_ms: None when every point stays inside the
+    video, a notice when some move before 0 (dropped) or a second or more past video_end_ms
+    (kept, though no player reaches them), UsageError when every point does (a script with
+    nothing to play).
     """
-    if offset_ms >= 0 or first_ms + offset_ms >= 0:
-        return None
-    if last_ms + offset_ms < 0:
-        raise UsageError(f"--offset {offset_ms} ms moves every action before 0 ({video_name} "
-                         f"lasts {last_ms / 1000.0:.1f} s)")
-    return (f"--offset {offset_ms} ms moves the first {(-offset_ms - first_ms) / 1000.0:.1f} s "
-            "before 0: those points are dropped")
+    if offset_ms < 0 and first_ms + offset_ms < 0:
+        if last_ms + offset_ms < 0:
+            raise UsageError(f"--offset {offset_ms} ms moves every action before 0 "
+                             f"({video_name} lasts {last_ms / 1000.0:.1f} s)")
+        return (f"--offset {offset_ms} ms moves the first {(-offset_ms - first_ms) / 1000.0:.1f}"
+                " s before 0: those points are dropped")
+    if offset_ms > 0 and video_end_ms is not None:
+        if first_ms + offset_ms >= video_end_ms:
+            raise UsageError(f"--offset {offset_ms} ms moves every action past the end of "
+                             f"{video_name} ({video_end_ms / 1000.0:.1f} s)")
+        past = last_ms + offset_ms - video_end_ms
+        if past >= 1000:
+            return (f"--offset {offset_ms} ms moves the last {past / 1000.0:.1f} s past the end "
+                    f"of {video_name}: no player reaches those points")
+    return None

@@ -35,9 +35,11 @@ class VideoJob:
     stages: Stages = field(default_factory=Stages)  # wall time per stage
     counts: dict[str, int] = field(default_factory=lambda: {
         "encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0,
-        "frames_skipped": 0})  # frames and calls, for the report
+        "frames_damaged": 0, "frames_missing": 0, "frames_held": 0})  # for the report
     decoder: str = ""  # the decoder used, or "cache"
     cache_hit: bool = False  # every frame came from the embedding cache
+    cache_entry: str | None = None  # the embedding cache entry used (None: no cache)
+    cache_damaged: str | None = None  # why the entry found was discarded, if it was
 
 
 def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: WindowPlan,
@@ -50,7 +52,8 @@ def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: Win
         "backend": plan.backend, "decoder": job.decoder, "resize": plan.resize,
         "precision": plan.precision, "frames": windows.frames, "windows": windows.count,
         "stride": job.cfg.stride, "window": package.meta.window, "padded": windows.padded,
-        "head_calls": head_calls, "actions": actions, "cache_hit": job.cache_hit, **job.counts,
+        "head_calls": head_calls, "actions": actions, "cache_hit": job.cache_hit,
+        "cache_entry": job.cache_entry, "cache_damaged": job.cache_damaged, **job.counts,
         "duration_s": round(job.info.duration_s, 3), "covered_ms": covered_ms,
         "cut_short": cut_short, **{k: round(v, 6) for k, v in job.stages.seconds.items()},
         "wall": round(wall_s, 6), "session_startup": round(session_startup_s, 6),

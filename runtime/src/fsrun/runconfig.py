@@ -24,7 +24,9 @@ BackendFactory = Callable[[str, Path, BackendOptions], Any]
 @dataclass
 class RunConfig:
     video: Path  # input video file
-    model: Path | None = None  # model package; None resolves $FSRUN_MODEL, default, demo
+    model: Path | None = None  # model package or seed-contract .onnx file; None resolves
+    # $FSRUN_MODEL, the default, the demo
+    model_fps: float | None = None  # --fps: frame rate of a .onnx model (packages record theirs)
     output: Path | None = None  # funscript path; None writes VIDEO.funscript
     backend: str = "auto"  # auto, cpu, cuda, tensorrt, trt-native
     decoder: str = "auto"  # auto, pyav, nvdec
@@ -53,7 +55,7 @@ class RunConfig:
 
 
 # RunConfig fields a model session fixes when it opens; every video it processes must agree.
-SESSION_FIELDS: tuple[str, ...] = ("model", "backend", "decoder", "precision", "resize",
+SESSION_FIELDS: tuple[str, ...] = ("model", "model_fps", "backend", "decoder", "precision", "resize",
                                    "threads", "device_id", "backend_factory")
 
 

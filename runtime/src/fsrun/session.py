@@ -14,22 +14,23 @@ A session is used by one thread at a time.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from fsrun import config as user_config
-from fsrun.embedding_cache import CacheKey, EmbeddingCache
-from fsrun.encode import EncodeJob, encode_frames
+from fsrun.crop import parse_crop
+from fsrun.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
+from fsrun.encode import EncodeJob, Store, encode_frames
 from fsrun.errors import InputError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
 from fsrun.head import collect_embeddings, run_head
-from fsrun.outputs import Protected, check_cache_dir, check_report_path, write_report
+from fsrun.locking import LockUnavailable
+from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.package import ModelPackage, load_package
 from fsrun.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
-from fsrun.crop import parse_crop
 from fsrun.postprocess import offset_notice, to_actions
 from fsrun.report import VideoJob, report_failure, run_report, script_metadata
 from fsrun.runconfig import SESSION_FIELDS, RunConfig, RunResult
@@ -38,6 +39,8 @@ from fsrun.signals import raise_if_interrupted
 from fsrun.sources import probe
 from fsrun.stitching import plan_windows
 
+# Frame counts of the decoder that go into every script's metadata (and the run report).
+FRAME_COUNTS: tuple[str, ...] = ("frames_damaged", "frames_missing", "frames_held")
 # The graphs a session runs, in the order they start (the head is small: a backend that cannot
 # start fails fast on it, before the encoder's longer start).
 GRAPHS: tuple[str, ...] = ("head", "encoder")
@@ -63,9 +66,9 @@ class ModelSession:
         output paths are checked before any backend starts and a video whose embeddings are
         all cached never starts the encoder."""
         began = time.perf_counter()
-        model_path, _ = resolve_model(template.model)
-        package = load_package(model_path)
-        session = cls(make_plan(template, package), package, template)
+        resolved = resolve_model(template.model, template.model_fps)
+        package = load_package(resolved[0])
+        session = cls(make_plan(template, package, resolved), package, template)
         try:
             if start:
                 session._start(GRAPHS)
@@ -111,7 +114,7 @@ class ModelSession:
         for name in SESSION_FIELDS:
             ours, theirs = getattr(self.template, name), getattr(cfg, name)
             if name == "model":
-                ours, theirs = self._plan.model, resolve_model(theirs)[0]
+                ours, theirs = self._plan.model, resolve_model(theirs, cfg.model_fps)[0]
                 same = Path(ours).resolve() == Path(theirs).resolve()
             else:
                 same = ours == theirs
@@ -167,8 +170,6 @@ class ModelSession:
         check_writable(output, cfg.force, protect)  # every output path before any work
         if cfg.report is not None:
             check_report_path(cfg.report, output, protect)
-        if cfg.use_cache:
-            check_cache_dir(cfg.cache_dir or user_config.cache_dir())
         info = probe(video)
         if info.duration_s > 0:  # options that cannot give a script are refused now, not later
             if cfg.start >= info.duration_s:
@@ -176,7 +177,7 @@ class ModelSession:
                                  f"({info.duration_s:.1f} s)")
             end_s = info.duration_s if cfg.end is None else min(cfg.end, info.duration_s)
             offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0,
-                          video.name)
+                          video.name, info.duration_s * 1000.0)
         crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
         plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
         self._start(("head",))
@@ -190,37 +191,14 @@ class ModelSession:
 
     def _embeddings(self, job: VideoJob) -> tuple[np.ndarray, np.ndarray]:
         """(pts_ms, embeddings) of the video's sampled frames: from the cache, else decoded and
-        encoded now (into the cache, batch by batch)."""
-        cfg, plan, meta, say = job.cfg, self._plan, self.package.meta, job.say
-        cache = None
-        if cfg.use_cache:
-            key = CacheKey.for_video(job.video, self.package.model_hash, plan.precision,
-                                     job.crop_box, meta.fps, cfg.start, plan.resize)
-            cache = EmbeddingCache(key, meta.embedding_dim, cfg.cache_dir)
-        job.cache_hit = cache is not None and cache.covers(cfg.end)
-        job.decoder, notes = ("cache", []) if job.cache_hit else plan.decoder_for(job.video)
-        for note in notes:
-            say(f"decoder fallback: {note}")
-        say(f"model: {self.package.name} ({meta.variant}{'' if meta.trained else ', untrained'})"
-            f" | backend: {plan.backend} ({plan.precision}) | decoder: {job.decoder} | "
-            f"resize: {plan.resize}")
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        if not job.cache_hit:
-            if cache is not None and cache.frames:
-                say(f"resuming after {cache.frames} frames cached by an earlier run")
-            began = time.perf_counter()
-            self._start(("encoder",))
-            job.stages.add("load", began)
-            span = (cfg.end if cfg.end is not None else job.info.duration_s) - cfg.start
-            encode = EncodeJob(video=job.video, decoder=job.decoder, crop_box=job.crop_box,
-                               resize_to=meta.input_size if plan.resize == "source" else None,
-                               start=cfg.start, end=cfg.end, batch=cfg.batch,
-                               queue_size=cfg.queue_size, device_id=plan.device_id,
-                               progress=False if cfg.quiet else cfg.progress,
-                               total_hint=int(span * meta.fps) if span > 0 else None)
-            chunks = encode_frames(encode, TimestampSampler(meta.fps, job.time_range), cache,
-                                   self._backends["encoder"], job.stages, job.counts)
-        pts_ms, embeddings = collect_embeddings(cache, chunks, cfg.end, meta.embedding_dim)
+        encoded now (into the cache, batch by batch, under the entry's lock)."""
+        cfg = job.cfg
+        with self._open_store(job) as store:
+            job.cache_hit = isinstance(store, EmbeddingCache) and store.covers(cfg.end)
+            self._say_plan(job)
+            if not job.cache_hit:
+                store = self._encode(job, store)
+            pts_ms, embeddings = collect_embeddings(store, cfg.end)
         if len(pts_ms) == 0:
             if cfg.start > 0:
                 raise UsageError(f"--start {cfg.start:g} s is past the end of {job.video.name} "
@@ -228,23 +206,83 @@ class ModelSession:
             raise InputError(f"{job.video}: no frames could be decoded")
         return pts_ms, embeddings
 
+    @contextlib.contextmanager
+    def _open_store(self, job: VideoJob) -> Iterator[Store]:
+        """The video's cache entry, locked and verified; memory with --no-cache or when the
+        cache cannot be used (a notice says why: the run never fails for the cache)."""
+        cfg, meta = job.cfg, self.package.meta
+        if not cfg.use_cache:
+            yield MemoryStore(meta.embedding_dim)
+            return
+        key = CacheKey.for_video(job.video, self.package.model_hash, self._plan.precision,
+                                 job.crop_box, meta.fps, cfg.start, self._plan.resize)
+
+        def waiting(seconds: float) -> None:
+            job.say(f"another fsrun is writing the embedding cache for {job.video.name}; "
+                    f"waiting for it ({seconds:.0f} s so far; --no-cache runs without it)")
+
+        try:
+            cache = EmbeddingCache.open(key, meta.embedding_dim, cfg.cache_dir,
+                                        on_wait=waiting, check=raise_if_interrupted)
+        except (CacheError, LockUnavailable) as exc:
+            job.say(f"cannot use the embedding cache ({exc}); going on without it")
+            cache = None
+        if cache is None:
+            yield MemoryStore(meta.embedding_dim)
+            return
+        job.cache_entry = str(cache.folder)
+        if cache.damaged:
+            job.cache_damaged = cache.damaged
+            job.say(f"cache for {job.video.name} was damaged ({cache.damaged}); encoding again")
+        with cache:
+            yield cache
+
+    def _say_plan(self, job: VideoJob) -> None:
+        job.decoder, notes = ("cache", []) if job.cache_hit else self._plan.decoder_for(job.video)
+        for note in notes:
+            job.say(f"decoder fallback: {note}")
+        meta, plan = self.package.meta, self._plan
+        job.say(f"model: {self.package.name} ({meta.variant}"
+                f"{'' if meta.trained else ', untrained'}) | backend: {plan.backend} "
+                f"({plan.precision}) | decoder: {job.decoder} | resize: {plan.resize}")
+
+    def _encode(self, job: VideoJob, store: Store) -> Store:
+        """Decode and encode what the store lacks; the store that then holds every frame."""
+        cfg, plan, meta = job.cfg, self._plan, self.package.meta
+        if store.frames:
+            job.say(f"resuming after {store.frames} frames cached by an earlier run")
+        began = time.perf_counter()
+        self._start(("encoder",))
+        job.stages.add("load", began)
+        span = (cfg.end if cfg.end is not None else job.info.duration_s) - cfg.start
+        encode = EncodeJob(video=job.video, decoder=job.decoder, crop_box=job.crop_box,
+                           resize_to=meta.input_size if plan.resize == "source" else None,
+                           start=cfg.start, end=cfg.end, batch=cfg.batch,
+                           queue_size=cfg.queue_size, device_id=plan.device_id,
+                           progress=False if cfg.quiet else cfg.progress,
+                           total_hint=int(span * meta.fps) if span > 0 else None, say=job.say)
+        return encode_frames(encode, TimestampSampler(meta.fps, job.time_range), store,
+                             self._backends["encoder"], job.stages, job.counts)
+
     def _write(self, job: VideoJob, pts_ms: np.ndarray, positions: np.ndarray,
                padded: bool) -> tuple[list[dict[str, int]], list, str | None]:
         """Postprocess and write the funscript atomically; (actions, covered span, the notice
         when the frames cover less than the container claims)."""
         began = time.perf_counter()
         cfg, info, say, video = job.cfg, job.info, job.say, job.video
-        shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name)
+        shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name,
+                                info.duration_s * 1000.0 if info.duration_s > 0 else None)
         if shifted:
             say(shifted)
         actions = to_actions(pts_ms, positions, cfg.postprocess)
         metadata = script_metadata(cfg, self.package, info.duration_s, self._plan.precision,
                                    padded, job.crop_box, self._plan.resize)
-        skipped = job.counts["frames_skipped"]
-        if skipped:
-            say(f"{video.name}: {skipped} damaged frame{'' if skipped == 1 else 's'} skipped; "
-                "the script covers the frames that decoded")
-            metadata["frames_skipped"] = skipped
+        counts = {name: job.counts[name] for name in FRAME_COUNTS}
+        metadata.update(counts)
+        if counts["frames_damaged"]:
+            n = counts["frames_damaged"]
+            say(f"{video.name}: {n} damaged frame{'' if n == 1 else 's'} skipped; the script "
+                "covers the frames that decoded")
         window_s = self.package.meta.window / self.package.meta.fps
         covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end, window_s,
                                      video.name)
@@ -252,6 +290,11 @@ class ModelSession:
         if short:
             say(short)
             metadata["notes"] += "; " + short.split(": ", 1)[1]
+        elif counts["frames_missing"]:
+            n = counts["frames_missing"]
+            say(f"{video.name}: {n} frame{'' if n == 1 else 's'} missing: the file stops at "
+                f"{pts_ms[-1] / 1000.0:.1f} s of the {info.duration_s:.1f} s its header claims "
+                "(cut off?)")
         raise_if_interrupted("nothing written")
         write_funscript(job.output, build_funscript(actions, metadata), force=cfg.force,
                         protect=job.protect)

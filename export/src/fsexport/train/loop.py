@@ -28,8 +28,10 @@ from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_p
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, train_frames
 from fsexport.variants import Variant, get_variant
+from fsrun.atomic import write_atomic
 from fsrun.errors import UsageError
 from fsrun.metrics import pearson_r
+from fsrun.package import finite_json
 
 
 @dataclass
@@ -155,9 +157,8 @@ def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(finite_json(data), indent=2, default=str, allow_nan=False)
+                 + "\n")
 
 
 def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> TrainResult:
@@ -302,7 +303,8 @@ def _describe(config: TrainConfig, variant: Variant, best_val: float, history: l
               train_videos: list[DecodedVideo], val_videos: list[DecodedVideo],
               frame_info: dict | None = None) -> dict:
     """The JSON beside the checkpoint; `fsexport build` copies it into meta.json's provenance."""
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    # Folder names only: the JSON travels into meta.json of every package built from it.
+    options = {k: (Path(v).name if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     return {
         "variant": variant.name, "backbone": variant.backbone, "input_size": variant.input_size,
         "window": variant.window, "fps": variant.fps, "seed": config.seed,

@@ -8,6 +8,8 @@ cheaper than a full-size RGB frame resized inside the graph.
 """
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator
@@ -142,6 +144,37 @@ class _CropScale:
         return self._graph.pull().to_ndarray()
 
 
+# Frames held back so that their timestamps can be put in order (see _display_times). B-frame
+# streams in AVI carry timestamps up to 3 frames away from their place (pianist.avi); a frame
+# of 1080p YUV is about 3 MB.
+REORDER_DEPTH = 4
+
+
+def _display_times(frames: Iterator[Any], time_base: Fraction, path: Path
+                   ) -> Iterator[tuple[Any, float]]:
+    """(frame, its time in seconds), frames in the decoder's (display) order.
+
+    Containers without presentation times (AVI) give a B-frame stream's frames the timestamps
+    of their packets, in decoding order: the right set of times, attached to the wrong frames.
+    The k-th frame shown is the k-th smallest of them, so each frame takes the smallest time
+    not yet used among those seen up to REORDER_DEPTH frames later. Where timestamps already
+    increase (every MP4, MKV, WebM), each frame keeps its own.
+    """
+    pending: deque[Any] = deque()
+    times: list[float] = []
+    for frame in frames:
+        stamp = frame.pts if frame.pts is not None else frame.dts
+        if stamp is None:
+            raise InputError(f"{path}: a frame has no timestamp; remux the file "
+                             "(ffmpeg -i in -c copy out.mkv)")
+        heapq.heappush(times, float(stamp * (frame.time_base or time_base)))
+        pending.append(frame)
+        if len(pending) > REORDER_DEPTH:
+            yield pending.popleft(), heapq.heappop(times)
+    while pending:
+        yield pending.popleft(), heapq.heappop(times)
+
+
 class PyAvSource:
     """VideoSource over FFmpeg. Counts frames decoded and converted for the run report."""
 
@@ -163,7 +196,9 @@ class PyAvSource:
                              f"{self.info.width}x{self.info.height}")
         self.frames_decoded = 0  # frames out of the decoder
         self.frames_converted = 0  # frames converted to RGB (the ones kept)
-        self.packets_damaged = 0  # packets the decoder rejected (their frames are skipped)
+        self.packets_damaged = 0  # packets the decoder or demuxer rejected (frames lost)
+        self.repeated_stamps = 0  # frames shown at the time of the one before (held frames)
+        self.last_pts_s: float | None = None  # the last decoded frame's time
         self._ran_to_end = False  # decoding reached the end of the stream from its start
         self.seek_to: float | None = None  # seconds: start near here (keyframe before it)
 
@@ -181,9 +216,12 @@ class PyAvSource:
         stamps: list[float] = []
         past_end = getattr(selector, "past_end", None)
         seeking = self.seek_to is not None and self.seek_to > 0
-        for frame in self._decode_skipping_damage(stream, av.error.FFmpegError):
+        decoded = self._decode_skipping_damage(stream, av.error.FFmpegError)
+        for frame, pts_s in _display_times(decoded, time_base, self.path):
             self.frames_decoded += 1
-            pts_s = self._seconds(frame, time_base)
+            if self.last_pts_s is not None and pts_s <= self.last_pts_s:
+                self.repeated_stamps += 1
+            self.last_pts_s = pts_s if self.last_pts_s is None else max(pts_s, self.last_pts_s)
             if past_end is not None and past_end(pts_s):
                 break
             if not selector.accept(pts_s):
@@ -234,19 +272,38 @@ class PyAvSource:
                 continue
             yield from decoded
 
-    @property
-    def frames_skipped(self) -> int:
-        """Frames lost to damage: rejected packets, or frames the header promises but the
-        file no longer holds (a cut-off download)."""
-        expected = self.info.frame_count if self._ran_to_end else 0
-        return max(self.packets_damaged, expected - self.frames_decoded)
+    def _uncoded(self) -> int:
+        """Frames the header counts that never came out of the decoder (stream read to end)."""
+        return max(0, self.info.frame_count - self.frames_decoded) if self._ran_to_end else 0
 
-    def _seconds(self, frame: Any, time_base: Fraction) -> float:
-        pts = frame.pts
-        if pts is None:
-            raise InputError(f"{self.path}: a frame has no timestamp; remux the file "
-                             "(ffmpeg -i in -c copy out.mkv)")
-        return float(pts * (frame.time_base or time_base))
+    def _stops_early(self) -> bool:
+        """The decoded frames end more than two frame intervals before the claimed duration:
+        the rest of the file is gone (a cut-off download), not held."""
+        if self.last_pts_s is None or self.info.duration_s <= 0 or self.info.fps <= 0:
+            return False
+        return self.last_pts_s + 2.0 / self.info.fps < self.info.duration_s
+
+    @property
+    def frames_damaged(self) -> int:
+        """Frames lost where the decoder or demuxer reported an error: rejected packets, and
+        the frames the header promised after them when reading broke off."""
+        return max(self.packets_damaged, self._uncoded()) if self.packets_damaged else 0
+
+    @property
+    def frames_missing(self) -> int:
+        """Frames the header promises after the point where a file that read cleanly stops
+        (a cut-off download in a container whose index survived)."""
+        if self.packets_damaged or not self._stops_early():
+            return 0
+        return self._uncoded()
+
+    @property
+    def frames_held(self) -> int:
+        """Frames the file shows again rather than codes anew: index entries with no coded
+        frame (AVI's "show the previous frame again"), repeated timestamps. Not damage."""
+        if self.packets_damaged or self._stops_early():
+            return self.repeated_stamps
+        return self.repeated_stamps + self._uncoded()
 
     def _seek(self, stream: Any, seconds: float) -> None:
         """Jump to the keyframe at or before `seconds`; the selector skips what comes before."""

@@ -1,0 +1,103 @@
+"""An exclusive lock between processes on one machine: `fcntl.flock` on POSIX, `msvcrt.locking`
+on Windows. The operating system drops the lock when its holder dies, so a killed run never
+leaves a lock behind. Locks on network filesystems (NFS, SMB) are not relied on: a shared
+cache folder written from several machines is not supported (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None  # type: ignore[assignment]
+
+# How often a waiting process tries again (it checks for SIGINT/SIGTERM in between).
+POLL_S = 0.1
+
+
+class LockUnavailable(OSError):
+    """This platform or filesystem cannot lock files."""
+
+
+class FileLock:
+    """`with FileLock(path, on_wait=...)`: holds the lock file's exclusive lock for the block.
+
+    on_wait(seconds_waited) is called once when another process holds the lock, and then
+    about every `remind_s`; check(), when given, runs between tries (it may raise to give up).
+    """
+
+    def __init__(self, path: Path | str, on_wait: Callable[[float], None] | None = None,
+                 check: Callable[[], None] | None = None, remind_s: float = 60.0):
+        self.path = Path(path)
+        self.on_wait = on_wait
+        self.check = check
+        self.remind_s = remind_s
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        if fcntl is None and msvcrt is None:
+            raise LockUnavailable("no file locking on this platform")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        began, told = time.monotonic(), None
+        try:
+            while not _try_lock(fd):
+                waited = time.monotonic() - began
+                if self.on_wait is not None and (told is None or waited - told >= self.remind_s):
+                    told = waited
+                    self.on_wait(waited)
+                if self.check is not None:
+                    self.check()
+                time.sleep(POLL_S)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            _unlock(fd)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> FileLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _try_lock(fd: int) -> bool:
+    """True when the lock was taken, False when another process holds it."""
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except (BlockingIOError, PermissionError):
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLOCK", errno.EDEADLK)):
+            return False
+        raise LockUnavailable(f"cannot lock {exc.strerror or exc}") from None
+    return True
+
+
+def _unlock(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    else:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
