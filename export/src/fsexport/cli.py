@@ -8,12 +8,15 @@ from pathlib import Path
 from typing import Callable
 
 import click
+from fsrun.errors import FsError, MissingDependencyError
 
-from fsrun.errors import FsError
+from fsexport.extras import TORCH_EXTRA, require_torch
 
-# Commands that live in optional modules: name -> "module:attribute" (imported when used).
+# Commands that live in modules importing PyTorch: name -> ("module:attribute", short help).
+# They are imported when run, never for `fsexport --help`, which stays quick.
 LAZY_COMMANDS = {
-    "train": "fsexport.train.cli:train_command",
+    "train": ("fsexport.train.cli:train_command",
+              "Train the head (and with --frame-steps the encoder) on videos with labels."),
 }
 
 
@@ -43,13 +46,40 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS and name not in self.commands:
-            module_name, attribute = LAZY_COMMANDS[name].split(":")
+            module_name, attribute = LAZY_COMMANDS[name][0].split(":")
             try:
                 module = __import__(module_name, fromlist=[attribute])
-            except ImportError:
-                return None
+            except ImportError as exc:
+                return _needs_torch(name, exc)
             return getattr(module, attribute)
         return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, the lazy ones from their table entry (nothing imported)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _needs_torch(name: str, exc: ImportError) -> click.Command:
+    """A stand-in for a command whose module cannot be imported: says what to install."""
+
+    @click.command(name, context_settings={"ignore_unknown_options": True,
+                                           "allow_extra_args": True})
+    def command() -> None:
+        click.echo(f"fsexport: error: `fsexport {name}` needs PyTorch, timm and torchvision "
+                   f"({exc}); install them with: pip install '{TORCH_EXTRA}'", err=True)
+        sys.exit(MissingDependencyError.exit_code)
+
+    return command
 
 
 @click.group(cls=LazyGroup)
@@ -62,7 +92,8 @@ def main() -> None:
 @click.option("--variant", default="effv2s", show_default=True,
               help="Model variant: tiny, effv2s, effv2m, effv2l.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Folder to write the package into (default: current folder).")
+              help="Folder to write the package into (default: current folder), or the "
+                   "package itself when it ends in .fsmodel.")
 @click.option("--name", default=None, help="Package directory name (default: VARIANT.fsmodel).")
 @click.option("--force", is_flag=True, help="Replace an existing package.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
@@ -93,6 +124,7 @@ def build(variant: str, output: Path | None, name: str | None, force: bool,
           no_composite: bool, no_default: bool, trt: bool, seed: int, int8: bool,
           calibrate: Path | None) -> None:
     """Build a model package (ONNX graphs, meta.json) and verify it against PyTorch."""
+    require_torch("fsexport build")
     from fsexport.build import BuildConfig, build_package
 
     quantize = None
@@ -110,6 +142,8 @@ def build(variant: str, output: Path | None, name: str | None, force: bool,
                          seed=seed, int8=quantize)
     result = build_package(config)
     _print_parity(result.meta.parity)
+    if "int8" in result.meta.quantization:
+        click.echo(describe_drift(result.meta.quantization["int8"]["drift_vs_fp32"]))
     click.echo(f"built   {result.path} in {sum(result.timings.values()):.1f} s")
     if trt:
         _build_engines(result.path)
@@ -177,17 +211,29 @@ def _build_engines(package: Path) -> None:
 def quantize(package: Path, calibrate: Path | None, frames: int | None, recipe: str | None,
              force: bool) -> None:
     """Add an int8 encoder for CPU backends (ONNX Runtime static quantization) to PACKAGE."""
-    from fsexport.quantize import (DEFAULT_RECIPE, QuantizeConfig, calibration_config,  # noqa: PLC0415
-                                   quantize_package)
+    from fsexport.quantize import (  # noqa: PLC0415
+        DEFAULT_RECIPE,
+        QuantizeConfig,
+        calibration_config,
+        quantize_package,
+    )
 
     cfg = QuantizeConfig(recipe=recipe or DEFAULT_RECIPE, force=force,
                          calibration=calibration_config(calibrate, frames))
     record = quantize_package(package, cfg)
-    drift = record["drift_vs_fp32"]
+    click.echo(describe_drift(record["drift_vs_fp32"]))
+
+
+def describe_drift(drift: dict) -> str:
+    """The int8 encoder's drift against fp32 in words: positions first (what a script shows),
+    then the embeddings' cosine, which alone can look alarming."""
     cosine = drift["embedding_cosine_source"]
-    click.echo(f"int8    {package / record['file']}: embedding cosine vs fp32 mean "
-               f"{cosine['mean']:.4f} (min {cosine['min']:.4f}) over {cosine['frames']} frames; "
-               f"position max abs diff {drift['position_max_abs_diff']:.4f}")
+    return (f"drift   int8 vs fp32 on {cosine['frames']} calibration frames: positions differ by "
+            f"{100 * drift['position_mean_abs_diff']:.1f} on average, "
+            f"{100 * drift['position_max_abs_diff']:.1f} at most (0-100 scale, what the script "
+            f"shows); embedding cosine mean {cosine['mean']:.3f}, min {cosine['min']:.3f} (a "
+            "frame whose embedding is almost all zero in one precision scores near 0 even when "
+            "its position agrees; judge by the positions)")
 
 
 @main.command("trt")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,44 +9,16 @@ import torch
 
 from fsexport.model import WindowModel
 from fsrun.errors import ModelError
-
-FP32_TOLERANCE = 1e-4  # max abs diff allowed between ONNX Runtime fp32 and PyTorch, for outputs
-# of magnitude <= 1; larger outputs (deep backbones with random weights reach 1e8) are held to the
-# same tolerance relative to their largest value, since float32 carries ~7 significant digits.
-SPLIT_TOLERANCE = 1e-5  # composite vs head(encoder(.)) inside ONNX Runtime
-
-
-@dataclass
-class ParityReport:
-    diffs: dict[str, float | None] = field(default_factory=dict)  # file -> max abs diff
-    scales: dict[str, float] = field(default_factory=dict)  # file -> max |PyTorch output|
-    float32_noise: dict[str, float] = field(default_factory=dict)  # graph -> PyTorch fp32 vs fp64
-    expected: dict[tuple, np.ndarray] = field(default_factory=dict, repr=False)  # PyTorch outputs
-    notes: dict[str, str] = field(default_factory=dict)  # file -> why it could not run
-    composite_vs_split: float | None = None  # model.onnx vs head(encoder) in ONNX Runtime
-
-    def as_meta(self) -> dict:
-        return {"max_abs_diff": self.diffs, "output_scale": self.scales,
-                "float32_noise": self.float32_noise,
-                "composite_vs_split": self.composite_vs_split,
-                "notes": self.notes, "fp32_tolerance": FP32_TOLERANCE}
-
-
-def frame_sizes(input_size: int) -> list[tuple[int, int]]:
-    """One square size that is no multiple of 32, one that is not square."""
-    return [(input_size + 13, input_size + 13), (input_size * 3 // 4 + 1, input_size + 37)]
+from fsrun.parity import (FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,  # noqa: F401
+                          frame_sizes, ort_session, run_first)
 
 
 def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort_session(path)
 
 
 def _run(session, x: np.ndarray) -> np.ndarray:
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    return run_first(session, x)
 
 
 def _cases(model: WindowModel, kind: str, rng: np.random.Generator) -> list[np.ndarray]:
@@ -58,11 +29,6 @@ def _cases(model: WindowModel, kind: str, rng: np.random.Generator) -> list[np.n
     if kind == "head":
         return [rng.standard_normal((b, window, dim)).astype(np.float32) for b in (1, 3)]
     return [rng.integers(0, 256, (b, window, h, w, 3), dtype=np.uint8) for b, (h, w) in zip((1, 2), sizes)]
-
-
-def allowed_diff(tolerance: float, scale: float) -> float:
-    """Absolute tolerance for outputs up to 1, relative to the output's magnitude above that."""
-    return tolerance * max(1.0, scale)
 
 
 def float32_noise(module: torch.nn.Module, x: np.ndarray, expected: np.ndarray) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsexport.build import BuildConfig
+from fsexport.build_config import BuildConfig
 
 
 @dataclass

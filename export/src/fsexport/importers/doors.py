@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from fsexport.build import BuildResult, Log, _stderr
-from fsexport.importers.config import ImportConfig
 from fsrun.errors import UsageError
+
+from fsexport.build_config import BuildResult, Log, stderr_log
+from fsexport.extras import require_torch
+from fsexport.importers.config import ImportConfig
 
 # File suffix -> "module:function" of the door that imports it (imported when used).
 DOORS = {
@@ -15,6 +17,7 @@ DOORS = {
     ".keras": "fsexport.importers.keras_import:import_keras",
     ".onnx": "fsexport.importers.onnx_import:import_onnx",
 }
+ONNX_DOOR = "fsexport.importers.onnx_import"  # the one door without PyTorch
 
 
 def door_for(source: Path) -> Callable[[ImportConfig, Log], BuildResult]:
@@ -23,11 +26,13 @@ def door_for(source: Path) -> Callable[[ImportConfig, Log], BuildResult]:
         raise UsageError(f"{source}: unknown model file type; expected one of "
                          f"{', '.join(sorted(DOORS))}")
     module_name, function = target.split(":")
+    if module_name != ONNX_DOOR:  # the Keras door maps the file onto timm's blocks
+        require_torch(f"fsexport import {Path(source).name}")
     module = __import__(module_name, fromlist=[function])
     return getattr(module, function)
 
 
-def import_model(config: ImportConfig, log: Log = _stderr) -> BuildResult:
+def import_model(config: ImportConfig, log: Log = stderr_log) -> BuildResult:
     if not Path(config.source).is_file():
         raise UsageError(f"{config.source}: file not found")
     door = door_for(config.source)

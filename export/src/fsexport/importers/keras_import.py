@@ -10,20 +10,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from fsrun.errors import MissingDependencyError, ModelError
+from fsrun.package import refuse_existing, sha256_file
+from fsrun.parity import BATCHES, FP32_TOLERANCE, allowed_diff, frames_sha256, seeded_frames
 
-from fsexport.build import (BuildResult, Log, _stderr, build_package_from_model, package_dir_for,
-                            refuse_existing)
+from fsexport.build import build_package_from_model
+from fsexport.build_config import BuildResult, Log, package_dir_for, stderr_log
 from fsexport.importers.config import ImportConfig
 from fsexport.importers.keras_file import KerasFile
 from fsexport.importers.keras_model import MappedModel, read_keras_model
-from fsexport.importers.keras_reference import BATCHES, frames_sha256, seeded_frames
-from fsexport.parity import FP32_TOLERANCE, allowed_diff
 from fsexport.variants import Variant
-from fsrun.errors import MissingDependencyError, ModelError
-from fsrun.package import sha256_file
 
 
-def import_keras(config: ImportConfig, log: Log = _stderr) -> BuildResult:
+def import_keras(config: ImportConfig, log: Log = stderr_log) -> BuildResult:
     source = Path(config.source)
     build_config = config.build_config()
     refuse_existing(package_dir_for(build_config), config.force)
@@ -72,8 +71,10 @@ def compare_with_reference(mapped: MappedModel, reference: dict, name: str) -> d
 def check_against_keras(source: Path, mapped: MappedModel, tf_python: str | None, log: Log) -> dict:
     """Run the original file in TensorFlow (another process) and compare."""
     python = tf_python or sys.executable
-    src = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+    import fsrun  # noqa: PLC0415 - keras_reference takes its seeded frames from fsrun.parity
+
+    sources = [str(Path(__file__).resolve().parents[2]), str(Path(fsrun.__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sources, os.environ.get("PYTHONPATH", "")]),
            "TF_USE_LEGACY_KERAS": os.environ.get("TF_USE_LEGACY_KERAS", "1")}
     name = f"check/{source.name}"
     log(f"keras   running {source.name} in TensorFlow ({python})")

@@ -1,7 +1,7 @@
 """Run a Keras model file in TensorFlow on seeded random frames: the reference for parity.
 
 Runs in its own interpreter (one with TensorFlow; fsexport itself never imports it), so it needs
-only numpy and TensorFlow/tf-keras:
+only numpy, TensorFlow/tf-keras and fsrun.parity (numpy alone):
 
     python -m fsexport.importers.keras_reference MODEL.h5 OUT.npz --name NAME
 
@@ -13,24 +13,13 @@ only for files you trust.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-BATCHES = (1, 2)  # batch sizes every parity check runs
-
-
-def seeded_frames(name: str, batch: int, window: int, size: int) -> np.ndarray:
-    """uint8 [batch, window, size, size, 3], the same for every caller of the same name."""
-    seed = int.from_bytes(hashlib.sha256(f"{name}/{batch}".encode()).digest()[:4], "little")
-    return np.random.default_rng(seed).integers(0, 256, (batch, window, size, size, 3), dtype=np.uint8)
-
-
-def frames_sha256(frames: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
+from fsrun.parity import BATCHES, frames_sha256, seeded_frames  # noqa: F401 - used by callers
 
 
 def _keras():

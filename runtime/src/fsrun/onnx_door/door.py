@@ -1,0 +1,173 @@
+"""A seed-contract ONNX file -> a verified model package (see the package docstring)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import fsrun
+from fsrun import config as user_config
+from fsrun.errors import MissingDependencyError, ModelError, UsageError
+from fsrun.locking import FileLock
+from fsrun.package import (
+    FORMAT_VERSION,
+    GRAPH_FILES,
+    META_NAME,
+    ModelMeta,
+    sha256_file,
+    write_package_dir,
+)
+
+Log = Callable[[str], None]
+ONNX_SUFFIX = ".onnx"
+DEFAULT_FPS = 30.0  # model files do not record the frame rate they were trained at
+
+
+@dataclass(frozen=True)
+class OnnxImport:
+    source: Path  # the creator's .onnx file
+    target: Path  # the package directory to write
+    fps: float = DEFAULT_FPS  # frame rate the model was trained at (the file does not say)
+    fp16: bool = True  # also write *.fp16.onnx for GPU backends
+    composite: bool = True  # also write model.onnx (the original behind the uint8 front)
+    split_at: str | None = None  # embedding tensor to cut at (default: found automatically)
+    force: bool = False  # replace an existing package directory
+
+    def __post_init__(self) -> None:
+        if not self.fps > 0:
+            raise UsageError(f"--fps must be positive, got {self.fps}")
+
+
+def is_onnx_file(path: Path | str) -> bool:
+    return Path(path).suffix.lower() == ONNX_SUFFIX and Path(path).is_file()
+
+
+def _onnx():
+    try:
+        import onnx  # noqa: PLC0415
+    except ImportError:
+        raise MissingDependencyError("onnx (to cut a .onnx model into a package)",
+                                     "onnx") from None
+    return onnx
+
+
+def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
+    """Cut job.source into encoder, head (and composite) graphs, check every one against the
+    original in ONNX Runtime and write the package at job.target; ModelError (exit 4) in one
+    line for a file that does not fit the contract."""
+    onnx = _onnx()
+    from fsrun.onnx_door import check, surgery  # noqa: PLC0415
+    from fsrun.parity import ParityReport  # noqa: PLC0415
+
+    source = Path(job.source)
+    log(f"read    {source}")
+    original = surgery.load(source)
+    surgery.rename_reserved(original)
+    c = surgery.contract(original, source)
+    embedding, dim = surgery.find_embedding(original, c, _session_factory(), job.split_at, source)
+    log(f"split   at {embedding!r} ({c.window} frames of {c.size} px -> {dim} per frame)")
+    graphs = {"encoder": surgery.encoder_graph(original, c, embedding),
+              "head": surgery.head_graph(original, c, embedding, dim)}
+    if job.composite:
+        graphs["model"] = surgery.composite_graph(original, c)
+
+    def fill(staging: Path) -> ModelMeta:
+        files, notes = [], {}
+        for precision in ["fp32", "fp16"] if job.fp16 else ["fp32"]:
+            for kind, graph in graphs.items():
+                name = GRAPH_FILES[(kind, precision)]
+                log(f"write   {name}")
+                if precision == "fp16":
+                    graph, note = check.to_fp16(graph)
+                    if note:
+                        notes[name] = note
+                onnx.save(graph, str(staging / name))
+                files.append(name)
+        parity = ParityReport()
+        vs_original = check.verify(original, c, embedding, staging, files, parity, source, log)
+        parity.notes.update(notes)
+        opset = max(o.version for o in original.opset_import if o.domain in ("", "ai.onnx"))
+        provenance = {
+            "door": "import-onnx",
+            "source": {"file": source.name, "sha256": sha256_file(source),
+                       "producer": f"{original.producer_name} {original.producer_version}".strip(),
+                       "opset": opset},
+            "mapping": {"split_at": embedding, "split": "--split-at" if job.split_at else "found",
+                        "embedding_dim": dim,
+                        "front": f"uint8 -> Cast -> Resize(linear, half_pixel) to {c.size}x{c.size}",
+                        "nodes": {k: len(g.graph.node) for k, g in graphs.items()}},
+            "parity_vs_original": vs_original,
+        }
+        return _meta(c, job.fps, dim, files, staging, parity, provenance)
+
+    return write_package_dir(Path(job.target), fill, job.force)
+
+
+def _session_factory():
+    from fsrun.parity import ort_session  # noqa: PLC0415
+
+    return ort_session
+
+
+def _meta(c, fps: float, dim: int, files: list[str], staging: Path, parity, provenance: dict
+          ) -> ModelMeta:
+    import onnx  # noqa: PLC0415
+    import onnxruntime  # noqa: PLC0415
+
+    return ModelMeta(
+        format_version=FORMAT_VERSION, variant="imported-onnx", backbone="onnx-graph",
+        input_size=c.size, window=c.window, fps=fps, embedding_dim=dim,
+        normalization={"mean": None, "std": None},  # inside the original graph, not recovered
+        trained=True, files={name: sha256_file(staging / name) for name in sorted(files)},
+        parity=parity.as_meta(),
+        exporter={"fsrun": fsrun.__version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__},
+        provenance=provenance)
+
+
+# --- `fsrun VIDEO --model FILE.onnx`: the package kept in the user cache ----------------------
+
+# (file, size, mtime, fps, cache folder) -> its package, for the files this process has seen.
+_MADE: dict[tuple, Path] = {}
+
+
+def packages_dir() -> Path:
+    """Where packages cut from ONNX files by fsrun live: the user cache folder."""
+    return user_config.cache_dir() / "packages"
+
+
+def cached_package(source: Path | str, fps: float | None, log: Log | None = None
+                   ) -> tuple[Path, str | None]:
+    """(package directory, a notice or None) for an ONNX file: made the first time (one line
+    says what was done and where), reused while the file's sha256 and the fps stay the same.
+    Two processes asking at once make it once: the second waits for the first."""
+    source = Path(source)
+    fps = DEFAULT_FPS if fps is None else float(fps)
+    stat = source.stat()
+    seen = (str(source.resolve()), stat.st_size, stat.st_mtime_ns, fps, str(packages_dir()))
+    if seen in _MADE and (_MADE[seen] / META_NAME).is_file():
+        return _MADE[seen], None  # this process hashed the same file already
+    digest = sha256_file(source)
+    target = packages_dir() / f"{source.stem}-{digest[:16]}-{fps:g}fps.fsmodel"
+    if (target / META_NAME).is_file():
+        _MADE[seen] = target
+        return target, None
+    locks = packages_dir() / "locks"
+    try:
+        locks.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(f"{packages_dir()}: cannot keep the package cut from {source.name} "
+                         f"there ({exc.strerror or exc}); set $FSRUN_CACHE_DIR or use "
+                         "`fsexport import`") from None
+    with FileLock(locks / f"{target.name}.lock"):
+        if (target / META_NAME).is_file():  # made by another process meanwhile
+            return target, None
+        began = time.perf_counter()
+        import_onnx(OnnxImport(source, target, fps=fps, composite=False),
+                    log or (lambda message: None))
+        seconds = time.perf_counter() - began
+    _MADE[seen] = target
+    return target, (f"cut {source.name} into encoder and head and checked both against the "
+                    f"original in ONNX Runtime ({seconds:.1f} s, model fps {fps:g}): {target} "
+                    "(reused next time)")
