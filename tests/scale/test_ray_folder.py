@@ -16,7 +16,9 @@ from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
 from fsrun.funscript import read_funscript
 from fsrun.pipeline import RunConfig
-from fsrun.scale.ray_folder import actor_shape, process_ray_folder
+from fsrun.errors import UsageError
+from fsrun.scale.cluster import Node, plan_slots, root_cause
+from fsrun.scale.ray_folder import process_ray_folder
 from fsrun.scale.worker import FAULT_ENV
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
@@ -63,6 +65,7 @@ def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, loc
     run = process_ray_folder(library, _template(report=tmp_path / "ray.json"), ["mp4", "mkv"],
                              output_dir=tmp_path / "ray")
     assert run.summary.count("ok") == 3 and run.actors == 1 and run.startup_s > 0
+    assert run.actor_options == {"num_cpus": 2} and run.nodes == 1
     expected = _scripts(tmp_path / "single")
     assert sorted(expected) == ["a.funscript", "b.funscript", "sub/c.funscript"]
     assert _scripts(tmp_path / "ray") == expected  # byte for byte (no timestamps in metadata)
@@ -97,7 +100,7 @@ def test_killed_worker_is_retried_elsewhere_and_nothing_is_half_written(
                              ["mp4", "mkv"], log=lines.append, actor_cpus=1)
     assert not marker.exists() and marker.with_name(marker.name + ".fired").exists()
     assert run.actors == 2 and run.retried == 1
-    assert any("retrying" in line and "worker died" in line for line in lines), lines
+    assert any("retrying" in line and " died (" in line for line in lines), lines
     assert run.summary.count("ok") == 3, [o.detail for o in run.summary.outcomes]
     got = {str(p.relative_to(library)): p.read_bytes() for p in library.rglob("*.funscript")}
     assert got == _scripts(tmp_path / "single")
@@ -120,12 +123,44 @@ def test_leftovers_of_a_dead_driver_are_taken_over(tmp_path: Path, local_ray) ->
     assert _leftovers(library) == []
 
 
-def test_actor_shape() -> None:
-    assert actor_shape({"CPU": 2.0}, 10, 4) == (1, {"num_cpus": 2})
-    assert actor_shape({"CPU": 64.0}, 10, 4) == (10, {"num_cpus": 4})
-    assert actor_shape({"CPU": 64.0}, 3, 4) == (3, {"num_cpus": 4})
-    assert actor_shape({"CPU": 32.0, "GPU": 8.0}, 100, 4) == (8, {"num_gpus": 1, "num_cpus": 4})
-    assert actor_shape({"CPU": 8.0, "GPU": 8.0}, 100, 4) == (8, {"num_gpus": 1, "num_cpus": 1})
+def _shapes(nodes: list[Node], jobs: int, cpus: int | None = None) -> list[tuple[str, dict]]:
+    return [(slot.node.node_id, slot.options) for slot in plan_slots(nodes, jobs, cpus)]
+
+
+def test_actors_are_sized_from_each_node_not_from_the_totals() -> None:
+    one, two = Node("a", "10.0.0.1", 1.0, 0.0), Node("b", "10.0.0.2", 1.0, 0.0)
+    # Two 1-CPU nodes hold two 1-CPU actors (the totals, 2 CPUs, fit neither node).
+    assert _shapes([one, two], 10) == [("a", {"num_cpus": 1}), ("b", {"num_cpus": 1})]
+    big = Node("c", "10.0.0.3", 64.0, 0.0)
+    assert _shapes([big], 10) == [("c", {"num_cpus": 4})] * 10
+    assert _shapes([big], 3) == [("c", {"num_cpus": 4})] * 3
+    assert len(_shapes([big], 100)) == 16
+    # A small run still uses every node: places are taken from each node in turn.
+    assert [node for node, _ in _shapes([big, Node("d", "10.0.0.4", 8.0, 0.0)], 3)] == \
+        ["c", "d", "c"]
+    gpus = Node("g", "10.0.0.5", 32.0, 8.0)
+    assert _shapes([gpus], 100) == [("g", {"num_gpus": 1, "num_cpus": 4})] * 8
+    assert _shapes([Node("h", "10.0.0.6", 8.0, 8.0)], 100) == \
+        [("h", {"num_gpus": 1, "num_cpus": 1})] * 8
+    assert _shapes([one, two], 10, cpus=1) == _shapes([one, two], 10)
+
+
+def test_a_cluster_with_no_node_for_one_actor_is_refused_in_one_line() -> None:
+    nodes = [Node("a", "10.0.0.1", 1.0, 0.0), Node("b", "10.0.0.2", 1.0, 0.0)]
+    with pytest.raises(UsageError) as info:
+        plan_slots(nodes, 4, actor_cpus=2)
+    assert str(info.value) == ("no Ray node can hold one worker of 2 CPUs (nodes: 10.0.0.1 1 CPU, "
+                               "10.0.0.2 1 CPU); pass --ray-cpus 1 or add a node with 2 CPUs")
+    with pytest.raises(UsageError, match="no Ray node offers a CPU or GPU"):
+        plan_slots([Node("z", "10.0.0.9", 0.0, 0.0)], 4)
+
+
+def test_root_cause_of_a_worker_error_is_the_exception_raised_on_the_node() -> None:
+    text = ("The actor died because of an error raised in its creation task, "
+            "ray::FolderWorker.__init__() (pid=1, ip=10.0.0.2)\n  File \"x.py\", line 3\n"
+            "ModuleNotFoundError: No module named 'fsrun'")
+    assert root_cause(RuntimeError(text)) == "ModuleNotFoundError: No module named 'fsrun'"
+    assert root_cause(RuntimeError("plain\nsecond")) == "plain"
 
 
 def test_without_ray_flag_nothing_imports_ray(tmp_path: Path) -> None:

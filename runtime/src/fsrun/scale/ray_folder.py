@@ -23,21 +23,41 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from fsrun.claims import STALE_AFTER_S
-from fsrun.errors import FsError, InputError, MissingDependencyError, UsageError
-from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOutcome,
-                          FolderSummary, _count, _relative, find_videos, finish_folder,
-                          folder_report, output_for)
+from fsrun.errors import InputError, MissingDependencyError, UsageError
+from fsrun.folder import (
+    FAILED,
+    FATAL_ERRORS,
+    INTERRUPTED,
+    OK,
+    SKIPPED,
+    FileOutcome,
+    FolderSummary,
+    find_videos,
+    finish_folder,
+    folder_report,
+    output_for,
+    plural,
+    relative_name,
+)
 from fsrun.outputs import Protected, check_folder_writable, check_report_path, write_report
 from fsrun.package import load_package
 from fsrun.plan import resolve_model
+from fsrun.progress import clock_text
 from fsrun.runconfig import RunConfig
-from fsrun.progress import _clock
+from fsrun.scale.cluster import (
+    DEFAULT_STARTUP_TIMEOUT_S,
+    ClusterStartError,
+    Slot,
+    alive_nodes,
+    describe,
+    plan_slots,
+    root_cause,
+    wait_until_started,
+)
 from fsrun.scale.same_run import compare, run_signature
 from fsrun.scale.worker import FAULT_ENV, FolderWorker
 from fsrun.signals import interrupt_requested
 
-# CPUs each actor reserves on a cluster without GPUs (fewer when the cluster has fewer).
-DEFAULT_ACTOR_CPUS = 4
 # Further attempts for a video whose worker died or failed unexpectedly, each on another actor.
 RETRIES = 1
 
@@ -51,6 +71,7 @@ class _Job:
     replaces: str | None = None  # why an existing script is made again
     attempts: int = 0  # times sent to a worker
     tried: set[int] = field(default_factory=set)  # actors it ran on
+    blocked: set[str] = field(default_factory=set)  # nodes that cannot read the video
 
 
 @dataclass
@@ -58,19 +79,9 @@ class RayRun:
     summary: FolderSummary  # what folder mode returns
     startup_s: float = 0.0  # Ray's fixed cost: ray.init and every actor's session ready
     actors: int = 0  # actors started (replacements not counted)
-    actor_options: dict = field(default_factory=dict)  # resources each actor reserved
+    nodes: int = 0  # nodes they run on
+    actor_options: dict = field(default_factory=dict)  # resources the first actor reserved
     retried: int = 0  # attempts repeated after a worker died or failed unexpectedly
-
-
-def actor_shape(resources: dict[str, float], jobs: int, actor_cpus: int) -> tuple[int, dict]:
-    """(actors, their options): one per GPU with num_gpus=1, else one per actor_cpus CPUs."""
-    cpus = max(1, int(resources.get("CPU", 1)))
-    gpus = int(resources.get("GPU", 0))
-    if gpus:
-        return max(1, min(gpus, jobs)), {"num_gpus": 1,
-                                         "num_cpus": max(1, min(actor_cpus, cpus // gpus))}
-    per_actor = min(actor_cpus, cpus)
-    return max(1, min(jobs, cpus // per_actor)), {"num_cpus": per_actor}
 
 
 def _import_ray() -> Any:
@@ -121,7 +132,7 @@ class _ClusterProgress:
 
     def line(self) -> str:
         elapsed = max(time.perf_counter() - self.began, 1e-9)
-        eta = (_clock((self.total - self.done) * elapsed / self.done) if self.done else "?")
+        eta = (clock_text((self.total - self.done) * elapsed / self.done) if self.done else "?")
         filled = int(30 * self.done / max(self.total, 1))
         return (f"[{'#' * filled}{'-' * (30 - filled)}] {self.done}/{self.total} videos  "
                 f"{self.frames / elapsed:.1f} frames/s  ETA {eta}")
@@ -145,8 +156,9 @@ class _ClusterProgress:
 def process_ray_folder(root: Path | str, template: RunConfig,
                        extensions: Iterable[str], log: Callable[[str], None] | None = None,
                        address: str | None = None, output_dir: Path | None = None,
-                       actor_cpus: int = DEFAULT_ACTOR_CPUS,
-                       stale_after_s: float = STALE_AFTER_S) -> RayRun:
+                       actor_cpus: int | None = None,
+                       stale_after_s: float = STALE_AFTER_S,
+                       startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> RayRun:
     """Every video under root on Ray actors; never raises for a single bad file."""
     root = Path(root)
     say = log or (lambda message: None)
@@ -158,7 +170,7 @@ def process_ray_folder(root: Path | str, template: RunConfig,
                          "VIDEO.funscript beside it (or under --output-dir)")
     # A broken model fails here (exit 4), before Ray starts. No plan is made on the driver:
     # its backends (often none: a CPU head node) are not the workers'.
-    model_path, notice = resolve_model(template.model)
+    model_path, notice = resolve_model(template.model, template.model_fps)
     if notice:
         say(notice)
     model_hash = load_package(model_path).model_hash
@@ -179,12 +191,13 @@ def process_ray_folder(root: Path | str, template: RunConfig,
                          f"{', '.join('.' + e for e in extensions)})")
     # Workers get absolute paths: their working folder is not this one.
     cache_dir = Path(template.cache_dir).absolute() if template.cache_dir else None
-    template = dataclasses.replace(template, model=Path(model_path).absolute(), report=None,
+    template = dataclasses.replace(template, model=Path(model_path).absolute(), model_fps=None,
+                                   report=None,
                                    protected=protected, log=None, progress=False,
                                    cache_dir=cache_dir)
     jobs, skipped = _plan(root, videos, template, output_dir,
                           run_signature(template, model_hash))
-    say(f"{_count(len(videos), 'video')} under {root}: {len(jobs)} to run, "
+    say(f"{plural(len(videos), 'video')} under {root}: {len(jobs)} to run, "
         f"{len(skipped)} skipped")
     run = RayRun(summary)
     outcomes: dict[Path, FileOutcome] = {o.video: o for o in skipped}
@@ -193,7 +206,7 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     jobs.sort(key=lambda job: -_size(job.video))
     if jobs:
         _run_on_ray(ray, run, jobs, outcomes, template, root, say, address, actor_cpus,
-                    stale_after_s)
+                    stale_after_s, startup_timeout_s)
     order = {video: i for i, video in enumerate(videos)}
     summary.outcomes = sorted(outcomes.values(), key=lambda o: order[o.video])
     if report_path is not None:
@@ -203,7 +216,8 @@ def process_ray_folder(root: Path | str, template: RunConfig,
 
 def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, FileOutcome],
                 template: RunConfig, root: Path, say: Callable[[str], None],
-                address: str | None, actor_cpus: int, stale_after_s: float) -> None:
+                address: str | None, actor_cpus: int | None, stale_after_s: float,
+                startup_timeout_s: float) -> None:
     began = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
@@ -218,27 +232,77 @@ def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, Fi
                              ) from None
     pool = _Pool(ray, template, stale_after_s)
     try:
-        count, options = actor_shape(ray.cluster_resources(), len(jobs), actor_cpus)
-        run.actors, run.actor_options = count, options
-        slots = [pool.start(options) for _ in range(count)]
-        for error in ray.get([slot.handle.ready.remote() for slot in slots]):
-            if error is not None:
-                raise error
-        run.summary.plan = ray.get(slots[0].handle.plan.remote())  # as folder mode reports
+        places = plan_slots(alive_nodes(ray), len(jobs), actor_cpus)
+        actors = _start_workers(ray, pool, places, startup_timeout_s, say)
+        _check_videos(ray, actors, jobs, outcomes, say)
+        run.actors, run.actor_options = len(actors), dict(actors[0].place.options)
+        run.nodes = len({actor.place.node.node_id for actor in actors})
+        run.summary.plan = ray.get(actors[0].handle.plan.remote())  # as folder mode reports
         run.startup_s = time.perf_counter() - began
-        say(f"ray: {_count(count, 'worker')} ({_resources(options)} each) ready in "
-            f"{run.startup_s:.1f} s")
-        _dispatch(ray, run, pool, slots, deque(jobs), outcomes, root, say, template)
+        say(f"ray: {plural(len(actors), 'worker')} on {plural(run.nodes, 'node')} "
+            f"({describe(actors[0].place)} each) ready in {run.startup_s:.1f} s")
+        runnable = [job for job in jobs if job.video not in outcomes]
+        _dispatch(ray, run, pool, actors, deque(runnable), outcomes, root, say, template)
     finally:
         pool.close()
         if started_here:
             ray.shutdown()
 
 
+def _start_workers(ray: Any, pool: _Pool, places: list[Slot], timeout_s: float,
+                   say: Callable[[str], None]) -> list[_Actor]:
+    """Start an actor at every place; those that cannot start are reported (one line naming
+    the node) and left out. Raises when none started: the workers' own fsrun error (a model
+    no node can read) or ClusterStartError."""
+    actors = [pool.start(place) for place in places]
+    refs = {actor.handle.ready.remote(): actor for actor in actors}
+    outcome = wait_until_started(ray, {ref: actor.place for ref, actor in refs.items()},
+                                 timeout_s, say)
+    ready, errors = [], []
+    for ref, actor in refs.items():
+        if outcome[ref] is None:
+            ready.append(actor)
+            continue
+        why, error = outcome[ref]
+        say(f"ray: {why}")
+        errors.append((why, error))
+        pool.drop(actor)
+    if ready:
+        return ready
+    fsrun_error = next((error for _why, error in errors if error is not None), None)
+    if fsrun_error is not None:  # e.g. a model no node can use: its own exit code
+        raise fsrun_error
+    raise ClusterStartError(f"ray: no worker could start: {errors[0][0]}")
+
+
+def _check_videos(ray: Any, actors: list[_Actor], jobs: list[_Job],
+                  outcomes: dict[Path, FileOutcome], say: Callable[[str], None]) -> None:
+    """Ask one worker per node which videos it cannot read; such a video runs on the other
+    nodes, or fails now when no node can read it (never waited on)."""
+    per_node = {actor.place.node.node_id: actor for actor in actors}
+    paths = [str(job.video.absolute()) for job in jobs]
+    answers = ray.get([actor.handle.unreadable.remote(paths) for actor in per_node.values()])
+    for (node_id, actor), missing in zip(per_node.items(), answers):
+        if not missing:
+            continue
+        say(f"ray: {actor.place.node.address} cannot read {plural(len(missing), 'video')} "
+            f"(e.g. {missing[0]}); every node must see the videos at the same path "
+            "(docs/scale.md)")
+        for job in jobs:
+            if str(job.video.absolute()) in missing:
+                job.blocked.add(node_id)
+    for job in jobs:
+        if set(per_node) <= job.blocked:
+            outcomes[job.video] = FileOutcome(job.video, FAILED, "no Ray node can read it "
+                                              "(every node must see the videos at the same "
+                                              "path)", exit_code=InputError.exit_code)
+
+
 @dataclass
-class _Slot:
+class _Actor:
     id: int  # unique per actor, replacements included
     handle: Any  # the Ray actor handle
+    place: Slot  # the node it is pinned to and the resources it holds
 
 
 class _Pool:
@@ -247,80 +311,94 @@ class _Pool:
     def __init__(self, ray: Any, template: RunConfig, stale_after_s: float):
         self.ray, self.template, self.stale_after_s = ray, template, stale_after_s
         self.remote = ray.remote(FolderWorker)
-        self.slots: dict[int, _Slot] = {}
-        self.options: dict = {}
+        self.actors: dict[int, _Actor] = {}
 
-    def start(self, options: dict) -> _Slot:
-        self.options = dict(options)
-        extra: dict[str, Any] = {"max_restarts": 0}
+    def start(self, place: Slot, strict: bool = True) -> _Actor:
+        """An actor pinned to place's node (strict: only there; else there if it can)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: PLC0415
+
+        extra: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy":
+                                 NodeAffinitySchedulingStrategy(place.node.node_id,
+                                                                soft=not strict)}
         if os.environ.get(FAULT_ENV):
             extra["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
-        threads = self.template.threads or (0 if "num_gpus" in options else options["num_cpus"])
+        options = place.options
+        threads = self.template.threads or (0 if "num_gpus" in options
+                                            else int(options["num_cpus"]))
         handle = self.remote.options(**options, **extra).remote(
             dataclasses.replace(self.template, threads=threads), self.stale_after_s)
-        slot = _Slot(max(self.slots, default=-1) + 1, handle)
-        self.slots[slot.id] = slot
-        return slot
+        actor = _Actor(max(self.actors, default=-1) + 1, handle, place)
+        self.actors[actor.id] = actor
+        return actor
 
-    def replace(self, dead: _Slot) -> _Slot:
-        self.slots.pop(dead.id, None)
-        self.ray.kill(dead.handle, no_restart=True)
-        return self.start(self.options)
+    def drop(self, actor: _Actor) -> None:
+        self.actors.pop(actor.id, None)
+        try:
+            self.ray.kill(actor.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    def replace(self, dead: _Actor) -> _Actor:
+        """A fresh actor for a dead one: on its node if that node can still hold it."""
+        self.drop(dead)
+        return self.start(dead.place, strict=False)
 
     def close(self) -> None:
-        for slot in self.slots.values():
-            try:
-                self.ray.kill(slot.handle, no_restart=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        self.slots.clear()
+        for actor in list(self.actors.values()):
+            self.drop(actor)
 
 
-def _take(pending: deque[_Job], slot_id: int, alive: set[int]) -> _Job | None:
-    """The first job not yet tried on this actor (or tried on every live one)."""
+def _take(pending: deque[_Job], actor: _Actor, alive: set[int]) -> _Job | None:
+    """The first job this actor's node can read, not yet tried on this actor (or tried on
+    every live one)."""
     for job in pending:
-        if slot_id not in job.tried or alive <= job.tried:
+        if actor.place.node.node_id in job.blocked:
+            continue
+        if actor.id not in job.tried or alive <= job.tried:
             pending.remove(job)
             return job
     return None
 
 
-def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Slot], pending: deque[_Job],
+def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Actor], pending: deque[_Job],
               outcomes: dict[Path, FileOutcome], root: Path, say: Callable[[str], None],
               template: RunConfig) -> None:
     total = len(pending)
     progress = _ClusterProgress(total, not template.quiet and sys.stderr.isatty())
-    inflight: dict[Any, tuple[_Job, _Slot]] = {}
+    inflight: dict[Any, tuple[_Job, _Actor]] = {}
     began_run = time.time()
     try:
         while (pending or inflight) and run.summary.stopped is None:
             if interrupt_requested() is not None:
                 run.summary.stopped = "interrupted"
                 break
-            for slot in list(free):
-                job = _take(pending, slot.id, set(pool.slots))
+            for actor in list(free):
+                job = _take(pending, actor, set(pool.actors))
                 if job is not None:
-                    free.remove(slot)
+                    free.remove(actor)
                     job.attempts += 1
-                    job.tried.add(slot.id)
-                    ref = slot.handle.process.remote(str(job.video.absolute()),
+                    job.tried.add(actor.id)
+                    ref = actor.handle.process.remote(str(job.video.absolute()),
                                                      str(job.output.absolute()), job.force,
                                                      began_run)
-                    inflight[ref] = (job, slot)
+                    inflight[ref] = (job, actor)
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.5)
             for ref in ready:
-                job, slot = inflight.pop(ref)
-                outcome, why = _result(ray, ref, job)
+                job, actor = inflight.pop(ref)
+                outcome, why = _result(ray, ref, actor)
                 # A dead actor's place goes to a fresh one.
-                free.append(slot if outcome is not None else pool.replace(slot))
+                free.append(actor if outcome is not None else pool.replace(actor))
                 if why is not None and job.attempts <= RETRIES:
                     run.retried += 1
                     pending.appendleft(job)
-                    progress.say(say, f"retrying {_relative(job.video, root)} on another "
+                    progress.say(say, f"retrying {relative_name(job.video, root)} on another "
                                       f"worker: {why}")
                     continue
                 if outcome is not None:
                     outcome.video = job.video  # the path as found, not the absolute one
+                    if outcome.report is not None:  # where it ran, for the report
+                        outcome.report["node"] = actor.place.node.node_id
+                        outcome.report["node_address"] = actor.place.node.address
                 else:
                     outcome = FileOutcome(job.video, FAILED, f"{why} (tried {job.attempts} "
                                           "times)", exit_code=1)
@@ -329,26 +407,30 @@ def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Slot], pending: de
                 outcomes[job.video] = outcome
                 progress.add(outcome)
                 progress.say(say, f"[{progress.done}/{total}] {outcome.status:7} "
-                                  f"{_relative(job.video, root)}: {outcome.detail}")
+                                  f"{relative_name(job.video, root)}: {outcome.detail}")
                 if isinstance(outcome.error, FATAL_ERRORS):
                     run.summary.stopped = outcome.detail
     finally:
         progress.close()
-    for job, _slot in inflight.values():  # stopped early: these were cut off mid-video
+    for job, _actor in inflight.values():  # stopped early: these were cut off mid-video
         outcomes[job.video] = FileOutcome(job.video, INTERRUPTED,
                                           "stopped mid-video (run again to resume)")
 
 
-def _result(ray: Any, ref: Any, job: _Job) -> tuple[FileOutcome | None, str | None]:
-    """(outcome, why it should run again): outcome None when the worker died."""
+def _result(ray: Any, ref: Any, actor: _Actor) -> tuple[FileOutcome | None, str | None]:
+    """(outcome, why it should run again): outcome None when the worker died. What went wrong
+    on a node is one line naming the node."""
+    where = actor.place.node.address
     try:
         outcome = ray.get(ref)
     except ray.exceptions.RayActorError as exc:
-        return None, f"worker died ({_first_line(exc)})"
+        return None, f"worker on {where} died ({root_cause(exc)})"
     except ray.exceptions.RayError as exc:
-        return None, f"worker failed ({_first_line(exc)})"
-    if outcome.status == FAILED and outcome.error is None:  # not an fsrun error: unexpected
-        return outcome, outcome.detail
+        return None, f"worker on {where} failed ({root_cause(exc)})"
+    if outcome.status == FAILED:
+        outcome.detail += f" (on {where})"
+        if outcome.error is None:  # not an fsrun error: unexpected, worth another try
+            return outcome, outcome.detail
     return outcome, None
 
 
@@ -359,20 +441,12 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _resources(options: dict) -> str:
-    parts = [f"{options.get('num_gpus', 0)} GPU"] if options.get("num_gpus") else []
-    return ", ".join(parts + [f"{options.get('num_cpus', 1)} CPU"])
-
-
 def run_ray_folder(root: Path, template: RunConfig, extensions: Iterable[str],
                    echo: Callable[[str], None], log: Callable[[str], None] | None,
                    address: str | None = None, output_dir: Path | None = None,
-                   actor_cpus: int = DEFAULT_ACTOR_CPUS) -> FolderSummary:
+                   actor_cpus: int | None = None,
+                   startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> FolderSummary:
     """CLI entry: as folder.run_folder, on Ray."""
-    run = process_ray_folder(root, template, extensions, log, address, output_dir, actor_cpus)
+    run = process_ray_folder(root, template, extensions, log, address, output_dir, actor_cpus,
+                             startup_timeout_s=startup_timeout_s)
     return finish_folder(run.summary, template, echo)

@@ -16,7 +16,7 @@ from typing import Any
 
 from fsrun.backends import create_backend
 from fsrun.errors import FsError
-from fsrun.folder import FAILED, FileOutcome, _one_video
+from fsrun.folder import FAILED, FileOutcome, process_one
 from fsrun.runconfig import RunConfig
 from fsrun.session import ModelSession
 
@@ -50,13 +50,17 @@ class FolderWorker:
         """The session's run plan (RunPlan.to_dict()), for the folder report."""
         return self.session.plan.to_dict() if self.session is not None else None
 
+    def unreadable(self, paths: list[str]) -> list[str]:
+        """The paths this node cannot read (every node must see the videos at the same path)."""
+        return [path for path in paths if not os.access(path, os.R_OK)]
+
     def process(self, video: str, output: str, force: bool, began_run: float) -> FileOutcome:
         if self.error is not None:
             return FileOutcome(Path(video), FAILED, str(self.error),
                                exit_code=self.error.exit_code, error=self.error)
         remove_leftovers(Path(output))
         cfg = dataclasses.replace(self.template, force=force)
-        return _one_video(self.session, Path(video), Path(output), cfg, began_run,
+        return process_one(self.session, Path(video), Path(output), cfg, began_run,
                           self.stale_after_s)
 
     def close(self) -> None:
