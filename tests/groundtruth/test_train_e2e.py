@@ -32,6 +32,10 @@ from fsrun.synth.encode import ClipSpec, write_clip
 
 from .independent import EvalScene, grade_package
 
+# Over five minutes of training on 2 cores: CI runs it in its own step (-m long); the default
+# suite trains and builds through `fsexport train` in test_training_parts.py.
+pytestmark = pytest.mark.long
+
 TRAIN_CLIPS = {"randomized": 48, "classic": 16}  # 10 s each at 96x72, H.264, three frame rates
 HELD_OUT = [  # (fps, codec, track): seeds far from the training seeds, codecs never trained on
     ("30", "h264", "sine"),
