@@ -2,9 +2,10 @@
 frame), and encoder frames/s per variant and backend."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+from fsrun.atomic import atomic_file
 
 # Stage -> colour, shared by every bar so a stage looks the same everywhere.
 STAGE_COLOURS: dict[str, str] = {
@@ -131,7 +132,6 @@ def _best_encoder_rates(results: dict[str, Any]) -> dict[tuple[str, str], float]
 
 
 def save_figure(fig: Any, path: Path) -> str:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        fig.savefig(f, dpi=110, format="png")
     return path.name

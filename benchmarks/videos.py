@@ -81,7 +81,7 @@ def render(params: ClipParams, index: int, texture: np.ndarray) -> np.ndarray:
 
 def make_clip(params: ClipParams, folder: Path) -> Path:
     """Encode the clip into folder (reused if it exists); written to a temp name, then moved."""
-    from fsrun.synth.encode import CodecSpec, encode_video  # noqa: PLC0415 - imports PyAV
+    from fsrun.groundtruth.synth.clips import CodecSpec, encode_video  # noqa: PLC0415 - imports PyAV
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / params.file_name

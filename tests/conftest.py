@@ -40,14 +40,13 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 
 
 @pytest.fixture(scope="session")
-def tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny (test_efficientnet x2 @64, fp32 encoder and head) package: a copy of the demo package
-    that ships with fsrun, so runtime tests need neither torch nor fsexport. Export tests that
-    need what `fsexport build` writes (model.onnx, fp16 graphs, parity) use built_tiny_package
-    through their own conftest."""
+def demo_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundled demo package (trained; tiny-x2 @64, fp32 encoder and head), so
+    runtime tests need neither torch nor fsexport. Tests that need what `fsexport build` writes
+    (model.onnx, fp16 graphs, parity; random weights) use built_tiny_package."""
     from fsrun.config import demo_model_dir  # noqa: PLC0415
 
-    target = tmp_path_factory.mktemp("packages") / "tiny.fsmodel"
+    target = tmp_path_factory.mktemp("packages") / "demo.fsmodel"
     shutil.copytree(demo_model_dir(), target)
     return target
 
@@ -63,17 +62,26 @@ def built_tiny_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return result.path
 
 
-@pytest.fixture(scope="session")
-def tiny_int8_package(tiny_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of tiny_package with encoder.int8.onnx, calibrated on two short synthetic clips."""
-    import shutil  # noqa: PLC0415
-
+def _with_int8(package: Path, target: Path) -> Path:
+    """A copy of package with encoder.int8.onnx, calibrated on two short synthetic clips."""
     from fsexport.calibration import CalibrationConfig, SynthClips  # noqa: PLC0415
     from fsexport.quantize import QuantizeConfig, quantize_package  # noqa: PLC0415
 
-    target = tmp_path_factory.mktemp("int8") / "tiny8.fsmodel"
-    shutil.copytree(tiny_package, target)
+    shutil.copytree(package, target)
     calibration = CalibrationConfig(frames=16, synth=SynthClips(count=2, seconds=2.5,
                                                                 size=(96, 72)))
     quantize_package(target, QuantizeConfig(calibration=calibration), log=lambda _: None)
     return target
+
+
+@pytest.fixture(scope="session")
+def demo_int8_package(demo_package: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo package with an int8 encoder (trained weights: a meaningful drift)."""
+    return _with_int8(demo_package, tmp_path_factory.mktemp("int8") / "demo8.fsmodel")
+
+
+@pytest.fixture(scope="session")
+def built_tiny_int8_package(built_tiny_package: Path,
+                            tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built tiny package (with model.onnx, for the baseline) and an int8 encoder."""
+    return _with_int8(built_tiny_package, tmp_path_factory.mktemp("int8") / "tiny8.fsmodel")

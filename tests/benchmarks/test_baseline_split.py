@@ -25,8 +25,8 @@ class WithoutComposite:
         return getattr(self.package, name)
 
 
-def test_split_window_model_matches_the_composite(tiny_package: Path) -> None:
-    package = load_package(tiny_package)
+def test_split_window_model_matches_the_composite(built_tiny_package: Path) -> None:
+    package = load_package(built_tiny_package)
     meta = package.meta
     rng = np.random.default_rng(6)
     window = rng.integers(0, 256, (1, meta.window, meta.input_size, meta.input_size, 3),

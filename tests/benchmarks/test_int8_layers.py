@@ -1,4 +1,5 @@
-"""`python -m benchmarks int8-layers`: the fp32 vs int8 error at every quantized tensor."""
+"""`python -m benchmarks.experiments int8-layers`: the fp32 vs int8 error at every quantized tensor
+(an experiment: marked `long`, run by CI in its own step)."""
 from __future__ import annotations
 
 import json
@@ -7,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from click.testing import CliRunner
 
-from benchmarks.__main__ import main
-from benchmarks.int8_layers import stage_of, summarize_stages
+from benchmarks.experiments.__main__ import main
+from benchmarks.experiments.int8_layers import stage_of, summarize_stages
+
+pytestmark = pytest.mark.long
 
 
 def test_stage_names_of_timm_and_keras_graphs() -> None:
@@ -34,9 +38,9 @@ def test_stage_summary_chains_entry_to_the_previous_exit() -> None:
     assert (stage0["worst_own_db"], stage0["worst_own_tensor"]) == (25.0, "b")
 
 
-def test_layer_errors_of_the_tiny_encoder(tiny_package: Path, tmp_path: Path) -> None:
+def test_layer_errors_of_the_tiny_encoder(built_tiny_package: Path, tmp_path: Path) -> None:
     out = tmp_path / "layers"
-    args = ["int8-layers", "--package", str(tiny_package), "--recipe", "minmax-all",
+    args = ["int8-layers", "--package", str(built_tiny_package), "--recipe", "minmax-all",
             "--frames", "2", "--clip-size", "96x72", "--out", str(out)]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -55,27 +59,27 @@ def test_layer_errors_of_the_tiny_encoder(tiny_package: Path, tmp_path: Path) ->
     assert 0.9 < pkg["embedding"]["weights_only_cosine"] <= 1.0 + 1e-9
     assert sum(s["tensors"] for s in pkg["stages"]) == len(tensors)
     text = (out / "int8_layers.md").read_text()
-    assert f"| {tiny_package.name} | no |" in text and "int8_layers.png" in text
+    assert f"| {built_tiny_package.name} | no |" in text and "int8_layers.png" in text
     assert (out / "int8_layers.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_unknown_recipe_is_one_line(tiny_package: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["int8-layers", "--package", str(tiny_package),
+def test_unknown_recipe_is_one_line(built_tiny_package: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["int8-layers", "--package", str(built_tiny_package),
                                        "--recipe", "nope", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown int8 recipe 'nope'" in result.output
 
 
-def test_weights_only_graph_rounds_each_weight_to_its_int8_step(tiny_package: Path,
+def test_weights_only_graph_rounds_each_weight_to_its_int8_step(built_tiny_package: Path,
                                                                 tmp_path: Path) -> None:
     from onnx import numpy_helper
 
-    from benchmarks.int8_layers import weights_only_graph
+    from benchmarks.experiments.int8_layers import weights_only_graph
     from fsexport.quantize import get_recipe, quantize_encoder
 
     rng = np.random.default_rng(5)
     batches = [rng.integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)]
     int8_path = tmp_path / "encoder.int8.onnx"
-    quantize_encoder(tiny_package / "encoder.onnx", int8_path, batches, get_recipe("minmax-all"),
+    quantize_encoder(built_tiny_package / "encoder.onnx", int8_path, batches, get_recipe("minmax-all"),
                      tmp_path, threads=1)
     rounded_path = tmp_path / "weights_only.onnx"
     replaced = weights_only_graph(tmp_path / "preprocessed.onnx", int8_path, rounded_path)

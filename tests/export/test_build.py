@@ -22,6 +22,7 @@ from fsexport.variants import get_variant
 from fsrun.config import get_default_model
 from fsrun.funscript import read_funscript
 from fsrun.package import load_package, sha256_file
+from tests.runtime.videos import write_cfr
 
 
 def _session(path: Path) -> ort.InferenceSession:
@@ -33,23 +34,23 @@ def _run(path: Path, x: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-def test_meta_lists_every_file_with_its_sha256(tiny_package: Path) -> None:
-    meta = json.loads((tiny_package / "meta.json").read_text())
+def test_meta_lists_every_file_with_its_sha256(built_tiny_package: Path) -> None:
+    meta = json.loads((built_tiny_package / "meta.json").read_text())
     expected_files = {"encoder.onnx", "head.onnx", "model.onnx",
                       "encoder.fp16.onnx", "head.fp16.onnx", "model.fp16.onnx"}
     assert set(meta["files"]) == expected_files
     for name, digest in meta["files"].items():
-        assert sha256_file(tiny_package / name) == digest
+        assert sha256_file(built_tiny_package / name) == digest
     assert meta["format_version"] == 1
     assert (meta["variant"], meta["backbone"], meta["input_size"]) == ("tiny", "test_efficientnet", 64)
     assert (meta["window"], meta["fps"], meta["embedding_dim"]) == (60, 30.0, 256)
     assert meta["trained"] is False
     assert {"torch", "timm", "onnx", "onnxruntime", "fsexport"} <= set(meta["exporter"])
-    load_package(tiny_package)  # verifies hashes through the runtime's own loader
+    load_package(built_tiny_package)  # verifies hashes through the runtime's own loader
 
 
-def test_parity_is_recorded_within_tolerance(tiny_package: Path) -> None:
-    parity = json.loads((tiny_package / "meta.json").read_text())["parity"]
+def test_parity_is_recorded_within_tolerance(built_tiny_package: Path) -> None:
+    parity = json.loads((built_tiny_package / "meta.json").read_text())["parity"]
     for name in ("encoder.onnx", "head.onnx", "model.onnx"):
         assert parity["max_abs_diff"][name] <= FP32_TOLERANCE
     for name in ("encoder.fp16.onnx", "head.fp16.onnx", "model.fp16.onnx"):
@@ -58,31 +59,31 @@ def test_parity_is_recorded_within_tolerance(tiny_package: Path) -> None:
     assert parity["composite_vs_split"] <= SPLIT_TOLERANCE
 
 
-def test_graph_contracts(tiny_package: Path) -> None:
+def test_graph_contracts(built_tiny_package: Path) -> None:
     """uint8 [N, H, W, 3] with dynamic N, H, W in; float32 out; fp16 keeps the same IO."""
     for name, in_type, out_type in [("encoder.onnx", "uint8", "float32"),
                                     ("encoder.fp16.onnx", "uint8", "float32"),
                                     ("head.onnx", "float32", "float32"),
                                     ("head.fp16.onnx", "float32", "float32"),
                                     ("model.onnx", "uint8", "float32")]:
-        session = _session(tiny_package / name)
+        session = _session(built_tiny_package / name)
         (inp,), (out,) = session.get_inputs(), session.get_outputs()
         assert inp.type == f"tensor({in_type.replace('float32', 'float')})", name
         assert out.type == f"tensor({out_type.replace('float32', 'float')})", name
-    encoder = tiny_package / "encoder.onnx"
+    encoder = built_tiny_package / "encoder.onnx"
     for shape in [(1, 241, 317, 3), (5, 64, 64, 3), (2, 1080 // 8, 1920 // 8, 3)]:
         x = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         assert _run(encoder, x).shape == (shape[0], 256)
-    model = onnx.load(str(tiny_package / "encoder.onnx"))
+    model = onnx.load(str(built_tiny_package / "encoder.onnx"))
     ops = [node.op_type for node in model.graph.node]
     assert ops.index("Cast") < ops.index("Resize"), "uint8 must be cast before the resize"
 
 
-def test_composite_equals_head_of_encoder_on_fresh_input(tiny_package: Path) -> None:
+def test_composite_equals_head_of_encoder_on_fresh_input(built_tiny_package: Path) -> None:
     frames = np.random.default_rng(7).integers(0, 256, (2, 60, 45, 81, 3), dtype=np.uint8)
-    embeddings = _run(tiny_package / "encoder.onnx", frames.reshape(120, 45, 81, 3))
-    split = _run(tiny_package / "head.onnx", embeddings.reshape(2, 60, -1))
-    composite = _run(tiny_package / "model.onnx", frames)
+    embeddings = _run(built_tiny_package / "encoder.onnx", frames.reshape(120, 45, 81, 3))
+    split = _run(built_tiny_package / "head.onnx", embeddings.reshape(2, 60, -1))
+    composite = _run(built_tiny_package / "model.onnx", frames)
     assert composite.shape == (2, 60)
     np.testing.assert_allclose(composite, split, atol=SPLIT_TOLERANCE, rtol=0)
 
@@ -231,23 +232,10 @@ def test_build_int8_end_to_end_on_the_tiny_variant(tmp_path: Path, capsys) -> No
         "encoder.int8.onnx", "encoder.onnx", "head.onnx", "meta.json"]
     meta = load_package(target).meta
     assert meta.quantization["int8"]["sha256"] == meta.files["encoder.int8.onnx"]
-    video = tmp_path / "clip.mp4"
-    _write_clip(video)
+    video = write_cfr(tmp_path / "clip.mp4", 30, 40)
     capsys.readouterr()
     assert fsrun_main([str(video), "--model", str(target), "--precision", "int8", "--no-cache",
                        "--report", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["precision"] == "int8" and report["frames"] == 40
     assert read_funscript(video.with_suffix(".funscript"))["actions"]
-
-
-def _write_clip(path: Path, frames: int = 40) -> None:
-    import av  # noqa: PLC0415
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for i in range(frames):
-            image = np.full((48, 64, 3), (i * 6) % 255, np.uint8)
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-        container.mux(stream.encode(None))

@@ -290,9 +290,9 @@ def test_wrong_or_truncated_files_are_one_line_errors(make, code: int, fragment:
     assert "Traceback" not in out.output
 
 
-def test_onnx_outside_the_seed_contract_is_refused(tmp_path: Path, tiny_package: Path) -> None:
+def test_onnx_outside_the_seed_contract_is_refused(tmp_path: Path, built_tiny_package: Path) -> None:
     """A package's own composite takes uint8: not the seed contract's float32 frames."""
-    out = CliRunner().invoke(fsexport_main, ["import", str(tiny_package / "model.onnx"),
+    out = CliRunner().invoke(fsexport_main, ["import", str(built_tiny_package / "model.onnx"),
                                              "-o", str(tmp_path), "--no-default"])
     assert out.exit_code == 4 and "seed contract" in out.output
 

@@ -29,8 +29,8 @@ def _producers(model: onnx.ModelProto) -> dict[str, onnx.NodeProto]:
 
 
 def test_int8_contract_uint8_input_dynamic_axes_and_float_preprocessing(
-        tiny_int8_package: Path) -> None:
-    model = _graph(tiny_int8_package, "encoder.int8.onnx")
+        built_tiny_int8_package: Path) -> None:
+    model = _graph(built_tiny_int8_package, "encoder.int8.onnx")
     (frames,) = model.graph.input
     assert frames.name == "frames"
     assert frames.type.tensor_type.elem_type == onnx.TensorProto.UINT8
@@ -54,7 +54,7 @@ def test_int8_contract_uint8_input_dynamic_axes_and_float_preprocessing(
                     and producers[c.input[1]].op_type == "DequantizeLinear"
                     and initializers[producers[c.input[1]].input[0]].data_type
                     == onnx.TensorProto.INT8]
-    groups = layer_groups(_graph(tiny_int8_package, "encoder.onnx"))
+    groups = layer_groups(_graph(built_tiny_int8_package, "encoder.onnx"))
     se_convs = sum(1 for name in groups["se"] if name.endswith("Conv"))
     assert len(int8_weights) == len(convs) - 1 - se_convs > 0
     # Squeeze-excite gates stay in float; SiLU activations are quantized unless the recipe keeps
@@ -69,8 +69,8 @@ def test_int8_contract_uint8_input_dynamic_axes_and_float_preprocessing(
     assert all((sigmoids[name] in quantized) != silu_in_float for name in silu)
 
 
-def test_int8_runs_any_batch_and_frame_size_close_to_fp32(tiny_int8_package: Path) -> None:
-    package = load_package(tiny_int8_package)
+def test_int8_runs_any_batch_and_frame_size_close_to_fp32(built_tiny_int8_package: Path) -> None:
+    package = load_package(built_tiny_int8_package)
     rng = np.random.default_rng(3)
     with create_backend("cpu", package.graph("encoder", "fp32"), BackendOptions()) as fp32, \
             create_backend("cpu", package.graph("encoder", "int8"), BackendOptions()) as int8:
@@ -82,8 +82,8 @@ def test_int8_runs_any_batch_and_frame_size_close_to_fp32(tiny_int8_package: Pat
             assert cosine_similarity(want, got).min() > 0.9  # random frames: outside calibration
 
 
-def test_meta_records_precision_source_sha_and_drift(tiny_int8_package: Path) -> None:
-    meta = json.loads((tiny_int8_package / "meta.json").read_text())
+def test_meta_records_precision_source_sha_and_drift(built_tiny_int8_package: Path) -> None:
+    meta = json.loads((built_tiny_int8_package / "meta.json").read_text())
     record = meta["quantization"]["int8"]
     assert record["precision"] == "int8" and record["recipe"] == DEFAULT_RECIPE
     assert record["sha256"] == meta["files"]["encoder.int8.onnx"]
@@ -102,9 +102,9 @@ def test_meta_records_precision_source_sha_and_drift(tiny_int8_package: Path) ->
     assert drift["embedding_cosine_graph"]["frames"] > 0
 
 
-def test_fsrun_verifies_the_int8_file(tiny_int8_package: Path, tmp_path: Path) -> None:
+def test_fsrun_verifies_the_int8_file(built_tiny_int8_package: Path, tmp_path: Path) -> None:
     copy = tmp_path / "damaged.fsmodel"
-    shutil.copytree(tiny_int8_package, copy)
+    shutil.copytree(built_tiny_int8_package, copy)
     data = bytearray((copy / "encoder.int8.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (copy / "encoder.int8.onnx").write_bytes(bytes(data))
@@ -112,8 +112,8 @@ def test_fsrun_verifies_the_int8_file(tiny_int8_package: Path, tmp_path: Path) -
         load_package(copy)
 
 
-def test_layer_groups_of_the_tiny_encoder(tiny_package: Path) -> None:
-    groups = layer_groups(_graph(tiny_package, "encoder.onnx"))
+def test_layer_groups_of_the_tiny_encoder(built_tiny_package: Path) -> None:
+    groups = layer_groups(_graph(built_tiny_package, "encoder.onnx"))
     assert groups["stem"] == ["/conv_stem/Conv"]
     assert groups["dense"] == ["/fc/Gemm"]
     assert {"/Cast", "/Resize"} <= set(groups["preprocess"])
@@ -121,12 +121,12 @@ def test_layer_groups_of_the_tiny_encoder(tiny_package: Path) -> None:
     assert {n.rsplit("/", 1)[-1] for n in groups["silu"]} == {"Sigmoid", "Mul"}
 
 
-def test_quantize_command_refuses_to_replace_and_names_bad_recipes(tiny_int8_package: Path,
+def test_quantize_command_refuses_to_replace_and_names_bad_recipes(built_tiny_int8_package: Path,
                                                                   tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(fsexport_main, ["quantize", str(tiny_int8_package)])
+    result = runner.invoke(fsexport_main, ["quantize", str(built_tiny_int8_package)])
     assert result.exit_code == 5 and "--force" in result.output
-    result = runner.invoke(fsexport_main, ["quantize", str(tiny_int8_package), "--force",
+    result = runner.invoke(fsexport_main, ["quantize", str(built_tiny_int8_package), "--force",
                                            "--recipe", "nope"])
     assert result.exit_code == 2 and "minmax" in result.output
     result = runner.invoke(fsexport_main, ["quantize", str(tmp_path / "none.fsmodel")])
@@ -161,24 +161,24 @@ def _calibrated_ranges(package: Path, batches: list[np.ndarray], recipes: tuple[
     return ranges
 
 
-def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(tiny_package: Path,
+def test_moving_average_calibration_is_the_mean_of_the_batch_ranges(built_tiny_package: Path,
                                                                     tmp_path: Path) -> None:
-    batches = _random_batches(tiny_package, 3)
-    with create_backend("cpu", tiny_package / "encoder.onnx", BackendOptions(threads=1)) as backend:
+    batches = _random_batches(built_tiny_package, 3)
+    with create_backend("cpu", built_tiny_package / "encoder.onnx", BackendOptions(threads=1)) as backend:
         highs = [float(backend.run(b).max()) for b in batches]  # embeddings: ReLU, so low 0
-    ranges = _calibrated_ranges(tiny_package, batches, ("minmax-keep-se", "minmax-avg-keep-se"),
+    ranges = _calibrated_ranges(built_tiny_package, batches, ("minmax-keep-se", "minmax-avg-keep-se"),
                                 tmp_path)
     assert ranges["minmax-keep-se"]["embeddings"][1] == pytest.approx(max(highs), rel=1e-5)
     assert ranges["minmax-avg-keep-se"]["embeddings"][1] == pytest.approx(np.mean(highs), rel=1e-5)
 
 
-def test_mse_calibration_narrows_minmax_ranges_and_quantizes(tiny_package: Path,
+def test_mse_calibration_narrows_minmax_ranges_and_quantizes(built_tiny_package: Path,
                                                              tmp_path: Path) -> None:
     from fsexport.quantize import get_recipe, quantize_encoder
 
-    encoder = tiny_package / "encoder.onnx"
-    batches = _random_batches(tiny_package, 4)
-    ranges = _calibrated_ranges(tiny_package, batches, ("minmax-keep-se", "mse-keep-se"), tmp_path)
+    encoder = built_tiny_package / "encoder.onnx"
+    batches = _random_batches(built_tiny_package, 4)
+    ranges = _calibrated_ranges(built_tiny_package, batches, ("minmax-keep-se", "mse-keep-se"), tmp_path)
     assert ranges["mse-keep-se"].keys() == ranges["minmax-keep-se"].keys()
     narrowed = 0
     for tensor, (low, high) in ranges["mse-keep-se"].items():

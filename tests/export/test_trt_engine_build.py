@@ -97,9 +97,9 @@ def fake_tensorrt(version: str, calls: list) -> types.ModuleType:
 
 
 @pytest.fixture
-def package(tiny_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def package(built_tiny_package: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     copy = tmp_path / "tiny.fsmodel"
-    shutil.copytree(tiny_package, copy)
+    shutil.copytree(built_tiny_package, copy)
     monkeypatch.setattr(engine_build, "gpu_name", lambda device_id=0: GPU)
     return copy
 

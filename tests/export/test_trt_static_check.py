@@ -57,10 +57,10 @@ def _messages(model: onnx.ModelProto) -> str:
     return "\n".join(str(f) for f in check_model(model, "t.onnx") if f.severity == "error")
 
 
-def test_tiny_package_passes(tiny_package: Path) -> None:
-    findings = check_package(tiny_package)
+def test_tiny_package_passes(built_tiny_package: Path) -> None:
+    findings = check_package(built_tiny_package)
     assert not has_errors(findings), "\n".join(map(str, findings))
-    assert {p.name for p in tiny_package.glob("*.onnx")} >= {"encoder.onnx", "head.fp16.onnx"}
+    assert {p.name for p in built_tiny_package.glob("*.onnx")} >= {"encoder.onnx", "head.fp16.onnx"}
 
 
 def test_clean_hand_made_graphs_pass() -> None:

@@ -7,5 +7,5 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def tiny_package(built_tiny_package: Path) -> Path:
+def demo_package(built_tiny_package: Path) -> Path:
     return built_tiny_package

@@ -21,21 +21,11 @@ class EveryFrame:
 
 
 def _clip(path: Path) -> Path:
-    import av
+    from tests.runtime.videos import write_frames  # noqa: PLC0415
 
-    rng = np.random.default_rng(3)
-    base = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"bf": "2", "g": "8", "crf": "10"}
-        for i in range(40):
-            rgb = np.roll(base, i, axis=1)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    base = np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    return write_frames(path, [np.roll(base, i, axis=1) for i in range(40)],
+                        [i / 30 for i in range(40)], 30, options={"bf": "2", "g": "8", "crf": "10"})
 
 
 def _host(batch) -> np.ndarray:
@@ -67,31 +57,31 @@ def _frames(n: int = 6) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (n, 48, 64, 3), dtype=np.uint8)
 
 
-def test_ort_cuda_encoder_matches_cpu(tiny_package: Path) -> None:
+def test_ort_cuda_encoder_matches_cpu(demo_package: Path) -> None:
     from fsrun.backends.ort_cpu import OrtCpuBackend
     from fsrun.backends.ort_cuda import OrtCudaBackend
 
-    onnx_path = tiny_package / "encoder.onnx"
+    onnx_path = demo_package / "encoder.onnx"
     frames = _frames()
     expected = OrtCpuBackend(onnx_path, BackendOptions()).run(frames)
     with OrtCudaBackend(onnx_path, BackendOptions()) as backend:
         np.testing.assert_allclose(backend.run(frames), expected, atol=2e-3, rtol=2e-3)
 
 
-def test_ort_cuda_takes_device_input_without_host_copies(tiny_package: Path) -> None:
+def test_ort_cuda_takes_device_input_without_host_copies(demo_package: Path) -> None:
     from fsrun.backends.ort_cuda import OrtCudaBackend
     from fsrun.gpu import get_runtime, to_device
 
     frames = _frames()
     device = to_device(get_runtime(0), frames)
-    with OrtCudaBackend(tiny_package / "encoder.onnx", BackendOptions()) as backend:
+    with OrtCudaBackend(demo_package / "encoder.onnx", BackendOptions()) as backend:
         from_device = backend.run(device)
         from_host = backend.run(frames)
     np.testing.assert_allclose(from_device, from_host, atol=1e-5)
 
 
 @pytest.mark.needs_trt
-def test_trt_native_matches_ort_cpu(tiny_package: Path, tmp_path: Path) -> None:
+def test_trt_native_matches_ort_cpu(demo_package: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorrt")
     import shutil
 
@@ -100,7 +90,7 @@ def test_trt_native_matches_ort_cpu(tiny_package: Path, tmp_path: Path) -> None:
     from fsrun.backends.trt_native import TrtNativeBackend
 
     package = tmp_path / "tiny.fsmodel"
-    shutil.copytree(tiny_package, package)
+    shutil.copytree(demo_package, package)
     build_engines(package, precisions=("fp32",), max_batch=8, max_frame=(96, 128))
     frames = _frames(10)  # larger than max_batch: split into two runs
     expected = OrtCpuBackend(package / "encoder.onnx", BackendOptions()).run(frames)

@@ -232,19 +232,11 @@ def test_codec_support_rules(codec: str, pix_fmt: str, cc: tuple[int, int], ok: 
 
 
 def _h264_clip(path: Path, frames: int = 24) -> Path:
-    import av
+    from tests.runtime.videos import write_frames  # noqa: PLC0415
 
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"bf": "2", "g": "8"}  # B-frames: decode order differs from display
-        for i in range(frames):
-            rgb = np.full((48, 64, 3), i * 8, np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = [np.full((48, 64, 3), i * 8, np.uint8) for i in range(frames)]
+    return write_frames(path, images, [i / 30 for i in range(frames)], 30,
+                        options={"bf": "2", "g": "8"})  # B-frames: decode order != display
 
 
 def test_packet_feeder_gives_annexb_packets_with_container_pts(tmp_path: Path) -> None:

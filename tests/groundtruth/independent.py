@@ -1,4 +1,4 @@
-"""An evaluation renderer written apart from fsrun.synth, used only to grade trained models.
+"""An evaluation renderer written apart from fsrun.groundtruth.synth, used only to grade trained models.
 
 Nothing here is shared with the renderer the models train on: its own motion tracks (linear
 ramps, chirps, steps, sums of sines, filtered noise), its own object kinds (a plain light
@@ -23,6 +23,9 @@ from typing import Callable
 
 import av
 import numpy as np
+
+from fsrun.groundtruth.grade import TruthClip, grade, r_table
+from fsrun.groundtruth.seeds import seed_range
 
 OBJECTS = ("light_ellipse", "ring", "shaded_ball", "plus", "triangle", "capsule")
 BACKGROUNDS = ("plain_dark", "brick", "checker", "radial", "wall_floor", "bokeh",
@@ -272,7 +275,7 @@ def render(scene: EvalScene, times: np.ndarray, positions: np.ndarray, seed: int
 def encode(path: Path, frames: np.ndarray, times: np.ndarray, codec: str) -> None:
     """Matroska, time base 1 ms, every frame at its own time (any rate, regular or not)."""
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its configuration otherwise
-    from fsrun.synth.encode import keep_scheduling  # a guard around SVT-AV1, not drawing code
+    from fsrun.groundtruth.synth.clips import keep_scheduling  # a guard around SVT-AV1, not drawing code
 
     name, options = ENCODERS[codec]
     tmp = path.with_name(path.name + ".part")
@@ -340,8 +343,10 @@ def grid_scenes() -> list[tuple[str, str, EvalScene]]:
     return rows
 
 
-GRID_SEED = 5_000_000  # clip i of a graded list renders with seed GRID_SEED + i
-WIDE_SEED = 6_000_000  # the same for wide_scenes, so no clip repeats one of the grid
+# Clip i of a graded list renders with seed GRID_SEED + i (WIDE_SEED + i for wide_scenes, so no
+# clip repeats one of the grid): the independent renderer's ranges in the one seed table.
+GRID_SEED = seed_range("independent-grid").first
+WIDE_SEED = seed_range("independent-wide").first
 
 
 def wide_scenes(count: int) -> list[tuple[str, str, EvalScene]]:
@@ -362,22 +367,15 @@ def wide_scenes(count: int) -> list[tuple[str, str, EvalScene]]:
 
 def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalScene]],
                   seconds: float = 10.0, seed: int = GRID_SEED) -> list[dict]:
-    """Render each clip, run fsrun on it, and compare the raw per-frame positions with the truth."""
-    from fsrun.funscript import read_actions
-    from fsrun.metrics import compare
-    from fsrun.pipeline import RunConfig, process_video
-
-    rows = []
+    """Render each clip, then grade them all through one model session (fsrun.groundtruth):
+    the raw per-frame positions against the truth."""
+    rendered = []
     for i, (rate, codec, scene) in enumerate(clips):
         clip = write_eval_clip(folder, scene, rate, codec, seconds, seed + i)
-        result = process_video(RunConfig(video=clip.video, model=package, quiet=True,
-                                         force=True, use_cache=False))
-        agreement = compare(result.pts_ms, 100.0 * result.positions, *read_actions(clip.truth))
-        rows.append({"fps": rate, "codec": codec, "object": scene.object_kind,
-                     "background": scene.background_kind, "motion": scene.motion_kind,
-                     "r": round(agreement.pearson_r, 4), "lag_ms": agreement.lag_ms,
-                     "mae": round(agreement.mean_abs_error, 2)})
-    return rows
+        rendered.append(TruthClip(clip.video, clip.truth, {
+            "fps": rate, "codec": codec, "object": scene.object_kind,
+            "background": scene.background_kind, "motion": scene.motion_kind}))
+    return [graded.row() for graded in grade(package, rendered)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -386,7 +384,6 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import tempfile
 
-    from fsexport.train.demo_model import r_table
 
     parser = argparse.ArgumentParser(prog="python -m tests.groundtruth.independent")
     parser.add_argument("package", type=Path)

@@ -13,10 +13,11 @@ from click.testing import CliRunner
 from fsexport.train.demo_model import DemoRecipe
 from fsrun.config import demo_model_dir
 from fsrun.funscript import read_actions
-from fsrun.metrics import compare
+from fsrun.groundtruth.grade import TruthClip, grade
+from fsrun.groundtruth.metrics import compare
+from fsrun.groundtruth.seeds import seed
+from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video
-from fsrun.synth.encode import ClipSpec, write_clip
 
 from .independent import GRID_SEED, grade_package, grid_scenes
 
@@ -29,7 +30,7 @@ KNOWN_MISSES: dict[int, str] = {}
 # the demo trained on seeds 0..63 (classic) and 100000..100511 (randomized).
 HELD_OUT = [("30", "h264"), ("60", "vp9"), ("25", "hevc"), ("29.97", "av1"),
             ("24", "vp9"), ("vfr", "h264")]
-FAMILY_SEEDS = {"classic": 800_000, "randomized": 820_000}
+FAMILIES = ("classic", "randomized")  # seeds: tests-held-out-FAMILY in the seed table
 # Held-out clips of the training renderer that the bundled demo misses, kept as expected failures
 # like KNOWN_MISSES above: r below 0.95, and lag beyond one frame.
 FAMILY_MISSES = {("randomized", "24", "vp9"): "randomized family, 24 fps VP9: r 0.62"}
@@ -40,7 +41,7 @@ def _held_out_params(misses: dict[tuple[str, str, str], str]) -> list:
     return [pytest.param(family, fps, codec, marks=[pytest.mark.xfail(
         strict=True, reason=misses[family, fps, codec])]
         if (family, fps, codec) in misses else [])
-        for family in FAMILY_SEEDS for fps, codec in HELD_OUT]
+        for family in FAMILIES for fps, codec in HELD_OUT]
 
 
 def test_demo_package_is_small_trained_and_verified() -> None:
@@ -57,19 +58,22 @@ def test_demo_package_is_small_trained_and_verified() -> None:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, float, float]]:
     folder = tmp_path_factory.mktemp("demo_held_out")
-    rows = []
-    for family, base in FAMILY_SEEDS.items():
+    clips = []
+    for family in FAMILIES:
         for i, (fps, codec) in enumerate(HELD_OUT):
             clip = write_clip(ClipSpec(seconds=10.0, fps=fps, codec=codec, width=96, height=72,
-                                       seed=base + i, family=family), folder)
-            result = process_video(RunConfig(video=clip.video, model=demo_model_dir(),
-                                             quiet=True, use_cache=False))
-            truth = read_actions(clip.truth)
-            agreement = compare(result.pts_ms, 100.0 * result.positions, *truth)
-            flipped = compare(result.pts_ms, 100.0 - 100.0 * result.positions, *truth)
-            if (family, fps, codec) not in FAMILY_MISSES:  # a missed clip has no axis to check
-                assert flipped.pearson_r < 0, "position axis is flipped"
-            rows.append((family, fps, agreement.pearson_r, agreement.lag_ms))
+                                       seed=seed(f"tests-held-out-{family}", i), family=family),
+                              folder)
+            clips.append(TruthClip(clip.video, clip.truth, {"family": family, "fps": fps,
+                                                            "codec": codec}))
+    rows = []
+    for done in grade(demo_model_dir(), clips):
+        family, fps, codec = (done.clip.labels[k] for k in ("family", "fps", "codec"))
+        if (family, fps, codec) not in FAMILY_MISSES:  # a missed clip has no axis to check
+            flipped = compare(done.result.pts_ms, 100.0 - 100.0 * done.result.positions,
+                              *read_actions(done.clip.truth))
+            assert flipped.pearson_r < 0, "position axis is flipped"
+        rows.append((family, fps, done.raw.pearson_r, done.raw.lag_ms))
     return rows
 
 
@@ -130,8 +134,8 @@ def test_fsrun_demo_leaves_no_temp_folder_or_cache_entry(tmp_path: Path,
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     cache = Path(os.environ["FSRUN_CACHE_DIR"])
-    for seed, codec in (("1000002", "vp9"), ("1000003", "h264")):
-        assert main(["demo", "--seconds", "3", "--size", "64x48", "--seed", seed,
+    for clip_seed, codec in (("1000002", "vp9"), ("1000003", "h264")):
+        assert main(["demo", "--seconds", "3", "--size", "64x48", "--seed", clip_seed,
                      "--codec", codec]) == 0
     out = capsys.readouterr().out
     assert list(temp.iterdir()) == []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fsrun.errors import InputError
-from fsrun.metrics import compare, compare_files, pearson_r
+from fsrun.groundtruth.metrics import compare, compare_files, pearson_r
 
 T = np.arange(0, 10_000, 33.0)
 POS = 50 + 40 * np.sin(2 * np.pi * T / 1300.0) * np.cos(2 * np.pi * T / 4100.0)

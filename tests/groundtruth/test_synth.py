@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 
-from fsrun.synth.cli import write_clips
-from fsrun.synth.encode import CODECS, ClipSpec, parse_fps, write_clip
-from fsrun.synth.render import make_scene, render_frame, target_center_y
-from fsrun.synth.tracks import TRACK_KINDS, make_track
+from fsrun.groundtruth.synth.cli import write_clips
+from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, parse_fps, write_clip
+from fsrun.groundtruth.synth.render import make_scene, render_frame, target_center_y
+from fsrun.groundtruth.synth.tracks import TRACK_KINDS, make_track
 
 
 @pytest.mark.parametrize("kind", list(TRACK_KINDS))
@@ -104,7 +104,7 @@ def test_write_clips_cycles_rates_and_leaves_no_temp_files(tmp_path: Path) -> No
 def test_synth_command_writes_pairs(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from fsrun.synth.cli import synth_command
+    from fsrun.groundtruth.synth.cli import synth_command
 
     result = CliRunner().invoke(synth_command, [str(tmp_path), "--count", "2", "--seconds", "1",
                                                 "--size", "32x24", "--codec", "h264,av1"])
@@ -143,8 +143,8 @@ def test_synth_output_never_collides_with_fsrun_output(tmp_path: Path,
 def test_classic_family_draws_what_it_drew_before_families_existed() -> None:
     """Existing seeds reproduce: per-frame means recorded from the renderer before the
     randomized family was added (same draws from the seed, same pixels)."""
-    from fsrun.synth.encode import frame_times
-    from fsrun.synth.families import FAMILIES
+    from fsrun.groundtruth.synth.clips import frame_times
+    from fsrun.groundtruth.synth.families import FAMILIES
 
     family = FAMILIES["classic"]
     rng = np.random.default_rng(3)
@@ -158,14 +158,14 @@ def test_classic_family_draws_what_it_drew_before_families_existed() -> None:
 
 
 def _randomized_scene(seed: int, width: int = 96, height: int = 72):
-    from fsrun.synth.randomized import make_scene as make_random_scene
+    from fsrun.groundtruth.synth.randomized import make_scene as make_random_scene
 
     return make_random_scene(np.random.default_rng(seed), width, height, 4.0)
 
 
 def test_randomized_family_varies_target_background_and_camera() -> None:
     scenes = [_randomized_scene(seed) for seed in range(40)]
-    from fsrun.synth.randomized import BACKGROUND_KINDS, TARGET_KINDS
+    from fsrun.groundtruth.synth.randomized import BACKGROUND_KINDS, TARGET_KINDS
 
     assert {s.target_kind for s in scenes} == set(TARGET_KINDS)
     assert {s.background_kind for s in scenes} == set(BACKGROUND_KINDS)
@@ -180,7 +180,7 @@ def test_randomized_family_varies_target_background_and_camera() -> None:
 def test_randomized_target_height_follows_the_position(seed: int) -> None:
     """With distractors, camera motion, noise and light changes switched off, the only thing
     that differs between pos 1 and pos 0 is the target: high in the frame, then low."""
-    from fsrun.synth.randomized import render_frame as render_random
+    from fsrun.groundtruth.synth.randomized import render_frame as render_random
 
     scene = _randomized_scene(seed)
     scene.movers, scene.zoom, scene.pan, scene.noise_sigma = [], None, None, 0.0
@@ -209,7 +209,7 @@ def test_randomized_clips_repeat_by_seed_and_keep_their_timestamps(tmp_path: Pat
     assert width == 48 and len(times) == len(clip.times_s)
     assert np.max(np.abs(times - clip.times_s)) < 0.001
     assert json.loads(clip.truth.read_text())["metadata"]["synth"]["family"] == "randomized"
-    from fsrun.synth.randomized import render_frame as render_random
+    from fsrun.groundtruth.synth.randomized import render_frame as render_random
 
     a, b, c = _randomized_scene(9), _randomized_scene(9), _randomized_scene(10)
     frame = render_random(a, 0.5, 0.3, np.random.default_rng(1))
@@ -223,7 +223,7 @@ def test_randomized_clips_repeat_by_seed_and_keep_their_timestamps(tmp_path: Pat
 def test_synth_command_chooses_the_family(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from fsrun.synth.cli import synth_command
+    from fsrun.groundtruth.synth.cli import synth_command
 
     result = CliRunner().invoke(synth_command, [str(tmp_path), "--count", "2", "--seconds", "1",
                                                 "--size", "32x24", "--family", "randomized"])
@@ -277,7 +277,7 @@ def test_target_place_is_where_the_target_is_drawn(family: str) -> None:
     two frames differ where the target is: each half of the difference is centred on the place
     target_place gives, to a fraction of a pixel. (An object of several parts is not centred
     on its origin; those scenes are passed over.)"""
-    from fsrun.synth.families import FAMILIES
+    from fsrun.groundtruth.synth.families import FAMILIES
 
     chosen = FAMILIES[family]
     checked = 0
@@ -306,14 +306,14 @@ def test_target_place_is_where_the_target_is_drawn(family: str) -> None:
 
 
 def render_frame_of(family: str, scene, t_s: float, position: float) -> np.ndarray:
-    from fsrun.synth import randomized, render
+    from fsrun.groundtruth.synth import randomized, render
 
     module = {"classic": render, "randomized": randomized}[family]
     return module.render_frame(scene, t_s, position, np.random.default_rng(0))
 
 
 def test_truth_file_records_the_spec_that_redraws_the_places(tmp_path: Path) -> None:
-    from fsrun.synth.encode import spec_from_truth, target_places
+    from fsrun.groundtruth.synth.clips import spec_from_truth, target_places
 
     spec = ClipSpec(seconds=1.0, fps="25", codec="h264", width=48, height=32, track="sine",
                     seed=77, family="randomized")

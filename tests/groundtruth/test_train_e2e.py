@@ -21,14 +21,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from fsexport.build import BuildConfig, build_package
 from fsexport.train.loop import TrainConfig, train
-from fsrun.funscript import read_actions
-from fsrun.metrics import compare
-from fsrun.pipeline import RunConfig, process_video
-from fsrun.synth.cli import write_clips
-from fsrun.synth.encode import ClipSpec, write_clip
+from fsrun.groundtruth.grade import TruthClip, grade
+from fsrun.groundtruth.seeds import seed
+from fsrun.groundtruth.synth.cli import write_clips
+from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
 
 from .independent import EvalScene, grade_package
 
@@ -67,24 +65,20 @@ def assert_tracks_held_out(package: Path, folder: Path, fps: str, codec: str,
                            track: str) -> None:
     """fsrun on a fresh classic clip: raw r >= 0.9 within one source frame, written r >= 0.85."""
     clip = write_clip(ClipSpec(seconds=12.0, fps=fps, codec=codec, width=64, height=48,
-                               track=track, seed=700_000 + len(track)), folder)
-    result = process_video(RunConfig(video=clip.video, model=package, quiet=True,
-                                     use_cache=False))
-    truth_ms, truth_pos = read_actions(clip.truth)
-    agreement = compare(result.pts_ms, 100.0 * result.positions, truth_ms, truth_pos)
+                               track=track, seed=seed("tests-held-out-e2e", len(track))), folder)
+    [graded] = grade(package, [TruthClip(clip.video, clip.truth)], written=True)
     frame_ms = 1000.0 / float(fps)
-    assert agreement.pearson_r >= 0.9, agreement.summary()
-    assert abs(agreement.lag_ms) <= frame_ms, agreement.summary()
-    written = compare(*read_actions(result.output), truth_ms, truth_pos)
-    assert written.pearson_r >= 0.85, f"postprocessed output: {written.summary()}"
+    assert graded.raw.pearson_r >= 0.9, graded.raw.summary()
+    assert abs(graded.raw.lag_ms) <= frame_ms, graded.raw.summary()
+    assert graded.written.pearson_r >= 0.85, f"postprocessed output: {graded.written.summary()}"
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
     root = tmp_path_factory.mktemp("groundtruth")
-    for k, (family, count) in enumerate(TRAIN_CLIPS.items()):
-        write_clips(root / "data", count, 10.0, ["30", "25", "60"], ["h264"], 1000 * k,
-                    (96, 72), family=family)
+    for family, count in TRAIN_CLIPS.items():
+        write_clips(root / "data", count, 10.0, ["30", "25", "60"], ["h264"],
+                    seed(f"tests-train-{family}"), (96, 72), family=family)
     return train_and_build(root, frame_steps=1500, epochs=20, augment_copies=1)
 
 

@@ -15,7 +15,7 @@ from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.loop import TrainConfig, export_state, train
 from fsexport.variants import get_variant
 from fsrun.errors import UsageError
-from fsrun.synth.cli import write_clips
+from fsrun.groundtruth.synth.cli import write_clips
 
 
 @pytest.fixture(scope="module")
@@ -339,10 +339,11 @@ def test_frame_stage_learns_target_places_when_asked(small_data: Path, tmp_path:
 
 
 def test_hard_clips_are_randomized_clips_over_the_hard_backgrounds(tmp_path: Path) -> None:
-    from fsexport.train.demo_model import (HARD_BACKGROUNDS, HARD_SEEDS_FROM, DemoRecipe,
-                                           hard_seeds, render_hard_clips)
+    from fsexport.train.demo_model import (HARD_BACKGROUNDS, DemoRecipe, hard_seeds,
+                                           render_hard_clips)
     from fsrun.funscript import read_funscript
-    from fsrun.synth.encode import spec_from_truth, track_and_scene
+    from fsrun.groundtruth.seeds import seed
+    from fsrun.groundtruth.synth.clips import spec_from_truth, track_and_scene
 
     recipe = DemoRecipe(hard_clips=3, seconds=2.0, sizes=((32, 24),))
     render_hard_clips(recipe, tmp_path)
@@ -351,7 +352,7 @@ def test_hard_clips_are_randomized_clips_over_the_hard_backgrounds(tmp_path: Pat
     assert len(specs) == 3 and {s.family for s in specs} == {"randomized"}
     assert len({(s.fps, s.codec) for s in specs}) == 3  # rates and codecs in turn
     seeds = [s.seed for s in specs]
-    assert seeds == hard_seeds(3, 2.0, HARD_SEEDS_FROM) and seeds[0] >= HARD_SEEDS_FROM
+    assert seeds == hard_seeds(3, 2.0, seed("train-hard")) and seeds[0] >= seed("train-hard")
     for spec in specs:  # drawn as the clip was written, at its own size
         assert track_and_scene(spec)[1].background_kind in HARD_BACKGROUNDS
     passed_over = [s for s in range(seeds[0], seeds[-1]) if s not in seeds]

@@ -39,10 +39,10 @@ def fsrun_cli(capsys: pytest.CaptureFixture[str]):
 
 
 @pytest.fixture
-def package_copy(tiny_package: Path, tmp_path: Path) -> Path:
+def package_copy(demo_package: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny package that a test may break."""
-    target = tmp_path / "pkg" / tiny_package.name
-    shutil.copytree(tiny_package, target)
+    target = tmp_path / "pkg" / demo_package.name
+    shutil.copytree(demo_package, target)
     return target
 
 

@@ -39,17 +39,17 @@ UNUSABLE = {
 
 
 @pytest.mark.parametrize("case", sorted(UNUSABLE))
-def test_unusable_video_is_one_line_exit_3(case: str, tmp_path: Path, tiny_package: Path,
+def test_unusable_video_is_one_line_exit_3(case: str, tmp_path: Path, demo_package: Path,
                                            fsrun_cli) -> None:
     maker, cause = UNUSABLE[case]
     video = maker(tmp_path)
-    result = fsrun_cli(video, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--no-cache")
     _assert_clean_failure(result, INPUT, video.name, cause, tmp_path)
 
 
-def test_debug_shows_the_traceback(tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+def test_debug_shows_the_traceback(tmp_path: Path, demo_package: Path, fsrun_cli) -> None:
     video = badfiles.text_as_mp4(tmp_path)
-    result = fsrun_cli(video, "--model", tiny_package, "--debug")
+    result = fsrun_cli(video, "--model", demo_package, "--debug")
     assert result.code == INPUT
     assert "Traceback" in result.err
 
@@ -65,7 +65,7 @@ UNUSUAL = {
 
 
 @pytest.mark.parametrize("case", sorted(UNUSUAL))
-def test_unusual_video_gives_a_valid_script(case: str, tmp_path: Path, tiny_package: Path,
+def test_unusual_video_gives_a_valid_script(case: str, tmp_path: Path, demo_package: Path,
                                             fsrun_cli) -> None:
     from fsrun.sampling import TimeRange, TimestampSampler
     from fsrun.sources.pyav_source import PyAvSource
@@ -76,7 +76,7 @@ def test_unusual_video_gives_a_valid_script(case: str, tmp_path: Path, tiny_pack
         batches = list(source.batches(TimestampSampler(30.0, TimeRange(0.0, None)), 64))
     assert sum(len(b) for b in batches) == frames
     assert batches[0].frames.shape[1:3] == shape
-    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--raw", "--no-cache")
     assert result.code == 0, result.err
     doc = read_funscript(video.with_suffix(".funscript"))
     times = [a["at"] for a in doc["actions"]]
@@ -102,10 +102,10 @@ def test_rotation_turns_frames_upright(tmp_path: Path) -> None:
     assert diff.mean() < 1.0
 
 
-def test_truncated_download_keeps_the_frames_before_the_cut(tmp_path: Path, tiny_package: Path,
+def test_truncated_download_keeps_the_frames_before_the_cut(tmp_path: Path, demo_package: Path,
                                                              fsrun_cli) -> None:
     video = badfiles.truncated_mp4_playable(tmp_path)
-    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--raw", "--no-cache")
     assert result.code == 0, result.err
     doc = read_funscript(video.with_suffix(".funscript"))
     kept = len(doc["actions"])
@@ -117,10 +117,10 @@ def test_truncated_download_keeps_the_frames_before_the_cut(tmp_path: Path, tiny
     assert "damaged" not in result.err
 
 
-def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, tiny_package: Path,
+def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, demo_package: Path,
                                                      fsrun_cli) -> None:
     video = badfiles.corrupt_middle(tmp_path)  # 150 frames at 30 fps, garbage in the middle
-    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--raw", "--no-cache")
     assert result.code == 0, result.err
     doc = read_funscript(video.with_suffix(".funscript"))
     times = np.array([a["at"] for a in doc["actions"]])
@@ -177,36 +177,36 @@ def test_package_path_escape_never_reads_outside(package_copy: Path) -> None:
         load_package(package_copy)
 
 
-def test_existing_output_is_kept_without_force(tmp_path: Path, tiny_package: Path,
+def test_existing_output_is_kept_without_force(tmp_path: Path, demo_package: Path,
                                                fsrun_cli) -> None:
     video = badfiles.shorter_than_window(tmp_path)
     existing = video.with_suffix(".funscript")
     existing.write_text("my hand-made script\n", encoding="utf-8")
-    result = fsrun_cli(video, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--no-cache")
     assert result.code == OUTPUT and "Traceback" not in result.err
     assert result.last_line == f"fsrun: error: {existing} exists; use --force to overwrite it"
     assert existing.read_text(encoding="utf-8") == "my hand-made script\n"
     # --force replaces funscripts only: this one is not, so it stays.
-    forced = fsrun_cli(video, "--model", tiny_package, "--no-cache", "--force")
+    forced = fsrun_cli(video, "--model", demo_package, "--no-cache", "--force")
     assert forced.code == OUTPUT
     assert forced.last_line == (f"fsrun: error: {existing} exists and is not a funscript; "
                                 "--force only replaces funscripts")
     assert existing.read_text(encoding="utf-8") == "my hand-made script\n"
     existing.write_text(json.dumps({"version": "1.0", "inverted": False, "range": 100,
                                     "actions": [{"at": 0, "pos": 0}]}), encoding="utf-8")
-    assert fsrun_cli(video, "--model", tiny_package, "--no-cache", "--force").code == 0
+    assert fsrun_cli(video, "--model", demo_package, "--no-cache", "--force").code == 0
     assert read_funscript(existing)["metadata"]["generator"]["name"] == "fsrun"
 
 
 @pytest.mark.parametrize("container", sorted(badfiles.CUT_OFF_CONTAINERS))
 def test_cut_off_download_says_what_it_covers_in_every_container(container: str,
                                                                  tmp_path: Path,
-                                                                 tiny_package: Path,
+                                                                 demo_package: Path,
                                                                  fsrun_cli) -> None:
     """A 10 s clip of which the first 30 % arrived: the script covers what is there, and the
     run says so, whatever the container (the header still claims 10 s)."""
     video = badfiles.cut_off(tmp_path, container)
-    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache", "--report",
+    result = fsrun_cli(video, "--model", demo_package, "--raw", "--no-cache", "--report",
                        tmp_path / "r.json")
     assert result.code == 0, result.err
     doc = read_funscript(video.with_suffix(".funscript"))
@@ -222,10 +222,10 @@ def test_cut_off_download_says_what_it_covers_in_every_container(container: str,
     assert report["duration_s"] == pytest.approx(10.0, abs=0.05)
 
 
-def test_whole_file_covers_its_duration_without_a_warning(tmp_path: Path, tiny_package: Path,
+def test_whole_file_covers_its_duration_without_a_warning(tmp_path: Path, demo_package: Path,
                                                           fsrun_cli) -> None:
     video = badfiles.cut_off(tmp_path, "mkv", seconds=4.0, keep=1.0)
-    result = fsrun_cli(video, "--model", tiny_package, "--raw", "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--raw", "--no-cache")
     assert result.code == 0 and "cut off" not in result.err, result.err
     meta = read_funscript(video.with_suffix(".funscript"))["metadata"]
     assert meta["covered_ms"] == [0, round(119 * 1000 / 30)]
@@ -233,13 +233,13 @@ def test_whole_file_covers_its_duration_without_a_warning(tmp_path: Path, tiny_p
 
 
 def test_unwritable_output_folder_fails_before_work(tmp_path_factory: pytest.TempPathFactory,
-                                                    tiny_package: Path, fsrun_cli) -> None:
+                                                    demo_package: Path, fsrun_cli) -> None:
     import shutil
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="fsrun-ro-"))
     try:
-        shutil.copytree(tiny_package, root / "model.fsmodel")
+        shutil.copytree(demo_package, root / "model.fsmodel")
         locked = root / "locked"
         locked.mkdir()
         video = badfiles.shorter_than_window(locked)

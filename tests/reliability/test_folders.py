@@ -46,7 +46,7 @@ def test_find_videos_recursive_with_overridable_extensions(tmp_path: Path) -> No
                                                                       files["other_ext"]]
 
 
-def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_package: Path,
+def test_folder_continues_past_errors_and_summarises(tmp_path: Path, demo_package: Path,
                                                      fsrun_cli) -> None:
     files = _library(tmp_path)
     done_before = files["other_ext"].with_suffix(".funscript")
@@ -54,7 +54,7 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
                        "actions": [{"at": 0, "pos": 0}], "metadata": {"by": "hand"}})
     done_before.write_text(kept, encoding="utf-8")
 
-    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--report",
+    result = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache", "--report",
                        tmp_path / "run.json")
     assert result.code == FolderFailed.exit_code, result.err
     assert "Traceback" not in result.out + result.err
@@ -78,30 +78,30 @@ def test_folder_continues_past_errors_and_summarises(tmp_path: Path, tiny_packag
     assert by_name["notes.mp4"]["status"] == "failed" and by_name["notes.mp4"]["report"] is None
     assert by_name["notes.mp4"]["exit_code"] == 3
 
-    again = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--ext", "mkv,mov")
+    again = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache", "--ext", "mkv,mov")
     assert again.code == 0, again.err
     assert again.out.splitlines()[-1] == "0 ok, 2 skipped, 0 failed"
 
-    forced = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "--ext", "mov", "--force")
+    forced = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache", "--ext", "mov", "--force")
     assert forced.code == 0 and forced.out.splitlines()[-1] == "1 ok, 0 skipped, 0 failed"
     read_funscript(done_before)
 
 
-def test_quiet_folder_prints_no_table(tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+def test_quiet_folder_prints_no_table(tmp_path: Path, demo_package: Path, fsrun_cli) -> None:
     _library(tmp_path)
-    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "-q")
+    result = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache", "-q")
     assert result.code == FolderFailed.exit_code
     assert result.out == ""
     assert result.err == ("fsrun: error: 2 of 5 videos failed: a/notes.mp4 (cannot open as a "
                           "video (Invalid data found when processing input)), empty.mp4 (empty "
                           "file (0 bytes))\n")
-    again = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache", "-q", "--ext", "mkv")
+    again = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache", "-q", "--ext", "mkv")
     assert again.code == 0 and again.out == "" and again.err == ""
 
 
-def test_one_video_is_one_video(tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+def test_one_video_is_one_video(tmp_path: Path, demo_package: Path, fsrun_cli) -> None:
     badfiles.shorter_than_window(tmp_path)
-    result = fsrun_cli(tmp_path, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(tmp_path, "--model", demo_package, "--no-cache")
     assert result.code == 0, result.err
     assert f"fsrun: 1 video under {tmp_path}" in result.err.splitlines()
 
@@ -116,10 +116,10 @@ def _interrupting_factory(name: str, onnx_path: Path, options):
     return backend
 
 
-def test_interrupted_video_is_shown_as_interrupted(tmp_path: Path, tiny_package: Path) -> None:
+def test_interrupted_video_is_shown_as_interrupted(tmp_path: Path, demo_package: Path) -> None:
     for i in range(2):
         badfiles.write_video(tmp_path / f"clip{i}.mp4", count=30)
-    template = RunConfig(video=tmp_path, model=tiny_package, use_cache=False, backend="cpu",
+    template = RunConfig(video=tmp_path, model=demo_package, use_cache=False, backend="cpu",
                          backend_factory=_interrupting_factory,
                          report=tmp_path / "run.json")
     lines: list[str] = []
@@ -165,11 +165,11 @@ def test_live_claim_is_respected_and_stale_claim_taken_over(tmp_path: Path) -> N
 
 
 def test_two_processes_share_a_folder_without_double_work(tmp_path: Path,
-                                                          tiny_package: Path) -> None:
+                                                          demo_package: Path) -> None:
     videos = [badfiles.write_video(tmp_path / f"clip{i}.mp4", count=64) for i in range(6)]
     env = {**os.environ, "FSRUN_TEST_ENCODER_DELAY": "0.15"}
     command = [sys.executable, str(HERE / "slow_fsrun.py"), str(tmp_path), "--model",
-               str(tiny_package), "--no-cache"]
+               str(demo_package), "--no-cache"]
     runs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]
     outputs = [run.communicate(timeout=300) for run in runs]

@@ -31,11 +31,11 @@ def _cached_frames(cache_root: Path) -> int:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_run_resumes_and_matches(signum: int, tmp_path: Path, tiny_package: Path) -> None:
+def test_interrupted_run_resumes_and_matches(signum: int, tmp_path: Path, demo_package: Path) -> None:
     video = badfiles.write_video(tmp_path / "long.mp4", count=FRAMES)
     env = {**os.environ, "FSRUN_CACHE_DIR": str(tmp_path / "cache"),
            "FSRUN_TEST_ENCODER_DELAY": "0.1"}
-    common = ["--model", tiny_package, "--raw", "--batch", "16"]
+    common = ["--model", demo_package, "--raw", "--batch", "16"]
 
     run = _fsrun([video, *common], env, slow=True)
     deadline = time.monotonic() + 120

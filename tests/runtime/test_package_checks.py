@@ -43,13 +43,13 @@ def test_header_of_something_else_is_an_error(tmp_path: Path) -> None:
         read_header(text)
 
 
-def test_model_hash_covers_meta_json(tiny_package: Path, tmp_path: Path) -> None:
+def test_model_hash_covers_meta_json(demo_package: Path, tmp_path: Path) -> None:
     import shutil  # noqa: PLC0415
 
     copy = tmp_path / "copy.fsmodel"
-    shutil.copytree(tiny_package, copy)
-    assert load_package(copy).model_hash == load_package(tiny_package).model_hash
+    shutil.copytree(demo_package, copy)
+    assert load_package(copy).model_hash == load_package(demo_package).model_hash
     meta = json.loads((copy / "meta.json").read_text())
     meta["provenance"]["note"] = "edited"
     (copy / "meta.json").write_text(json.dumps(meta))
-    assert load_package(copy).model_hash != load_package(tiny_package).model_hash
+    assert load_package(copy).model_hash != load_package(demo_package).model_hash

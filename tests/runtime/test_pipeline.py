@@ -79,9 +79,9 @@ def run(video: Path, package: Path, tmp_path: Path, **kwargs: Any) -> Any:
 
 @pytest.mark.parametrize("case", [*FPS_CASES, "vfr"])
 def test_action_times_are_sampled_frame_timestamps(case: str, videos: dict[str, Path],
-                                                   tiny_package: Path, tmp_path: Path) -> None:
+                                                   demo_package: Path, tmp_path: Path) -> None:
     video = videos[case]
-    result = run(video, tiny_package, tmp_path, postprocess=RAW, use_cache=False)
+    result = run(video, demo_package, tmp_path, postprocess=RAW, use_cache=False)
     doc = read_funscript(result.output)
     times = [a["at"] for a in doc["actions"]]
     expected = expected_times_ms(video)
@@ -98,10 +98,10 @@ def test_action_times_are_sampled_frame_timestamps(case: str, videos: dict[str, 
 
 @pytest.mark.parametrize("stride", [60, 30, 1])
 def test_encoder_runs_once_per_sampled_frame(stride: int, videos: dict[str, Path],
-                                             tiny_package: Path, tmp_path: Path) -> None:
+                                             demo_package: Path, tmp_path: Path) -> None:
     video = videos["60"]
     counter = CountingFactory()
-    result = run(video, tiny_package, tmp_path, stride=stride, batch=16, use_cache=False,
+    result = run(video, demo_package, tmp_path, stride=stride, batch=16, use_cache=False,
                  backend_factory=counter)
     sampled = len(expected_times_ms(video))
     assert counter.encoder_frames == sampled == result.report["frames_encoded"]
@@ -111,34 +111,34 @@ def test_encoder_runs_once_per_sampled_frame(stride: int, videos: dict[str, Path
     assert result.report["windows"] == windows
 
 
-def test_rerun_with_another_stride_uses_the_cache(videos: dict[str, Path], tiny_package: Path,
+def test_rerun_with_another_stride_uses_the_cache(videos: dict[str, Path], demo_package: Path,
                                                   tmp_path: Path) -> None:
     video = videos["30"]
-    first = run(video, tiny_package, tmp_path, stride=30, postprocess=RAW)
+    first = run(video, demo_package, tmp_path, stride=30, postprocess=RAW)
     assert first.report["frames_decoded"] > 0 and not first.report["cache_hit"]
     counter = CountingFactory()
-    second = run(video, tiny_package, tmp_path, stride=10, backend_factory=counter,
+    second = run(video, demo_package, tmp_path, stride=10, backend_factory=counter,
                  postprocess=RAW)
     assert second.report["cache_hit"] and second.report["decoder"] == "cache"
     assert second.report["frames_decoded"] == 0 and second.report["frames_encoded"] == 0
     assert counter.encoder_calls == 0
     assert second.report["windows"] > first.report["windows"]
-    again = run(video, tiny_package, tmp_path, stride=30, postprocess=RAW)
+    again = run(video, demo_package, tmp_path, stride=30, postprocess=RAW)
     assert again.report["frames_encoded"] == 0
     np.testing.assert_allclose(again.positions, first.positions, atol=1e-6)
     assert np.array_equal(again.pts_ms, first.pts_ms)
 
 
-def test_interrupted_run_resumes_from_the_cache(videos: dict[str, Path], tiny_package: Path,
+def test_interrupted_run_resumes_from_the_cache(videos: dict[str, Path], demo_package: Path,
                                                tmp_path: Path) -> None:
     video = videos["60"]
-    reference = run(video, tiny_package, tmp_path, use_cache=False, postprocess=RAW, batch=8,
+    reference = run(video, demo_package, tmp_path, use_cache=False, postprocess=RAW, batch=8,
                     output=tmp_path / "reference.funscript")
     with pytest.raises(Interrupted, match="16 frames cached"):
-        run(video, tiny_package, tmp_path, batch=8, backend_factory=CountingFactory(3),
+        run(video, demo_package, tmp_path, batch=8, backend_factory=CountingFactory(3),
             output=tmp_path / "resumed.funscript")
     assert not (tmp_path / "resumed.funscript").exists()
-    resumed = run(video, tiny_package, tmp_path, batch=8, postprocess=RAW,
+    resumed = run(video, demo_package, tmp_path, batch=8, postprocess=RAW,
                   output=tmp_path / "resumed.funscript")
     assert resumed.report["resumed_from"] == 16
     assert resumed.report["frames_encoded"] == reference.report["frames"] - 16
@@ -146,20 +146,20 @@ def test_interrupted_run_resumes_from_the_cache(videos: dict[str, Path], tiny_pa
     np.testing.assert_allclose(resumed.positions, reference.positions, atol=1e-5)
 
 
-def test_resumed_run_says_so(videos: dict[str, Path], tiny_package: Path,
+def test_resumed_run_says_so(videos: dict[str, Path], demo_package: Path,
                              tmp_path: Path) -> None:
     video = videos["30"]
-    run(video, tiny_package, tmp_path, end=1.0, postprocess=RAW)
+    run(video, demo_package, tmp_path, end=1.0, postprocess=RAW)
     messages: list[str] = []
-    resumed = run(video, tiny_package, tmp_path, postprocess=RAW, log=messages.append)
+    resumed = run(video, demo_package, tmp_path, postprocess=RAW, log=messages.append)
     assert resumed.report["resumed_from"] == 30
     assert "resuming after 30 frames cached by an earlier run" in messages, messages
 
 
-def test_short_clip_is_padded_and_says_so(tmp_path: Path, tiny_package: Path) -> None:
+def test_short_clip_is_padded_and_says_so(tmp_path: Path, demo_package: Path) -> None:
     video = write_cfr(tmp_path / "short.mp4", 30, 20)
     messages: list[str] = []
-    result = run(video, tiny_package, tmp_path, postprocess=RAW, log=messages.append)
+    result = run(video, demo_package, tmp_path, postprocess=RAW, log=messages.append)
     assert result.padded and result.report["padded"] and result.report["windows"] == 1
     doc = read_funscript(result.output)
     assert len(doc["actions"]) == 20
@@ -167,11 +167,11 @@ def test_short_clip_is_padded_and_says_so(tmp_path: Path, tiny_package: Path) ->
     assert any("padded" in m for m in messages)
 
 
-def test_start_end_and_report(videos: dict[str, Path], tiny_package: Path,
+def test_start_end_and_report(videos: dict[str, Path], demo_package: Path,
                               tmp_path: Path) -> None:
     video = videos["30"]
     report_path = tmp_path / "report.json"
-    result = run(video, tiny_package, tmp_path, start=1.0, end=2.5, postprocess=RAW,
+    result = run(video, demo_package, tmp_path, start=1.0, end=2.5, postprocess=RAW,
                  report=report_path)
     times = [a["at"] for a in read_funscript(result.output)["actions"]]
     assert times[0] == 1000 and times[-1] < 2500 and len(times) == 45
@@ -181,40 +181,40 @@ def test_start_end_and_report(videos: dict[str, Path], tiny_package: Path,
     assert report["backend"] == "cpu" and report["decoder"] == "pyav"
     assert report["frames"] == 45 and report["windows"] == 1
     # A run over the whole video later extends the same cache (same --start).
-    longer = run(video, tiny_package, tmp_path, start=1.0, postprocess=RAW)
+    longer = run(video, demo_package, tmp_path, start=1.0, postprocess=RAW)
     assert longer.report["resumed_from"] == 45
     assert longer.report["frames_encoded"] == 60 - 45  # 1.0 s .. 3.0 s is 60 frames
 
 
-def test_metadata_names_model_and_options(videos: dict[str, Path], tiny_package: Path,
+def test_metadata_names_model_and_options(videos: dict[str, Path], demo_package: Path,
                                           tmp_path: Path) -> None:
-    result = run(videos["25"], tiny_package, tmp_path, stride=20, use_cache=False)
+    result = run(videos["25"], demo_package, tmp_path, stride=20, use_cache=False)
     meta = read_funscript(result.output)["metadata"]
     assert meta["generator"]["name"] == "fsrun"
-    assert meta["model"]["variant"] == load_package(tiny_package).meta.variant
+    assert meta["model"]["variant"] == load_package(demo_package).meta.variant
     assert meta["model"]["sha256"] == result.report["model_hash"]
     assert meta["options"]["stride"] == 20 and meta["options"]["raw"] is False
     assert meta["duration"] == pytest.approx(duration_s(videos["25"]), abs=0.01)
 
 
-def test_existing_output_is_refused_before_any_work(videos: dict[str, Path], tiny_package: Path,
+def test_existing_output_is_refused_before_any_work(videos: dict[str, Path], demo_package: Path,
                                                     tmp_path: Path) -> None:
     out = tmp_path / "taken.funscript"
     out.write_text("keep me")
     counter = CountingFactory()
     with pytest.raises(OutputError, match="--force"):
-        run(videos["30"], tiny_package, tmp_path, output=out, force=False,
+        run(videos["30"], demo_package, tmp_path, output=out, force=False,
             backend_factory=counter)
     assert out.read_text() == "keep me" and counter.encoder_calls == 0
 
 
-def test_model_resolution_order(tiny_package: Path, tmp_path: Path,
+def test_model_resolution_order(demo_package: Path, tmp_path: Path,
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(user_config, "demo_model_dir", lambda: tmp_path / "no-demo")
     with pytest.raises(ModelError, match="no model"):
         resolve_model(None)
-    user_config.set_default_model(tiny_package)
-    assert resolve_model(None) == (tiny_package.resolve(), None)
+    user_config.set_default_model(demo_package)
+    assert resolve_model(None) == (demo_package.resolve(), None)
     monkeypatch.setenv("FSRUN_MODEL", str(tmp_path / "env.fsmodel"))
     assert resolve_model(None) == (tmp_path / "env.fsmodel", None)
     assert resolve_model(tmp_path / "x")[0] == tmp_path / "x"

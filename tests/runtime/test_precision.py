@@ -32,9 +32,9 @@ def _run(video: Path, package: Path, tmp_path: Path, precision: str, **kwargs: A
 
 
 @pytest.mark.parametrize("precision", ["int8", "auto"])
-def test_int8_encoder_pairs_with_the_fp32_head(video: Path, tiny_int8_package: Path,
+def test_int8_encoder_pairs_with_the_fp32_head(video: Path, demo_int8_package: Path,
                                                tmp_path: Path, precision: str) -> None:
-    result, graphs = _run(video, tiny_int8_package, tmp_path, precision)
+    result, graphs = _run(video, demo_int8_package, tmp_path, precision)
     assert graphs == ["head.onnx", "encoder.int8.onnx"]
     assert result.report["precision"] == "int8"
     metadata = read_funscript(result.output)["metadata"]
@@ -42,30 +42,30 @@ def test_int8_encoder_pairs_with_the_fp32_head(video: Path, tiny_int8_package: P
 
 
 def test_auto_without_int8_and_explicit_fp32_run_the_fp32_encoder(
-        video: Path, tiny_package: Path, tiny_int8_package: Path, tmp_path: Path) -> None:
-    for package, precision in ((tiny_package, "auto"), (tiny_int8_package, "fp32")):
+        video: Path, demo_package: Path, demo_int8_package: Path, tmp_path: Path) -> None:
+    for package, precision in ((demo_package, "auto"), (demo_int8_package, "fp32")):
         result, graphs = _run(video, package, tmp_path, precision)
         assert graphs == ["head.onnx", "encoder.onnx"]
         assert result.report["precision"] == "fp32"
 
 
-def test_precision_is_part_of_the_cache_key(video: Path, tiny_int8_package: Path,
+def test_precision_is_part_of_the_cache_key(video: Path, demo_int8_package: Path,
                                             tmp_path: Path) -> None:
-    first, graphs = _run(video, tiny_int8_package, tmp_path, "int8")
+    first, graphs = _run(video, demo_int8_package, tmp_path, "int8")
     assert "encoder.int8.onnx" in graphs and not first.report["cache_hit"]
-    again, graphs = _run(video, tiny_int8_package, tmp_path, "int8")
+    again, graphs = _run(video, demo_int8_package, tmp_path, "int8")
     assert again.report["cache_hit"] and graphs == ["head.onnx"]
-    fp32, graphs = _run(video, tiny_int8_package, tmp_path, "fp32")
+    fp32, graphs = _run(video, demo_int8_package, tmp_path, "fp32")
     assert not fp32.report["cache_hit"] and "encoder.onnx" in graphs
     folders = list((tmp_path / "cache" / "embeddings").iterdir())
     keys = {json.loads((f / "state.json").read_text())["key"]["precision"] for f in folders}
     assert len(folders) == 2 and keys == {"int8", "fp32"}
 
 
-def test_int8_from_a_package_without_it_is_a_one_line_error(video: Path, tiny_package: Path,
+def test_int8_from_a_package_without_it_is_a_one_line_error(video: Path, demo_package: Path,
                                                             tmp_path: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
-    code = cli.main([str(video), "--model", str(tiny_package), "--precision", "int8",
+    code = cli.main([str(video), "--model", str(demo_package), "--precision", "int8",
                      "--backend", "cpu", "-o", str(tmp_path / "o.funscript")])
     err = capsys.readouterr().err.strip()
     assert code == 4

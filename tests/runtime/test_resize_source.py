@@ -8,19 +8,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
-
 from fsrun.backends import BackendOptions, create_backend
+from fsrun.crop import Crop
 from fsrun.embedding_cache import CacheKey
 from fsrun.errors import UsageError
 from fsrun.package import load_package
 from fsrun.pipeline import RunConfig, process_video, resolve_resize
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import TimestampSampler
-from fsrun.crop import Crop
 from fsrun.sources.pyav_source import PyAvSource
+
+from tests.runtime.videos import write_frames
 
 WIDTH, HEIGHT, FRAMES = 160, 120, 45
 CROP = Crop(37, 21, 90, 76)  # odd offsets: exact cropping, not rounded to the chroma grid
@@ -39,17 +39,9 @@ def smooth_image(index: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def smooth_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("resize") / "smooth.mp4"
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": "ultrafast", "qp": "0"}  # lossless: only RGB<->YUV differs
-        for i in range(FRAMES):
-            frame = av.VideoFrame.from_ndarray(smooth_image(i), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_frames(path, [smooth_image(i) for i in range(FRAMES)],
+                        [i / 30 for i in range(FRAMES)], 30,
+                        options={"qp": "0"})  # lossless: only RGB<->YUV differs
 
 
 def bilinear(image: np.ndarray, size: int) -> np.ndarray:
@@ -105,8 +97,8 @@ def test_source_crop_and_scale_equals_crop_then_resize(smooth_video: Path,
 
 
 def test_encoder_embeddings_agree_between_source_and_graph_resize(
-        smooth_video: Path, tiny_package: Path) -> None:
-    package = load_package(tiny_package)
+        smooth_video: Path, demo_package: Path) -> None:
+    package = load_package(demo_package)
     size = package.meta.input_size
     source_frames, _ = all_frames(smooth_video, crop=CROP, resize_to=size)
     graph_frames, _ = all_frames(smooth_video, crop=CROP)
@@ -142,9 +134,9 @@ def test_auto_resize_is_source_on_the_cpu_and_graph_on_gpus() -> None:
         resolve_resize("gpu", "cpu")
 
 
-def test_source_resize_needs_the_pyav_decoder(smooth_video: Path, tiny_package: Path,
+def test_source_resize_needs_the_pyav_decoder(smooth_video: Path, demo_package: Path,
                                               tmp_path: Path) -> None:
-    cfg = RunConfig(video=smooth_video, model=tiny_package, output=tmp_path / "o.funscript",
+    cfg = RunConfig(video=smooth_video, model=demo_package, output=tmp_path / "o.funscript",
                     backend="cpu", decoder="nvdec", resize="source", quiet=True)
     with pytest.raises(UsageError, match="--resize source"):
         process_video(cfg)
@@ -158,14 +150,14 @@ def test_cache_key_includes_the_resize_mode(smooth_video: Path) -> None:
     assert again.digest() == keys["source"].digest()
 
 
-def test_runs_record_the_mode_and_keep_timestamps(smooth_video: Path, tiny_package: Path,
+def test_runs_record_the_mode_and_keep_timestamps(smooth_video: Path, demo_package: Path,
                                                   tmp_path: Path) -> None:
     results = {}
     for mode in ("auto", "graph", "source"):
         out = tmp_path / f"{mode}.funscript"
         report = tmp_path / f"{mode}.json"
         results[mode] = process_video(RunConfig(
-            video=smooth_video, model=tiny_package, output=out, backend="cpu", resize=mode,
+            video=smooth_video, model=demo_package, output=out, backend="cpu", resize=mode,
             crop="37,21,90,76", report=report, quiet=True, postprocess=PostprocessOptions(raw=True),
             cache_dir=tmp_path / "cache"))
         resolved = "graph" if mode == "graph" else "source"

@@ -28,10 +28,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [write_cfr(root / f"clip{i}.mp4", 30, 45 + 15 * i) for i in range(3)]
 
 
-def test_one_session_starts_its_backends_once(clips: list[Path], tiny_package: Path,
+def test_one_session_starts_its_backends_once(clips: list[Path], demo_package: Path,
                                               tmp_path: Path) -> None:
     counter = RecordingFactory()
-    template = RunConfig(video=clips[0], model=tiny_package, backend="cpu", use_cache=False,
+    template = RunConfig(video=clips[0], model=demo_package, backend="cpu", use_cache=False,
                          postprocess=RAW, backend_factory=counter)
     with ModelSession.open(template) as session:
         assert sorted(counter.started) == ["encoder.onnx", "head.onnx"]
@@ -49,9 +49,9 @@ def test_one_session_starts_its_backends_once(clips: list[Path], tiny_package: P
     assert results[1].report["load"] < results[0].report["load"]
 
 
-def test_a_video_asking_for_another_setup_is_refused(clips: list[Path], tiny_package: Path,
+def test_a_video_asking_for_another_setup_is_refused(clips: list[Path], demo_package: Path,
                                                      tmp_path: Path) -> None:
-    template = RunConfig(video=clips[0], model=tiny_package, backend="cpu", use_cache=False)
+    template = RunConfig(video=clips[0], model=demo_package, backend="cpu", use_cache=False)
     with ModelSession.open(template, start=False) as session:
         with pytest.raises(UsageError, match="precision"):
             session.process(dataclasses.replace(template, precision="fp16"))
@@ -61,25 +61,25 @@ def test_a_video_asking_for_another_setup_is_refused(clips: list[Path], tiny_pac
         session.process(dataclasses.replace(template, output=tmp_path / "x.funscript"))
 
 
-def test_plan_resolves_every_auto(tiny_package: Path) -> None:
-    plan = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu"))
+def test_plan_resolves_every_auto(demo_package: Path) -> None:
+    plan = make_plan(RunConfig(video=Path("v.mp4"), model=demo_package, backend="cpu"))
     assert (plan.backend, plan.precision, plan.resize, plan.decoder) == ("cpu", "fp32",
                                                                          "source", "pyav")
     assert plan.to_dict()["requested"]["resize"] == "auto"
-    graph = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu",
+    graph = make_plan(RunConfig(video=Path("v.mp4"), model=demo_package, backend="cpu",
                                 resize="graph"))
     assert graph.resize == "graph" and graph.decoder == "pyav"
     with pytest.raises(UsageError, match="GPU backend"):
-        make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu",
+        make_plan(RunConfig(video=Path("v.mp4"), model=demo_package, backend="cpu",
                             decoder="nvdec"))
     with pytest.raises(UsageError, match="needs the pyav decoder"):
-        make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, resize="source",
+        make_plan(RunConfig(video=Path("v.mp4"), model=demo_package, resize="source",
                             decoder="nvdec"))
 
 
-def test_auto_falls_back_to_the_next_backend(tiny_package: Path) -> None:
-    package = load_package(tiny_package)
-    plan = make_plan(RunConfig(video=Path("v.mp4"), model=tiny_package, backend="cpu"), package)
+def test_auto_falls_back_to_the_next_backend(demo_package: Path) -> None:
+    package = load_package(demo_package)
+    plan = make_plan(RunConfig(video=Path("v.mp4"), model=demo_package, backend="cpu"), package)
     plan = dataclasses.replace(plan, backend="cuda", precision="fp32", resize="graph",
                                decoder="auto", candidates=("cpu",),
                                requested=dataclasses.replace(plan.requested, backend="auto"))
@@ -110,20 +110,20 @@ def test_first_that_starts_lists_every_failure() -> None:
     assert first_that_starts(("a", "b"), lambda n: n.upper()) == ("A", "a", ())
 
 
-def test_explain_prints_the_plan_and_runs_nothing(clips: list[Path], tiny_package: Path,
+def test_explain_prints_the_plan_and_runs_nothing(clips: list[Path], demo_package: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     from fsrun.cli import main  # noqa: PLC0415
 
-    assert main([str(clips[0]), "--model", str(tiny_package), "--explain"]) == 0
+    assert main([str(clips[0]), "--model", str(demo_package), "--explain"]) == 0
     out = capsys.readouterr().out
     assert "backend:   cpu (asked: auto)" in out and "resize:    source (asked: auto)" in out
     assert f"{clips[0].name}: decoder pyav" in out
     assert not clips[0].with_suffix(".funscript").exists()
-    assert main([str(clips[0]), "--model", str(tiny_package), "--explain",
+    assert main([str(clips[0]), "--model", str(demo_package), "--explain",
                  "--backend", "cpu", "--decoder", "nvdec"]) == 2
 
 
-def test_folder_mode_starts_the_backends_once(clips: list[Path], tiny_package: Path,
+def test_folder_mode_starts_the_backends_once(clips: list[Path], demo_package: Path,
                                               tmp_path: Path) -> None:
     import json  # noqa: PLC0415
     import shutil  # noqa: PLC0415
@@ -135,13 +135,13 @@ def test_folder_mode_starts_the_backends_once(clips: list[Path], tiny_package: P
     for clip in clips:
         shutil.copy(clip, folder / clip.name)
     counter = RecordingFactory()
-    template = RunConfig(video=folder, model=tiny_package, backend="cpu", use_cache=False,
+    template = RunConfig(video=folder, model=demo_package, backend="cpu", use_cache=False,
                          backend_factory=counter, report=tmp_path / "folder.json")
     summary = process_folder(folder, template, ("mp4",))
     assert summary.count("ok") == len(clips)
     assert sorted(counter.started) == ["encoder.onnx", "head.onnx"]
     report = json.loads((tmp_path / "folder.json").read_text())
-    assert report["plan"]["backend"] == "cpu" and report["plan"]["model_name"] == "tiny.fsmodel"
+    assert report["plan"]["backend"] == "cpu" and report["plan"]["model_name"] == "demo.fsmodel"
     loads = [f["report"]["load"] for f in report["files"]]
     assert all(f["report"]["session_startup"] == report["files"][0]["report"]["session_startup"]
                for f in report["files"])

@@ -12,6 +12,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from fsrun.groundtruth.synth.clips import CodecSpec, encode_video
+
 
 def frame_image(index: int, width: int, height: int) -> np.ndarray:
     """uint8 [H, W, 3]: a bright bar moving up and down over a dark gradient."""
@@ -22,43 +24,37 @@ def frame_image(index: int, width: int, height: int) -> np.ndarray:
     return image
 
 
+# Container by file name, as FFmpeg would guess it.
+CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
+              ".webm": "webm"}
+
+
+def write_frames(path: Path, images: list[np.ndarray], times_s: list[float] | np.ndarray,
+                 rate: Fraction | str, codec: str = "libx264",
+                 options: dict[str, str] | None = None) -> Path:
+    """RGB frames at the given times through the project's one clip writer (encode_video)."""
+    path = Path(path)
+    settings = {"preset": "ultrafast"} if codec == "libx264" else {}
+    settings.update(options or {})
+    spec = CodecSpec(codec, CONTAINERS[path.suffix.lower()], path.suffix, settings)
+    height, width = images[0].shape[:2]
+    encode_video(path, spec, images, np.asarray(times_s, dtype=float), rate, width, height)
+    return path
+
+
 def write_cfr(path: Path, fps: Fraction | int | float | str, frames: int, width: int = 64,
               height: int = 48, codec: str = "libx264") -> Path:
     """Constant frame rate video; fps may be Fraction(30000, 1001)."""
     rate = Fraction(fps).limit_denominator(100000) if not isinstance(fps, Fraction) else fps
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        if codec == "libx264":
-            stream.options = {"preset": "ultrafast"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = [frame_image(i, width, height) for i in range(frames)]
+    return write_frames(path, images, [float(i / rate) for i in range(frames)], rate, codec)
 
 
 def write_vfr(path: Path, pts_ms: list[int], width: int = 64, height: int = 48,
               codec: str = "libx264") -> Path:
     """Variable frame rate: one frame at each given time (ms) in an MKV (time base 1/1000)."""
-    with av.open(str(path), mode="w", format="matroska") as container:
-        stream = container.add_stream(codec, rate=30)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, 1000)
-        stream.codec_context.time_base = Fraction(1, 1000)
-        if codec == "libx264":
-            stream.options = {"preset": "ultrafast"}
-        for i, t in enumerate(pts_ms):
-            frame = av.VideoFrame.from_ndarray(frame_image(i, width, height), format="rgb24")
-            frame.pts = int(t)
-            frame.time_base = Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    images = [frame_image(i, width, height) for i in range(len(pts_ms))]
+    return write_frames(Path(path), images, [t / 1000.0 for t in pts_ms], "vfr", codec)
 
 
 def read_timestamps_s(path: Path) -> list[float]:

@@ -3,7 +3,7 @@
 Calibration must see what inference sees: fsrun's PyAV source, its sampler at the model's frame
 rate, and both resize paths (`--resize source`: swscale hands the encoder frames already at the
 input size; `--resize graph`: full-size frames resized by the encoder's own Resize). By default
-the videos are synthetic clips rendered with fsrun.synth (seeds of their own, apart from the ones
+the videos are synthetic clips rendered with fsrun.groundtruth.synth (seeds of their own, apart from the ones
 training and the held-out grading use).
 """
 from __future__ import annotations
@@ -18,11 +18,12 @@ from typing import Any
 import numpy as np
 
 from fsrun.errors import InputError
+from fsrun.groundtruth.seeds import seed
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import load_source_class
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
-SYNTH_SEED = 800_000  # calibration clips; training uses 0.., held-out grading 900000..
+SYNTH_SEED = seed("calibration")  # never trained or graded on (fsrun.groundtruth.seeds)
 RESIZE_PATHS = ("source", "graph")  # fsrun --resize modes, both represented in calibration
 
 
@@ -69,10 +70,10 @@ def find_videos(root: Path) -> list[Path]:
 
 def render_synth_clips(folder: Path, synth: SynthClips) -> list[Any]:
     """Render synthetic clips into folder (every track kind, several codecs and rates): the
-    default calibration clips, or held-out ones graded against their truth. Returns fsrun.synth
+    default calibration clips, or held-out ones graded against their truth. Returns fsrun.groundtruth.synth
     Clip objects (video and truth paths)."""
-    from fsrun.synth.cli import TRACK_CYCLE, _quiet_svt  # noqa: PLC0415
-    from fsrun.synth.encode import ClipSpec, write_clip  # noqa: PLC0415
+    from fsrun.groundtruth.synth.cli import TRACK_CYCLE, _quiet_svt  # noqa: PLC0415
+    from fsrun.groundtruth.synth.clips import ClipSpec, write_clip  # noqa: PLC0415
 
     _quiet_svt()
     clips = []
@@ -95,7 +96,7 @@ def calibration_videos(cfg: CalibrationConfig) -> Iterator[tuple[list[Path], str
     s = cfg.synth
     with tempfile.TemporaryDirectory(prefix="fsexport-calibrate-") as scratch:
         videos = [clip.video for clip in render_synth_clips(Path(scratch), s)]
-        yield videos, (f"{s.count} synthetic clips (fsrun.synth, seeds {s.seed}-"
+        yield videos, (f"{s.count} synthetic clips (fsrun.groundtruth.synth, seeds {s.seed}-"
                        f"{s.seed + s.count - 1}, {s.seconds:g} s, {s.size[0]}x{s.size[1]}, "
                        f"{', '.join(s.codecs)})")
 

@@ -200,7 +200,7 @@ def _build_engines(package: Path) -> None:
 @click.argument("package", type=click.Path(path_type=Path))
 @click.option("--calibrate", type=click.Path(path_type=Path, exists=True), default=None,
               help="Folder of videos (or one video) to calibrate on, decoded as fsrun decodes "
-                   "them. Default: synthetic clips rendered with fsrun.synth.")
+                   "them. Default: synthetic clips rendered with fsrun.groundtruth.synth.")
 @click.option("--frames", type=click.IntRange(4), default=None,
               help="Calibration frames, spread over the videos [default: 96].")
 @click.option("--recipe", default=None,

@@ -8,6 +8,7 @@ traceback instead.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -31,7 +32,7 @@ DEFAULT_COMMAND = "run"
 # must not stop `fsrun VIDEO` from working.
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "fsrun.demo:demo_command",
-    "synth": "fsrun.synth.cli:synth_command",
+    "synth": "fsrun.groundtruth.synth.cli:synth_command",
 }
 
 
@@ -226,7 +227,7 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
         if video.is_dir():
             from fsrun.folder import parse_extensions, run_folder  # noqa: PLC0415
 
-            config.log = None  # per-file notices are summed up in the folder's own lines
+            config = dataclasses.replace(config, log=None)  # the folder's lines sum them up
             if ray_address is not None:  # Ray is imported only on this path
                 from fsrun.scale.ray_folder import run_ray_folder  # noqa: PLC0415
 

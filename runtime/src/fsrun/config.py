@@ -39,10 +39,10 @@ def _default_file() -> Path:
 def set_default_model(package_dir: Path) -> Path:
     """Record package_dir as the model fsrun uses when --model is absent."""
     target = _default_file()
+    from fsrun.atomic import write_atomic  # noqa: PLC0415 - atomic imports errors only
+
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(str(Path(package_dir).resolve()) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    write_atomic(target, str(Path(package_dir).resolve()) + "\n")
     return target
 
 

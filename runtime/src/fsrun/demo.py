@@ -1,7 +1,7 @@
 """`fsrun demo`: render a fresh clip with known motion, run the model on it, grade the result.
 
 The bundled demo model (fsrun/demo/demo.fsmodel) is the tiny-x2 variant trained only on synthetic
-clips from fsrun.synth: it tracks the synthetic target and nothing else. Real videos need a model
+clips from fsrun.groundtruth.synth: it tracks the synthetic target and nothing else. Real videos need a model
 trained on real data (`fsexport train`, then `fsexport build --checkpoint`).
 """
 from __future__ import annotations
@@ -13,13 +13,13 @@ import click
 
 from fsrun import config as user_config
 from fsrun.errors import ModelError
-from fsrun.funscript import read_actions
-from fsrun.metrics import Agreement, compare
-from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video
-from fsrun.synth.encode import CODECS, ClipSpec, parse_fps, write_clip
-from fsrun.synth.tracks import TRACK_KINDS
+from fsrun.groundtruth.grade import TruthClip, grade
+from fsrun.groundtruth.metrics import Agreement
+from fsrun.groundtruth.seeds import seed_range
+from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, parse_fps, write_clip
+from fsrun.groundtruth.synth.tracks import TRACK_KINDS
+from fsrun.runconfig import DEFAULT_STRIDE, RunConfig
 
-HELD_OUT_SEEDS = (1_000_000, 2_000_000)  # the demo model trains on seeds below this range
 MIN_R = 0.9  # agreement the demo model is expected to reach
 # Without OUTDIR every run reuses one folder in the user cache folder, under this file name, so
 # the last demo's clip, truth and prediction stay there to look at and nothing piles up.
@@ -57,15 +57,15 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
     (demo/ under $FSRUN_CACHE_DIR or the default). The bundled model tracks synthetic motion
     only; real videos need a model trained on real data.
     """
-    from fsrun.synth.cli import _parse_size, _quiet_svt  # noqa: PLC0415
+    from fsrun.groundtruth.synth.cli import _parse_size, _quiet_svt  # noqa: PLC0415
 
     package = Path(model) if model is not None else user_config.demo_model_dir()
     if not package.is_dir():
         raise ModelError(f"{package}: demo model not found; rebuild it with "
                          "`python -m fsexport.train.demo_model` or pass --model")
     width, height = _parse_size(size)
-    seed = seed if seed is not None else HELD_OUT_SEEDS[0] + secrets.randbelow(
-        HELD_OUT_SEEDS[1] - HELD_OUT_SEEDS[0])
+    fresh = seed_range("demo")  # the demo model never trains on these
+    seed = seed if seed is not None else fresh.first + secrets.randbelow(fresh.size)
     reused = outdir is None
     folder = user_config.cache_dir() / "demo" if reused else Path(outdir)
     if reused:  # only the files an earlier demo wrote here, whatever their codec's suffix
@@ -78,20 +78,16 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
     clip = write_clip(ClipSpec(seconds=seconds, fps=fps, codec=codec, width=width, height=height,
                                layout=layout, track=track, seed=seed), folder,
                       name=DEMO_NAME if reused else None)
-    truth = clip.truth
-
     # A fresh clip every time: a cache entry would never be read again.
-    result = process_video(RunConfig(
-        video=clip.video, model=package, stride=stride, force=True, use_cache=False,
-        crop="sbs-left" if layout == "sbs" else "full",
-        log=lambda msg: click.echo(msg, err=True)))
-    truth_ms, truth_pos = read_actions(truth)
-    raw = compare(result.pts_ms, 100.0 * result.positions, truth_ms, truth_pos)
-    written = compare(*read_actions(result.output), truth_ms, truth_pos)
+    template = RunConfig(video=clip.video, stride=stride, force=True, use_cache=False,
+                         crop="sbs-left" if layout == "sbs" else "full",
+                         log=lambda msg: click.echo(msg, err=True))
+    [graded] = grade(package, [TruthClip(clip.video, clip.truth)], template, written=True)
+    raw, written = graded.raw, graded.written
     frame_ms = _frame_ms(fps)
     click.echo(f"video:      {clip.video}")
-    click.echo(f"truth:      {truth}")
-    click.echo(f"prediction: {result.output}")
+    click.echo(f"truth:      {clip.truth}")
+    click.echo(f"prediction: {graded.result.output}")
     click.echo(f"raw positions vs truth:   {raw.summary()}")
     click.echo(f"written funscript vs truth: {written.summary()}")
     click.echo(f"the model {_verdict(raw, frame_ms)} (target: r >= {MIN_R}, "

@@ -81,6 +81,24 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+GENERATOR = "fsrun"  # metadata.generator.name of every script fsrun writes
+
+
+def fsrun_metadata(doc: Any) -> dict[str, Any] | None:
+    """The metadata of a funscript document fsrun wrote, else None (a creator's own script, a
+    truth file, anything else). fsrun's scripts are predictions: never labels for training."""
+    meta = doc.get("metadata") if isinstance(doc, dict) else None
+    generator = meta.get("generator") if isinstance(meta, dict) else None
+    if isinstance(generator, dict) and generator.get("name") == GENERATOR:
+        return meta
+    return None
+
+
+def written_by_fsrun(path: Path | str) -> bool:
+    """Whether the file at path is a funscript fsrun wrote (unreadable files: no)."""
+    return fsrun_metadata(load_json_object(Path(path))) is not None
+
+
 def is_funscript(path: Path | str) -> bool:
     """Whether an existing file parses as a funscript (a JSON object with a list of actions),
     the only kind of file --force replaces."""
@@ -88,16 +106,18 @@ def is_funscript(path: Path | str) -> bool:
     return doc is not None and isinstance(doc.get("actions"), list)
 
 
-def check_writable(path: Path | str, force: bool, protect: Protected | None = None) -> None:
+def check_writable(path: Path | str, force: bool, protect: Protected | None = None,
+                   truth: bool = False) -> None:
     """Fail early (before any work) unless the funscript can go to path.
 
-    Never over a protected file (the input video, a video of the folder being processed) or
-    a truth file; an existing file only with force, and then only when it is a funscript.
+    Never over a protected file (the input video, a video of the folder being processed) or,
+    unless truth (known motion: the synthetic renderer, a person's labels), a truth file; an
+    existing file only with force, and then only when it is a funscript.
     """
     path = Path(path)
     if protect is not None:
         protect.refuse(path)
-    if path.name.endswith(TRUTH_SUFFIX):
+    if path.name.endswith(TRUTH_SUFFIX) and not truth:
         raise OutputError(f"{path} is a truth file (known motion, for training); fsrun never "
                           "writes one: choose another --output")
     if path.is_dir():
@@ -112,11 +132,12 @@ def check_writable(path: Path | str, force: bool, protect: Protected | None = No
 
 
 def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False,
-                    protect: Protected | None = None) -> Path:
+                    protect: Protected | None = None, truth: bool = False) -> Path:
     """Write atomically (atomic.py): a reader never sees a half-written file, and without force
-    an existing script is never replaced, not even one that appeared meanwhile."""
+    an existing script is never replaced, not even one that appeared meanwhile. truth: path
+    may be a VIDEO.truth.funscript (only known motion is written there, never a prediction)."""
     path = Path(path)
-    check_writable(path, force, protect)
+    check_writable(path, force, protect, truth)
     text = json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
     return write_atomic(path, text, replace=force)
 

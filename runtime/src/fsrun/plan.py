@@ -14,18 +14,26 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
 from fsrun import config as user_config
-from fsrun.backends import (AUTO_ORDER, AUTO_PRECISIONS, BACKEND_CHOICES, PRECISION_CHOICES,
-                            BackendOptions, create_backend, is_backend_available,
-                            resolve_backend_name)
+from fsrun.backends import (BACKEND_CHOICES, BackendOptions, check_backend,
+                            create_backend, is_backend_available)
 from fsrun.errors import FsError, ModelError, UsageError
 from fsrun.package import ModelPackage, load_package
-from fsrun.runconfig import RunConfig
+from fsrun.runconfig import RESIZE_CHOICES, RunConfig
 from fsrun.sources import DECODER_CHOICES, SOURCES, choose_decoder
 
-# Where frames are resized to the model's input size. source: swscale in the PyAV decoder (on
-# the CPU that costs far less than a full-size RGB frame resized inside the graph); graph: the
-# encoder's own Resize (on a GPU, frames already in device memory are resized there).
-RESIZE_CHOICES: tuple[str, ...] = ("auto", "source", "graph")
+# --backend auto tries these in order. ORT's TensorRT EP caches its engines, so it beats plain
+# CUDA after the first run; native engines need `fsexport trt` first, so they are asked for by
+# name.
+AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+# What --precision auto tries per backend, the first the package has wins: fp16 only pays off on
+# a GPU; the int8 encoder (ONNX Runtime static quantization, `fsexport quantize`) is built for
+# CPU int8 kernels.
+AUTO_PRECISIONS: dict[str, tuple[str, ...]] = {
+    "cpu": ("int8", "fp32"),
+    "cuda": ("fp16", "fp32"),
+    "tensorrt": ("fp16", "fp32"),
+    "trt-native": ("fp16", "fp32"),
+}
 # Backend -> resize mode under --resize auto; backends not listed (the GPU ones) use "graph".
 AUTO_RESIZE: dict[str, str] = {"cpu": "source"}
 # Decoders that can resize in the source; others fall back to (or with --decoder, reject) it.
@@ -190,7 +198,7 @@ def backend_candidates(requested: str) -> tuple[str, ...]:
     """The backends to try in order: the one asked for, or every available one in AUTO_ORDER."""
     _check_choice("--backend", requested, BACKEND_CHOICES)
     if requested != "auto":
-        return (resolve_backend_name(requested),)  # a missing library fails here, by name
+        return (check_backend(requested),)  # a missing library fails here, by name
     return tuple(b for b in AUTO_ORDER if is_backend_available(b)) or (AUTO_ORDER[-1],)
 
 
@@ -199,9 +207,8 @@ def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
     """The plan for a run: every "auto" in cfg resolved. Reads the package's meta.json (not its
     hashes; the session verifies those) unless the loaded package is passed; `resolved` is
     resolve_model's answer when the caller has it already (its notice is kept)."""
-    requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)
-    _check_choice("--precision", cfg.precision, PRECISION_CHOICES)
-    _check_choice("--resize", cfg.resize, RESIZE_CHOICES)
+    requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)  # checked by
+    # RunConfig itself
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
         raise UsageError(DECODER_RULES["resize"].format(decoder=cfg.decoder))
     model, notice = resolved or resolve_model(cfg.model, cfg.model_fps)

@@ -7,9 +7,21 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fsrun.backends import BackendOptions
+from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES, BackendOptions
+from fsrun.crop import parse_crop
+from fsrun.errors import UsageError
 from fsrun.outputs import Protected
 from fsrun.postprocess import PostprocessOptions
+from fsrun.sources import DECODER_CHOICES
+
+# Where frames are resized to the model's input size. source: swscale in the PyAV decoder (on
+# the CPU that costs far less than a full-size RGB frame resized inside the graph); graph: the
+# encoder's own Resize (on a GPU, frames already in device memory are resized there); auto:
+# the run plan's rule (fsrun/plan.py).
+RESIZE_CHOICES: tuple[str, ...] = ("auto", "source", "graph")
+# The options with a fixed set of values, and those values: checked when a RunConfig is made.
+CHOICES: dict[str, tuple[str, ...]] = {"backend": BACKEND_CHOICES, "decoder": DECODER_CHOICES,
+                                       "precision": PRECISION_CHOICES, "resize": RESIZE_CHOICES}
 
 # Frames between window starts. The encoder runs once per frame whatever the stride; a smaller
 # stride only runs the (cheap) head on more windows, and each position becomes a blend of
@@ -21,7 +33,7 @@ DEFAULT_STRIDE = 15
 BackendFactory = Callable[[str, Path, BackendOptions], Any]
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunConfig:
     video: Path  # input video file
     model: Path | None = None  # model package or seed-contract .onnx file; None resolves
@@ -52,6 +64,24 @@ class RunConfig:
     backend_factory: BackendFactory | None = None  # builds backends; None = create_backend
     log: Callable[[str], None] | None = None  # where one-line notices go; None = silent
     protected: Protected | None = None  # more files no output may replace: a folder's videos
+
+    def __post_init__(self) -> None:
+        """One-line UsageError for a value no run could use, whoever made the config (the
+        command line, the studio, a script): before any work."""
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise UsageError(f"unknown --{name} {getattr(self, name)!r}; choose from "
+                                 f"{', '.join(choices)}")
+        for name, least in (("stride", 1), ("batch", 1), ("head_batch", 1), ("queue_size", 1),
+                            ("threads", 0), ("device_id", 0)):
+            if getattr(self, name) < least:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least {least}, got "
+                                 f"{getattr(self, name)}")
+        if self.start < 0 or (self.end is not None and self.end <= self.start):
+            raise UsageError(f"--start {self.start:g} and --end {self.end} give no time range")
+        if self.model_fps is not None and not self.model_fps > 0:
+            raise UsageError(f"--fps must be positive, got {self.model_fps}")
+        parse_crop(self.crop)  # a crop that parses nowhere is refused here
 
 
 # RunConfig fields a model session fixes when it opens; every video it processes must agree.

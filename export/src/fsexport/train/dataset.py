@@ -9,7 +9,6 @@ neighbouring windows of one video are nearly identical and would leak into valid
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from fsrun.errors import UsageError
-from fsrun.funscript import default_output, read_actions, read_funscript, truth_path
+from fsrun.funscript import default_output, read_actions, read_funscript, truth_path, written_by_fsrun
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import open_source
 
@@ -55,22 +54,13 @@ def find_pairs(data_dir: Path) -> list[Pair]:
     pairs = []
     for video in sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
         script = next((s for s in (truth_path(video), default_output(video))
-                       if s.is_file() and not _written_by_fsrun(s)), None)
+                       if s.is_file() and not written_by_fsrun(s)), None)
         if script is not None:
             pairs.append(Pair(video, script))
     if not pairs:
         raise UsageError(f"{data_dir}: no video with a .truth.funscript or .funscript (not one "
                          "fsrun wrote) of the same basename")
     return pairs
-
-
-def _written_by_fsrun(script: Path) -> bool:
-    try:
-        generator = json.loads(script.read_text(encoding="utf-8")).get("metadata", {}).get(
-            "generator", {})
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return False  # unreadable labels are reported when they are read
-    return isinstance(generator, dict) and generator.get("name") == "fsrun"
 
 
 def split_by_video(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -123,7 +113,7 @@ _PLACES_HOLD = {("flat", "full"), ("sbs", "sbs-left")}
 def synth_places(funscript: Path, pts_ms: np.ndarray, crop: str = "full") -> np.ndarray | None:
     """Where a synthetic clip's target is drawn at these times, as fractions of the picture the
     model sees; None for a creator's own script or a crop that cuts the view differently."""
-    from fsrun.synth.encode import spec_from_truth, target_places  # noqa: PLC0415  (PyAV)
+    from fsrun.groundtruth.synth.clips import spec_from_truth, target_places  # noqa: PLC0415  (PyAV)
 
     spec = spec_from_truth(read_funscript(funscript, strict=False).get("metadata"))
     if spec is None or (spec.layout, crop) not in _PLACES_HOLD:

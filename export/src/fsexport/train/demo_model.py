@@ -21,14 +21,12 @@ from pathlib import Path
 import click
 
 from fsrun import config as user_config
-from fsrun.funscript import read_actions
-from fsrun.metrics import compare
-from fsrun.synth.cli import ALL_FPS, write_clips
-from fsrun.synth.encode import CODECS
+from fsrun.groundtruth.grade import TruthClip, grade, r_table
+from fsrun.groundtruth.seeds import seed
+from fsrun.groundtruth.synth.cli import ALL_FPS, write_clips
+from fsrun.groundtruth.synth.clips import CODECS
 
-HELD_OUT_SEEDS = {"classic": 900_000, "randomized": 920_000}  # graded clips start here
-TRAIN_SEEDS = {"classic": 0, "randomized": 100_000}  # training clips start here
-HARD_SEEDS_FROM = 200_000  # extra randomized clips with a hard background are sought from here
+FAMILIES = ("classic", "randomized")  # trained on and graded on, each from its seed range
 HARD_BACKGROUNDS = ("mosaic", "clutter")  # the backgrounds the demo misses most often
 DEMO_VARIANTS = ("tiny", "tiny-x2", "mnv3s")  # rows of the variant table that fit in 10 MB
 
@@ -63,7 +61,7 @@ def render_training_clips(recipe: DemoRecipe, data: Path) -> None:
         per_size = count // len(recipe.sizes)
         for k, size in enumerate(recipe.sizes):
             write_clips(data, per_size, recipe.seconds, rates, list(CODECS),
-                        recipe.seed + TRAIN_SEEDS[family] + k * per_size, size, progress=True,
+                        recipe.seed + seed(f"train-{family}", k * per_size), size, progress=True,
                         family=family)
     render_hard_clips(recipe, data)
 
@@ -72,10 +70,10 @@ def render_hard_clips(recipe: DemoRecipe, data: Path) -> None:
     """recipe.hard_clips more randomized clips, every one over a background of HARD_BACKGROUNDS,
     cycling through the rates, codecs and sizes."""
     combos = [(fps, codec) for fps in [*ALL_FPS, "vfr"] for codec in CODECS]
-    for i, seed in enumerate(hard_seeds(recipe.hard_clips, recipe.seconds,
-                                        recipe.seed + HARD_SEEDS_FROM)):
+    for i, clip_seed in enumerate(hard_seeds(recipe.hard_clips, recipe.seconds,
+                                             recipe.seed + seed("train-hard"))):
         fps, codec = combos[i % len(combos)]
-        write_clips(data, 1, recipe.seconds, [fps], [codec], seed,
+        write_clips(data, 1, recipe.seconds, [fps], [codec], clip_seed,
                     recipe.sizes[i % len(recipe.sizes)], family="randomized")
 
 
@@ -84,8 +82,8 @@ def hard_seeds(count: int, seconds: float, start: int) -> list[int]:
     one clip) has one of HARD_BACKGROUNDS."""
     import numpy as np  # noqa: PLC0415
 
-    from fsrun.synth.cli import TRACK_CYCLE  # noqa: PLC0415
-    from fsrun.synth.encode import ClipSpec, track_and_scene  # noqa: PLC0415
+    from fsrun.groundtruth.synth.cli import TRACK_CYCLE  # noqa: PLC0415
+    from fsrun.groundtruth.synth.clips import ClipSpec, track_and_scene  # noqa: PLC0415
 
     seeds, seed = [], start
     while len(seeds) < count:
@@ -98,38 +96,23 @@ def hard_seeds(count: int, seconds: float, start: int) -> list[int]:
     return seeds
 
 
-def grade(package: Path, folder: Path, seconds: float = 12.0, size: tuple[int, int] = (96, 72),
-          stride: int | None = None, family: str = "classic") -> list[dict]:
+def grade_held_out(package: Path, folder: Path, seconds: float = 12.0,
+                   size: tuple[int, int] = (96, 72), stride: int | None = None,
+                   family: str = "classic") -> list[dict]:
     """Agreement of the package with the truth on one held-out clip per rate and codec."""
-    from fsrun.pipeline import DEFAULT_STRIDE, RunConfig, process_video  # noqa: PLC0415
+    from fsrun.runconfig import DEFAULT_STRIDE, RunConfig  # noqa: PLC0415
 
-    rows = []
+    clips = []
     rates = [*ALL_FPS, "vfr"]
     for i, (fps, codec) in enumerate((f, c) for f in rates for c in CODECS):
         clip = write_clips(folder / f"{family}_{fps}_{codec}", 1, seconds, [fps], [codec],
-                           HELD_OUT_SEEDS[family] + i, size, family=family)[0]
-        started = time.perf_counter()
-        result = process_video(RunConfig(video=clip.video, model=package, force=True, quiet=True,
-                                         stride=stride or DEFAULT_STRIDE, use_cache=False))
-        agreement = compare(result.pts_ms, 100.0 * result.positions, *read_actions(clip.truth))
-        rows.append({"family": family, "fps": fps, "codec": codec,
-                     "r": round(agreement.pearson_r, 4), "lag_ms": agreement.lag_ms,
-                     "mae": round(agreement.mean_abs_error, 2),
-                     "seconds": round(time.perf_counter() - started, 2)})
-    return rows
-
-
-def r_table(rows: list[dict]) -> str:
-    """Markdown: r per frame rate (rows) and codec (columns)."""
-    codecs = list(dict.fromkeys(row["codec"] for row in rows))
-    names = {"h264": "H.264", "hevc": "HEVC", "vp9": "VP9", "av1": "AV1"}
-    lines = ["| fps | " + " | ".join(names.get(c, c) for c in codecs) + " |",
-             "| --- |" + " --- |" * len(codecs)]
-    for fps in dict.fromkeys(row["fps"] for row in rows):
-        cells = {row["codec"]: f"{row['r']:.3f}" for row in rows if row["fps"] == fps}
-        label = "VFR" if fps == "vfr" else fps
-        lines.append(f"| {label} | " + " | ".join(cells.get(c, "-") for c in codecs) + " |")
-    return "\n".join(lines)
+                           seed(f"held-out-{family}", i), size, family=family)[0]
+        clips.append(TruthClip(clip.video, clip.truth,
+                               {"family": family, "fps": fps, "codec": codec}))
+    template = RunConfig(video=Path("."), force=True, quiet=True, use_cache=False,
+                         stride=stride or DEFAULT_STRIDE)
+    return [{**graded.row(), "seconds": round(graded.seconds, 2)}
+            for graded in grade(package, clips, template)]
 
 
 @click.command()
@@ -189,10 +172,10 @@ def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
                                           output=target, name="demo.fsmodel", force=True,
                                           checkpoint=result.checkpoint, set_default=False,
                                           fp16=False, composite=False))
-        rows = [row for family in HELD_OUT_SEEDS
-                for row in grade(built.path, root / "held_out", family=family)]
+        rows = [row for family in FAMILIES
+                for row in grade_held_out(built.path, root / "held_out", family=family)]
     click.echo(json.dumps(rows, indent=1))
-    for family in HELD_OUT_SEEDS:
+    for family in FAMILIES:
         mine = [row for row in rows if row["family"] == family]
         worst = min(mine, key=lambda row: row["r"])
         click.echo(f"\n{family} family, held-out r (worst {worst['r']}: {worst['fps']} fps, "

@@ -8,14 +8,13 @@ run skips the backbone from the first epoch.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
-
 from fsexport.model import FrameEncoder
+from fsrun.atomic import atomic_file
+from torch import nn
 
 
 def backbone_fingerprint(encoder: FrameEncoder) -> str:
@@ -68,9 +67,8 @@ class FeatureCache:
             result = self._compute(frames)
             if path is not None:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.stem + ".tmp.npy")
-                np.save(tmp, result.numpy())
-                os.replace(tmp, path)
+                with atomic_file(path) as f:
+                    np.save(f, result.numpy())
         self._memory[key] = result
         return result
 

@@ -32,7 +32,7 @@ from torch import nn
 from fsexport.model import FrameEncoder
 from fsexport.train.augment import Augmenter
 from fsexport.train.dataset import DecodedVideo
-from fsrun.metrics import pearson_r
+from fsrun.groundtruth.metrics import pearson_r
 
 
 @dataclass

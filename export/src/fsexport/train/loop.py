@@ -7,7 +7,6 @@ weights and the optimizer state are kept too, so `--resume` continues where a ru
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,20 +17,26 @@ import click
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
-
 from fsexport.model import WindowModel, calibrate_batchnorm, create_model
 from fsexport.train.augment import AugmentConfig, Augmenter
 from fsexport.train.batches import WindowBatches
-from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs,
-                                    fixed_windows, random_windows, split_by_video)
+from fsexport.train.dataset import (
+    DecodedVideo,
+    WindowRef,
+    decode_pair,
+    find_pairs,
+    fixed_windows,
+    random_windows,
+    split_by_video,
+)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, train_frames
 from fsexport.variants import Variant, get_variant
-from fsrun.atomic import write_atomic
+from fsrun.atomic import atomic_file, write_atomic
 from fsrun.errors import UsageError
-from fsrun.metrics import pearson_r
+from fsrun.groundtruth.metrics import pearson_r
 from fsrun.package import finite_json
+from safetensors.torch import load_file, save
 
 
 @dataclass
@@ -151,9 +156,7 @@ def _load_videos(pairs, variant: Variant, crop: str, label: str, echo) -> list[D
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    write_atomic(path, save({k: v.detach().contiguous() for k, v in tensors.items()}))
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -285,9 +288,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
                  "epoch": epoch + 1, "best_val": best_val}
         if scaler is not None:
             state.update(scaler_mean=scaler.mean, scaler_std=scaler.std)
-        tmp = paths["state"].with_name(paths["state"].name + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, paths["state"])
+        with atomic_file(paths["state"]) as f:
+            torch.save(state, f)
         _write_json(paths["json"], _describe(config, variant, best_val, history, train_videos,
                                              val_videos, frame_info))
 

@@ -12,11 +12,11 @@ rebuilds fast. Precision handling differs between the two APIs:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from fsrun.atomic import write_atomic
 from fsrun.backends.trt_naming import (
     engine_filename,
     engines_dir,
@@ -91,13 +91,6 @@ def gpu_name(device_id: int = 0) -> str:
         return torch.cuda.get_device_name(device_id)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _flags(enum: Any, names: tuple[str, ...]) -> int:
     value = 0
     for name in names:
@@ -144,8 +137,8 @@ class _EngineBuilder:
         if serialized is None:
             raise ModelError(f"{onnx_path.name}: TensorRT failed to build an engine (see the "
                              f"TensorRT messages above)")
-        _write_atomic(target, bytes(serialized))
-        _write_atomic(self.cache_path, bytes(timing_cache.serialize()))
+        write_atomic(target, bytes(serialized))
+        write_atomic(self.cache_path, bytes(timing_cache.serialize()))
 
     def _profile(self, graph: str) -> InputProfile:
         meta = self.package.meta

@@ -22,24 +22,14 @@ EXTRAS: dict[str, str] = {
     "tensorrt": "fsrun[tensorrt]",
     "trt-native": "fsrun[tensorrt]",
 }
-# "auto" tries these in order. ORT's TensorRT EP caches its engines, so it beats plain CUDA
-# after the first run; native engines need `fsexport trt` first, so they are asked for by name.
-AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
-# What --precision auto tries per backend, the first the package has wins: fp16 only pays off on
-# a GPU; the int8 encoder (ONNX Runtime static quantization, `fsexport quantize`) is built for
-# CPU int8 kernels.
-AUTO_PRECISIONS: dict[str, tuple[str, ...]] = {
-    "cpu": ("int8", "fp32"),
-    "cuda": ("fp16", "fp32"),
-    "tensorrt": ("fp16", "fp32"),
-    "trt-native": ("fp16", "fp32"),
-}
+# What --backend and --precision accept; "auto" is resolved by the run plan (fsrun/plan.py), the
+# one place every "auto" rule lives.
 PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp16", "int8")
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)
 
-__all__ = ["BACKENDS", "AUTO_ORDER", "AUTO_PRECISIONS", "BACKEND_CHOICES", "PRECISION_CHOICES",
-           "Backend", "BackendOptions", "TensorSpec", "load_backend_class",
-           "is_backend_available", "resolve_backend_name", "create_backend"]
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "PRECISION_CHOICES", "Backend", "BackendOptions",
+           "TensorSpec", "load_backend_class", "is_backend_available", "check_backend",
+           "create_backend"]
 
 
 def _module(name: str) -> Any:
@@ -68,27 +58,13 @@ def is_backend_available(name: str) -> bool:
         return False
 
 
-def resolve_backend_name(name: str) -> str:
-    """The concrete backend for a name; "auto" picks the first available in AUTO_ORDER."""
-    if name != "auto":
-        _module(name)
-        return name
-    for candidate in AUTO_ORDER:
-        if is_backend_available(candidate):
-            return candidate
-    return "cpu"
+def check_backend(name: str) -> str:
+    """name, once its module imports: UsageError for an unknown name ("auto" included: the
+    run plan resolves it), MissingDependencyError naming the extra for a missing library."""
+    _module(name)
+    return name
 
 
 def create_backend(name: str, onnx_path: Path | str, options: BackendOptions | None = None) -> Any:
-    """Instantiate a backend for one ONNX graph. "auto" falls back along AUTO_ORDER when a
-    candidate that looked available still fails to start (driver missing, out of memory)."""
-    options = options or BackendOptions()
-    if name != "auto":
-        return load_backend_class(name)(Path(onnx_path), options)
-    from fsrun.plan import backend_candidates, first_that_starts  # noqa: PLC0415 - plan imports us
-
-    def start(candidate: str) -> Any:
-        return load_backend_class(candidate)(Path(onnx_path), options)
-
-    backend, _, _ = first_that_starts(backend_candidates("auto"), start)
-    return backend
+    """Instantiate the named backend for one ONNX graph."""
+    return load_backend_class(name)(Path(onnx_path), options or BackendOptions())

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fsrun.funscript import fsrun_metadata
 from fsrun.outputs import load_json_object
 
 # RunConfig fields that are "auto" unless asked for; compared only when not auto.
@@ -46,10 +47,8 @@ def run_signature(template: Any, model_hash: str) -> dict[str, Any]:
 
 def compare(path: Path, signature: dict[str, Any]) -> Verdict:
     """The verdict for the funscript at path against run_signature()."""
-    doc = load_json_object(Path(path))
-    meta = doc.get("metadata") if doc is not None else None
-    generator = meta.get("generator") if isinstance(meta, dict) else None
-    if not isinstance(generator, dict) or generator.get("name") != "fsrun":
+    meta = fsrun_metadata(load_json_object(Path(path)))
+    if meta is None:
         return Verdict(False, False, "not written by fsrun")
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
     if model.get("sha256") != signature["sha256"]:

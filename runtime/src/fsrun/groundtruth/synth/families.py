@@ -12,8 +12,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from fsrun.synth import randomized, render
-from fsrun.synth.tracks import Track
+from fsrun.groundtruth.synth import randomized, render
+from fsrun.groundtruth.synth.tracks import Track
 
 
 @dataclass(frozen=True)

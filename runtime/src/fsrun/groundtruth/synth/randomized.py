@@ -17,9 +17,9 @@ from typing import Iterator
 
 import numpy as np
 
-from fsrun.synth.render import check_view, grating_texture
-from fsrun.synth.shapes import Primitive, Shape, paint
-from fsrun.synth.tracks import Track, make_track
+from fsrun.groundtruth.synth.render import check_view, grating_texture
+from fsrun.groundtruth.synth.shapes import Primitive, Shape, paint
+from fsrun.groundtruth.synth.tracks import Track, make_track
 
 TARGET_KINDS = ("disc", "ellipse", "rectangle", "blob", "parts")
 BACKGROUND_KINDS = ("grating", "noise", "gradient", "stripes", "clutter", "mosaic")

@@ -68,12 +68,12 @@ def _emulated(model: str, package: Path, frames_path: Path, work: Path,
               timeout_s: float) -> dict[str, Any]:
     python = os.path.realpath(sys.executable)
     out = work / f"{model}.npz"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: `import benchmarks` there
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), *sys.path]))
     began = time.perf_counter()
     child_run = subprocess.run(
         ["qemu-x86_64", "-cpu", model, python, "-c",
-         "import sys; from benchmarks.int8_isa import child; child(*sys.argv[1:])",
+         "import sys; from benchmarks.experiments.int8_isa import child; child(*sys.argv[1:])",
          str(package), str(frames_path), str(out)],
         capture_output=True, text=True, env=env, timeout=timeout_s, cwd=root)
     if child_run.returncode != 0:

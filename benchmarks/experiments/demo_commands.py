@@ -12,9 +12,10 @@ import click
 from benchmarks.sysinfo import machine_name
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results"
 # options more than one command takes
 OUT = click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-                   help="Results folder [default: benchmarks/results/<machine>].")
+                   help="Results folder [default: benchmarks/results/<machine>/experiments].")
 CLIPS_DIR = click.option("--clips-dir", type=click.Path(path_type=Path, file_okay=False),
                          default=None,
                          help="Keep the clips here and reuse them next time [default: a temp "
@@ -35,7 +36,7 @@ def _measure_and_write(measure: Callable[..., dict[str, Any]],
         results = measure(config, log=lambda line: click.echo(line, err=True))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    for path in write(out or HERE / "results" / machine_name(), results, name):
+    for path in write(out or RESULTS / machine_name() / "experiments", results, name):
         click.echo(str(path))
 
 
@@ -52,7 +53,7 @@ def _measure_and_write(measure: Callable[..., dict[str, Any]],
 def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
               clips_dir: Path | None, out: Path | None, name: str) -> None:
     """Grade demo packages on many held-out clips of one family; misses by scene."""
-    from benchmarks.demo_wide import WideConfig, measure, write  # noqa: PLC0415
+    from benchmarks.experiments.demo_wide import WideConfig, measure, write  # noqa: PLC0415
 
     labelled = {}
     for item in packages:
@@ -81,7 +82,7 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str
 def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_every: int,
              family: str, out: Path | None, name: str) -> None:
     """Grade a demo package on the clips it trained on and on its validation clips."""
-    from benchmarks.demo_misses import FitConfig, measure_fit, write_fit  # noqa: PLC0415
+    from benchmarks.experiments.demo_misses import FitConfig, measure_fit, write_fit  # noqa: PLC0415
 
     _measure_and_write(measure_fit, write_fit,
                        FitConfig(package, data, val_fraction, seed, train_every, family), out, name)
@@ -102,8 +103,8 @@ def demo_fit(package: Path, data: Path, seed: int, val_fraction: float, train_ev
 def demo_rates(package: Path, clips: int, seconds: float, rates: str, family: str,
                clips_dir: Path | None, out: Path | None, name: str) -> None:
     """Grade the same scenes at a variable and at constant frame rates."""
-    from benchmarks.demo_misses import RatesConfig, measure_rates, write_rates  # noqa: PLC0415
-    from fsrun.synth.encode import parse_fps  # noqa: PLC0415
+    from benchmarks.experiments.demo_misses import RatesConfig, measure_rates, write_rates  # noqa: PLC0415
+    from fsrun.groundtruth.synth.clips import parse_fps  # noqa: PLC0415
 
     chosen = tuple(v.strip() for v in rates.split(",") if v.strip())
     for rate in chosen:

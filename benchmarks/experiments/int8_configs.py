@@ -26,12 +26,12 @@ from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_bat
                                   calibration_videos, decode_videos, render_synth_clips)
 from fsexport.quantize import RECIPES, cosine_similarity, embed_frames, get_recipe, quantize_encoder
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.funscript import read_actions
-from fsrun.metrics import compare
+from fsrun.groundtruth.grade import TruthClip, grade
+from fsrun.groundtruth.seeds import seed
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video
+from fsrun.runconfig import RunConfig
 
-HELD_OUT_SEED = 920_000  # held-out clips for this table (calibration uses 800000..)
+HELD_OUT_SEED = seed("int8-held-out")  # graded and cosine clips (the one seed table)
 
 
 @dataclass
@@ -88,18 +88,13 @@ def _swap_encoder(int8_path: Path) -> Callable[[str, Path, BackendOptions], Any]
 
 
 def _grade(package: Path, clips: list[Any], int8_path: Path | None) -> list[dict[str, Any]]:
-    rows = []
-    for clip in clips:
-        cfg = RunConfig(video=clip.video, model=package, precision="fp32", force=True,
-                        quiet=True, use_cache=False, output=clip.video.with_suffix(".funscript"),
-                        backend="cpu",
-                        backend_factory=_swap_encoder(int8_path) if int8_path else None)
-        result = process_video(cfg)
-        agreement = compare(result.pts_ms, 100.0 * result.positions, *read_actions(clip.truth))
-        rows.append({"clip": clip.video.name, "r": agreement.pearson_r,
-                     "mae": agreement.mean_abs_error, "lag_ms": agreement.lag_ms,
-                     "wall": result.report["wall"], "encode": result.report["encode"]})
-    return rows
+    template = RunConfig(video=Path("."), precision="fp32", force=True, quiet=True,
+                         use_cache=False, backend="cpu",
+                         backend_factory=_swap_encoder(int8_path) if int8_path else None)
+    graded = grade(package, [TruthClip(clip.video, clip.truth) for clip in clips], template)
+    return [{"clip": g.clip.video.name, "r": g.raw.pearson_r, "mae": g.raw.mean_abs_error,
+             "lag_ms": g.raw.lag_ms, "wall": g.result.report["wall"],
+             "encode": g.result.report["encode"]} for g in graded]
 
 
 def measure_package(path: Path, cfg: Int8BenchConfig, work: Path,

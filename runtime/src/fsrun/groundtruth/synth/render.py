@@ -14,7 +14,7 @@ from typing import Iterator
 
 import numpy as np
 
-from fsrun.synth.tracks import Track, make_track
+from fsrun.groundtruth.synth.tracks import Track, make_track
 
 TOP_Y, BOTTOM_Y = 0.2, 0.8  # target centre height (fraction of frame height) at pos 1 and pos 0
 

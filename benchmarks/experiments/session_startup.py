@@ -28,7 +28,7 @@ from benchmarks.files import write_json_and_markdown
 from benchmarks.sysinfo import load_average, uptime
 
 HERE = Path(__file__).resolve().parent
-THIS_SRC = HERE.parent / "runtime" / "src"
+THIS_SRC = HERE.parents[1] / "runtime" / "src"
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _folder_run(src: Path, folder: Path, package: Path, report: Path) -> dict[st
 
 
 def measure(cfg: StartupConfig, log: Any = print) -> dict[str, Any]:
-    from fsrun.synth.encode import ClipSpec, write_clip  # noqa: PLC0415
+    from fsrun.groundtruth.synth.clips import ClipSpec, write_clip  # noqa: PLC0415
 
     trees = {"before": Path(cfg.before_src), "session": THIS_SRC}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.files import write_json_and_markdown
-from fsrun.synth.cli import write_clips
+from fsrun.groundtruth.synth.cli import write_clips
 
 
 @dataclass

@@ -7,7 +7,6 @@ exactly those timestamps.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -18,9 +17,9 @@ import av
 import numpy as np
 
 from fsrun.errors import OutputError
-from fsrun.funscript import truth_path
-from fsrun.synth.families import FAMILIES
-from fsrun.synth.tracks import TRACK_KINDS, Track, make_track
+from fsrun.funscript import build_funscript, truth_path, write_funscript
+from fsrun.groundtruth.synth.families import FAMILIES
+from fsrun.groundtruth.synth.tracks import TRACK_KINDS, Track, make_track
 
 
 @dataclass(frozen=True)
@@ -115,14 +114,6 @@ def truth_actions(times_s: np.ndarray, positions: np.ndarray) -> list[dict[str, 
             continue
         actions.append({"at": at, "pos": int(round(100 * float(p)))})
     return actions
-
-
-def write_funscript_atomic(path: Path, actions: list[dict[str, int]], metadata: dict) -> None:
-    doc = {"version": "1.0", "inverted": False, "range": 100, "actions": actions,
-           "metadata": metadata}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -254,5 +245,6 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
                 "synth": {"family": spec.family, "track": spec.track, "seed": spec.seed,
                           "fps": str(spec.fps), "codec": spec.codec, "layout": spec.layout,
                           "size": [spec.width, spec.height], "seconds": spec.seconds}}
-    write_funscript_atomic(truth, truth_actions(times, positions), metadata)
+    write_funscript(truth, build_funscript(truth_actions(times, positions), metadata),
+                    force=True, truth=True)
     return Clip(video=video, truth=truth, track=track, times_s=times, positions=positions)

@@ -10,10 +10,10 @@ import click
 import numpy as np
 
 from fsrun.errors import UsageError
-from fsrun.synth.encode import (CODECS, Clip, ClipSpec, clip_paths, parse_fps,
+from fsrun.groundtruth.synth.clips import (CODECS, Clip, ClipSpec, clip_paths, parse_fps,
                                 refuse_existing, write_clip)
-from fsrun.synth.families import FAMILIES
-from fsrun.synth.tracks import TRACK_KINDS
+from fsrun.groundtruth.synth.families import FAMILIES
+from fsrun.groundtruth.synth.tracks import TRACK_KINDS
 
 ALL_FPS = ("24", "25", "29.97", "30", "60")  # the rates the ground truth covers
 TRACK_CYCLE = ("mixed", "sine", "strokes", "irregular", "random_walk")  # --track any cycles these

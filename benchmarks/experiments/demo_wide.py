@@ -21,15 +21,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.files import write_json_and_markdown
-from fsrun.funscript import read_actions
-from fsrun.metrics import compare
-from fsrun.pipeline import RunConfig, process_video
-from fsrun.synth.cli import ALL_FPS, TRACK_CYCLE, write_clips
-from fsrun.synth.encode import CODECS, ClipSpec, clip_paths, track_and_scene
+from fsrun.groundtruth.grade import TruthClip, grade, share
+from fsrun.groundtruth.grade import miss_rates as grade_miss_rates
+from fsrun.groundtruth.seeds import seed_range
+from fsrun.groundtruth.synth.cli import ALL_FPS, TRACK_CYCLE, write_clips
+from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, clip_paths, track_and_scene
 
-# held out: the demo trains on 0..63 (more with --classic-clips), 100000..100511 and 200000 on;
-# README's grids and the tests grade 800000..920023
-SEEDS = {"randomized": 940_000, "classic": 960_000}
+# held out: the wide ranges of the one seed table (fsrun.groundtruth.seeds)
+SEEDS = {family: seed_range(f"wide-{family}").first for family in ("randomized", "classic")}
 BREAKDOWNS = {"randomized": ("background", "target", "movers"),  # what a clip's misses are
               "classic": ("track", "fps", "codec")}  # grouped by, per family; plotted: the first
 TITLES = {"background": "background", "target": "target", "movers": "moving distractors",
@@ -81,25 +80,9 @@ def _describe(spec: ClipSpec) -> dict[str, Any]:
     return {"clip": spec.seed - SEEDS[spec.family], **describe(spec)}
 
 
-def grade_clip(package: Path, video: Path, truth: Path, scratch: Path) -> float:
-    """Pearson r of the package's raw per-frame positions against the truth (no cache)."""
-    result = process_video(RunConfig(video=video, model=package, quiet=True, use_cache=False,
-                                     force=True, output=scratch / f"{video.stem}.funscript"))
-    return round(compare(result.pts_ms, 100.0 * result.positions,
-                         *read_actions(truth)).pearson_r, 4)
-
-
-def share(values: list[float], bound: float) -> tuple[float, float]:
-    """(share of values >= bound, its standard error)."""
-    p = float(np.mean(np.asarray(values) >= bound))
-    return p, float(np.sqrt(p * (1 - p) / max(len(values), 1)))
-
-
 def miss_rates(scenes: list[dict], rs: list[float], key: str) -> dict[str, tuple[int, float]]:
-    groups: dict[str, list[float]] = {}
-    for scene, r in zip(scenes, rs):
-        groups.setdefault(str(scene[key]), []).append(r)
-    return {k: (len(v), float(np.mean(np.asarray(v) < GOOD_R))) for k, v in sorted(groups.items())}
+    """Per value of scenes[key]: (clips, share under GOOD_R)."""
+    return grade_miss_rates([{**scene, "r": r} for scene, r in zip(scenes, rs)], key, GOOD_R)
 
 
 def measure(cfg: WideConfig, log: Any = print) -> dict[str, Any]:
@@ -112,7 +95,9 @@ def measure(cfg: WideConfig, log: Any = print) -> dict[str, Any]:
         per_package: dict[str, list[float]] = {}
         for label, package in cfg.packages.items():
             started = time.perf_counter()
-            rs = [grade_clip(package, video, truth, Path(scratch)) for video, truth in paths]
+            graded = grade(package, [TruthClip(video, truth) for video, truth in paths],
+                           scripts_dir=Path(scratch))
+            rs = [round(g.r, 4) for g in graded]
             per_package[label] = rs
             log(f"{label}: {np.mean(np.asarray(rs) >= GOOD_R):.3f} of clips at r >= {GOOD_R} "
                 f"({time.perf_counter() - started:.0f} s)")

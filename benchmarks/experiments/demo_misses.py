@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.demo_wide import (GOOD_R, describe, ensure_clip, grade_clip, miss_rates,
-                                  save_miss_bars, share, wide_spec)
+from benchmarks.experiments.demo_wide import (GOOD_R, describe, ensure_clip, miss_rates,
+                                              save_miss_bars, wide_spec)
 from benchmarks.files import write_json_and_markdown
 from fsrun.funscript import read_funscript
-from fsrun.synth.encode import VFR, spec_from_truth
+from fsrun.groundtruth.grade import TruthClip, grade, share
+from fsrun.groundtruth.synth.clips import VFR, spec_from_truth
 
 SPLITS = ("trained on", "validation")  # the two sides of the training split, in table order
 FIT_BREAKDOWN = {"randomized": "background", "classic": "track"}  # misses grouped by, per family
@@ -58,16 +59,16 @@ def measure_fit(cfg: FitConfig, log: Any = print) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-fit-") as scratch:
         for split, chosen in zip(SPLITS, (train[::cfg.train_every], val)):
             started = time.perf_counter()
+            clips = []
             for pair in chosen:
                 spec = spec_from_truth(read_funscript(pair.funscript)["metadata"])
-                if spec is None or spec.family != cfg.family:
-                    continue
-                rows.append({"split": split, "video": pair.video.name, "seed": spec.seed,
-                             **describe(spec),
-                             "r": grade_clip(cfg.package, pair.video, pair.funscript,
-                                             Path(scratch))})
-            log(f"{split}: {sum(row['split'] == split for row in rows)} clips graded "
-                f"({time.perf_counter() - started:.0f} s)")
+                if spec is not None and spec.family == cfg.family:
+                    clips.append(TruthClip(pair.video, pair.funscript, {
+                        "split": split, "video": pair.video.name, "seed": spec.seed,
+                        **describe(spec)}))
+            rows += [{**g.clip.labels, "r": round(g.r, 4)}
+                     for g in grade(cfg.package, clips, scripts_dir=Path(scratch))]
+            log(f"{split}: {len(clips)} clips graded ({time.perf_counter() - started:.0f} s)")
     if not rows:
         raise ValueError(f"{cfg.data}: no {cfg.family} clip of fsrun synth among the clips")
     key = FIT_BREAKDOWN[cfg.family]
@@ -129,11 +130,11 @@ def measure_rates(cfg: RatesConfig, log: Any = print) -> dict[str, Any]:
     r: dict[str, list[float]] = {rate: [] for rate in columns}
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-rates-") as scratch:
         folder = Path(cfg.clips_dir or scratch)
-        for spec in specs:
-            for rate in columns:
-                video, truth = ensure_clip(replace(spec, fps=rate), folder)
-                r[rate].append(grade_clip(cfg.package, video, truth, Path(scratch)))
-            log(f"seed {spec.seed}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in r.items()))
+        clips = [TruthClip(*ensure_clip(replace(spec, fps=rate), folder), {"rate": rate})
+                 for spec in specs for rate in columns]
+        for graded in grade(cfg.package, clips, scripts_dir=Path(scratch)):
+            r[graded.clip.labels["rate"]].append(round(graded.r, 4))
+        log(f"{len(specs)} scenes at {len(columns)} rates graded")
     vfr = np.asarray(r[VFR])
     summary = {}
     for rate in columns:

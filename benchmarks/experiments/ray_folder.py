@@ -1,6 +1,6 @@
 """`fsrun DIR --ray` against folder mode on one machine: wall time, ratio, Ray's fixed cost.
 
-    python -m benchmarks.ray_folder --out benchmarks/results/MACHINE
+    python -m benchmarks.experiments.ray_folder --out benchmarks/results/MACHINE/experiments
 
 One run each, in this order: folder mode (one process, one model session), then `--ray` with a
 local Ray started by the run itself (ray.init, actors, their sessions, ray.shutdown all inside
@@ -129,7 +129,7 @@ def main(out: Path, model: Path | None, clips: int, unique: int, seconds: float,
             shutil.copyfile(made[i % len(made)], target)
         result = measure(library, model or demo_model_dir(), work, actor_cpus)
     system = collect()
-    system["command"] = " ".join(["python", "-m", "benchmarks.ray_folder", *sys.argv[1:]])
+    system["command"] = " ".join(["python", "-m", "benchmarks.experiments.ray_folder", *sys.argv[1:]])
     out.mkdir(parents=True, exist_ok=True)
     document = {"clip": params[0].describe(), "unique_clips": len(params), "system": system,
                 **result}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from benchmarks.files import write_json_and_markdown
-from benchmarks.int8_configs import HELD_OUT_SEED, spread_frames
+from benchmarks.experiments.int8_configs import HELD_OUT_SEED, spread_frames
 from benchmarks.plots import save_figure
 from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_batches,
                                   calibration_videos, decode_videos, render_synth_clips)

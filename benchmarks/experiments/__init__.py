@@ -1,0 +1,1 @@
+"""Finished experiments: see __main__.py."""
