@@ -117,7 +117,9 @@ def _overhead(results: dict[str, Any]) -> list[str]:
 
 def render_report(results: dict[str, Any]) -> str:
     sysinfo = results["system"]
-    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    runs = results.get("runs") or []  # measured then, whenever the report is rendered
+    when = (runs[0]["started"][:16] + " UTC" if runs and runs[0].get("started")
+            else dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     out = [f"# fsrun benchmark: {sysinfo['machine']}", "",
            f"Run {when}, {results.get('duration_s', 0):.0f} s. Machine: {sysinfo['cpu_model']}, "
            f"{sysinfo['cpu_count']} CPUs, {sysinfo.get('memory_gib')} GiB, GPUs: "
@@ -125,9 +127,14 @@ def render_report(results: dict[str, Any]) -> str:
            + (f" (driver {sysinfo['gpu_driver']})" if sysinfo.get("gpu_driver") else "")
            + ". Backends measured: "
            f"{', '.join(results['backends'])}.", "",
-           "Every comparison below is a ratio of measurements taken in the same run (one "
-           "invocation), alternating where runs are repeated. Machine load during each "
-           "invocation (other processes share this machine):", ""]
+           ]
+    notes = results.get("notes")
+    if notes:  # the answer first: what was measured and what it means, then the evidence
+        out += ["## The answer", "", notes, ""]
+    out += ["## The evidence", "",
+            "Every comparison below is a ratio of measurements taken in the same run (one "
+            "invocation), alternating where runs are repeated. Machine load during each "
+            "invocation (other processes share this machine):", ""]
     out += _table(["started (UTC)", "variants", "s", "load avg start", "load avg end",
                    "busy processes at start", "at end"],
                   [[r["started"], ", ".join(r["variants"]), r["duration_s"],
@@ -199,7 +206,4 @@ def render_report(results: dict[str, Any]) -> str:
                     c["codec"], c["preset"], c["crf"]] for v, c in results["clips"].items()])
     if results.get("errors"):
         out += ["## Failures", ""] + [f"- {e}" for e in results["errors"]] + [""]
-    notes = results.get("notes")
-    if notes:
-        out += ["## Closing note", ""] + [notes, ""]
     return "\n".join(out)

@@ -88,7 +88,10 @@ def test_benchmark_entry_point_writes_results(built_tiny_package: Path, tmp_path
     rerender = CliRunner().invoke(main, ["report", str(out), "--notes-file", str(notes)],
                                   catch_exceptions=False)
     assert rerender.exit_code == 0, rerender.output
-    assert "## Closing note\n\nfsrun is 1.23x faster here." in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## The answer\n\nfsrun is 1.23x faster here." in report  # the answer first
+    assert report.index("## The answer") < report.index("## The evidence") < report.index(
+        "## Targets")
     assert json.loads((out / "results.json").read_text())["notes"] == "fsrun is 1.23x faster here."
 
 

@@ -1,4 +1,4 @@
-"""What a GPU machine has, in seconds: `python -m benchmarks.gpu_kit.machine_probe --out F`.
+"""What a GPU machine has, in seconds: `python -m tools.gpu_kit.machine_probe --out F`.
 
 Each check runs in its own child process (a native library that crashes or hangs costs that
 check, not the probe) and prints one JSON line. Checked: nvidia-smi, Python, disk, library

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.gpu_kit download|calls`: prepare the GPU kit where pip works."""
+"""`python -m tools.gpu_kit download|calls`: prepare the GPU kit where pip works."""
 from __future__ import annotations
 
 import sys
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from benchmarks.gpu_kit.chunks import MiB
-from benchmarks.gpu_kit.download import CALL_LIMIT_BYTES, KIT_DIR, build_kit, call_sizes, python_tag
+from tools.gpu_kit.chunks import MiB
+from tools.gpu_kit.download import CALL_LIMIT_BYTES, KIT_DIR, build_kit, call_sizes, python_tag
 
 
 @click.group()
@@ -40,7 +40,7 @@ def calls(python_version: str, kit_dir: Path) -> None:
     """What each chunk's device call carries now (tree + chunk) against the 64 MiB limit."""
     kit = kit_dir / python_tag(python_version)
     if not (kit / "manifest.json").is_file():
-        raise click.ClickException(f"no kit in {kit}: run `python -m benchmarks.gpu_kit "
+        raise click.ClickException(f"no kit in {kit}: run `python -m tools.gpu_kit "
                                    f"download --python-version {python_version}` first")
     rows = call_sizes(kit)
     for row in rows:

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.gpu_kit import device
-from benchmarks.gpu_kit.chunks import (
+from tools.gpu_kit import device
+from tools.gpu_kit.chunks import (
     MANIFEST,
     KitError,
     Manifest,
@@ -22,8 +22,8 @@ from benchmarks.gpu_kit.chunks import (
     plan_chunks,
     write_kit,
 )
-from benchmarks.gpu_kit.download import chunk_budget, requirements, tree_bytes
-from benchmarks.gpu_kit.stages import REQUIREMENTS, STAGES
+from tools.gpu_kit.download import chunk_budget, requirements, tree_bytes
+from tools.gpu_kit.stages import REQUIREMENTS, STAGES
 
 
 def _files(folder: Path, sizes: tuple[int, ...], seed: int = 0) -> list[Path]:

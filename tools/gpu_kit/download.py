@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from benchmarks.gpu_kit.chunks import MiB, Manifest, write_kit
+from tools.gpu_kit.chunks import MiB, Manifest, write_kit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from benchmarks.gpu_kit.device import Context
+from tools.gpu_kit.device import Context
 
 _FOUND = "import importlib.util as u, sys; sys.exit(u.find_spec({!r}) is None)"
 # Name -> code that exits 0 when the requirement is met in the stages' environment.
@@ -67,7 +67,7 @@ def _pytest(ctx: Context, name: str, selection: list[str], timeout: float) -> in
 
 def probe(ctx: Context) -> int:
     ctx.results.mkdir(parents=True, exist_ok=True)
-    rc = ctx.run([ctx.python, "-m", "benchmarks.gpu_kit.machine_probe", "--out",
+    rc = ctx.run([ctx.python, "-m", "tools.gpu_kit.machine_probe", "--out",
                   str(ctx.results / "probe.json"), "--kit-site", str(ctx.state / "site")],
                  "probe", timeout=240)
     try:

@@ -1,6 +1,6 @@
 """On the GPU machine: receive carried chunks, install what is complete, run named stages.
 
-    python3 -m benchmarks.gpu_kit.device --chunk .gpukit/cp312/chunk-02 nvdec
+    python3 -m tools.gpu_kit.device --chunk .gpukit/cp312/chunk-02 nvdec
 
 Every --chunk folder is verified and kept in the state folder (default /tmp/fsgpukit, which
 lasts between back-to-back calls while the machine stays warm). Wheels whose parts have all
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
 
-from benchmarks.gpu_kit.chunks import KitError, Receiver
+from tools.gpu_kit.chunks import KitError, Receiver
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DEFAULT_STATE = Path("/tmp/fsgpukit")
@@ -185,7 +185,7 @@ def _pip_target(target: Path, items: list[str], log: Callable[[str], None],
 def cross_install_args(python_version: str) -> list[str]:
     """pip options that install wheels for another Python and manylinux x86-64 (a check of the
     kit on a machine that is not its target; what is installed cannot be imported there)."""
-    from benchmarks.gpu_kit.download import platform_args  # noqa: PLC0415
+    from tools.gpu_kit.download import platform_args  # noqa: PLC0415
 
     return platform_args(python_version)
 
@@ -248,7 +248,7 @@ def bundle(ctx: Context, name: str, status: dict) -> list[Path]:
 
 
 def parse_args(argv: list[str] | None, stage_names: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python3 -m benchmarks.gpu_kit.device",
+    parser = argparse.ArgumentParser(prog="python3 -m tools.gpu_kit.device",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("stages", nargs="*", metavar="STAGE",
                         help=f"stages to run in order: {', '.join(stage_names)}")
@@ -281,7 +281,7 @@ def parse_args(argv: list[str] | None, stage_names: list[str]) -> argparse.Names
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.gpu_kit.stages import STAGES, run_stage  # noqa: PLC0415
+    from tools.gpu_kit.stages import STAGES, run_stage  # noqa: PLC0415
 
     started = time.monotonic()
     args = parse_args(argv, list(STAGES))
