@@ -1,12 +1,11 @@
 """Inference backends, chosen from a table and imported lazily (GPU libraries are optional)."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from fsrun.backends.base import Backend, BackendOptions, TensorSpec
-from fsrun.errors import MissingDependencyError, UsageError
+from fsrun.tables import import_entry
 
 # Backend name -> "module:Class". Each class is constructed as Cls(onnx_path, options).
 BACKENDS: dict[str, str] = {
@@ -33,19 +32,13 @@ __all__ = ["BACKENDS", "BACKEND_CHOICES", "PRECISION_CHOICES", "Backend", "Backe
 
 
 def _module(name: str) -> Any:
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise UsageError(f"unknown backend {name!r}; choose from {', '.join(BACKEND_CHOICES)}") from None
-    module_name = target.split(":")[0]
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        raise MissingDependencyError(f"{name} backend ({exc.name or exc})", EXTRAS[name]) from None
+    return import_entry(BACKENDS, name, "backend", BACKEND_CHOICES, EXTRAS.get(name, ""))[0]
 
 
 def load_backend_class(name: str) -> type:
-    return getattr(_module(name), BACKENDS[name].split(":")[1])
+    module, attribute = import_entry(BACKENDS, name, "backend", BACKEND_CHOICES,
+                                     EXTRAS.get(name, ""))
+    return getattr(module, attribute)
 
 
 def is_backend_available(name: str) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from fsrun.crop import Crop, CropSpec, parse_crop
-from fsrun.errors import MissingDependencyError, UsageError
+from fsrun.tables import import_entry
 from fsrun.sources.base import FrameBatch, FrameSelector, VideoInfo, VideoSource
 
 # Decoder name -> "module:Class". Each class is constructed as Cls(path, crop=..., device_id=...).
@@ -25,15 +25,7 @@ __all__ = ["SOURCES", "AUTO_ORDER", "DECODER_CHOICES", "Crop", "FrameBatch", "Fr
 
 def load_source_class(name: str) -> type:
     """Import the class for a decoder name; a missing optional library raises MissingDependencyError."""
-    try:
-        target = SOURCES[name]
-    except KeyError:
-        raise UsageError(f"unknown decoder {name!r}; choose from {', '.join(DECODER_CHOICES)}") from None
-    module_name, class_name = target.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise MissingDependencyError(f"{name} decoder ({exc.name or exc})", "fsrun[gpu]") from None
+    module, class_name = import_entry(SOURCES, name, "decoder", DECODER_CHOICES, "fsrun[gpu]")
     return getattr(module, class_name)
 
 
