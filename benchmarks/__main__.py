@@ -116,11 +116,13 @@ def main() -> None:
 @click.option("--append", is_flag=True,
               help="Add to the results.json in --out (e.g. variants built later).")
 @click.option("--notes", default="", help="A paragraph added to the report (e.g. machine sharing).")
+@click.option("--precisions", default="",
+              help="Stage and end-to-end precisions, e.g. fp16 [default: every one packaged].")
 def run(packages, variants, packages_dir, build_missing, out, clips_dir, backends, batch_sizes,
         repeats, warmup, throughput_frames, stage_frames, stage_repeats, e2e_seconds, seconds,
         size, fps, strides, baseline_variants, e2e_repeats, rss_package, rss_seconds,
         rss_factor, spin_variants, graph_resize_variants, spin_rounds, threads, torch_eager,
-        append, notes) -> None:
+        append, notes, precisions) -> None:
     """Measure every package on every available backend and write the report."""
     try:
         width, height = (int(v) for v in size.lower().split("x"))
@@ -140,7 +142,8 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         rss_package=rss_package, rss_seconds=rss_seconds, rss_factor=rss_factor,
         spin_variants=tuple(_names(spin_variants)), spin_rounds=spin_rounds,
         graph_resize_variants=tuple(_names(graph_resize_variants)),
-        torch_eager=torch_eager, threads=threads, append=append)
+        torch_eager=torch_eager, threads=threads, append=append,
+        precisions=tuple(_names(precisions)))
     results = run_all(cfg, log=lambda line: click.echo(line, err=True))
     if notes:
         from benchmarks.runner import write_results  # noqa: PLC0415

@@ -63,14 +63,15 @@ def measure_point(backend: Any, frames: Any, calls: int, batch: int, cfg: Throug
 
 
 def measure_package(package_path: Path, backend_name: str, cfg: ThroughputConfig,
-                    log: Any = print) -> list[dict[str, Any]]:
-    """Rows of {variant, backend, precision, batch, input, fps{median,...}} for one package."""
+                    log: Any = print, wanted: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Rows of {variant, backend, precision, batch, input, fps{median,...}} for one package
+    (the precisions in `wanted` only, when given)."""
     package = load_package(package_path)
     meta = package.meta
     rows: list[dict[str, Any]] = []
     runtime = cuda_runtime() if backend_name != "cpu" else None
     for precision in PRECISIONS.get(backend_name, ("fp32",)):
-        if not package.has_graph("encoder", precision):
+        if not package.has_graph("encoder", precision) or (wanted and precision not in wanted):
             continue
         options = BackendOptions.for_package(package, precision=precision, threads=cfg.threads)
         backend = create_backend(backend_name, package.graph("encoder", precision), options)

@@ -157,6 +157,15 @@ def _clip(cfg: NvdecConfig, codec: str, size: tuple[int, int], seconds: float) -
                      cfg.clips_dir)
 
 
+def clips_for(cfg: NvdecConfig) -> list[Path]:
+    """Every clip the comparison and the throughput runs read, rendered now if missing (a GPU
+    session renders them in an earlier call, while other wheels are still on their way)."""
+    clips = [_clip(cfg, codec, size, cfg.compare_seconds)
+             for codec in cfg.compare_codecs for size in cfg.compare_sizes]
+    return clips + [_clip(cfg, codec, cfg.throughput_size, cfg.throughput_seconds)
+                    for codec in cfg.throughput_codecs]
+
+
 def run_compare(cfg: NvdecConfig, skip: str | None, log: Callable[[str], None]) -> list[dict]:
     rows = []
     for codec in cfg.compare_codecs:

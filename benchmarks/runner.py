@@ -49,6 +49,7 @@ class BenchConfig:
     torch_eager: bool = True  # on a GPU, also time a PyTorch eager fp16 pipeline
     append: bool = False  # add to the results.json already in `out` (variants measured later)
     threads: int = 0  # ONNX Runtime CPU threads; 0 = all cores
+    precisions: tuple[str, ...] = ()  # stage and end-to-end precisions; () = every one packaged
 
 
 def _clip(cfg: BenchConfig, seconds: float) -> tuple[Path, ClipParams]:
@@ -61,9 +62,11 @@ def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def run_precisions(package: Any, backend: str) -> list[str]:
-    """The precisions the stage and end-to-end runs measure for this package and backend."""
-    found = [p for p in RUN_PRECISIONS.get(backend, ("fp32",)) if package.has_graph("encoder", p)]
+def run_precisions(package: Any, backend: str, wanted: tuple[str, ...] = ()) -> list[str]:
+    """The precisions the stage and end-to-end runs measure for this package and backend (only
+    those in `wanted`, when given: a short GPU session measures fp16 alone for M and L)."""
+    found = [p for p in RUN_PRECISIONS.get(backend, ("fp32",)) if package.has_graph("encoder", p)
+             and (not wanted or p in wanted)]
     return found or ["fp32"]
 
 
@@ -283,11 +286,11 @@ def _measure_backend(cfg: BenchConfig, results: dict[str, Any], package: Any, ba
     sweep = ThroughputConfig(**{**asdict(cfg.throughput), "threads": cfg.threads,
                                 "frames": cfg.throughput_frames.get(variant,
                                                                     cfg.throughput.frames)})
-    results["encoder"] += measure_package(package.path, backend, sweep, log)
+    results["encoder"] += measure_package(package.path, backend, sweep, log, cfg.precisions)
     stage_cfg = StageConfig(**{**asdict(cfg.stage), "threads": cfg.threads,
                                "encoder_frames": cfg.stage_frames.get(variant,
                                                                       cfg.stage.encoder_frames)})
-    precisions = run_precisions(package, backend)
+    precisions = run_precisions(package, backend, cfg.precisions)
     for precision in precisions:
         results["stages"].append(measure_stages(package.path, video, backend,
                                                 DECODERS.get(backend, ["pyav"]), stage_cfg, log,

@@ -22,11 +22,14 @@ def main() -> None:
               show_default=True, help="Git-ignored folder for downloads and chunks.")
 @click.option("--chunk-mib", type=click.IntRange(1, 63), default=None,
               help="Chunk size [default: as large as fits beside the working tree, <= 55].")
-def download(python_version: str, kit_dir: Path, chunk_mib: int | None) -> None:
+@click.option("--full-ort", is_flag=True,
+              help="Carry onnxruntime-gpu whole (244 MiB, 4 more calls) instead of slimmed to "
+                   "the H100's kernels: the fallback if the slimmed provider does not load.")
+def download(python_version: str, kit_dir: Path, chunk_mib: int | None, full_ort: bool) -> None:
     """Download the wheels (and what the GPU machine lacks) and split them into chunks."""
     try:
         build_kit(python_version, kit_dir, chunk_mib=chunk_mib,
-                  log=lambda line: click.echo(line, err=True))
+                  log=lambda line: click.echo(line, err=True), full_ort=full_ort)
     except (RuntimeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(str(kit_dir / python_tag(python_version)))
@@ -51,6 +54,35 @@ def calls(python_version: str, kit_dir: Path) -> None:
                    f"{'ok' if row['fits'] else 'DOES NOT FIT'}")
     if not all(row["fits"] for row in rows):
         sys.exit(1)
+
+
+@main.command()
+@click.option("--python-version", default="3.12", show_default=True)
+@click.option("--kit-dir", type=click.Path(path_type=Path, file_okay=False), default=KIT_DIR,
+              show_default=True)
+@click.option("--rehearsal", is_flag=True, help="The same calls for a CPU rehearsal here.")
+def plan(python_version: str, kit_dir: Path, rehearsal: bool) -> None:
+    """The session's device calls, in order: command, carry, timeout, expected clock."""
+    from tools.gpu_kit.plan import CALLS, PLAN_END_S, SESSION_S, command, schedule  # noqa: PLC0415
+
+    kit = (kit_dir / python_tag(python_version)).relative_to(Path.cwd()) \
+        if kit_dir.is_absolute() and kit_dir.is_relative_to(Path.cwd()) \
+        else kit_dir / python_tag(python_version)
+    sizes = {row["chunk"]: row for row in call_sizes(kit_dir / python_tag(python_version))} \
+        if (kit_dir / python_tag(python_version) / "manifest.json").is_file() else {}
+    for call, when in zip(CALLS, schedule()):
+        folder = f"chunk-{call.chunk:02d}" if call.chunk else None
+        size = sizes.get(folder, {}).get("call_bytes")
+        click.echo(f"call {when['call']}: minute {when['starts_s'] / 60:.1f} -> "
+                   f"{when['ends_s'] / 60:.1f} (at worst {when['worst_end_s'] / 60:.1f}); "
+                   f"carries {size / MiB:.1f} MiB" if size else "carries the tree only")
+        click.echo(f"  command:   {command(call, str(kit), rehearsal)}")
+        click.echo(f"  carry:     {[str(kit / folder)] if folder else []}")
+        click.echo(f"  timeout_s: {call.timeout_s}")
+        click.echo(f"  measures:  {call.answers}")
+    end = schedule()[-1]["ends_s"]
+    click.echo(f"plan ends at minute {end / 60:.1f} (limit {PLAN_END_S / 60:.0f}); "
+               f"{(SESSION_S - end) / 60:.1f} min left for a repeat")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ class Context:
     verify_builds: bool  # run fsexport's parity checks when building packages
     log: Callable[[str], None]
     notes: list[str] = field(default_factory=list)  # lines for the status file
+    on_checkpoint: Callable[[], None] | None = None  # bundles what is measured so far into $OUT
+
+    def checkpoint(self) -> None:
+        """Write this call's files now: a call cut off at its limit still returns them."""
+        if self.on_checkpoint is not None:
+            self.on_checkpoint()
 
     @property
     def results(self) -> Path:
@@ -323,8 +329,12 @@ def main(argv: list[str] | None = None) -> int:
     ctx = Context(REPO, args.state, out, env, args.rehearsal, started + args.deadline,
                   [v for v in args.variants.split(",") if v], machine_folder(env),
                   args.verify_builds, log)
+    ctx.on_checkpoint = lambda: bundle(ctx, name, {**status, "notes": ctx.notes,
+                                                   "seconds": round(time.monotonic() - started, 1),
+                                                   "partial": True})
     for stage in args.stages:
         status["stages"][stage] = run_stage(ctx, stage)
+        ctx.checkpoint()
     status["notes"] = ctx.notes
     status["seconds"] = round(time.monotonic() - started, 1)
     for path in bundle(ctx, name, status):

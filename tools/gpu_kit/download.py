@@ -8,6 +8,7 @@ chunk folders that each fit one call beside the tree (chunks.py).
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ REPO = HERE.parent.parent
 KIT_DIR = REPO / ".gpukit"  # git-ignored: downloads/cpXY/ and cpXY/chunk-NN/
 CALL_LIMIT_BYTES = 64 * MiB  # the working tree plus carried folders, per device call
 CHUNK_CAP_BYTES = 55 * MiB  # largest part, whatever the tree
-TREE_HEADROOM_BYTES = 4 * MiB  # room for the tree to grow between download and GPU session
+TREE_HEADROOM_BYTES = 2 * MiB  # room for the tree to grow between download and GPU session
 # manylinux glibc levels pip may pick (it matches each exactly); the GPU image is newer.
 GLIBC_LEVELS = (17, 24, 27, 28, 31, 34, 35)
 
@@ -35,6 +36,7 @@ class Wheel:
     version: str  # pinned: the kit is tested with exactly this
     extras: tuple[str, ...]  # extras whose requirements the GPU machine must meet
     why: str  # what needs it
+    slim: bool = False  # carried slimmed (slim.py: sm_90 kernels only, no C API, no TensorRT EP)
 
 
 # Carried in this order: the NVDEC stage needs only the first two, which come first.
@@ -44,7 +46,7 @@ WHEELS: tuple[Wheel, ...] = (
     # PyPI's onnxruntime-gpu is built for CUDA 13 (build_and_package_info.cuda_version '13.0');
     # CUDA, cuBLAS, cuFFT, cuRAND and cuDNN come from the nvidia-* packages torch brought.
     Wheel("onnxruntime-gpu", "1.31.1", ("cuda", "cudnn"),
-          "ONNX Runtime with the CUDA (and TensorRT) execution providers"),
+          "ONNX Runtime with the CUDA execution provider", slim=True),
 )
 
 
@@ -163,11 +165,45 @@ def fetch(python_version: str, dest: Path, packages: set[str],
     return rows
 
 
+def slimmed(rows: list[dict], folder: Path, log: Callable[[str], None] = print) -> list[dict]:
+    """rows with each slim=True wheel replaced by its slimmed copy in folder (made once per
+    source wheel: the copy records the source's sha256)."""
+    from tools.gpu_kit.slim import slim_wheel  # noqa: PLC0415
+
+    slim_names = {normalize(w.name) for w in WHEELS if w.slim}
+    out = []
+    for row in rows:
+        path = Path(row["path"])
+        if _wheel_name(path)[0] not in slim_names:
+            out.append(row)
+            continue
+        target, stamp = folder / path.name, folder / (path.name + ".source-sha256")
+        source_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        if not (target.is_file() and stamp.is_file() and stamp.read_text() == source_sha):
+            began = time.monotonic()
+            done = slim_wheel(path, target)
+            stamp.write_text(source_sha)
+            fatbin = done.get("fatbin", {})
+            log(f"{path.name}: slimmed {done['source_bytes'] / MiB:.1f} -> "
+                f"{done['target_bytes'] / MiB:.1f} MiB in {time.monotonic() - began:.0f} s "
+                f"(kept sm_{done['arch']} cubins {sum(fatbin.get('kept', {}).values()) / MiB:.0f}"
+                f" MiB, zeroed {sum(fatbin.get('zeroed', {}).values()) / MiB:.0f} MiB of "
+                f"{sorted(fatbin.get('zeroed', {}))}; dropped {', '.join(Path(d).name for d in done['dropped'])})")
+        out.append({**row, "path": str(target), "bytes": target.stat().st_size,
+                    "slimmed_from": {"file": path.name, "bytes": path.stat().st_size,
+                                     "sha256": source_sha}})
+    return out
+
+
 def build_kit(python_version: str = "3.12", kit_dir: Path = KIT_DIR, repo: Path = REPO,
-              chunk_mib: int | None = None, log: Callable[[str], None] = print) -> Manifest:
-    """Download, check requirements, measure the tree, split: kit_dir/cpXY/chunk-NN/."""
+              chunk_mib: int | None = None, log: Callable[[str], None] = print,
+              full_ort: bool = False) -> Manifest:
+    """Download, check requirements, slim onnxruntime-gpu (unless full_ort), measure the tree,
+    split: kit_dir/cpXY/chunk-NN/."""
     tag = python_tag(python_version)
     rows = fetch(python_version, kit_dir / "downloads" / tag, device_packages(), log)
+    if not full_ort:
+        rows = slimmed(rows, kit_dir / "slim" / tag, log)
     tree = tree_bytes(repo)
     chunk = chunk_mib * MiB if chunk_mib else chunk_budget(tree)
     if tree + chunk + MiB > CALL_LIMIT_BYTES:

@@ -33,6 +33,7 @@ DEFAULT_COMMAND = "run"
 LAZY_COMMANDS: dict[str, str] = {
     "demo": "fsrun.demo:demo_command",
     "synth": "fsrun.groundtruth.synth.cli:synth_command",
+    "studio": "fsrun.studio.cli:studio_command",
 }
 
 

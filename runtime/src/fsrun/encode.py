@@ -55,6 +55,7 @@ class EncodeJob:
     progress: bool | None  # progress bar; None = when stderr is a terminal, False = never
     total_hint: int | None  # frames expected, for the progress bar
     say: Callable[[str], None] = lambda message: None  # one-line notices
+    watch: Any = None  # runconfig.RunWatch: progress and cancel from another thread
 
 
 class DecodeThread:
@@ -138,6 +139,7 @@ def encode_frames(job: EncodeJob, sampler: TimestampSampler, store: Store, encod
             progress.update(len(batch))
             # Safe point: this batch is in the store, so a stop here loses nothing cached.
             raise_if_interrupted(_stopped_note(store))
+            _watched(job, store.frames)
     except KeyboardInterrupt:
         raise Interrupted(f"stopped; {_stopped_note(store)}") from None
     finally:
@@ -168,6 +170,17 @@ def _append(store: Store, embeddings: np.ndarray, pts_ms: np.ndarray,
         say(f"cannot write the embedding cache ({exc}); going on without it")
         memory.append(embeddings, pts_ms)
         return memory
+
+
+def _watched(job: EncodeJob, done: int) -> None:
+    """Tell the watcher how far the run is; stop when it asks (Interrupted: nothing written)."""
+    watch = job.watch
+    if watch is None:
+        return
+    if watch.progress is not None:
+        watch.progress(done, job.total_hint)
+    if watch.cancelled is not None and watch.cancelled():
+        raise Interrupted(f"cancelled; {done} frames cached, run again to resume")
 
 
 def _stopped_note(store: Store) -> str:

@@ -34,6 +34,16 @@ BackendFactory = Callable[[str, Path, BackendOptions], Any]
 
 
 @dataclass(frozen=True)
+class RunWatch:
+    """Someone watching a run from another thread (the studio): told the frames done after each
+    encoder batch, and asked then whether to stop (the run raises Interrupted, nothing written,
+    the cache kept for the next run)."""
+
+    progress: Callable[[int, int | None], None] | None = None  # (frames done, frames expected)
+    cancelled: Callable[[], bool] | None = None  # True: stop at the next safe point
+
+
+@dataclass(frozen=True)
 class RunConfig:
     video: Path  # input video file
     model: Path | None = None  # model package or seed-contract .onnx file; None resolves
@@ -64,6 +74,7 @@ class RunConfig:
     backend_factory: BackendFactory | None = None  # builds backends; None = create_backend
     log: Callable[[str], None] | None = None  # where one-line notices go; None = silent
     protected: Protected | None = None  # more files no output may replace: a folder's videos
+    watch: RunWatch | None = None  # progress and cancel from another thread (the studio)
 
     def __post_init__(self) -> None:
         """One-line UsageError for a value no run could use, whoever made the config (the

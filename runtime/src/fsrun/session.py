@@ -108,6 +108,18 @@ class ModelSession:
                 report_failure(cfg, exc, time.perf_counter() - began)
             raise
 
+    def positions(self, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+        """(pts_ms, raw positions 0..1) of cfg.video at cfg's stride, writing nothing: from the
+        embedding cache where it holds the video (then only the head runs), else decoded and
+        encoded into it. What the studio redraws when a stride changes."""
+        self._check_matches(cfg)
+        job = self._prepare(cfg, write=False)
+        pts_ms, embeddings = self._embeddings(job)
+        windows = plan_windows(len(pts_ms), self.package.meta.window, cfg.stride)
+        positions, _ = run_head(self._backends["head"], embeddings, windows, cfg.head_batch,
+                                job.stages)
+        return pts_ms, positions
+
     def _check_matches(self, cfg: RunConfig) -> None:
         if self._closed:
             raise UsageError("this model session is closed")
@@ -160,15 +172,17 @@ class ModelSession:
             write_report(Path(cfg.report), report)
         return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
 
-    def _prepare(self, cfg: RunConfig) -> VideoJob:
-        """Every check that can refuse the video before any work, then the head's backend."""
+    def _prepare(self, cfg: RunConfig, write: bool = True) -> VideoJob:
+        """Every check that can refuse the video before any work (its outputs too, unless
+        nothing will be written), then the head's backend."""
         began = time.perf_counter()
         video = Path(cfg.video)
         time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
         output = Path(cfg.output) if cfg.output else default_output(video)
         protect = Protected([video], "the input video", also=cfg.protected)
-        check_writable(output, cfg.force, protect)  # every output path before any work
-        if cfg.report is not None:
+        if write:
+            check_writable(output, cfg.force, protect)  # every output path before any work
+        if write and cfg.report is not None:
             check_report_path(cfg.report, output, protect)
         info = probe(video)
         if info.duration_s > 0:  # options that cannot give a script are refused now, not later
@@ -260,7 +274,8 @@ class ModelSession:
                            start=cfg.start, end=cfg.end, batch=cfg.batch,
                            queue_size=cfg.queue_size, device_id=plan.device_id,
                            progress=False if cfg.quiet else cfg.progress,
-                           total_hint=int(span * meta.fps) if span > 0 else None, say=job.say)
+                           total_hint=int(span * meta.fps) if span > 0 else None, say=job.say,
+                           watch=cfg.watch)
         return encode_frames(encode, TimestampSampler(meta.fps, job.time_range), store,
                              self._backends["encoder"], job.stages, job.counts)
 

@@ -1,0 +1,273 @@
+"""The studio's web app (Starlette): pages, the JSON API, server-sent events, the guard.
+
+Every request passes the guard (security.py): token, then for changing requests the Origin
+and Host checks. Paths come as `video=RELATIVE/PATH` and are resolved under the folder only.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
+from starlette.requests import Request
+from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
+                                 StreamingResponse)
+from starlette.routing import Route
+
+import fsrun
+from fsrun.errors import FsError
+from fsrun.runconfig import RunConfig
+from fsrun.studio import security
+from fsrun.studio.jobs import JobQueue
+from fsrun.studio.library import Library
+from fsrun.studio.state import StudioState
+from fsrun.studio.training import Training
+from fsrun.studio.viewer import Viewer
+
+STATIC = Path(__file__).resolve().parent / "static"
+PAGES = {"/": "library.html", "/viewer": "viewer.html"}
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
+                ".svg": "image/svg+xml"}
+
+
+class EventHub:
+    """Fan-out of events to every page listening (server-sent events)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.listeners: list[queue.Queue] = []
+
+    def publish(self, event: dict) -> None:
+        with self.lock:
+            for listener in self.listeners:
+                listener.put(event)
+
+    def listen(self) -> queue.Queue:
+        listener: queue.Queue = queue.Queue(maxsize=1000)
+        with self.lock:
+            self.listeners.append(listener)
+        return listener
+
+    def leave(self, listener: queue.Queue) -> None:
+        with self.lock:
+            if listener in self.listeners:
+                self.listeners.remove(listener)
+
+
+@dataclass
+class Studio:
+    root: Path  # the folder the studio serves
+    template: RunConfig  # the model session's settings (model, backend, cache)
+    token: str = field(default_factory=security.new_token)
+    host: str = "127.0.0.1"  # address bound to
+    port: int = 0  # port bound to (set once the server listens)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.events = EventHub()
+        self.state = StudioState(self.root)
+        self.library = Library(self.root, self.state)
+        self.jobs = JobQueue(self.root, self.state, self.template, self.events.publish)
+        self.viewer = Viewer(self.root, self.template)
+        self.training = Training(self.root, self.events.publish)
+        self.hosts = security.allowed_hosts(self.host)
+
+    def url(self) -> str:
+        shown = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        return f"http://{shown}:{self.port}/?token={self.token}"
+
+    def close(self) -> None:
+        self.jobs.stop()
+        self.viewer.close()
+        self.training.stop()
+
+
+def _refused(status: int, why: str) -> JSONResponse:
+    return JSONResponse({"error": why}, status_code=status)
+
+
+def build_app(studio: Studio) -> Starlette:
+    async def guard(request: Request, call_next: Any) -> Response:
+        token = studio.token
+        given = (request.query_params.get("token"), request.cookies.get(security.COOKIE),
+                 request.headers.get(security.HEADER))
+        if not security.token_ok(token, *given):
+            return _refused(403, "forbidden: open the address `fsrun studio` printed")
+        if not security.host_ok(request.headers.get("host"), studio.hosts):
+            return _refused(403, "forbidden: unknown Host")
+        if request.method in security.CHANGING_METHODS and not security.origin_ok(
+                request.headers.get("origin"), studio.hosts, studio.port):
+            return _refused(403, "forbidden: a change from another site")
+        try:
+            response = await call_next(request)
+        except security.PathRefused as exc:
+            return _refused(400, str(exc))
+        if request.query_params.get("token") == token:  # later requests carry the cookie
+            response.set_cookie(security.COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC / PAGES[request.url.path], media_type="text/html",
+                            headers={"cache-control": "no-store"})
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = security.inside(STATIC, name)
+        if not path.is_file():
+            return _refused(404, "no such file")
+        return FileResponse(path, media_type=STATIC_TYPES.get(path.suffix, "text/plain"))
+
+    async def info(request: Request) -> Response:
+        session = studio.jobs.session or studio.viewer.session
+        model = str(session.package.path) if session is not None else str(
+            studio.template.model or "default")
+        return JSONResponse({"folder": str(studio.root), "model": model,
+                             "version": fsrun.__version__})
+
+    async def library(request: Request) -> Response:
+        began = time.perf_counter()
+        rows = await asyncio.to_thread(studio.library.listing)
+        jobs = {j["video"]: j for j in studio.jobs.snapshot() if j["status"] in ("queued",
+                                                                                  "running")}
+        for row in rows:
+            row["job"] = jobs.get(row["video"])
+        return JSONResponse({"videos": rows, "seconds": round(time.perf_counter() - began, 4)})
+
+    async def jobs(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse({"jobs": studio.jobs.snapshot()})
+        body = await _json(request)
+        added = studio.jobs.add(list(body.get("videos", [])), dict(body.get("options", {})))
+        return JSONResponse({"added": added})
+
+    async def cancel(request: Request) -> Response:
+        job = studio.jobs.cancel(request.path_params["job"])
+        return JSONResponse(job) if job else _refused(404, "no such job")
+
+    async def clear(request: Request) -> Response:
+        studio.jobs.clear_finished()
+        return JSONResponse({"ok": True})
+
+    async def events(request: Request) -> Response:
+        listener = studio.events.listen()
+
+        async def stream() -> Any:
+            try:
+                yield "retry: 2000\n\n"
+                while not await request.is_disconnected():
+                    try:
+                        event = listener.get_nowait()
+                    except queue.Empty:
+                        await asyncio.sleep(0.2)
+                        yield ": keep-alive\n\n"
+                        continue
+                    yield f"data: {json.dumps(event)}\n\n"
+            finally:
+                studio.events.leave(listener)
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-store"})
+
+    async def media(request: Request) -> Response:
+        path = security.inside(studio.root, request.query_params.get("video", ""))
+        if not path.is_file():
+            return _refused(404, "no such video")
+        return FileResponse(path)  # answers Range requests: seeking works
+
+    async def frame(request: Request) -> Response:
+        name = request.query_params.get("video", "")
+        at_ms = float(request.query_params.get("at", "0"))
+        data = await asyncio.to_thread(studio.viewer.frame_jpeg, name, at_ms)
+        return Response(data, media_type="image/jpeg")
+
+    async def look(request: Request) -> Response:
+        q = request.query_params
+        name = q.get("video", "")
+        options = json.loads(q.get("options", "{}"))
+        saved = studio.state.settings(name)
+        crop = q.get("crop") or saved.get("crop", "full")  # the video's own crop by default
+        result = await asyncio.to_thread(studio.viewer.look, name, int(q.get("stride", "15")),
+                                         crop, options)
+        return JSONResponse({**result, "crop": crop, "settings": saved})
+
+    async def redo(request: Request) -> Response:
+        body = await _json(request)
+        result = await asyncio.to_thread(studio.viewer.redo, body.get("video", ""),
+                                         int(body.get("stride", 15)), body.get("crop", "full"),
+                                         dict(body.get("options", {})))
+        return JSONResponse(result)
+
+    async def compare(request: Request) -> Response:
+        body = await _json(request)
+        return JSONResponse(studio.viewer.agreement(body.get("video", ""), body["first"],
+                                                    body["second"]))
+
+    async def save(request: Request) -> Response:
+        body = await _json(request)
+        result = await asyncio.to_thread(studio.viewer.save, body.get("video", ""),
+                                         body.get("kind", "script"), list(body["actions"]),
+                                         bool(body.get("replace")))
+        studio.events.publish({"type": "library"})
+        return JSONResponse(result)
+
+    async def settings(request: Request) -> Response:
+        body = await _json(request)
+        name = body.get("video", "")
+        security.inside(studio.root, name)
+        crop = str(body.get("crop", "full"))
+        from fsrun.crop import parse_crop  # noqa: PLC0415
+
+        parse_crop(crop)  # a crop no run could use is refused now
+        return JSONResponse(studio.state.set_settings(name, {"crop": crop}))
+
+    async def train(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(studio.training.status())
+        body = await _json(request)
+        return JSONResponse(studio.training.start(str(body.get("variant", "tiny")),
+                                                  int(body.get("epochs", 10))))
+
+    routes = [Route(path, page) for path in PAGES] + [
+        Route("/static/{name:path}", static), Route("/api/info", info),
+        Route("/api/library", library), Route("/api/jobs", jobs, methods=["GET", "POST"]),
+        Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
+        Route("/api/jobs/clear", clear, methods=["POST"]), Route("/api/events", events),
+        Route("/api/media", media), Route("/api/frame", frame), Route("/api/look", look),
+        Route("/api/redo", redo, methods=["POST"]),
+        Route("/api/compare", compare, methods=["POST"]),
+        Route("/api/save", save, methods=["POST"]),
+        Route("/api/settings", settings, methods=["POST"]),
+        Route("/api/train", train, methods=["GET", "POST"]),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
+                     exception_handlers={FsError: _fs_error, ValueError: _value_error})
+
+
+async def _json(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ValueError("the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the request body must be a JSON object")
+    return body
+
+
+async def _fs_error(request: Request, exc: Exception) -> Response:
+    code = 409 if getattr(exc, "exit_code", 1) == 5 else 400
+    return JSONResponse({"error": str(exc), "exit_code": getattr(exc, "exit_code", 1)},
+                        status_code=code)
+
+
+async def _value_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, security.PathRefused):
+        return _refused(400, str(exc))
+    return PlainTextResponse(str(exc), status_code=400)

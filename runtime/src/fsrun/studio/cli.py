@@ -1,0 +1,81 @@
+"""`fsrun studio [FOLDER]`: serve the studio on this machine and open it in the browser."""
+from __future__ import annotations
+
+import socket
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fsrun.errors import InputError, MissingDependencyError, UsageError
+from fsrun.runconfig import RunConfig
+from fsrun.studio.security import LOOPBACK
+
+EXTRA = "fsrun[studio]"
+
+
+def _server_modules() -> tuple[Any, Any]:
+    try:
+        import starlette  # noqa: F401, PLC0415
+        import uvicorn  # noqa: PLC0415
+    except ImportError:
+        raise MissingDependencyError("Starlette and uvicorn (for fsrun studio)", EXTRA) from None
+    from fsrun.studio import app  # noqa: PLC0415
+
+    return app, uvicorn
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    sock.listen(128)
+    return sock
+
+
+@click.command("studio")
+@click.argument("folder", required=False, default=".",
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", "-m", type=click.Path(path_type=Path), default=None,
+              help="Model package or .onnx model (default: as `fsrun` picks it).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port to listen on (0: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but loopback lets other machines reach "
+                   "the studio (they still need the token).")
+@click.option("--no-browser", is_flag=True, help="Print the address; do not open a browser.")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Embedding cache folder (default: the user cache folder).")
+def studio_command(folder: Path, model: Path | None, port: int, host: str, no_browser: bool,
+                   cache_dir: Path | None) -> None:
+    """Script, review, correct and label the videos of FOLDER in a local web app."""
+    app_module, uvicorn = _server_modules()
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder")
+    template = RunConfig(video=folder, model=model, quiet=True, cache_dir=cache_dir,
+                         progress=False)
+    studio = app_module.Studio(folder, template, host=host)
+    sock = bind(host, port)
+    studio.port = sock.getsockname()[1]
+    if host not in LOOPBACK and not host.startswith("127."):
+        click.echo(f"fsrun: WARNING: the studio listens on {host}: other machines can reach "
+                   "it; keep the address (it holds the token) to yourself", err=True)
+    click.echo(f"fsrun studio: {studio.url()}")
+    click.echo(f"folder: {studio.root}  (Ctrl-C stops the studio)", err=True)
+    if not no_browser:
+        webbrowser.open(studio.url())
+    studio.jobs.start()
+    server = uvicorn.Server(uvicorn.Config(app_module.build_app(studio), log_level="warning",
+                                           access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        studio.close()
+        sock.close()

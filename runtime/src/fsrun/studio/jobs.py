@@ -1,0 +1,174 @@
+"""The studio's queue: videos to script, one worker thread, one ModelSession for all of them.
+
+The same engine as `fsrun FOLDER`: each job is `session.process(RunConfig(...))` with the
+job's options, so a script written from the studio has the actions `fsrun VIDEO` writes with
+those options. Progress (frames done, rate, ETA) goes to every page listening (events.py's
+hub); a queued job can be removed and a running one cancelled at its next encoder batch
+(nothing written, the cache kept). The queue is saved on every change and read back at start,
+so it survives a restart of the studio (a job that was running is queued again).
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from fsrun.errors import FsError, Interrupted
+from fsrun.postprocess import PostprocessOptions
+from fsrun.runconfig import RunConfig, RunWatch
+from fsrun.studio.security import inside
+from fsrun.studio.state import StudioState
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+# The per-job options a person may set; everything else is the session's.
+JOB_OPTIONS = ("stride", "crop", "force", "raw", "min_amplitude", "rdp_epsilon",
+               "stretch_percentile", "invert", "offset_ms")
+POSTPROCESS_FIELDS = {f.name for f in dataclasses.fields(PostprocessOptions)}
+
+
+def run_config(template: RunConfig, video: Path, options: dict[str, Any]) -> RunConfig:
+    """The RunConfig of one job: the session's template, the video, the job's options."""
+    post = PostprocessOptions(**{k: v for k, v in options.items() if k in POSTPROCESS_FIELDS})
+    per_video = {k: options[k] for k in ("stride", "crop", "force") if k in options}
+    return dataclasses.replace(template, video=video, postprocess=post, **per_video)
+
+
+class JobQueue:
+    def __init__(self, root: Path, state: StudioState, template: RunConfig,
+                 publish: Callable[[dict], None]):
+        self.root, self.state, self.template, self.publish = Path(root), state, template, publish
+        self.lock = threading.RLock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.session: Any = None  # opened with the first job, kept for every later one
+        self.cancel_requested: set[str] = set()
+        with self.lock:
+            for job in self.state.queue.data["jobs"]:
+                if job["status"] == RUNNING:  # the studio stopped mid-job: run it again
+                    job.update(status=QUEUED, detail="queued again after a restart")
+            self.state.queue.save()
+        self.thread = threading.Thread(target=self._work, name="fsrun-studio-worker",
+                                       daemon=True)
+
+    @property
+    def jobs(self) -> list[dict]:
+        return self.state.queue.data["jobs"]
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            self.cancel_requested |= {j["id"] for j in self.jobs if j["status"] == RUNNING}
+        self.wake.set()
+        self.thread.join(timeout=30)
+        if self.session is not None:
+            self.session.close()
+
+    def snapshot(self) -> list[dict]:
+        with self.lock:
+            return [dict(job) for job in self.jobs]
+
+    def add(self, videos: list[str], options: dict[str, Any]) -> list[dict]:
+        """Queue each video (a path relative to the folder) with the given options."""
+        clean = {k: v for k, v in options.items() if k in JOB_OPTIONS}
+        added = []
+        with self.lock:
+            for name in videos:
+                inside(self.root, name)  # refuses a path out of the folder before queueing
+                active = [j for j in self.jobs if j["video"] == name
+                          and j["status"] in (QUEUED, RUNNING)]
+                if active:
+                    continue
+                job = {"id": uuid.uuid4().hex[:12], "video": name,
+                       "options": {**self.state.settings(name), **clean}, "status": QUEUED,
+                       "detail": "", "added": time.time(), "progress": None}
+                self.jobs.append(job)
+                added.append(dict(job))
+            self.state.queue.save()
+        for job in added:
+            self.publish({"type": "job", "job": job})
+        self.wake.set()
+        return added
+
+    def cancel(self, job_id: str) -> dict | None:
+        with self.lock:
+            job = next((j for j in self.jobs if j["id"] == job_id), None)
+            if job is None:
+                return None
+            if job["status"] == QUEUED:
+                job.update(status=CANCELLED, detail="removed from the queue")
+                self.state.queue.save()
+            elif job["status"] == RUNNING:
+                self.cancel_requested.add(job_id)
+                job["detail"] = "cancelling at the next batch"
+            snapshot = dict(job)
+        self.publish({"type": "job", "job": snapshot})
+        return snapshot
+
+    def clear_finished(self) -> None:
+        with self.lock:
+            self.jobs[:] = [j for j in self.jobs if j["status"] in (QUEUED, RUNNING)]
+            self.state.queue.save()
+        self.publish({"type": "queue"})
+
+    def _next(self) -> dict | None:
+        with self.lock:
+            job = next((j for j in self.jobs if j["status"] == QUEUED), None)
+            if job is not None:
+                job.update(status=RUNNING, started=time.time(), detail="starting")
+                self.state.queue.save()
+            return job
+
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            job = self._next()
+            if job is None:
+                self.wake.wait(timeout=1.0)
+                self.wake.clear()
+                continue
+            self.publish({"type": "job", "job": dict(job)})
+            self._run(job)
+            self.publish({"type": "job", "job": dict(job)})
+            self.publish({"type": "library"})
+
+    def _session(self) -> Any:
+        from fsrun.session import ModelSession  # noqa: PLC0415
+
+        if self.session is None:
+            self.session = ModelSession.open(self.template, start=False)
+        return self.session
+
+    def _run(self, job: dict) -> None:
+        began = time.perf_counter()
+
+        def progress(done: int, total: int | None) -> None:
+            elapsed = max(time.perf_counter() - began, 1e-6)
+            rate = done / elapsed
+            eta = (total - done) / rate if total and rate > 0 else None
+            job["progress"] = {"frames": done, "total": total, "rate": round(rate, 1),
+                               "eta_s": None if eta is None else round(max(eta, 0.0), 1)}
+            self.publish({"type": "progress", "id": job["id"], "progress": job["progress"]})
+
+        watch = RunWatch(progress, lambda: job["id"] in self.cancel_requested)
+        try:
+            video = inside(self.root, job["video"])
+            cfg = dataclasses.replace(run_config(self.template, video, job["options"]),
+                                      watch=watch)
+            result = self._session().process(cfg)
+            status, detail = DONE, (f"{result.actions} actions from {result.report['frames']} "
+                                    f"frames in {time.perf_counter() - began:.1f} s")
+        except Interrupted:
+            status, detail = CANCELLED, "cancelled; what was encoded stays in the cache"
+        except (FsError, ValueError) as exc:
+            status, detail = FAILED, str(exc)
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the queue
+            status, detail = FAILED, f"internal error: {type(exc).__name__}: {exc}"
+        with self.lock:
+            self.cancel_requested.discard(job["id"])
+            job.update(status=status, detail=detail, finished=time.time())
+            self.state.queue.save()

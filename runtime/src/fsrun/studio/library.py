@@ -1,0 +1,91 @@
+"""The library: every video under the folder, with what it has beside it.
+
+A video's state: no script; a script fsrun wrote (its model and options, from the script's
+metadata); a creator's own script; and, independently, a truth file (labels). Its duration
+comes from the container header, read once and kept in the studio's index with the file's size
+and modification time, so a library of a thousand videos answers at once; videos not indexed
+yet are read by a background thread and appear with their duration on the next listing.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from fsrun.folder import find_videos
+from fsrun.funscript import default_output, fsrun_metadata, truth_path
+from fsrun.outputs import load_json_object
+from fsrun.studio.security import relative
+from fsrun.studio.state import StudioState
+
+
+def script_state(script: Path) -> dict[str, Any]:
+    """What the funscript beside a video is: none, fsrun's (model, options) or a creator's."""
+    if not script.is_file():
+        return {"kind": "none"}
+    meta = fsrun_metadata(load_json_object(script))
+    if meta is None:
+        return {"kind": "creator"}
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    return {"kind": "fsrun", "model": model.get("name"), "options": meta.get("options", {})}
+
+
+class Library:
+    """The folder's videos; headers read in the background and kept in the index."""
+
+    def __init__(self, root: Path, state: StudioState):
+        self.root = Path(root)
+        self.state = state
+        self._probing = threading.Lock()
+
+    def _key(self, video: Path) -> str:
+        stat = video.stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+    def header(self, video: Path) -> dict[str, Any] | None:
+        """The indexed header of a video (duration, size), or None when not read yet."""
+        with self.state.index.lock:
+            entry = self.state.index.data["headers"].get(relative(self.root, video))
+        return entry if entry is not None and entry.get("key") == self._key(video) else None
+
+    def listing(self) -> list[dict[str, Any]]:
+        rows, missing = [], []
+        for video in find_videos(self.root):
+            name = relative(self.root, video)
+            header = self.header(video)
+            if header is None:
+                missing.append(video)
+            rows.append({"video": name, "bytes": video.stat().st_size,
+                         "duration_s": header.get("duration_s") if header else None,
+                         "script": script_state(default_output(video)),
+                         "truth": truth_path(video).is_file(),
+                         "settings": self.state.settings(name)})
+        if missing:
+            threading.Thread(target=self.read_headers, args=(missing,), daemon=True,
+                             name="fsrun-studio-index").start()
+        return rows
+
+    def read_headers(self, videos: list[Path]) -> int:
+        """Read and index the headers of videos (one thread at a time); returns how many."""
+        from fsrun.errors import FsError  # noqa: PLC0415
+        from fsrun.sources import probe  # noqa: PLC0415
+
+        if not self._probing.acquire(blocking=False):
+            return 0
+        try:
+            done = 0
+            for video in videos:
+                try:
+                    info = probe(video)
+                    entry = {"key": self._key(video), "duration_s": round(info.duration_s, 3),
+                             "width": info.width, "height": info.height, "fps": info.fps,
+                             "codec": info.codec}
+                except (FsError, OSError) as exc:
+                    entry = {"key": self._key(video), "duration_s": None, "error": str(exc)}
+                with self.state.index.lock:
+                    self.state.index.data["headers"][relative(self.root, video)] = entry
+                done += 1
+            self.state.index.save()
+            return done
+        finally:
+            self._probing.release()

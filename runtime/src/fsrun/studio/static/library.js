@@ -1,0 +1,135 @@
+// The library page: every video and its state, the queue with live progress, training.
+"use strict";
+const el = studio.el;
+const selected = new Set();
+let jobsById = {};
+
+function scriptTag(script) {
+  if (script.kind === "fsrun") {
+    const stride = script.options && script.options.stride;
+    return el("span", {class: "tag fsrun", title: JSON.stringify(script.options)},
+              `fsrun: ${script.model || "?"}${stride ? `, stride ${stride}` : ""}`);
+  }
+  if (script.kind === "creator") return el("span", {class: "tag creator"}, "creator's script");
+  return el("span", {class: "tag"}, "no script");
+}
+
+function jobCell(job) {
+  if (!job) return "";
+  const p = job.progress;
+  if (job.status === "running" && p) {
+    const share = p.total ? Math.min(1, p.frames / p.total) : 0;
+    return el("span", {}, el("span", {class: "bar"}, el("div", {style: `width:${share * 100}%`})),
+              ` ${p.frames}${p.total ? "/" + p.total : ""} frames, ${p.rate} frames/s, ETA ${studio.clock(p.eta_s)}`);
+  }
+  return job.status;
+}
+
+async function loadLibrary() {
+  const data = await studio.api("/api/library");
+  const body = document.querySelector("#videos tbody");
+  body.replaceChildren();
+  for (const row of data.videos) {
+    const viewer = `/viewer?video=${encodeURIComponent(row.video)}`;
+    body.append(el("tr", {"data-video": row.video},
+      el("td", {}, el("input", {type: "checkbox", class: "pick", checked: selected.has(row.video),
+        onchange: (e) => { e.target.checked ? selected.add(row.video) : selected.delete(row.video); update(); }})),
+      el("td", {}, row.video),
+      el("td", {class: "num"}, row.duration_s === null ? "..." : studio.clock(row.duration_s)),
+      el("td", {class: "num"}, studio.size(row.bytes)),
+      el("td", {class: "script"}, scriptTag(row.script)),
+      el("td", {}, row.truth ? el("span", {class: "tag truth"}, "truth") : ""),
+      el("td", {class: "job"}, jobCell(row.job)),
+      el("td", {}, el("a", {href: viewer, class: "open"}, "open"))));
+  }
+  document.querySelector("#count").textContent =
+    `${data.videos.length} videos (listed in ${(data.seconds * 1000).toFixed(0)} ms)`;
+  update();
+}
+
+function update() {
+  document.querySelector("#queue").disabled = selected.size === 0;
+}
+
+function renderJobs() {
+  const body = document.querySelector("#jobs tbody");
+  body.replaceChildren();
+  for (const job of Object.values(jobsById).sort((a, b) => a.added - b.added)) {
+    const active = job.status === "queued" || job.status === "running";
+    body.append(el("tr", {"data-job": job.id, "data-status": job.status},
+      el("td", {}, job.video),
+      el("td", {}, el("span", {class: `tag ${job.status === "failed" ? "failed" : ""}`}, job.status)),
+      el("td", {}, job.status === "running" ? jobCell(job) : ""),
+      el("td", {class: job.status === "failed" ? "error" : "note"}, job.detail || ""),
+      el("td", {}, active ? el("button", {onclick: () => studio.api(`/api/jobs/${job.id}/cancel`, {})},
+                               job.status === "running" ? "Cancel" : "Remove") : "")));
+  }
+}
+
+async function loadJobs() {
+  const data = await studio.api("/api/jobs");
+  jobsById = Object.fromEntries(data.jobs.map((job) => [job.id, job]));
+  renderJobs();
+}
+
+document.querySelector("#queue").addEventListener("click", async () => {
+  const options = {force: document.querySelector("#force").checked};
+  for (const name of ["stride", "min_amplitude", "rdp_epsilon"]) {
+    options[name] = Number(document.querySelector(`#${name}`).value);
+  }
+  await studio.api("/api/jobs", {videos: [...selected], options});
+  selected.clear();
+  await loadLibrary();
+});
+document.querySelector("#all").addEventListener("change", (e) => {
+  for (const box of document.querySelectorAll("#videos input.pick")) {
+    const name = box.closest("tr").dataset.video;
+    box.checked = e.target.checked;
+    e.target.checked ? selected.add(name) : selected.delete(name);
+  }
+  update();
+});
+document.querySelector("#clear").addEventListener("click", async () => {
+  await studio.api("/api/jobs/clear", {});
+  await loadJobs();
+});
+document.querySelector("#train").addEventListener("click", async () => {
+  const answer = await studio.api("/api/train", {epochs: Number(document.querySelector("#epochs").value)});
+  document.querySelector("#train-status").textContent = answer.detail || answer.status;
+});
+
+studio.listen((event) => {
+  if (event.type === "job") {
+    jobsById[event.job.id] = event.job;
+    renderJobs();
+    const cell = document.querySelector(`#videos tr[data-video="${CSS.escape(event.job.video)}"] td.job`);
+    if (cell) cell.replaceChildren(jobCell(event.job));
+  } else if (event.type === "progress" && jobsById[event.id]) {
+    jobsById[event.id].progress = event.progress;
+    renderJobs();
+    const job = jobsById[event.id];
+    const cell = document.querySelector(`#videos tr[data-video="${CSS.escape(job.video)}"] td.job`);
+    if (cell) cell.replaceChildren(jobCell(job));
+  } else if (event.type === "library" || event.type === "queue") {
+    loadLibrary();
+    loadJobs();
+  } else if (event.type === "train") {
+    const log = document.querySelector("#train-log");
+    if (event.line) log.textContent = (log.textContent + event.line + "\n").split("\n").slice(-30).join("\n");
+    if (event.status) document.querySelector("#train-status").textContent =
+      event.status === "done" ? `done: ${event.package}` : event.status;
+  }
+});
+
+(async () => {
+  const info = await studio.api("/api/info");
+  document.querySelector("#folder").textContent = info.folder;
+  document.querySelector("#model").textContent = info.model;
+  const train = await studio.api("/api/train");
+  if (train.missing) {
+    document.querySelector("#train").disabled = true;
+    document.querySelector("#train-status").textContent = train.missing;
+  }
+  await loadLibrary();
+  await loadJobs();
+})();

@@ -1,0 +1,292 @@
+// The viewer: the video, its script as an editable timeline, post-processing redrawn live.
+"use strict";
+const SVG = "http://www.w3.org/2000/svg";
+const video = new URLSearchParams(location.search).get("video");
+const view = studio.view = {
+  video, data: null, actions: [], compare: null, undo: [], redo: [], selected: null,
+  start: 0, span: 60000, cursor: 0, player: null, crop: null, box: null,
+};
+const svg = document.querySelector("#timeline");
+const PAD = {left: 34, right: 8, top: 8, bottom: 18};
+
+function options() {
+  const value = (id) => document.querySelector(`#${id}`);
+  const stretch = value("stretch_percentile").value;
+  return {min_amplitude: Number(value("min_amplitude").value), rdp_epsilon: Number(value("rdp_epsilon").value),
+          stretch_percentile: stretch === "" ? null : Number(stretch), invert: value("invert").checked,
+          offset_ms: Number(value("offset_ms").value) || 0, raw: value("raw").checked};
+}
+function stride() { return Number(document.querySelector("#stride").value) || 15; }
+function cropValue() {  // null: the video's saved crop (the server picks it)
+  if (view.crop === "box") return view.box ? view.box.join(",") : null;
+  return view.crop;
+}
+function showCrop(crop) {
+  const select = document.querySelector("#crop");
+  if (["full", "sbs-left", "sbs-right"].includes(crop)) { select.value = crop; return; }
+  select.value = "box";
+  view.crop = "box";
+  view.box = crop.split(",").map(Number);
+}
+
+// ---- geometry --------------------------------------------------------------------------------
+function size() { const r = svg.getBoundingClientRect(); return {w: r.width, h: r.height}; }
+function xOf(at) { const {w} = size(); return PAD.left + (at - view.start) / view.span * (w - PAD.left - PAD.right); }
+function atOf(x) { const {w} = size(); return view.start + (x - PAD.left) / (w - PAD.left - PAD.right) * view.span; }
+function yOf(pos) { const {h} = size(); return PAD.top + (100 - pos) / 100 * (h - PAD.top - PAD.bottom); }
+function posOf(y) { const {h} = size(); return 100 - (y - PAD.top) / (h - PAD.top - PAD.bottom) * 100; }
+function node(tag, attributes) {
+  const n = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attributes)) n.setAttribute(k, v);
+  return n;
+}
+function visible(points) {
+  const lo = view.start - view.span * 0.05, hi = view.start + view.span * 1.05;
+  return points.filter((p) => p.at >= lo && p.at <= hi);
+}
+function line(points, cls) {
+  return node("polyline", {class: cls, points: points.map((p) => `${xOf(p.at).toFixed(1)},${yOf(p.pos).toFixed(1)}`).join(" ")});
+}
+
+// ---- drawing ---------------------------------------------------------------------------------
+function draw() {
+  svg.replaceChildren();
+  const {w, h} = size();
+  for (const pos of [0, 25, 50, 75, 100]) {
+    svg.append(node("line", {class: "grid", x1: PAD.left, x2: w - PAD.right, y1: yOf(pos), y2: yOf(pos)}));
+    const label = node("text", {x: 4, y: yOf(pos) + 3}); label.textContent = pos; svg.append(label);
+  }
+  const step = niceStep(view.span / 8);
+  for (let t = Math.ceil(view.start / step) * step; t <= view.start + view.span; t += step) {
+    const label = node("text", {x: xOf(t) - 10, y: h - 4}); label.textContent = studio.clock(t / 1000);
+    svg.append(label);
+  }
+  if (view.data) {
+    const raw = view.data.raw.at.map((at, i) => ({at, pos: view.data.raw.pos[i]}));
+    svg.append(line(visible(raw), "raw"));
+  }
+  if (view.compare) svg.append(line(visible(view.compare), "compare"));
+  const shown = visible(view.actions);
+  svg.append(line(shown, "script"));
+  for (const p of shown) {
+    const i = view.actions.indexOf(p);
+    svg.append(node("circle", {class: `point${view.selected === i ? " selected" : ""}`, r: 4,
+                               cx: xOf(p.at), cy: yOf(p.pos), "data-index": i, "data-at": p.at, "data-pos": p.pos}));
+  }
+  svg.append(node("line", {class: "cursor", x1: xOf(view.cursor), x2: xOf(view.cursor), y1: PAD.top, y2: h - PAD.bottom}));
+  document.querySelector("#time").textContent = `${studio.clock(view.cursor / 1000)} / ${studio.clock((view.data?.duration_ms || 0) / 1000)}`;
+  document.querySelector("#stats").textContent = `${view.actions.length} points`;
+}
+function niceStep(raw) {
+  const steps = [100, 250, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000];
+  return steps.find((s) => s >= raw) || steps[steps.length - 1];
+}
+
+// ---- edits with undo -------------------------------------------------------------------------
+function remember() { view.undo.push(JSON.stringify(view.actions)); view.redo = []; }
+function restore(from, to) {
+  if (!from.length) return;
+  to.push(JSON.stringify(view.actions));
+  view.actions = JSON.parse(from.pop());
+  view.selected = null;
+  draw();
+}
+function sortActions() {
+  const chosen = view.selected === null ? null : view.actions[view.selected];
+  view.actions.sort((a, b) => a.at - b.at);
+  view.actions = view.actions.filter((p, i, all) => i === 0 || p.at !== all[i - 1].at);
+  view.selected = chosen ? view.actions.indexOf(chosen) : null;
+}
+function clampPoint(p) { p.at = Math.max(0, Math.round(p.at)); p.pos = Math.max(0, Math.min(100, Math.round(p.pos))); }
+
+let drag = null;
+svg.addEventListener("mousedown", (e) => {
+  const target = e.target;
+  if (target.classList.contains("point")) {
+    remember();
+    view.selected = Number(target.dataset.index);
+    drag = {kind: "point", moved: false};
+  } else {
+    drag = {kind: "pan", x: e.clientX, start: view.start, moved: false};
+  }
+  draw();
+});
+window.addEventListener("mousemove", (e) => {
+  if (!drag) return;
+  const rect = svg.getBoundingClientRect();
+  if (drag.kind === "point") {
+    const p = view.actions[view.selected];
+    p.at = atOf(e.clientX - rect.left); p.pos = posOf(e.clientY - rect.top); clampPoint(p);
+    drag.moved = true;
+  } else if (Math.abs(e.clientX - drag.x) > 3) {
+    view.start = Math.max(0, drag.start - (e.clientX - drag.x) / rect.width * view.span);
+    drag.moved = true;
+  }
+  draw();
+});
+window.addEventListener("mouseup", (e) => {
+  if (!drag) return;
+  if (drag.kind === "point") {
+    if (drag.moved) sortActions(); else view.undo.pop();
+  } else if (!drag.moved) {
+    seek(atOf(e.clientX - svg.getBoundingClientRect().left));
+  }
+  drag = null;
+  draw();
+});
+svg.addEventListener("dblclick", (e) => {
+  if (e.target.classList.contains("point")) return;
+  const rect = svg.getBoundingClientRect();
+  remember();
+  const p = {at: atOf(e.clientX - rect.left), pos: posOf(e.clientY - rect.top)};
+  clampPoint(p);
+  view.actions.push(p);
+  view.selected = view.actions.length - 1;
+  sortActions();
+  draw();
+});
+svg.addEventListener("wheel", (e) => {
+  e.preventDefault();
+  const at = atOf(e.clientX - svg.getBoundingClientRect().left);
+  const factor = e.deltaY > 0 ? 1.25 : 0.8;
+  view.span = Math.max(1000, Math.min((view.data?.duration_ms || 60000) * 1.1, view.span * factor));
+  view.start = Math.max(0, at - (at - view.start) * factor);
+  draw();
+}, {passive: false});
+window.addEventListener("keydown", (e) => {
+  if (e.target.tagName === "INPUT") return;
+  if ((e.key === "Delete" || e.key === "Backspace") && view.selected !== null) {
+    remember(); view.actions.splice(view.selected, 1); view.selected = null; draw();
+  } else if ((e.ctrlKey || e.metaKey) && e.key === "z") { restore(view.undo, view.redo); }
+  else if ((e.ctrlKey || e.metaKey) && e.key === "y") { restore(view.redo, view.undo); }
+});
+document.querySelector("#undo").addEventListener("click", () => restore(view.undo, view.redo));
+document.querySelector("#redo").addEventListener("click", () => restore(view.redo, view.undo));
+
+// ---- the picture and the cursor --------------------------------------------------------------
+function seek(at) {
+  view.cursor = Math.max(0, at);
+  if (view.player) view.player.currentTime = view.cursor / 1000;
+  else showFrame();
+  draw();
+}
+let frameTimer = null;
+function showFrame() {
+  clearTimeout(frameTimer);
+  frameTimer = setTimeout(() => {
+    const img = document.querySelector("#picture img");
+    if (img) img.src = `/api/frame?video=${encodeURIComponent(video)}&at=${Math.round(view.cursor)}`;
+  }, 120);
+}
+function follow() {
+  if (view.player && !view.player.paused) {
+    view.cursor = view.player.currentTime * 1000;
+    if (view.cursor > view.start + view.span * 0.9 || view.cursor < view.start) view.start = Math.max(0, view.cursor - view.span * 0.1);
+    draw();
+  }
+  requestAnimationFrame(follow);
+}
+function setupPicture(data) {
+  const picture = document.querySelector("#picture");
+  if (data.playable) {
+    view.player = studio.el("video", {src: `/api/media?video=${encodeURIComponent(video)}`, controls: true, preload: "metadata"});
+    view.player.addEventListener("seeked", () => { view.cursor = view.player.currentTime * 1000; draw(); });
+    picture.prepend(view.player);
+  } else {
+    picture.prepend(studio.el("img", {alt: "frame at the cursor"}));
+    showFrame();
+  }
+  let boxStart = null;
+  picture.addEventListener("mousedown", (e) => {
+    if (view.crop !== "box" || view.player && e.offsetY > picture.clientHeight - 40) return;
+    boxStart = [e.offsetX, e.offsetY];
+  });
+  picture.addEventListener("mouseup", (e) => {
+    if (!boxStart) return;
+    const scale = data.width / picture.querySelector("video, img").clientWidth;
+    const [x0, y0] = boxStart, [x1, y1] = [e.offsetX, e.offsetY];
+    const even = (v) => Math.max(2, Math.round(v * scale / 2) * 2);
+    view.box = [even(Math.min(x0, x1)), even(Math.min(y0, y1)), even(Math.abs(x1 - x0)), even(Math.abs(y1 - y0))];
+    const box = document.querySelector("#cropbox");
+    Object.assign(box.style, {display: "block", left: `${Math.min(x0, x1)}px`, top: `${Math.min(y0, y1)}px`,
+                              width: `${Math.abs(x1 - x0)}px`, height: `${Math.abs(y1 - y0)}px`});
+    boxStart = null;
+    load();
+  });
+}
+
+// ---- server round trips ----------------------------------------------------------------------
+function status(text, error) {
+  const node = document.querySelector("#status");
+  node.textContent = text; node.className = error ? "error" : "note";
+}
+async function load() {
+  status("loading (the first look at a video encodes it into the cache) ...");
+  const query = new URLSearchParams({video, stride: stride(), options: JSON.stringify(options())});
+  if (cropValue()) query.set("crop", cropValue());
+  try {
+    const data = await studio.api(`/api/look?${query}`);
+    const first = !view.data;
+    view.data = data;
+    view.actions = data.actions;
+    view.undo = []; view.redo = []; view.selected = null;
+    if (first) {
+      view.span = Math.min(60000, data.duration_ms || 60000);
+      setupPicture(data);
+      showCrop(data.crop);
+    }
+    view.cropShown = data.crop;
+    await showCompare();
+    status(`server: ${(data.seconds * 1000).toFixed(0)} ms`);
+    draw();
+  } catch (error) { status(error.message, true); }
+}
+async function redo() {
+  try {
+    const data = await studio.api("/api/redo", {video, stride: stride(), crop: cropValue() || view.cropShown || "full", options: options()});
+    view.actions = data.actions; view.undo = []; view.redo = []; view.selected = null;
+    status(`post-processing redone on the server in ${(data.seconds * 1000).toFixed(1)} ms`);
+    await showCompare();
+    draw();
+  } catch (error) { status(error.message, true); }
+}
+async function showCompare() {
+  const which = document.querySelector("#compare").value;
+  view.compare = which && view.data ? view.data[which] : null;
+  const agreement = document.querySelector("#agreement");
+  if (!view.compare) { agreement.textContent = which ? `no ${which} file` : ""; return; }
+  const result = await studio.api("/api/compare", {video, first: view.actions, second: view.compare});
+  agreement.textContent = result.r === null ? result.detail : `Pearson r ${result.r.toFixed(3)}, lag ${result.lag_ms} ms`;
+}
+async function save(kind) {
+  const exists = kind === "truth" ? view.data.truth : view.data.script;
+  let replace = false;
+  if (exists) {
+    replace = window.confirm(`Replace the existing ${kind === "truth" ? "truth file" : "script"}?`);
+    if (!replace) return;
+  }
+  try {
+    const result = await studio.api("/api/save", {video, kind, actions: view.actions, replace});
+    status(`saved ${result.saved} (${result.actions} points)`);
+    view.data[kind] = view.actions.map((p) => ({...p}));
+  } catch (error) { status(error.message, true); }
+}
+
+for (const id of ["min_amplitude", "rdp_epsilon", "stretch_percentile", "invert", "offset_ms", "raw"]) {
+  document.querySelector(`#${id}`).addEventListener("change", redo);
+}
+document.querySelector("#stride").addEventListener("change", redo);
+document.querySelector("#compare").addEventListener("change", async () => { await showCompare(); draw(); });
+document.querySelector("#crop").addEventListener("change", (e) => { view.crop = e.target.value; if (view.crop !== "box") load(); });
+document.querySelector("#save-crop").addEventListener("click", async () => {
+  const crop = cropValue() || view.cropShown || "full";
+  await studio.api("/api/settings", {video, crop});
+  status(`crop ${crop} kept for this video: its next runs use it`);
+});
+document.querySelector("#save-script").addEventListener("click", () => save("script"));
+document.querySelector("#save-truth").addEventListener("click", () => save("truth"));
+window.addEventListener("resize", draw);
+
+document.querySelector("#name").textContent = video;
+load();
+requestAnimationFrame(follow);

@@ -1,0 +1,158 @@
+"""One video in the viewer: its raw positions, post-processing redrawn, frames, saving.
+
+The raw per-frame positions come from a model session of the viewer's own (the queue's worker
+has the other): the first look at a video encodes it into the embedding cache if it is not
+there, after which a stride runs only the head and every other post-processing option (min
+amplitude, RDP, stretch, invert, offset) only `postprocess.to_actions` on positions held in
+memory: milliseconds for an hour of video.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import fsrun
+from fsrun.funscript import (TRUTH_SUFFIX, build_funscript, default_output, read_funscript,
+                             truth_path, write_funscript)
+from fsrun.groundtruth.metrics import compare
+from fsrun.outputs import Protected
+from fsrun.postprocess import PostprocessOptions, to_actions
+from fsrun.runconfig import RunConfig
+from fsrun.studio.jobs import POSTPROCESS_FIELDS
+from fsrun.studio.security import inside
+
+# Browsers play these in <video>; anything else is shown as the frame at the cursor.
+PLAYABLE = {("mp4", "h264"), ("mp4", "av1"), ("mp4", "vp9"), ("webm", "vp9"), ("webm", "av1"),
+            ("webm", "vp8"), ("mov", "h264"), ("m4v", "h264")}
+FRAME_WIDTH = 640  # frames sent for the cursor are scaled to at most this wide
+EDITED_BY = "fsrun studio (edited by hand)"  # generator of a script a person saved
+
+
+def postprocess_options(options: dict[str, Any]) -> PostprocessOptions:
+    return PostprocessOptions(**{k: v for k, v in options.items() if k in POSTPROCESS_FIELDS})
+
+
+def actions_of(path: Path) -> list[dict[str, int]] | None:
+    if not path.is_file():
+        return None
+    return [{"at": int(a["at"]), "pos": int(round(a["pos"]))}
+            for a in read_funscript(path, strict=False)["actions"]]
+
+
+class Viewer:
+    def __init__(self, root: Path, template: RunConfig):
+        self.root, self.template = Path(root), template
+        self.lock = threading.Lock()  # one session, one thread at a time
+        self.session: Any = None
+        self.raw: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (video, stride, crop) -> raw
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+    def _session(self) -> Any:
+        from fsrun.session import ModelSession  # noqa: PLC0415
+
+        if self.session is None:
+            self.session = ModelSession.open(self.template, start=False)
+        return self.session
+
+    def positions(self, name: str, stride: int, crop: str) -> tuple[np.ndarray, np.ndarray]:
+        """The raw positions (cached in memory per stride and crop)."""
+        key = (name, stride, crop)
+        with self.lock:
+            if key not in self.raw:
+                video = inside(self.root, name)
+                cfg = dataclasses.replace(self.template, video=video, stride=stride, crop=crop)
+                self.raw[key] = self._session().positions(cfg)
+            return self.raw[key]
+
+    def look(self, name: str, stride: int, crop: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Everything the viewer draws for a video."""
+        video = inside(self.root, name)
+        began = time.perf_counter()
+        pts_ms, raw = self.positions(name, stride, crop)
+        from fsrun.sources import probe  # noqa: PLC0415
+
+        info = probe(video)
+        container = video.suffix.lower().lstrip(".")
+        return {
+            "video": name, "duration_ms": round(info.duration_s * 1000),
+            "width": info.width, "height": info.height, "codec": info.codec,
+            "playable": (container, info.codec) in PLAYABLE,
+            "raw": {"at": [round(float(t), 1) for t in pts_ms],
+                    "pos": [round(float(p) * 100, 2) for p in raw]},
+            "actions": to_actions(pts_ms, raw, postprocess_options(options)),
+            "script": actions_of(default_output(video)),
+            "truth": actions_of(truth_path(video)),
+            "seconds": round(time.perf_counter() - began, 4),
+        }
+
+    def redo(self, name: str, stride: int, crop: str, options: dict[str, Any]) -> dict[str, Any]:
+        """Post-processing again from the positions in memory (a stride runs the head)."""
+        began = time.perf_counter()
+        pts_ms, raw = self.positions(name, stride, crop)
+        actions = to_actions(pts_ms, raw, postprocess_options(options))
+        return {"actions": actions, "seconds": round(time.perf_counter() - began, 4)}
+
+    def agreement(self, name: str, first: list[dict], second: list[dict]) -> dict[str, Any]:
+        """Pearson r and lag between two tracks (compare mode)."""
+        if len(first) < 3 or len(second) < 3:
+            return {"r": None, "lag_ms": None, "detail": "fewer than 3 points"}
+        a = (np.array([x["at"] for x in first], float), np.array([x["pos"] for x in first], float))
+        b = (np.array([x["at"] for x in second], float),
+             np.array([x["pos"] for x in second], float))
+        result = compare(*a, *b)
+        return {"r": round(result.pearson_r, 4), "lag_ms": result.lag_ms,
+                "mae": round(result.mean_abs_error, 2), "points": result.points}
+
+    def save(self, name: str, kind: str, actions: list[dict], replace: bool) -> dict[str, Any]:
+        """Write the edited points as VIDEO.funscript (kind "script") or VIDEO.truth.funscript
+        ("truth", the labels `fsexport train` learns from), atomically; an existing file only
+        when the person confirmed (replace), and then only a funscript."""
+        video = inside(self.root, name)
+        target = truth_path(video) if kind == "truth" else default_output(video)
+        clean = sorted(({"at": int(a["at"]), "pos": int(round(float(a["pos"])))}
+                        for a in actions), key=lambda a: a["at"])
+        unique = [a for i, a in enumerate(clean) if i == 0 or a["at"] != clean[i - 1]["at"]]
+        metadata = {"title": video.stem, "generator": {"name": EDITED_BY,
+                                                       "version": fsrun.__version__},
+                    "notes": ("labels made by a person in fsrun studio" if kind == "truth"
+                              else "corrected by a person in fsrun studio")}
+        write_funscript(target, build_funscript(unique, metadata), force=replace,
+                        protect=Protected([video]), truth=target.name.endswith(TRUTH_SUFFIX))
+        return {"saved": target.name, "actions": len(unique)}
+
+    def frame_jpeg(self, name: str, at_ms: float) -> bytes:
+        """The frame shown at at_ms, scaled to FRAME_WIDTH at most, as JPEG."""
+        import av  # noqa: PLC0415
+
+        video = inside(self.root, name)
+        with av.open(str(video)) as container:
+            stream = container.streams.video[0]
+            target = at_ms / 1000.0
+            try:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            except av.error.FFmpegError:
+                container.seek(0)
+            chosen = None
+            for frame in container.decode(stream):
+                if chosen is not None and frame.time is not None and frame.time > target:
+                    break
+                chosen = frame
+            if chosen is None:
+                raise ValueError(f"{name}: no frame at {at_ms:.0f} ms")
+            width = min(FRAME_WIDTH, chosen.width)
+            height = max(2, int(round(chosen.height * width / chosen.width / 2)) * 2)
+            image = chosen.reformat(width=width - width % 2, height=height, format="yuvj420p")
+            encoder = av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, "yuvj420p"
+            encoder.time_base = stream.time_base or Fraction(1, 1000)
+            packets = encoder.encode(image) + encoder.encode(None)
+            return b"".join(bytes(p) for p in packets)
