@@ -220,6 +220,35 @@ def nvdec(out, clips_dir, compare_sizes, compare_seconds, size, seconds, min_sec
         click.echo(str(path))
 
 
+@main.command()
+@click.option("--package", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="Model package [default: the bundled demo model].")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>].")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False),
+              default=HERE / ".clips" / "studio", show_default=True,
+              help="Where the clips and the embedding cache are kept between runs.")
+@click.option("--minutes", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Length of the cached video post-processing is redone on.")
+@click.option("--library", "library_size", type=click.IntRange(1), default=1000,
+              show_default=True, help="Videos in the library folder.")
+@click.option("--run-seconds", type=click.FloatRange(1.0), default=120.0, show_default=True,
+              help="Length of the clip scripted by the studio and by `fsrun VIDEO`.")
+@click.option("--repeats", type=click.IntRange(1), default=5, show_default=True)
+def studio(package, out, work, minutes, library_size, run_seconds, repeats) -> None:
+    """fsrun studio's targets: post-processing redone, a 1,000-video library, run overhead."""
+    from fsrun.config import demo_model_dir  # noqa: PLC0415
+
+    from benchmarks.studio import StudioBenchConfig, measure, write  # noqa: PLC0415
+
+    cfg = StudioBenchConfig(package=package or demo_model_dir(), work=work,
+                            long_minutes=minutes, library_size=library_size,
+                            run_seconds=run_seconds, repeats=repeats)
+    results = measure(cfg, log=lambda line: click.echo(line, err=True))
+    for path in write(out or HERE / "results" / machine_name(), results):
+        click.echo(str(path))
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(v) for v in text.lower().split("x"))

@@ -83,3 +83,35 @@ def test_bad_options() -> None:
         PostprocessOptions(min_amplitude=-1)
     with pytest.raises(UsageError):
         PostprocessOptions(stretch_percentile=60)
+
+
+def _rdp_one_segment_at_a_time(t: np.ndarray, pos: np.ndarray, epsilon: float) -> np.ndarray:
+    """The textbook Ramer-Douglas-Peucker: the reference the level-at-a-time one must equal."""
+    keep = np.zeros(len(pos), dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, len(pos) - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        span = t[b] - t[a]
+        seg = np.arange(a + 1, b)
+        frac = (t[seg] - t[a]) / span if span > 0 else np.zeros(len(seg))
+        dist = np.abs(pos[seg] - (pos[a] + frac * (pos[b] - pos[a])))
+        worst = int(np.argmax(dist))
+        if dist[worst] > epsilon:
+            keep[a + 1 + worst] = True
+            stack.extend([(a, a + 1 + worst), (a + 1 + worst, b)])
+    return np.flatnonzero(keep)
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_rdp_equals_the_textbook_algorithm(case: int) -> None:
+    rng = np.random.default_rng(case)
+    n = int(rng.integers(3, 3000))
+    t = np.cumsum(rng.choice([0.0, 33.3, 33.4, 100.0], n, p=[0.05, 0.45, 0.45, 0.05]))
+    pos = np.round(np.clip(50 + np.cumsum(rng.normal(0, 6, n)), 0, 100)) if case % 2 else \
+        np.clip(50 + 45 * np.sin(np.arange(n) / rng.uniform(3, 40)), 0, 100)
+    for epsilon in (0.5, 4.0, 20.0):
+        assert rdp_points(t, pos, epsilon).tolist() == \
+            _rdp_one_segment_at_a_time(t, pos, epsilon).tolist()

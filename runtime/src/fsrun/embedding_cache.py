@@ -222,7 +222,8 @@ class EmbeddingCache:
         sizes = [_size(self.folder / name) for name in (_EMBEDDINGS, _TIMESTAMPS)]
         recorded = sum(block[0] for block in blocks)
         if recorded * emb_row > sizes[0] or recorded * pts_row > sizes[1]:
-            return f"its data files end before frame {recorded}"
+            held = min(sizes[0] // emb_row, sizes[1] // pts_row)
+            return f"its batch records count {recorded} frames, its data files hold {held}"
         frames = 0
         if blocks:
             with open(self.folder / _EMBEDDINGS, "rb") as emb_file, \

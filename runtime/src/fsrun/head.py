@@ -3,7 +3,7 @@ position per sampled frame."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -22,9 +22,10 @@ def collect_embeddings(store: Store, end: float | None) -> tuple[np.ndarray, np.
 
 
 def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
-             stages: Stages) -> tuple[np.ndarray, int]:
+             stages: Stages, progress: Callable[[int, int], None] | None = None
+             ) -> tuple[np.ndarray, int]:
     """Positions [n] in 0..1 from the head over every window of the plan, `batch` at a time;
-    also the number of head calls."""
+    also the number of head calls. progress(windows done, windows) after each call."""
     stitcher = Stitcher(plan)
     calls = 0
     for first in range(0, plan.count, batch):
@@ -36,4 +37,6 @@ def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
         stitcher.add(np.asarray(predictions)[:, :plan.window])
         stages.add("stitch", began)
         calls += 1
+        if progress is not None:
+            progress(min(first + batch, plan.count), plan.count)
     return stitcher.result(), calls

@@ -37,9 +37,10 @@ BackendFactory = Callable[[str, Path, BackendOptions], Any]
 class RunWatch:
     """Someone watching a run from another thread (the studio): told the frames done after each
     encoder batch, and asked then whether to stop (the run raises Interrupted, nothing written,
-    the cache kept for the next run)."""
+    the cache kept for the next run); told the windows done after each head batch."""
 
     progress: Callable[[int, int | None], None] | None = None  # (frames done, frames expected)
+    head_progress: Callable[[int, int], None] | None = None  # (windows done, windows)
     cancelled: Callable[[], bool] | None = None  # True: stop at the next safe point
 
 

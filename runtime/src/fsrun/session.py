@@ -116,8 +116,9 @@ class ModelSession:
         job = self._prepare(cfg, write=False)
         pts_ms, embeddings = self._embeddings(job)
         windows = plan_windows(len(pts_ms), self.package.meta.window, cfg.stride)
+        told = cfg.watch.head_progress if cfg.watch is not None else None
         positions, _ = run_head(self._backends["head"], embeddings, windows, cfg.head_batch,
-                                job.stages)
+                                job.stages, told)
         return pts_ms, positions
 
     def _check_matches(self, cfg: RunConfig) -> None:

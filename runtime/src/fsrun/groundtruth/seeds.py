@@ -49,6 +49,8 @@ SEEDS: dict[str, SeedRange] = {
                                            "the tests' held-out clips of the demo, randomized"),
     "tests-held-out-classic": SeedRange("classic", 840_000, 1_000,
                                         "the tests' held-out clips of the demo, classic"),
+    "tests-studio": SeedRange("classic", 860_000, 1_000,
+                              "the studio's tests and benchmarks: a library to script and edit"),
     "held-out-classic": SeedRange("classic", 900_000, 10_000,
                                   "demo recipe grading (demo_model), classic"),
     "stride-accuracy": SeedRange("classic", 910_000, 1_000,

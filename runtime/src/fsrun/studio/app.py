@@ -6,6 +6,7 @@ and Host checks. Paths come as `video=RELATIVE/PATH` and are resolved under the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import queue
 import threading
@@ -18,8 +19,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
-                                 StreamingResponse)
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 import fsrun
@@ -74,11 +80,36 @@ class Studio:
         self.root = Path(self.root).resolve()
         self.events = EventHub()
         self.state = StudioState(self.root)
-        self.library = Library(self.root, self.state)
+        self.library = Library(self.root, self.state, self.events.publish)
         self.jobs = JobQueue(self.root, self.state, self.template, self.events.publish)
-        self.viewer = Viewer(self.root, self.template)
+        self.viewer = Viewer(self.root, self.template, self.events.publish)
         self.training = Training(self.root, self.events.publish)
         self.hosts = security.allowed_hosts(self.host)
+        self.models = {"started": self.template.model, "trained": self.training.package}
+        self.model = "started"  # which of self.models the queue and the viewer use
+
+    def model_choices(self) -> dict[str, Any]:
+        """The models a person can pick: the one the studio started with, and the one trained
+        on the folder's labels once it exists."""
+        choices = [{"name": "started", "path": str(self.template.model or "default"),
+                    "available": True},
+                   {"name": "trained", "path": str(self.training.package),
+                    "available": (self.training.package / "meta.json").is_file()}]
+        return {"current": self.model, "choices": choices}
+
+    def use_model(self, name: str) -> dict[str, Any]:
+        """Switch the queue and the viewer to another of the offered models."""
+        offered = {c["name"]: c for c in self.model_choices()["choices"]}
+        if name not in offered:
+            raise ValueError(f"no model {name!r}; offered: {', '.join(offered)}")
+        if not offered[name]["available"]:
+            raise ValueError("no trained model yet: train one on this folder's labels first")
+        template = dataclasses.replace(self.template, model=self.models[name])
+        self.jobs.use(template)
+        self.viewer.use(template)
+        self.model = name
+        self.events.publish({"type": "model", **self.model_choices()})
+        return self.model_choices()
 
     def url(self) -> str:
         shown = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
@@ -126,11 +157,15 @@ def build_app(studio: Studio) -> Starlette:
         return FileResponse(path, media_type=STATIC_TYPES.get(path.suffix, "text/plain"))
 
     async def info(request: Request) -> Response:
-        session = studio.jobs.session or studio.viewer.session
-        model = str(session.package.path) if session is not None else str(
-            studio.template.model or "default")
-        return JSONResponse({"folder": str(studio.root), "model": model,
+        model = studio.models[studio.model]
+        return JSONResponse({"folder": str(studio.root), "model": str(model or "default"),
                              "version": fsrun.__version__})
+
+    async def model(request: Request) -> Response:
+        if request.method == "GET":
+            return JSONResponse(studio.model_choices())
+        body = await _json(request)
+        return JSONResponse(await asyncio.to_thread(studio.use_model, str(body.get("model"))))
 
     async def library(request: Request) -> Response:
         began = time.perf_counter()
@@ -191,11 +226,13 @@ def build_app(studio: Studio) -> Starlette:
     async def look(request: Request) -> Response:
         q = request.query_params
         name = q.get("video", "")
-        options = json.loads(q.get("options", "{}"))
+        options = json.loads(q["options"]) if q.get("options") else None
+        if options is not None and not isinstance(options, dict):
+            raise ValueError("options must be a JSON object")
         saved = studio.state.settings(name)
         crop = q.get("crop") or saved.get("crop", "full")  # the video's own crop by default
-        result = await asyncio.to_thread(studio.viewer.look, name, int(q.get("stride", "15")),
-                                         crop, options)
+        stride = int(q["stride"]) if q.get("stride") else None
+        result = await asyncio.to_thread(studio.viewer.look, name, stride, crop, options)
         return JSONResponse({**result, "crop": crop, "settings": saved})
 
     async def redo(request: Request) -> Response:
@@ -246,6 +283,7 @@ def build_app(studio: Studio) -> Starlette:
         Route("/api/save", save, methods=["POST"]),
         Route("/api/settings", settings, methods=["POST"]),
         Route("/api/train", train, methods=["GET", "POST"]),
+        Route("/api/model", model, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
                      exception_handlers={FsError: _fs_error, ValueError: _value_error})

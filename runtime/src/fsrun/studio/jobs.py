@@ -44,6 +44,7 @@ class JobQueue:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.session: Any = None  # opened with the first job, kept for every later one
+        self.stale = False  # the model changed: the next job opens a session on the new one
         self.cancel_requested: set[str] = set()
         with self.lock:
             for job in self.state.queue.data["jobs"]:
@@ -65,9 +66,16 @@ class JobQueue:
         with self.lock:
             self.cancel_requested |= {j["id"] for j in self.jobs if j["status"] == RUNNING}
         self.wake.set()
-        self.thread.join(timeout=30)
+        if self.thread.is_alive():
+            self.thread.join(timeout=30)
         if self.session is not None:
             self.session.close()
+
+    def use(self, template: RunConfig) -> None:
+        """Another model for the jobs that start from now on (a running one finishes on its)."""
+        with self.lock:
+            self.template, self.stale = template, True
+        self.wake.set()
 
     def snapshot(self) -> list[dict]:
         with self.lock:
@@ -139,8 +147,13 @@ class JobQueue:
     def _session(self) -> Any:
         from fsrun.session import ModelSession  # noqa: PLC0415
 
+        with self.lock:
+            template, stale, self.stale = self.template, self.stale, False
+        if stale and self.session is not None:
+            self.session.close()
+            self.session = None
         if self.session is None:
-            self.session = ModelSession.open(self.template, start=False)
+            self.session = ModelSession.open(template, start=False)
         return self.session
 
     def _run(self, job: dict) -> None:
@@ -154,12 +167,13 @@ class JobQueue:
                                "eta_s": None if eta is None else round(max(eta, 0.0), 1)}
             self.publish({"type": "progress", "id": job["id"], "progress": job["progress"]})
 
-        watch = RunWatch(progress, lambda: job["id"] in self.cancel_requested)
+        watch = RunWatch(progress=progress, cancelled=lambda: job["id"] in self.cancel_requested)
         try:
             video = inside(self.root, job["video"])
-            cfg = dataclasses.replace(run_config(self.template, video, job["options"]),
+            session = self._session()
+            cfg = dataclasses.replace(run_config(session.template, video, job["options"]),
                                       watch=watch)
-            result = self._session().process(cfg)
+            result = session.process(cfg)
             status, detail = DONE, (f"{result.actions} actions from {result.report['frames']} "
                                     f"frames in {time.perf_counter() - began:.1f} s")
         except Interrupted:

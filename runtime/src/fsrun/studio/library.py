@@ -4,13 +4,13 @@ A video's state: no script; a script fsrun wrote (its model and options, from th
 metadata); a creator's own script; and, independently, a truth file (labels). Its duration
 comes from the container header, read once and kept in the studio's index with the file's size
 and modification time, so a library of a thousand videos answers at once; videos not indexed
-yet are read by a background thread and appear with their duration on the next listing.
+yet are read by a background thread, which tells the pages to list again when it is done.
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from fsrun.folder import find_videos
 from fsrun.funscript import default_output, fsrun_metadata, truth_path
@@ -33,9 +33,11 @@ def script_state(script: Path) -> dict[str, Any]:
 class Library:
     """The folder's videos; headers read in the background and kept in the index."""
 
-    def __init__(self, root: Path, state: StudioState):
+    def __init__(self, root: Path, state: StudioState,
+                 publish: Callable[[dict], None] = lambda event: None):
         self.root = Path(root)
         self.state = state
+        self.publish = publish
         self._probing = threading.Lock()
 
     def _key(self, video: Path) -> str:
@@ -86,6 +88,8 @@ class Library:
                     self.state.index.data["headers"][relative(self.root, video)] = entry
                 done += 1
             self.state.index.save()
+            if done:
+                self.publish({"type": "library"})
             return done
         finally:
             self._probing.release()

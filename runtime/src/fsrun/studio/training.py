@@ -66,7 +66,7 @@ class Training:
 
     def _run(self, commands: list[list[str]]) -> None:
         for command in commands:
-            self._say("$ " + " ".join(command[2:]))
+            self._say("$ fsexport " + " ".join(command[3:]))
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True)
             for line in self.process.stdout:

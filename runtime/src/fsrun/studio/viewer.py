@@ -13,17 +13,24 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 import fsrun
-from fsrun.funscript import (TRUTH_SUFFIX, build_funscript, default_output, read_funscript,
-                             truth_path, write_funscript)
+from fsrun.funscript import (
+    TRUTH_SUFFIX,
+    build_funscript,
+    default_output,
+    fsrun_metadata,
+    read_funscript,
+    truth_path,
+    write_funscript,
+)
 from fsrun.groundtruth.metrics import compare
-from fsrun.outputs import Protected
+from fsrun.outputs import Protected, load_json_object
 from fsrun.postprocess import PostprocessOptions, to_actions
-from fsrun.runconfig import RunConfig
+from fsrun.runconfig import RunConfig, RunWatch
 from fsrun.studio.jobs import POSTPROCESS_FIELDS
 from fsrun.studio.security import inside
 
@@ -38,6 +45,15 @@ def postprocess_options(options: dict[str, Any]) -> PostprocessOptions:
     return PostprocessOptions(**{k: v for k, v in options.items() if k in POSTPROCESS_FIELDS})
 
 
+def script_options(path: Path) -> dict[str, Any] | None:
+    """The stride and post-processing options of a script fsrun wrote (None for any other)."""
+    meta = fsrun_metadata(load_json_object(path)) if path.is_file() else None
+    options = meta.get("options") if meta is not None else None
+    if not isinstance(options, dict):
+        return None
+    return {k: v for k, v in options.items() if k in POSTPROCESS_FIELDS or k == "stride"}
+
+
 def actions_of(path: Path) -> list[dict[str, int]] | None:
     if not path.is_file():
         return None
@@ -46,15 +62,41 @@ def actions_of(path: Path) -> list[dict[str, int]] | None:
 
 
 class Viewer:
-    def __init__(self, root: Path, template: RunConfig):
-        self.root, self.template = Path(root), template
+    def __init__(self, root: Path, template: RunConfig,
+                 publish: Callable[[dict], None] = lambda event: None):
+        self.root, self.template, self.publish = Path(root), template, publish
         self.lock = threading.Lock()  # one session, one thread at a time
         self.session: Any = None
         self.raw: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (video, stride, crop) -> raw
 
     def close(self) -> None:
-        if self.session is not None:
-            self.session.close()
+        with self.lock:
+            if self.session is not None:
+                self.session.close()
+                self.session = None
+
+    def use(self, template: RunConfig) -> None:
+        """Another model from now on: its own session, nothing kept from the last one."""
+        with self.lock:
+            if self.session is not None:
+                self.session.close()
+            self.session, self.template = None, template
+            self.raw.clear()
+
+    def _watch(self, name: str) -> RunWatch:
+        """Progress of a first look (encoding) or a stride change (the head) sent to the page,
+        at most five times a second."""
+        last = [0.0]
+
+        def tell(stage: str, done: int, total: int | None) -> None:
+            now = time.monotonic()
+            if now - last[0] >= 0.2 or (total is not None and done >= total):
+                last[0] = now
+                self.publish({"type": "viewer", "video": name, "stage": stage, "done": done,
+                              "total": total})
+
+        return RunWatch(progress=lambda done, total: tell("encode", done, total),
+                        head_progress=lambda done, total: tell("head", done, total))
 
     def _session(self) -> Any:
         from fsrun.session import ModelSession  # noqa: PLC0415
@@ -69,14 +111,23 @@ class Viewer:
         with self.lock:
             if key not in self.raw:
                 video = inside(self.root, name)
-                cfg = dataclasses.replace(self.template, video=video, stride=stride, crop=crop)
+                cfg = dataclasses.replace(self.template, video=video, stride=stride, crop=crop,
+                                          watch=self._watch(name))
                 self.raw[key] = self._session().positions(cfg)
             return self.raw[key]
 
-    def look(self, name: str, stride: int, crop: str, options: dict[str, Any]) -> dict[str, Any]:
-        """Everything the viewer draws for a video."""
+    def look(self, name: str, stride: int | None, crop: str,
+             options: dict[str, Any] | None) -> dict[str, Any]:
+        """Everything the viewer draws for a video. Without a stride and options: those of the
+        script fsrun wrote beside it (so the drawing starts where that run ended), else the
+        defaults."""
         video = inside(self.root, name)
         began = time.perf_counter()
+        written = script_options(default_output(video)) or {}
+        if options is None:
+            options = {k: v for k, v in written.items() if k != "stride"}
+        options = postprocess_options(options).as_dict()
+        stride = stride or int(written.get("stride") or self.template.stride)
         pts_ms, raw = self.positions(name, stride, crop)
         from fsrun.sources import probe  # noqa: PLC0415
 
@@ -86,6 +137,7 @@ class Viewer:
             "video": name, "duration_ms": round(info.duration_s * 1000),
             "width": info.width, "height": info.height, "codec": info.codec,
             "playable": (container, info.codec) in PLAYABLE,
+            "stride": stride, "options": options,
             "raw": {"at": [round(float(t), 1) for t in pts_ms],
                     "pos": [round(float(p) * 100, 2) for p in raw]},
             "actions": to_actions(pts_ms, raw, postprocess_options(options)),

@@ -98,6 +98,19 @@ document.querySelector("#train").addEventListener("click", async () => {
   document.querySelector("#train-status").textContent = answer.detail || answer.status;
 });
 
+function showModels(models) {
+  const pick = document.querySelector("#model-pick");
+  pick.replaceChildren(...models.choices.map((c) => el("option",
+    {value: c.name, disabled: !c.available, selected: c.name === models.current},
+    c.name === "trained" ? `trained on this folder's labels${c.available ? "" : " (none yet)"}`
+                         : `the one the studio started with (${c.path})`)));
+  const current = models.choices.find((c) => c.name === models.current);
+  if (current) document.querySelector("#model").textContent = current.path;
+}
+document.querySelector("#model-pick").addEventListener("change", async (e) => {
+  showModels(await studio.api("/api/model", {model: e.target.value}));
+});
+
 studio.listen((event) => {
   if (event.type === "job") {
     jobsById[event.job.id] = event.job;
@@ -117,7 +130,10 @@ studio.listen((event) => {
     const log = document.querySelector("#train-log");
     if (event.line) log.textContent = (log.textContent + event.line + "\n").split("\n").slice(-30).join("\n");
     if (event.status) document.querySelector("#train-status").textContent =
-      event.status === "done" ? `done: ${event.package}` : event.status;
+      event.status === "done" ? `done: ${event.package}; pick it below to use it` : event.status;
+    if (event.status === "done") studio.api("/api/model").then(showModels);
+  } else if (event.type === "model") {
+    showModels(event);
   }
 });
 
@@ -125,6 +141,7 @@ studio.listen((event) => {
   const info = await studio.api("/api/info");
   document.querySelector("#folder").textContent = info.folder;
   document.querySelector("#model").textContent = info.model;
+  showModels(await studio.api("/api/model"));
   const train = await studio.api("/api/train");
   if (train.missing) {
     document.querySelector("#train").disabled = true;

@@ -58,7 +58,7 @@ function draw() {
   }
   const step = niceStep(view.span / 8);
   for (let t = Math.ceil(view.start / step) * step; t <= view.start + view.span; t += step) {
-    const label = node("text", {x: xOf(t) - 10, y: h - 4}); label.textContent = studio.clock(t / 1000);
+    const label = node("text", {x: Math.min(xOf(t) - 10, w - PAD.right - 24), y: h - 4}); label.textContent = studio.clock(t / 1000);
     svg.append(label);
   }
   if (view.data) {
@@ -105,7 +105,8 @@ svg.addEventListener("mousedown", (e) => {
   if (target.classList.contains("point")) {
     remember();
     view.selected = Number(target.dataset.index);
-    drag = {kind: "point", moved: false};
+    const p = view.actions[view.selected];  // moves by the mouse's travel: a click moves nothing
+    drag = {kind: "point", moved: false, x: e.clientX, y: e.clientY, at: p.at, pos: p.pos};
   } else {
     drag = {kind: "pan", x: e.clientX, start: view.start, moved: false};
   }
@@ -116,8 +117,10 @@ window.addEventListener("mousemove", (e) => {
   const rect = svg.getBoundingClientRect();
   if (drag.kind === "point") {
     const p = view.actions[view.selected];
-    p.at = atOf(e.clientX - rect.left); p.pos = posOf(e.clientY - rect.top); clampPoint(p);
-    drag.moved = true;
+    p.at = drag.at + (atOf(e.clientX - rect.left) - atOf(drag.x - rect.left));
+    p.pos = drag.pos + (posOf(e.clientY - rect.top) - posOf(drag.y - rect.top));
+    clampPoint(p);
+    drag.moved = p.at !== drag.at || p.pos !== drag.pos;
   } else if (Math.abs(e.clientX - drag.x) > 3) {
     view.start = Math.max(0, drag.start - (e.clientX - drag.x) / rect.width * view.span);
     drag.moved = true;
@@ -220,15 +223,26 @@ function status(text, error) {
   const node = document.querySelector("#status");
   node.textContent = text; node.className = error ? "error" : "note";
 }
+function showOptions(data) {  // the controls show what the drawing was made with
+  document.querySelector("#stride").value = data.stride;
+  for (const id of ["min_amplitude", "rdp_epsilon", "offset_ms"]) document.querySelector(`#${id}`).value = data.options[id];
+  document.querySelector("#stretch_percentile").value = data.options.stretch_percentile ?? "";
+  document.querySelector("#invert").checked = data.options.invert;
+  document.querySelector("#raw").checked = data.options.raw;
+}
 async function load() {
   status("loading (the first look at a video encodes it into the cache) ...");
-  const query = new URLSearchParams({video, stride: stride(), options: JSON.stringify(options())});
+  const first = !view.data;
+  view.loading = true;
+  // The first look takes the stride and options of the script fsrun wrote beside the video.
+  const query = new URLSearchParams(first ? {video} : {video, stride: stride(), options: JSON.stringify(options())});
   if (cropValue()) query.set("crop", cropValue());
   try {
     const data = await studio.api(`/api/look?${query}`);
-    const first = !view.data;
     view.data = data;
-    view.actions = data.actions;
+    showOptions(data);
+    // Editing starts from the saved script where there is one, else from the model's track.
+    view.actions = first && data.script ? data.script.map((p) => ({...p})) : data.actions;
     view.undo = []; view.redo = []; view.selected = null;
     if (first) {
       view.span = Math.min(60000, data.duration_ms || 60000);
@@ -237,9 +251,10 @@ async function load() {
     }
     view.cropShown = data.crop;
     await showCompare();
-    status(`server: ${(data.seconds * 1000).toFixed(0)} ms`);
+    status(`${first && data.script ? "the saved script; " : ""}server: ${(data.seconds * 1000).toFixed(0)} ms`);
     draw();
   } catch (error) { status(error.message, true); }
+  view.loading = false;
 }
 async function redo() {
   try {
@@ -275,7 +290,7 @@ async function save(kind) {
 for (const id of ["min_amplitude", "rdp_epsilon", "stretch_percentile", "invert", "offset_ms", "raw"]) {
   document.querySelector(`#${id}`).addEventListener("change", redo);
 }
-document.querySelector("#stride").addEventListener("change", redo);
+document.querySelector("#stride").addEventListener("change", load);  // new raw positions: the head runs
 document.querySelector("#compare").addEventListener("change", async () => { await showCompare(); draw(); });
 document.querySelector("#crop").addEventListener("change", (e) => { view.crop = e.target.value; if (view.crop !== "box") load(); });
 document.querySelector("#save-crop").addEventListener("click", async () => {
@@ -287,6 +302,11 @@ document.querySelector("#save-script").addEventListener("click", () => save("scr
 document.querySelector("#save-truth").addEventListener("click", () => save("truth"));
 window.addEventListener("resize", draw);
 
+studio.listen((event) => {
+  if (event.type !== "viewer" || event.video !== video || !view.loading) return;
+  const what = event.stage === "encode" ? "frames encoded" : "windows through the head";
+  status(`${event.done}${event.total ? " / " + event.total : ""} ${what} ...`);
+});
 document.querySelector("#name").textContent = video;
 load();
 requestAnimationFrame(follow);

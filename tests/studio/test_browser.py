@@ -1,0 +1,148 @@
+"""The studio in a real browser (headless Chromium through Selenium): queue a clip from the
+library page and watch it finish there, open it in the viewer, check that the points drawn are
+the file's actions, drag one, save, and read the file back. Screenshots of both pages go to
+FSRUN_STUDIO_SCREENSHOTS when it names a folder (docs/ keeps the ones README shows).
+
+Needs Debian's `chromium` and `chromium-driver` (.ci/run installs them); skipped without them,
+failed instead with FSRUN_REQUIRE_BROWSER=1."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fsrun.funscript import read_funscript
+from fsrun.groundtruth.seeds import seed
+from fsrun.groundtruth.synth.cli import write_clips
+from fsrun.studio.viewer import EDITED_BY
+
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
+
+
+def _browser_or_skip():
+    missing = [p for p in CHROMIUM if not Path(p).exists()]
+    try:
+        from selenium import webdriver  # noqa: PLC0415
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        why = f"needs {', '.join(missing)} (apt-get install chromium chromium-driver)"
+        if os.environ.get("FSRUN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"FSRUN_REQUIRE_BROWSER=1 but the browser test {why}")
+        pytest.skip(why)
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1400,1000", "--mute-audio", "--hide-scrollbars"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(CHROMIUM[1]), options=options)
+
+
+@pytest.fixture
+def shelf(tmp_path: Path) -> Path:
+    """A small library: one 12 s clip to script and edit, two short ones beside it."""
+    folder = tmp_path / "shelf"
+    write_clips(folder, 1, 12.0, ["30"], ["h264"], seed("tests-studio", 10), (320, 240))
+    write_clips(folder, 2, 3.0, ["30"], ["h264"], seed("tests-studio", 20), (96, 72))
+    for truth in sorted(folder.glob("*.truth.funscript"))[1:]:
+        truth.unlink()  # the library then shows both states
+    return folder
+
+
+@pytest.fixture
+def served(shelf: Path, demo_package: Path, tmp_path: Path):
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fsrun.cli", "studio", str(shelf), "--model", str(demo_package),
+         "--no-browser", "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = server.stdout.readline()
+    found = re.search(r"http://\S+/\?token=\S+", line)
+    try:
+        assert found, f"no address in {line!r}"
+        yield found.group(0)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+def _screenshot(driver, name: str) -> None:
+    folder = os.environ.get("FSRUN_STUDIO_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(Path(folder) / name))
+
+
+def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains  # noqa: PLC0415
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    name = sorted(p.name for p in shelf.glob("*.mp4") if "_860010_" in p.name)[0]
+    script = (shelf / name).with_suffix(".funscript")
+    driver = _browser_or_skip()
+    wait = WebDriverWait(driver, 60)
+    try:
+        driver.get(served)
+        row = f'#videos tr[data-video="{name}"]'
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+        wait.until(lambda d: "..." not in d.find_element(By.CSS_SELECTOR, row).text)  # durations
+        driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
+        driver.find_element(By.ID, "queue").click()
+        # The page hears the job finish (server-sent events), and the library shows the script.
+        wait.until(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, '#jobs tr[data-status="done"]')))
+        wait.until(lambda d: "fsrun:" in d.find_element(By.CSS_SELECTOR, f"{row} td.script").text)
+        assert script.exists()
+        written = read_funscript(script)["actions"]
+        _screenshot(driver, "studio-library.png")
+
+        driver.find_element(By.CSS_SELECTOR, f"{row} a.open").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#timeline circle.point")) > 0)
+        driver.execute_script("studio.view.span = 12000; studio.view.start = 0;")
+        driver.execute_script("window.dispatchEvent(new Event('resize'))")
+        circles = driver.find_elements(By.CSS_SELECTOR, "#timeline circle.point")
+        drawn = [{"at": int(float(c.get_attribute("data-at"))),
+                  "pos": int(float(c.get_attribute("data-pos")))} for c in circles]
+        assert drawn == written
+        # The model's track redrawn with the script's own options is the same script.
+        assert driver.execute_script("return studio.view.data.actions") == written
+        raw_points = driver.execute_script("return studio.view.data.raw.at.length")
+        assert raw_points == 360
+        # Compare mode: the clip's truth drawn over the script, with r and lag.
+        from selenium.webdriver.support.ui import Select  # noqa: PLC0415
+
+        Select(driver.find_element(By.ID, "compare")).select_by_value("truth")
+        wait.until(lambda d: "Pearson r" in d.find_element(By.ID, "agreement").text)
+        r = float(driver.find_element(By.ID, "agreement").text.split()[2].rstrip(","))
+        assert 0.5 < r <= 1.0  # the demo model follows the synthetic clips it was made for
+        _screenshot(driver, "studio-viewer.png")
+
+        # Drag the third point down by a quarter of the plot; nothing else moves.
+        index = 2
+        target = driver.find_elements(By.CSS_SELECTOR, "#timeline circle.point")[index]
+        ActionChains(driver).click_and_hold(target).move_by_offset(0, 40).release().perform()
+        moved = driver.execute_script("return studio.view.actions")
+        assert moved[index]["at"] == written[index]["at"]
+        assert moved[index]["pos"] < written[index]["pos"] or written[index]["pos"] == 0
+        assert moved[:index] + moved[index + 1:] == written[:index] + written[index + 1:]
+        driver.find_element(By.ID, "undo").click()
+        assert driver.execute_script("return studio.view.actions") == written
+        driver.find_element(By.ID, "redo").click()
+        assert driver.execute_script("return studio.view.actions") == moved
+
+        driver.find_element(By.ID, "save-script").click()  # a script exists: the page asks first
+        wait.until(ec.alert_is_present())
+        driver.switch_to.alert.accept()
+        wait.until(lambda d: "saved" in d.find_element(By.ID, "status").text)
+        saved = read_funscript(script)
+        assert saved["actions"] == moved
+        assert saved["metadata"]["generator"]["name"] == EDITED_BY
+    finally:
+        driver.quit()

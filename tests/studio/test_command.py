@@ -1,0 +1,96 @@
+"""`fsrun studio` as a person starts it: a real server on a free loopback port, the address
+with its token printed, the browser left alone with --no-browser, Ctrl-C stopping it; without
+the extra, the one line naming it (exit 6)."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from fsrun import cli
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_studio_serves_on_loopback_with_its_token(library: Path, demo_package: Path,
+                                                  tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fsrun.cli", "studio", str(library), "--model",
+         str(demo_package), "--no-browser", "--cache-dir", str(tmp_path / "cache")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=(\S+)", line)
+        assert found, line
+        base, port, token = found.group(1), int(found.group(2)), found.group(3)
+        assert port > 0
+        status, body = _get(f"{base}/?token={token}")
+        assert status == 200 and b"fsrun studio" in body
+        assert _get(f"{base}/api/library")[0] == 403
+        status, body = _get(f"{base}/api/library", {"x-studio-token": token})
+        assert status == 200 and b".mp4" in body
+        # Only loopback: the machine's other addresses do not answer.
+        import socket  # noqa: PLC0415
+
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None,
+                                                          socket.AF_INET)} - {"127.0.0.1"}
+            for address in sorted(a for a in others if not a.startswith("127."))[:1]:
+                assert probe.connect_ex((address, port)) != 0
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            pytest.fail("the studio did not stop on Ctrl-C")
+
+
+def test_studio_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["studio", str(tmp_path / "nowhere"), "--no-browser"]) == 3
+    assert "not a folder" in capsys.readouterr().err
+
+
+def test_studio_without_the_extra_names_it(tmp_path: Path) -> None:
+    code = ("import sys; sys.modules['starlette'] = None; from fsrun import cli; "
+            f"sys.exit(cli.main(['studio', {str(tmp_path)!r}, '--no-browser']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 6, done.stderr
+    assert "fsrun[studio]" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_listening_elsewhere_warns(library: Path, demo_package: Path, tmp_path: Path) -> None:
+    """--host 0.0.0.0 is allowed, with a warning; the token still guards it."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fsrun.cli", "studio", str(library), "--model",
+         str(demo_package), "--no-browser", "--host", "0.0.0.0", "--cache-dir",
+         str(tmp_path / "cache")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        port = int(re.search(r":(\d+)/", line).group(1))
+        deadline = time.monotonic() + 10
+        warning = ""
+        while "WARNING" not in warning and time.monotonic() < deadline:
+            warning += server.stderr.readline()
+        assert "other machines can reach it" in warning
+        assert _get(f"http://127.0.0.1:{port}/api/info")[0] == 403
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
