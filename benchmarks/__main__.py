@@ -124,10 +124,7 @@ def run(packages, variants, packages_dir, build_missing, out, clips_dir, backend
         rss_factor, spin_variants, graph_resize_variants, spin_rounds, threads, torch_eager,
         append, notes, precisions) -> None:
     """Measure every package on every available backend and write the report."""
-    try:
-        width, height = (int(v) for v in size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"--size must be WIDTHxHEIGHT, got {size!r}") from None
+    width, height = _size(size)
     cfg = BenchConfig(
         packages=resolve_packages(packages, variants, packages_dir, build_missing),
         out=out or HERE / "results" / machine_name(), clips_dir=clips_dir,

@@ -123,10 +123,7 @@ def int8(packages, recipes, calibrate, calibration_frames, clip_size, clip_secon
     from benchmarks.experiments.int8_configs import HELD_OUT_SEED, Int8BenchConfig, measure, write  # noqa: PLC0415
 
     chosen = list(RECIPES) if recipes.strip() == "all" else (_names(recipes) or [DEFAULT_RECIPE])
-    try:
-        width, height = (int(v) for v in clip_size.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"--clip-size must be WIDTHxHEIGHT, got {clip_size!r}") from None
+    width, height = _size(clip_size)
     cfg = Int8BenchConfig(
         packages=list(packages), recipes=chosen,
         calibration=CalibrationConfig(videos=calibrate, frames=calibration_frames),
@@ -199,7 +196,7 @@ def int8_isa(package, cpus, frames, clip_size, out, name) -> None:
 
     if shutil.which("qemu-x86_64") is None:
         raise click.UsageError("qemu-x86_64 not found: install Debian's qemu-user")
-    width, height = (int(v) for v in clip_size.lower().split("x"))
+    width, height = _size(clip_size)
     meta = load_package(package).meta
     with tempfile.TemporaryDirectory(prefix="fsrun-int8-isa-clips-") as scratch:
         clips = render_synth_clips(Path(scratch), SynthClips(count=2, seconds=3.0,

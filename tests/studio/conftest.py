@@ -1,8 +1,14 @@
 """A folder of short synthetic clips with their truth, and the studio serving it."""
 from __future__ import annotations
 
+import contextlib
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -74,3 +80,26 @@ def videos_in(folder: Path) -> list[str]:
 
 def token_headers(studio) -> dict[str, str]:
     return {"x-studio-token": studio.token}
+
+
+@contextlib.contextmanager
+def serve(folder: Path, package: Path, cache: Path, *extra: str) -> Iterator[tuple[str, object]]:
+    """`fsrun studio FOLDER --no-browser` in a process of its own: (the address it printed,
+    with its token; the process). Stopped with Ctrl-C's signal afterwards, as a person would;
+    a studio that does not stop fails the test."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fsrun.cli", "studio", str(folder), "--model", str(package),
+         "--no-browser", "--cache-dir", str(cache), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        found = re.search(r"http://\S+/\?token=\S+", line)
+        assert found, f"no address in {line!r}: {server.stderr.read() if server.poll() else ''}"
+        yield found.group(0), server
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            pytest.fail("the studio did not stop on Ctrl-C")

@@ -8,17 +8,16 @@ failed instead with FSRUN_REQUIRE_BROWSER=1."""
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
 from fsrun.funscript import read_funscript
 from fsrun.groundtruth.seeds import seed
 from fsrun.groundtruth.synth.cli import write_clips
 from fsrun.studio.viewer import EDITED_BY
+
+from .conftest import serve
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
 
@@ -57,18 +56,8 @@ def shelf(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def served(shelf: Path, demo_package: Path, tmp_path: Path):
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fsrun.cli", "studio", str(shelf), "--model", str(demo_package),
-         "--no-browser", "--cache-dir", str(tmp_path / "cache")],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = server.stdout.readline()
-    found = re.search(r"http://\S+/\?token=\S+", line)
-    try:
-        assert found, f"no address in {line!r}"
-        yield found.group(0)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
+    with serve(shelf, demo_package, tmp_path / "cache") as (address, _):
+        yield address
 
 
 def _screenshot(driver, name: str) -> None:

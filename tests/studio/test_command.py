@@ -3,9 +3,8 @@ with its token printed, the browser left alone with --no-browser, Ctrl-C stoppin
 the extra, the one line naming it (exit 6)."""
 from __future__ import annotations
 
-import os
 import re
-import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +13,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from fsrun import cli
+
+from .conftest import serve
 
 
 def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -28,15 +30,9 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
 
 def test_studio_serves_on_loopback_with_its_token(library: Path, demo_package: Path,
                                                   tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fsrun.cli", "studio", str(library), "--model",
-         str(demo_package), "--no-browser", "--cache-dir", str(tmp_path / "cache")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        line = server.stdout.readline()
-        found = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=(\S+)", line)
-        assert found, line
+    with serve(library, demo_package, tmp_path / "cache") as (address, _):
+        found = re.search(r"(http://127\.0\.0\.1:(\d+))/\?token=(\S+)", address)
+        assert found, address
         base, port, token = found.group(1), int(found.group(2)), found.group(3)
         assert port > 0
         status, body = _get(f"{base}/?token={token}")
@@ -45,21 +41,12 @@ def test_studio_serves_on_loopback_with_its_token(library: Path, demo_package: P
         status, body = _get(f"{base}/api/library", {"x-studio-token": token})
         assert status == 200 and b".mp4" in body
         # Only loopback: the machine's other addresses do not answer.
-        import socket  # noqa: PLC0415
-
         with socket.socket() as probe:
             probe.settimeout(2)
             others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None,
                                                           socket.AF_INET)} - {"127.0.0.1"}
-            for address in sorted(a for a in others if not a.startswith("127."))[:1]:
-                assert probe.connect_ex((address, port)) != 0
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            pytest.fail("the studio did not stop on Ctrl-C")
+            for other in sorted(a for a in others if not a.startswith("127."))[:1]:
+                assert probe.connect_ex((other, port)) != 0
 
 
 def test_studio_refuses_a_missing_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -78,19 +65,12 @@ def test_studio_without_the_extra_names_it(tmp_path: Path) -> None:
 
 def test_listening_elsewhere_warns(library: Path, demo_package: Path, tmp_path: Path) -> None:
     """--host 0.0.0.0 is allowed, with a warning; the token still guards it."""
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fsrun.cli", "studio", str(library), "--model",
-         str(demo_package), "--no-browser", "--host", "0.0.0.0", "--cache-dir",
-         str(tmp_path / "cache")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline()
-        port = int(re.search(r":(\d+)/", line).group(1))
+    with serve(library, demo_package, tmp_path / "cache", "--host", "0.0.0.0") as (address,
+                                                                                   server):
+        port = int(re.search(r":(\d+)/", address).group(1))
         deadline = time.monotonic() + 10
         warning = ""
         while "WARNING" not in warning and time.monotonic() < deadline:
             warning += server.stderr.readline()
         assert "other machines can reach it" in warning
         assert _get(f"http://127.0.0.1:{port}/api/info")[0] == 403
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)

@@ -13,15 +13,7 @@ import numpy as np
 import pytest
 
 from tools.gpu_kit import device
-from tools.gpu_kit.chunks import (
-    MANIFEST,
-    KitError,
-    Manifest,
-    MiB,
-    Receiver,
-    plan_chunks,
-    write_kit,
-)
+from tools.gpu_kit.chunks import MANIFEST, KitError, Manifest, MiB, Receiver, plan_chunks, write_kit
 from tools.gpu_kit.download import chunk_budget, requirements, tree_bytes
 from tools.gpu_kit.stages import REQUIREMENTS, STAGES
 

@@ -126,7 +126,7 @@ class Claim:
             return False
         except OSError as exc:
             raise OutputError(f"{self.output.parent}: cannot write there "
-                              f"({exc.strerror or exc})") from None
+                              f"({os_reason(exc)})") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
                 json.dump(self.owner.__dict__, f)
@@ -150,7 +150,7 @@ class Claim:
             raise ClaimHeld(self.path, read_owner(self.path)) from None
         except OSError as exc:
             raise OutputError(f"{self.output.parent}: cannot write there "
-                              f"({exc.strerror or exc})") from None
+                              f"({os_reason(exc)})") from None
         os.close(fd)
         try:
             # Check again under the takeover file: the owner may have finished meanwhile.

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 import fsrun
+from fsrun.atomic import os_reason
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
 from fsrun.errors import FsError, Interrupted, OutputError, UsageError
 from fsrun.memory import limit_malloc_arenas
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"fsrun: error: {where}{exc.strerror or exc}", err=True)
+        click.echo(f"fsrun: error: {where}{os_reason(exc)}", err=True)
         return OutputError.exit_code
     except Exception as exc:  # noqa: BLE001 - unexpected: one line unless --debug
         if debug:

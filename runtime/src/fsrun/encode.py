@@ -139,7 +139,7 @@ def encode_frames(job: EncodeJob, sampler: TimestampSampler, store: Store, encod
             progress.update(len(batch))
             # Safe point: this batch is in the store, so a stop here loses nothing cached.
             raise_if_interrupted(_stopped_note(store))
-            _watched(job, store.frames)
+            _watched(job, store)
     except KeyboardInterrupt:
         raise Interrupted(f"stopped; {_stopped_note(store)}") from None
     finally:
@@ -172,15 +172,15 @@ def _append(store: Store, embeddings: np.ndarray, pts_ms: np.ndarray,
         return memory
 
 
-def _watched(job: EncodeJob, done: int) -> None:
+def _watched(job: EncodeJob, store: Store) -> None:
     """Tell the watcher how far the run is; stop when it asks (Interrupted: nothing written)."""
     watch = job.watch
     if watch is None:
         return
     if watch.progress is not None:
-        watch.progress(done, job.total_hint)
+        watch.progress(store.frames, job.total_hint)
     if watch.cancelled is not None and watch.cancelled():
-        raise Interrupted(f"cancelled; {done} frames cached, run again to resume")
+        raise Interrupted(f"cancelled; {_stopped_note(store)}")
 
 
 def _stopped_note(store: Store) -> str:

@@ -17,15 +17,8 @@ from typing import Callable, Iterable
 
 from fsrun.atomic import os_reason
 from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
-from fsrun.errors import (
-    FsError,
-    InputError,
-    Interrupted,
-    MissingDependencyError,
-    ModelError,
-    OutputError,
-    UsageError,
-)
+from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
+                          OutputError, UsageError)
 from fsrun.funscript import default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.runconfig import RunConfig
@@ -186,7 +179,7 @@ def process_one(session: ModelSession, video: Path, output: Path, template: RunC
     try:
         output.parent.mkdir(parents=True, exist_ok=True)  # under --output-dir: the mirrored tree
     except OSError as exc:
-        error = OutputError(f"{output.parent}: cannot create ({exc.strerror or exc})")
+        error = OutputError(f"{output.parent}: cannot create ({os_reason(exc)})")
         return FileOutcome(video, FAILED, str(error), exit_code=error.exit_code, error=error)
     claim = Claim(output, stale_after_s=stale_after_s)
     try:

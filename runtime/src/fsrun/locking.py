@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from fsrun.atomic import os_reason
+
 try:
     import fcntl
 except ImportError:  # Windows
@@ -91,7 +93,7 @@ def _try_lock(fd: int) -> bool:
     except OSError as exc:
         if exc.errno in (errno.EACCES, errno.EAGAIN, getattr(errno, "EDEADLOCK", errno.EDEADLK)):
             return False
-        raise LockUnavailable(f"cannot lock {exc.strerror or exc}") from None
+        raise LockUnavailable(f"cannot lock {os_reason(exc)}") from None
     return True
 
 

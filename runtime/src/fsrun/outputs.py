@@ -87,7 +87,7 @@ def _write_problem(folder: Path) -> str | None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        return str(exc.strerror or exc)
+        return os_reason(exc)
     return None
 
 

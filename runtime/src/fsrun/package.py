@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from fsrun.atomic import os_reason
 from fsrun.errors import ModelError, OutputError
 from fsrun.onnx_header import OnnxHeaderError, TensorDecl, read_header
 
@@ -173,7 +174,7 @@ def write_package_dir(target: Path, fill: Callable[[Path], ModelMeta], force: bo
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     except OSError as exc:
-        raise OutputError(f"{target.parent}: cannot write there ({exc.strerror or exc})") \
+        raise OutputError(f"{target.parent}: cannot write there ({os_reason(exc)})") \
             from None
     try:
         meta = fill(staging)
@@ -188,7 +189,7 @@ def write_package_dir(target: Path, fill: Callable[[Path], ModelMeta], force: bo
             shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(f"{target}: cannot write the package ({exc.strerror or exc})") \
+        raise OutputError(f"{target}: cannot write the package ({os_reason(exc)})") \
             from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -207,8 +207,8 @@ def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
     """The plan for a run: every "auto" in cfg resolved. Reads the package's meta.json (not its
     hashes; the session verifies those) unless the loaded package is passed; `resolved` is
     resolve_model's answer when the caller has it already (its notice is kept)."""
-    requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)  # checked by
-    # RunConfig itself
+    # RunConfig checked each of these against its choices when it was made.
+    requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
         raise UsageError(DECODER_RULES["resize"].format(decoder=cfg.decoder))
     model, notice = resolved or resolve_model(cfg.model, cfg.model_fps)

@@ -7,9 +7,9 @@ follow the curve between them. Range stretch, invert and a time offset come afte
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -40,6 +40,13 @@ class PostprocessOptions:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> PostprocessOptions:
+        """The post-processing options among a mapping's keys (a studio job's options, a
+        script's metadata); every other key is ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names})
 
 
 def stretch_range(pos: np.ndarray, percentile: float) -> np.ndarray:

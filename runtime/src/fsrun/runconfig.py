@@ -12,6 +12,7 @@ from fsrun.crop import parse_crop
 from fsrun.errors import UsageError
 from fsrun.outputs import Protected
 from fsrun.postprocess import PostprocessOptions
+from fsrun.sampling import TimeRange
 from fsrun.sources import DECODER_CHOICES
 
 # Where frames are resized to the model's input size. source: swscale in the PyAV decoder (on
@@ -89,8 +90,7 @@ class RunConfig:
             if getattr(self, name) < least:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {least}, got "
                                  f"{getattr(self, name)}")
-        if self.start < 0 or (self.end is not None and self.end <= self.start):
-            raise UsageError(f"--start {self.start:g} and --end {self.end} give no time range")
+        TimeRange(self.start, self.end)  # its rules: --start >= 0, --end after --start
         if self.model_fps is not None and not self.model_fps > 0:
             raise UsageError(f"--fps must be positive, got {self.model_fps}")
         parse_crop(self.crop)  # a crop that parses nowhere is refused here

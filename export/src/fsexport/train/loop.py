@@ -20,15 +20,8 @@ import torch.nn.functional as F
 from fsexport.model import WindowModel, calibrate_batchnorm, create_model
 from fsexport.train.augment import AugmentConfig, Augmenter
 from fsexport.train.batches import WindowBatches
-from fsexport.train.dataset import (
-    DecodedVideo,
-    WindowRef,
-    decode_pair,
-    find_pairs,
-    fixed_windows,
-    random_windows,
-    split_by_video,
-)
+from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs, fixed_windows,
+                                    random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, train_frames
 from fsexport.variants import Variant, get_variant

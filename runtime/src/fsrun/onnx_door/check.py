@@ -11,17 +11,8 @@ import onnx
 from fsrun.errors import ModelError
 from fsrun.onnx_door import surgery
 from fsrun.package import GRAPH_FILES
-from fsrun.parity import (
-    BATCHES,
-    FP32_TOLERANCE,
-    SPLIT_TOLERANCE,
-    ParityReport,
-    allowed_diff,
-    frame_sizes,
-    ort_session,
-    run_first,
-    seeded_frames,
-)
+from fsrun.parity import (BATCHES, FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,
+                          frame_sizes, ort_session, run_first, seeded_frames)
 
 KEEP_FP32 = ["Resize", "Cast"]  # ops the fp16 graphs keep in float32: the uint8 front
 CONTROL_FLOW = {"Loop", "Scan", "If"}  # the float16 converter cannot rewrite their bodies

@@ -8,16 +8,11 @@ from typing import Callable
 
 import fsrun
 from fsrun import config as user_config
+from fsrun.atomic import os_reason
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
 from fsrun.locking import FileLock
-from fsrun.package import (
-    FORMAT_VERSION,
-    GRAPH_FILES,
-    META_NAME,
-    ModelMeta,
-    sha256_file,
-    write_package_dir,
-)
+from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
+                           write_package_dir)
 
 Log = Callable[[str], None]
 ONNX_SUFFIX = ".onnx"
@@ -158,7 +153,7 @@ def cached_package(source: Path | str, fps: float | None, log: Log | None = None
         locks.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ModelError(f"{packages_dir()}: cannot keep the package cut from {source.name} "
-                         f"there ({exc.strerror or exc}); set $FSRUN_CACHE_DIR or use "
+                         f"there ({os_reason(exc)}); set $FSRUN_CACHE_DIR or use "
                          "`fsexport import`") from None
     with FileLock(locks / f"{target.name}.lock"):
         if (target / META_NAME).is_file():  # made by another process meanwhile

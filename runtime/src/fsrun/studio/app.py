@@ -19,16 +19,12 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import (
-    FileResponse,
-    JSONResponse,
-    PlainTextResponse,
-    Response,
-    StreamingResponse,
-)
+from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, Response,
+                                 StreamingResponse)
 from starlette.routing import Route
 
 import fsrun
+from fsrun.crop import parse_crop
 from fsrun.errors import FsError
 from fsrun.runconfig import RunConfig
 from fsrun.studio import security
@@ -260,8 +256,6 @@ def build_app(studio: Studio) -> Starlette:
         name = body.get("video", "")
         security.inside(studio.root, name)
         crop = str(body.get("crop", "full"))
-        from fsrun.crop import parse_crop  # noqa: PLC0415
-
         parse_crop(crop)  # a crop no run could use is refused now
         return JSONResponse(studio.state.set_settings(name, {"crop": crop}))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from fsrun.atomic import os_reason
 from fsrun.errors import InputError, MissingDependencyError, UsageError
 from fsrun.runconfig import RunConfig
 from fsrun.studio.security import LOOPBACK
@@ -35,7 +36,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+        raise UsageError(f"cannot listen on {host}:{port} ({os_reason(exc)})") from None
     sock.listen(128)
     return sock
 

@@ -26,12 +26,11 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 # The per-job options a person may set; everything else is the session's.
 JOB_OPTIONS = ("stride", "crop", "force", "raw", "min_amplitude", "rdp_epsilon",
                "stretch_percentile", "invert", "offset_ms")
-POSTPROCESS_FIELDS = {f.name for f in dataclasses.fields(PostprocessOptions)}
 
 
 def run_config(template: RunConfig, video: Path, options: dict[str, Any]) -> RunConfig:
     """The RunConfig of one job: the session's template, the video, the job's options."""
-    post = PostprocessOptions(**{k: v for k, v in options.items() if k in POSTPROCESS_FIELDS})
+    post = PostprocessOptions.from_options(options)
     per_video = {k: options[k] for k in ("stride", "crop", "force") if k in options}
     return dataclasses.replace(template, video=video, postprocess=post, **per_video)
 

@@ -18,20 +18,13 @@ from typing import Any, Callable
 import numpy as np
 
 import fsrun
-from fsrun.funscript import (
-    TRUTH_SUFFIX,
-    build_funscript,
-    default_output,
-    fsrun_metadata,
-    read_funscript,
-    truth_path,
-    write_funscript,
-)
+from fsrun.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsrun_metadata,
+                             read_funscript, truth_path, write_funscript)
 from fsrun.groundtruth.metrics import compare
-from fsrun.outputs import Protected, load_json_object
+from fsrun.outputs import Protected
 from fsrun.postprocess import PostprocessOptions, to_actions
 from fsrun.runconfig import RunConfig, RunWatch
-from fsrun.studio.jobs import POSTPROCESS_FIELDS
+from fsrun.sources import probe
 from fsrun.studio.security import inside
 
 # Browsers play these in <video>; anything else is shown as the frame at the cursor.
@@ -41,24 +34,16 @@ FRAME_WIDTH = 640  # frames sent for the cursor are scaled to at most this wide
 EDITED_BY = "fsrun studio (edited by hand)"  # generator of a script a person saved
 
 
-def postprocess_options(options: dict[str, Any]) -> PostprocessOptions:
-    return PostprocessOptions(**{k: v for k, v in options.items() if k in POSTPROCESS_FIELDS})
-
-
-def script_options(path: Path) -> dict[str, Any] | None:
-    """The stride and post-processing options of a script fsrun wrote (None for any other)."""
-    meta = fsrun_metadata(load_json_object(path)) if path.is_file() else None
-    options = meta.get("options") if meta is not None else None
-    if not isinstance(options, dict):
-        return None
-    return {k: v for k, v in options.items() if k in POSTPROCESS_FIELDS or k == "stride"}
-
-
-def actions_of(path: Path) -> list[dict[str, int]] | None:
+def read_script(path: Path) -> tuple[list[dict[str, int]] | None, dict[str, Any]]:
+    """(actions, options) of the funscript at path: None when there is none; the options
+    (stride, post-processing) only when fsrun wrote it, else {}."""
     if not path.is_file():
-        return None
-    return [{"at": int(a["at"]), "pos": int(round(a["pos"]))}
-            for a in read_funscript(path, strict=False)["actions"]]
+        return None, {}
+    doc = read_funscript(path, strict=False)
+    actions = [{"at": int(a["at"]), "pos": int(round(a["pos"]))} for a in doc["actions"]]
+    meta = fsrun_metadata(doc)
+    options = meta.get("options") if meta is not None else None
+    return actions, options if isinstance(options, dict) else {}
 
 
 class Viewer:
@@ -123,26 +108,22 @@ class Viewer:
         defaults."""
         video = inside(self.root, name)
         began = time.perf_counter()
-        written = script_options(default_output(video)) or {}
-        if options is None:
-            options = {k: v for k, v in written.items() if k != "stride"}
-        options = postprocess_options(options).as_dict()
+        script, written = read_script(default_output(video))
+        post = PostprocessOptions.from_options(written if options is None else options)
         stride = stride or int(written.get("stride") or self.template.stride)
         pts_ms, raw = self.positions(name, stride, crop)
-        from fsrun.sources import probe  # noqa: PLC0415
-
         info = probe(video)
         container = video.suffix.lower().lstrip(".")
         return {
             "video": name, "duration_ms": round(info.duration_s * 1000),
             "width": info.width, "height": info.height, "codec": info.codec,
             "playable": (container, info.codec) in PLAYABLE,
-            "stride": stride, "options": options,
+            "stride": stride, "options": post.as_dict(),
             "raw": {"at": [round(float(t), 1) for t in pts_ms],
                     "pos": [round(float(p) * 100, 2) for p in raw]},
-            "actions": to_actions(pts_ms, raw, postprocess_options(options)),
-            "script": actions_of(default_output(video)),
-            "truth": actions_of(truth_path(video)),
+            "actions": to_actions(pts_ms, raw, post),
+            "script": script,
+            "truth": read_script(truth_path(video))[0],
             "seconds": round(time.perf_counter() - began, 4),
         }
 
@@ -150,7 +131,7 @@ class Viewer:
         """Post-processing again from the positions in memory (a stride runs the head)."""
         began = time.perf_counter()
         pts_ms, raw = self.positions(name, stride, crop)
-        actions = to_actions(pts_ms, raw, postprocess_options(options))
+        actions = to_actions(pts_ms, raw, PostprocessOptions.from_options(options))
         return {"actions": actions, "seconds": round(time.perf_counter() - began, 4)}
 
     def agreement(self, name: str, first: list[dict], second: list[dict]) -> dict[str, Any]:
