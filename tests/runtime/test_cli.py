@@ -64,7 +64,7 @@ def test_explicit_run_command_and_options(video: Path, demo_package: Path,
     (["{video}", "--start", "5", "--end", "2"], 2, "--end"),
     (["{video}", "--start", "60"], 2, "past the end"),
     (["{video}", "--backend", "gpu"], 2, "gpu"),
-    (["{video}", "--model", "{missing_model}"], 4, "model package not found"),
+    (["{video}", "--model", "{missing_model}"], 4, "no such model"),
 ])
 def test_errors_are_one_line_with_their_exit_code(args: list[str], code: int, fragment: str,
                                                   video: Path, demo_package: Path,

@@ -217,6 +217,9 @@ def test_model_resolution_order(demo_package: Path, tmp_path: Path,
     assert resolve_model(None) == (demo_package.resolve(), None)
     monkeypatch.setenv("FSRUN_MODEL", str(tmp_path / "env.fsmodel"))
     assert resolve_model(None) == (tmp_path / "env.fsmodel", None)
+    with pytest.raises(ModelError, match="no such model"):
+        resolve_model(tmp_path / "x")
+    (tmp_path / "x").mkdir()
     assert resolve_model(tmp_path / "x")[0] == tmp_path / "x"
     demo = tmp_path / "demo.fsmodel"
     demo.mkdir()

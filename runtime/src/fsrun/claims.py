@@ -125,7 +125,7 @@ class Claim:
         except FileExistsError:
             return False
         except OSError as exc:
-            raise OutputError(f"{self.output.parent}: cannot write there "
+            raise OutputError(f"{self.path}: cannot make the claim for {self.output.name} "
                               f"({os_reason(exc)})") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -149,7 +149,7 @@ class Claim:
                 lock.unlink(missing_ok=True)
             raise ClaimHeld(self.path, read_owner(self.path)) from None
         except OSError as exc:
-            raise OutputError(f"{self.output.parent}: cannot write there "
+            raise OutputError(f"{lock}: cannot make the claim for {self.output.name} "
                               f"({os_reason(exc)})") from None
         os.close(fd)
         try:

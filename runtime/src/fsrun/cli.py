@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 import sys
 import traceback
@@ -119,8 +120,21 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
         for part in value.split(":"):
             total = total * 60 + float(part)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a time (seconds or [H:]M:S)") from None
+        total = math.nan
+    if not math.isfinite(total):  # nan, inf, 1e999: no time a video has
+        raise click.BadParameter(f"{value!r} is not a time (seconds or [H:]M:S)")
     return total
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange also lets nan and inf through (no comparison refuses them)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 @cli.command(DEFAULT_COMMAND)
@@ -130,7 +144,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
                    "S, 3] 0-255 in, [B, 60] out), cut into a package in the user cache the "
                    "first time. Default: $FSRUN_MODEL, the default set by `fsexport build`, "
                    "then the bundled demo.")
-@click.option("--fps", "model_fps", type=click.FloatRange(min=1, max=240), default=None,
+@click.option("--fps", "model_fps", type=FiniteFloatRange(min=1, max=240), default=None,
               help="With a .onnx --model: the frame rate it was trained at [default: 30] (the "
                    "file does not record it).")
 @click.option("--output", "-o", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -153,12 +167,12 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--start", callback=_seconds, default=None, help="Start time (s or [H:]M:S).")
 @click.option("--end", callback=_seconds, default=None, help="End time (s or [H:]M:S).")
 @click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
-@click.option("--min-amplitude", type=click.FloatRange(0, 100), default=10.0, show_default=True,
+@click.option("--min-amplitude", type=FiniteFloatRange(0, 100), default=10.0, show_default=True,
               help="Peaks and valleys closer than this (0-100) are merged.")
-@click.option("--rdp", "rdp_epsilon", type=click.FloatRange(0, 100), default=DEFAULT_RDP_EPSILON,
+@click.option("--rdp", "rdp_epsilon", type=FiniteFloatRange(0, 100), default=DEFAULT_RDP_EPSILON,
               show_default=True,
               help="Also keep the points that bend a stroke more than this (0-100; 0 = off).")
-@click.option("--stretch", type=click.FloatRange(min=0, max=49.9), default=None,
+@click.option("--stretch", type=FiniteFloatRange(min=0, max=49.9), default=None,
               help="Stretch the P..100-P percentile range of positions to 0..100.")
 @click.option("--invert", is_flag=True, help="Write 100 - position.")
 @click.option("--offset", "offset_ms", type=int, default=0, show_default=True,
@@ -193,7 +207,7 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
 @click.option("--ray-cpus", type=click.IntRange(min=1), default=None,
               help="With --ray: CPUs per worker on nodes without GPUs [default: up to 4, what "
                    "each node has]; GPU nodes run one worker per GPU.")
-@click.option("--ray-timeout", type=click.FloatRange(min=1), default=180.0, show_default=True,
+@click.option("--ray-timeout", type=FiniteFloatRange(min=1), default=180.0, show_default=True,
               help="With --ray: seconds to wait for the workers to start before giving up.")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 def run_command(explain: bool, extensions: str | None, output_dir: Path | None, ray_address: str | None,

@@ -1,7 +1,7 @@
 """Per-frame embeddings on disk, so a re-run skips decoding and the network, and a stopped run
 resumes where it was.
 
-One folder per key (video identity, model hash, precision, crop box, resize mode, model fps,
+One folder per key (video content, model hash, precision, crop box, resize mode, model fps,
 start time) under the user cache folder. Embeddings and timestamps are appended batch by batch
 to two raw files, and every batch gets a record in `blocks.crc` (its frame count and the CRC-32
 of its bytes in each file), written after the batch itself. `state.json` (written atomically)
@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,9 +34,11 @@ from fsrun.atomic import os_reason, write_atomic
 from fsrun.config import cache_dir
 from fsrun.crop import Crop
 from fsrun.errors import OutputError
+from fsrun.fingerprint import video_fingerprint
 from fsrun.locking import FileLock
 
-CACHE_FORMAT = 2
+# 3: keyed by content (fingerprint.py); timestamps on the video's presented clock.
+CACHE_FORMAT = 3
 _EMBEDDINGS = "embeddings.f32"
 _TIMESTAMPS = "pts_ms.f64"
 _BLOCKS = "blocks.crc"
@@ -53,8 +56,8 @@ class CacheError(Exception):
 @dataclass(frozen=True)
 class CacheKey:
     video: str  # absolute path of the video
-    video_size: int  # bytes: a changed file is a different video
-    video_mtime_ns: int  # modification time, same reason
+    video_content: str  # fingerprint.video_fingerprint: size and hashes of three blocks, so a
+    # file replaced by another video (even of the same size and mtime) is a different video
     model_hash: str  # ModelPackage.model_hash
     precision: str  # graph precision (fp16 embeddings differ slightly from fp32)
     crop: str  # resolved crop box, or "full"
@@ -65,9 +68,8 @@ class CacheKey:
     @classmethod
     def for_video(cls, video: Path, model_hash: str, precision: str, crop: Crop | None,
                   fps: float, start_s: float, resize: str = "graph") -> CacheKey:
-        stat = Path(video).stat()
         box = "full" if crop is None else f"{crop.x},{crop.y},{crop.width},{crop.height}"
-        return cls(str(Path(video).resolve()), stat.st_size, stat.st_mtime_ns, model_hash,
+        return cls(str(Path(video).resolve()), video_fingerprint(video), model_hash,
                    precision, box, float(fps), float(start_s), resize)
 
     def digest(self) -> str:
@@ -141,6 +143,10 @@ class EmbeddingCache:
         self.frames = 0  # usable cached frames
         self.damaged: str | None = None  # why the entry found on disk was discarded
         self._lock: FileLock | None = None
+        # The data files, held open: reads go through these handles, so what this run cached
+        # stays readable when the folder is removed under it (it then goes on in memory).
+        self._files: dict[str, Any] = {}
+        self._folder_id: tuple[int, int] | None = None  # the entry folder's device and inode
 
     @classmethod
     def open(cls, key: CacheKey, dim: int, root: Path | None = None,
@@ -166,6 +172,7 @@ class EmbeddingCache:
 
     def close(self) -> None:
         """Let other processes have the entry."""
+        self._close_files()
         lock, self._lock = self._lock, None
         if lock is not None:
             lock.release()
@@ -244,6 +251,7 @@ class EmbeddingCache:
         _truncate(self.folder / _TIMESTAMPS, frames * pts_row)
         _truncate(self.folder / _BLOCKS, len(blocks) * _BLOCK.size)
         self.frames = frames
+        self._open_files()
         pts = self.timestamps()
         if not np.all(np.isfinite(pts)) or np.any(np.diff(pts) <= 0):
             return "its timestamps are not finite and increasing"
@@ -262,13 +270,15 @@ class EmbeddingCache:
     def timestamps(self) -> np.ndarray:
         if self.frames == 0:
             return np.zeros(0, dtype=np.float64)
-        return np.fromfile(self.folder / _TIMESTAMPS, dtype=np.float64, count=self.frames)
+        f = self._files[_TIMESTAMPS]
+        f.seek(0)
+        return np.fromfile(f, dtype=np.float64, count=self.frames)
 
     def embeddings(self) -> np.ndarray:
         """[N, D] float32, memory-mapped: a long video's embeddings stay on disk."""
         if self.frames == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.memmap(self.folder / _EMBEDDINGS, dtype=np.float32, mode="r",
+        return np.memmap(self._files[_EMBEDDINGS], dtype=np.float32, mode="r",
                          shape=(self.frames, self.dim))
 
     def to_memory(self) -> MemoryStore:
@@ -287,15 +297,18 @@ class EmbeddingCache:
         emb_bytes, pts_bytes = embeddings.tobytes(), pts_ms.tobytes()
         record = _BLOCK.pack(len(pts_ms), zlib.crc32(emb_bytes), zlib.crc32(pts_bytes))
         try:
-            if self.frames == 0:
+            if not self._files:  # a new entry
                 self.folder.mkdir(parents=True, exist_ok=True)
+                self._folder_id = _identity(self.folder)
                 self._write_state()
+                self._open_files()
+            self._check_ours()
             # The record goes last: data without a record is a cut-off tail, dropped on load.
             for name, data in ((_EMBEDDINGS, emb_bytes), (_TIMESTAMPS, pts_bytes),
                                (_BLOCKS, record)):
-                with open(self.folder / name, "ab") as f:
-                    f.write(data)
-                    f.flush()
+                f = self._files[name]
+                f.write(data)
+                f.flush()
             self.frames += len(pts_ms)
             if self.complete:  # extending a range that was complete up to an earlier --end
                 self.complete = False
@@ -312,7 +325,27 @@ class EmbeddingCache:
         self.complete_until = until_s
         self._write_state()
 
+    def _check_ours(self) -> None:
+        """CacheError when the entry is no longer this run's to write: its folder or its lock
+        file was removed or replaced (someone cleared the cache), so another run may hold a
+        new lock on the same entry. This run goes on in memory; the other one writes."""
+        if self._lock is not None and not self._lock.still_held():
+            raise CacheError(f"{self.folder}: its lock file was removed or replaced")
+        if self._folder_id is not None and _identity(self.folder) != self._folder_id:
+            raise CacheError(f"{self.folder}: the folder was removed or replaced")
+
+    def _open_files(self) -> None:
+        if not self._files:
+            self._files = {name: open(self.folder / name, "a+b") for name in _DATA_FILES}
+            self._folder_id = _identity(self.folder)
+
+    def _close_files(self) -> None:
+        files, self._files = self._files, {}
+        for f in files.values():
+            f.close()
+
     def _write_state(self) -> None:
+        self._check_ours()
         state = {"format": CACHE_FORMAT, "dim": self.dim, "key": self.key.__dict__,
                  "complete": self.complete, "complete_until": self.complete_until,
                  "frames": self.frames}
@@ -323,6 +356,8 @@ class EmbeddingCache:
             raise CacheError(str(exc)) from None
 
     def clear(self) -> None:
+        self._close_files()
+        self._folder_id = None
         shutil.rmtree(self.folder, ignore_errors=True)
         self.frames = 0
         self.complete = False
@@ -337,6 +372,14 @@ def _read_blocks(path: Path) -> list[tuple[int, int, int]] | None:
         return None
     whole = len(data) - len(data) % _BLOCK.size
     return [_BLOCK.unpack_from(data, offset) for offset in range(0, whole, _BLOCK.size)]
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _size(path: Path) -> int:

@@ -128,7 +128,7 @@ def check_writable(path: Path | str, force: bool, protect: Protected | None = No
         if not is_funscript(path):
             raise OutputError(f"{path} exists and is not a funscript; --force only replaces "
                               "funscripts")
-    check_folder_writable(path.parent)
+    check_folder_writable(path.parent, path.name)
 
 
 def write_funscript(path: Path | str, doc: dict[str, Any], force: bool = False,

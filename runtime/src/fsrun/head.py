@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fsrun.encode import Stages, Store
+from fsrun.errors import ModelError
 from fsrun.stitching import Stitcher, WindowPlan, gather_windows
 
 
@@ -32,9 +33,13 @@ def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
         began = time.perf_counter()
         windows = gather_windows(embeddings, plan, first, batch)
         began = stages.add("stitch", began)
-        predictions = head.run(windows)
+        predictions = np.asarray(head.run(windows))
         began = stages.add("head", began)
-        stitcher.add(np.asarray(predictions)[:, :plan.window])
+        if predictions.shape != (len(windows), plan.window):
+            raise ModelError(f"the head returned {list(predictions.shape)} for "
+                             f"{len(windows)} windows; a model must give [B, {plan.window}] "
+                             "positions")
+        stitcher.add(predictions)
         stages.add("stitch", began)
         calls += 1
         if progress is not None:

@@ -46,23 +46,37 @@ class FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        """Take the lock, waiting while another process holds it. A lock won on a file that
+        was meanwhile removed or replaced (someone cleared the folder) is worth nothing: the
+        next process would lock the new file. So the lock counts only once the path still
+        names the locked file; otherwise it is taken again on what the path names now."""
         if fcntl is None and msvcrt is None:
             raise LockUnavailable("no file locking on this platform")
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         began, told = time.monotonic(), None
-        try:
-            while not _try_lock(fd):
-                waited = time.monotonic() - began
-                if self.on_wait is not None and (told is None or waited - told >= self.remind_s):
-                    told = waited
-                    self.on_wait(waited)
-                if self.check is not None:
-                    self.check()
-                time.sleep(POLL_S)
-        except BaseException:
+        while True:
+            fd = _open_lock_file(self.path)
+            try:
+                while not _try_lock(fd):
+                    waited = time.monotonic() - began
+                    if self.on_wait is not None and (told is None
+                                                     or waited - told >= self.remind_s):
+                        told = waited
+                        self.on_wait(waited)
+                    if self.check is not None:
+                        self.check()
+                    time.sleep(POLL_S)
+            except BaseException:
+                os.close(fd)
+                raise
+            if _names(self.path, fd):
+                self._fd = fd
+                return
+            _unlock(fd)
             os.close(fd)
-            raise
-        self._fd = fd
+
+    def still_held(self) -> bool:
+        """Whether this lock is held and its path still names the locked file."""
+        return self._fd is not None and _names(self.path, self._fd)
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
@@ -79,6 +93,23 @@ class FileLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def _open_lock_file(path: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # its folder was removed: make it again
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether path is (still) the file open as fd."""
+    try:
+        here, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _try_lock(fd: int) -> bool:

@@ -182,3 +182,65 @@ def _initializer_name(f: BinaryIO, start: int, length: int) -> str:
             f.seek(value_start)
             return f.read(value_length).decode("utf-8", "replace")
     return ""
+
+
+# Field numbers for external data (onnx.proto3): where a tensor's bytes live when not inline.
+_GRAPH_NODE, _NODE_ATTRIBUTE = 1, 5
+_ATTR_T, _ATTR_G, _ATTR_TENSORS, _ATTR_GRAPHS = 5, 6, 11, 12
+_TENSOR_EXTERNAL_DATA, _ENTRY_KEY, _ENTRY_VALUE = 13, 1, 2
+
+
+def external_data_locations(path: Path | str) -> list[str]:
+    """The `location` of every tensor whose bytes live in another file (initializers and
+    tensors in node attributes, subgraphs included), each once, in order of appearance; read
+    without loading the weights. OnnxHeaderError when the file is not ONNX."""
+    path = Path(path)
+    found: dict[str, None] = {}
+    with open(path, "rb") as f:
+        size = path.stat().st_size
+        for field, wire, start, length in _fields(f, 0, size):
+            if field == _MODEL_GRAPH and wire == 2:
+                _graph_locations(f, start, length, found)
+    return list(found)
+
+
+def _graph_locations(f: BinaryIO, start: int, length: int, found: dict[str, None]) -> None:
+    for field, wire, value_start, value_length in _fields(f, start, start + length):
+        if wire != 2:
+            continue
+        if field == _GRAPH_INITIALIZER:
+            _tensor_location(f, value_start, value_length, found)
+        elif field == _GRAPH_NODE:
+            for n_field, n_wire, a_start, a_length in _fields(f, value_start,
+                                                               value_start + value_length):
+                if n_field == _NODE_ATTRIBUTE and n_wire == 2:
+                    _attribute_locations(f, a_start, a_length, found)
+
+
+def _attribute_locations(f: BinaryIO, start: int, length: int, found: dict[str, None]) -> None:
+    for field, wire, value_start, value_length in _fields(f, start, start + length):
+        if wire != 2:
+            continue
+        if field in (_ATTR_T, _ATTR_TENSORS):
+            _tensor_location(f, value_start, value_length, found)
+        elif field in (_ATTR_G, _ATTR_GRAPHS):
+            _graph_locations(f, value_start, value_length, found)
+
+
+def _tensor_location(f: BinaryIO, start: int, length: int, found: dict[str, None]) -> None:
+    for field, wire, value_start, value_length in _fields(f, start, start + length):
+        if field == _TENSOR_EXTERNAL_DATA and wire == 2:
+            f.seek(value_start)
+            entry = dict(_entry(f.read(value_length)))
+            if entry.get("location"):
+                found.setdefault(entry["location"], None)
+
+
+def _entry(data: bytes) -> Iterator[tuple[str, str]]:
+    key = value = ""
+    for field, wire, raw in _messages(data):
+        if wire == 2 and field == _ENTRY_KEY:
+            key = bytes(raw).decode("utf-8", "replace")
+        elif wire == 2 and field == _ENTRY_VALUE:
+            value = bytes(raw).decode("utf-8", "replace")
+    yield key, value

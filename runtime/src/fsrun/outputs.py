@@ -79,24 +79,41 @@ def load_json_object(path: Path) -> dict | None:
     return doc if isinstance(doc, dict) else None
 
 
-def _write_problem(folder: Path) -> str | None:
-    """Why no new file can be created in folder, or None when one can."""
+# The longest name fsrun makes beside an output NAME is the claim's takeover file
+# (.NAME.claim.takeover); the temporary file of an atomic write is .NAME.XXXXXXXX.tmp. A probe
+# named .NAME.XXXXXXXX + this suffix is longer than both, so a name that passes the probe fits
+# every file the run will make for it.
+_PROBE_SUFFIX = ".claim.takeover"
+
+
+def _write_problem(folder: Path, name: str | None = None) -> str | None:
+    """Why no new file (named for `name`, when given) can be created in folder, or None."""
     if not folder.is_dir():
         return "not a folder"
     try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        if name is None:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        else:
+            fd, probe = tempfile.mkstemp(prefix=f".{name}.", suffix=_PROBE_SUFFIX, dir=folder)
+            os.close(fd)
+            os.unlink(probe)
     except OSError as exc:
         return os_reason(exc)
     return None
 
 
-def check_folder_writable(folder: Path) -> None:
+def check_folder_writable(folder: Path, name: str | None = None) -> None:
     """OutputError unless a new file can be created in folder (found out now, not after hours
-    of work)."""
+    of work). With name (an output's file name), the check uses a name longer than every file
+    fsrun makes for that output (its temporary file, its claim), so a name the folder's
+    filesystem cannot hold is refused now, naming the output, not after the work."""
     if not folder.is_dir():
         raise OutputError(f"{folder}: output folder does not exist")
-    problem = _write_problem(folder)
+    problem = _write_problem(folder, name)
+    if problem is not None and name is not None and _write_problem(folder) is None:
+        raise OutputError(f"{folder / name}: the name is too long for its folder ({problem}); "
+                          "choose a shorter name")
     if problem is not None:
         raise OutputError(f"{folder}: cannot write there ({problem})")
 
@@ -130,7 +147,7 @@ def check_report_path(path: Path | str, funscript: Path | None, protect: Protect
     folder = nearest_existing(path.parent)
     if not folder.is_dir():
         raise OutputError(f"{folder} is not a folder; choose another --report")
-    check_folder_writable(folder)
+    check_folder_writable(folder, path.name if folder == path.parent else None)
 
 
 def _same_file(a: Path, b: Path) -> bool:

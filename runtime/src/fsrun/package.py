@@ -63,9 +63,12 @@ class ModelMeta:
     def __post_init__(self) -> None:
         if isinstance(self.normalization, dict):
             self.normalization = Normalization(**self.normalization)
-        if self.window < 1 or self.input_size < 1 or self.embedding_dim < 1 or self.fps <= 0:
-            raise ModelError(f"meta.json has invalid sizes: window={self.window}, "
-                             f"input_size={self.input_size}, fps={self.fps}")
+        sizes = (self.window, self.input_size, self.embedding_dim)
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes) \
+                or not _finite_positive(self.fps):
+            raise ModelError(f"meta.json has invalid sizes: window={self.window!r}, "
+                             f"input_size={self.input_size!r}, "
+                             f"embedding_dim={self.embedding_dim!r}, fps={self.fps!r}")
 
     def to_json(self) -> str:
         """Strict JSON (what a browser's JSON.parse reads): NaN and infinities become null."""
@@ -76,6 +79,12 @@ class ModelMeta:
     def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def _finite_positive(value: Any) -> bool:
+    """A real number above 0 and below infinity (not NaN, not a string, not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value) and value > 0
 
 
 def finite_json(value: Any) -> Any:
@@ -206,8 +215,8 @@ def load_package(path: Path | str, verify: bool = True) -> ModelPackage:
     if not meta_path.is_file():
         raise ModelError(f"{path}: {META_NAME} is missing")
     try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(meta_path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ModelError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{meta_path}: expected a JSON object")
@@ -225,6 +234,11 @@ def load_package(path: Path | str, verify: bool = True) -> ModelPackage:
     if verify:
         package.verify()
     return package
+
+
+def _no_constant(name: str) -> Any:
+    """json.loads reads NaN and Infinity, which are not JSON: a meta.json holding one is refused."""
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def check_graphs(package: ModelPackage) -> None:

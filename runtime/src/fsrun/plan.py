@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence, TypeVar
 from fsrun import config as user_config
 from fsrun.backends import (BACKEND_CHOICES, BackendOptions, check_backend,
                             create_backend, is_backend_available)
-from fsrun.errors import FsError, ModelError, UsageError
+from fsrun.errors import FsError, Interrupted, ModelError, UsageError
 from fsrun.package import ModelPackage, load_package
 from fsrun.runconfig import RESIZE_CHOICES, RunConfig
 from fsrun.sources import DECODER_CHOICES, SOURCES, choose_decoder
@@ -121,20 +121,24 @@ class RunPlan:
         return data
 
 
-def resolve_model(model: Path | str | None, fps: float | None = None
-                  ) -> tuple[Path, str | None]:
+def resolve_model(model: Path | str | None, fps: float | None = None,
+                  log: Callable[[str], None] | None = None) -> tuple[Path, str | None]:
     """--model, then $FSRUN_MODEL, then the default from `fsexport build`, then the demo. A
     `.onnx` file is a creator's one-graph model: the package cut from it (fsrun.onnx_door,
     kept in the user cache) is used, and the notice says so the first time. fps is `--fps`,
-    the frame rate of such a file (a package records its own)."""
+    the frame rate of such a file (a package records its own); log hears at once when another
+    process is cutting the same file and this one waits."""
     if model is not None:
         from fsrun.onnx_door import cached_package, is_onnx_file  # noqa: PLC0415
 
         if is_onnx_file(model):
-            return cached_package(Path(model), fps)
+            return cached_package(Path(model), fps, log)
         if fps is not None:
             raise UsageError("--fps is for a .onnx --model; a package records its own frame "
                              "rate (fsexport build --fps)")
+        if not Path(model).exists():
+            raise ModelError(f"{model}: no such model (a NAME.fsmodel package folder or a "
+                             ".onnx file)")
         return Path(model), None
     if fps is not None:
         raise UsageError("--fps is for a .onnx --model; a package records its own frame rate")
@@ -272,6 +276,8 @@ def first_that_starts(candidates: Sequence[str], start: Callable[[str], T],
     for candidate in candidates:
         try:
             return start(candidate), candidate, tuple(failures)
+        except Interrupted:
+            raise
         except FsError as exc:
             if not fall_back:
                 raise

@@ -55,6 +55,7 @@ def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: Win
         "head_calls": head_calls, "actions": actions, "cache_hit": job.cache_hit,
         "cache_entry": job.cache_entry, "cache_damaged": job.cache_damaged, **job.counts,
         "duration_s": round(job.info.duration_s, 3), "covered_ms": covered_ms,
+        "clock_offset_ms": round(job.info.clock_offset_s * 1000.0, 3),
         "cut_short": cut_short, **{k: round(v, 6) for k, v in job.stages.seconds.items()},
         "wall": round(wall_s, 6), "session_startup": round(session_startup_s, 6),
         "plan": plan.to_dict(),
@@ -62,8 +63,11 @@ def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: Win
 
 
 def script_metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precision: str,
-                    padded: bool, crop_box: Any, resize: str) -> dict[str, Any]:
-    """The funscript's metadata: the model and every option that shaped the script."""
+                    padded: bool, crop_box: Any, resize: str, clock_offset_s: float = 0.0
+                    ) -> dict[str, Any]:
+    """The funscript's metadata: the model and every option that shaped the script.
+    clock_offset_ms: where the file's own clock stood at the first presented frame (times in
+    the script count from there, as players do)."""
     options = {"stride": cfg.stride, "crop": cfg.crop, "start": cfg.start, "end": cfg.end,
                "precision": precision, "resize": resize, **cfg.postprocess.as_dict()}
     if crop_box is not None:
@@ -76,6 +80,7 @@ def script_metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, pr
         "model": {"name": package.name, "variant": package.meta.variant,
                   "sha256": package.model_hash, "trained": package.meta.trained},
         "options": options, "padded": padded,
+        "clock_offset_ms": round(clock_offset_s * 1000.0, 3),
     }
 
 

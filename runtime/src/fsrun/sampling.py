@@ -28,6 +28,10 @@ class TimeRange:
     end_s: float | None = None  # stop before this time; None runs to the end
 
     def __post_init__(self) -> None:
+        for name, value in (("--start", self.start_s), ("--end", self.end_s)):
+            if value is not None and not (isinstance(value, (int, float))
+                                          and math.isfinite(value)):
+                raise UsageError(f"{name} must be a finite number of seconds, got {value!r}")
         if self.start_s < 0:
             raise UsageError(f"--start must be >= 0, got {self.start_s}")
         if self.end_s is not None and self.end_s <= self.start_s:
@@ -110,20 +114,25 @@ def sample_timestamps(pts_s: list[float], fps: float, time_range: TimeRange | No
 
 
 def coverage(pts_ms: np.ndarray, duration_s: float, start_s: float, end_s: float | None,
-             window_s: float, video_name: str) -> tuple[list[int], str | None]:
-    """([first, last] frame time in ms, a notice when they fall short of the span the container
-    claims (or --start/--end ask for) by more than one window, else None).
+             slack_s: float, window_s: float, video_name: str) -> tuple[list[int], str | None]:
+    """([first, last] frame time in ms, a notice when the frames stop short of the length the
+    header claims (or of --end) by more than slack_s, else None).
 
     A cut-off download decodes cleanly up to where it stops in every container; only this
-    comparison notices what is missing."""
+    comparison notices what is missing. slack_s is what a complete file still leaves between
+    its last sampled frame and its end (that frame's own interval, the sampling step, one
+    interval to spare); a late first frame is told only past one window."""
     first_ms, last_ms = float(pts_ms[0]), float(pts_ms[-1])
     covered = [int(round(first_ms)), int(round(last_ms))]
     if duration_s <= 0:
         return covered, None  # the container does not say: nothing to compare with
-    low, high = start_s, duration_s if end_s is None else min(end_s, duration_s)
-    if first_ms / 1000.0 - low <= window_s and high - last_ms / 1000.0 <= window_s:
-        return covered, None
-    claimed = (f"the {duration_s:.1f} s the container claims" if start_s == 0 and end_s is None
-               else f"the {low:.1f}-{high:.1f} s asked for ({duration_s:.1f} s claimed)")
-    return covered, (f"{video_name}: the frames cover {first_ms / 1000.0:.1f}-"
-                     f"{last_ms / 1000.0:.1f} s of {claimed}; the file may be cut off")
+    high = duration_s if end_s is None else min(end_s, duration_s)
+    if high - last_ms / 1000.0 > slack_s:
+        claim = ("its header claims" if end_s is None or end_s >= duration_s
+                 else f"asked for (--end; its header claims {duration_s:.1f} s)")
+        return covered, (f"{video_name}: cut off? frames stop at {last_ms / 1000.0:.1f} s of "
+                         f"the {high:.1f} s {claim}")
+    if first_ms / 1000.0 - start_s > window_s:
+        return covered, (f"{video_name}: frames start at {first_ms / 1000.0:.1f} s, not at "
+                         f"{start_s:.1f} s; the file may be damaged at its start")
+    return covered, None

@@ -24,7 +24,7 @@ import numpy as np
 from fsrun.crop import parse_crop
 from fsrun.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
 from fsrun.encode import EncodeJob, Store, encode_frames
-from fsrun.errors import InputError, UsageError
+from fsrun.errors import InputError, ModelError, OutputError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
 from fsrun.head import collect_embeddings, run_head
 from fsrun.locking import LockUnavailable
@@ -66,7 +66,7 @@ class ModelSession:
         output paths are checked before any backend starts and a video whose embeddings are
         all cached never starts the encoder."""
         began = time.perf_counter()
-        resolved = resolve_model(template.model, template.model_fps)
+        resolved = resolve_model(template.model, template.model_fps, _notices(template))
         package = load_package(resolved[0])
         session = cls(make_plan(template, package, resolved), package, template)
         try:
@@ -127,7 +127,10 @@ class ModelSession:
         for name in SESSION_FIELDS:
             ours, theirs = getattr(self.template, name), getattr(cfg, name)
             if name == "model":
-                ours, theirs = self._plan.model, resolve_model(theirs, cfg.model_fps)[0]
+                try:
+                    ours, theirs = self._plan.model, resolve_model(theirs, cfg.model_fps)[0]
+                except ModelError:  # no such model: not this session's, whatever it is
+                    ours = self._plan.model
                 same = Path(ours).resolve() == Path(theirs).resolve()
             else:
                 same = ours == theirs
@@ -170,7 +173,10 @@ class ModelSession:
             job, self.package, self._plan, windows, head_calls, len(actions), covered_ms,
             short is not None, time.perf_counter() - wall + startup_share, self.startup_s)
         if cfg.report is not None:
-            write_report(Path(cfg.report), report)
+            try:
+                write_report(Path(cfg.report), report)
+            except OutputError as exc:  # the script is in place: say so, exit 5 all the same
+                raise OutputError(f"{exc}; {job.output} was written") from None
         return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
 
     def _prepare(self, cfg: RunConfig, write: bool = True) -> VideoJob:
@@ -292,25 +298,21 @@ class ModelSession:
             say(shifted)
         actions = to_actions(pts_ms, positions, cfg.postprocess)
         metadata = script_metadata(cfg, self.package, info.duration_s, self._plan.precision,
-                                   padded, job.crop_box, self._plan.resize)
+                                   padded, job.crop_box, self._plan.resize, info.clock_offset_s)
         counts = {name: job.counts[name] for name in FRAME_COUNTS}
         metadata.update(counts)
         if counts["frames_damaged"]:
             n = counts["frames_damaged"]
             say(f"{video.name}: {n} damaged frame{'' if n == 1 else 's'} skipped; the script "
                 "covers the frames that decoded")
-        window_s = self.package.meta.window / self.package.meta.fps
-        covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end, window_s,
-                                     video.name)
+        meta = self.package.meta
+        slack_s = 1.0 / meta.fps + (2.0 / info.fps if info.fps > 0 else 1.0 / meta.fps)
+        covered_ms, short = coverage(pts_ms, info.duration_s, cfg.start, cfg.end, slack_s,
+                                     meta.window / meta.fps, video.name)
         metadata["covered_ms"] = covered_ms
         if short:
             say(short)
             metadata["notes"] += "; " + short.split(": ", 1)[1]
-        elif counts["frames_missing"]:
-            n = counts["frames_missing"]
-            say(f"{video.name}: {n} frame{'' if n == 1 else 's'} missing: the file stops at "
-                f"{pts_ms[-1] / 1000.0:.1f} s of the {info.duration_s:.1f} s its header claims "
-                "(cut off?)")
         raise_if_interrupted("nothing written")
         write_funscript(job.output, build_funscript(actions, metadata), force=cfg.force,
                         protect=job.protect)

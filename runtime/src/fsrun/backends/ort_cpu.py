@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from fsrun.backends.base import BackendOptions, ClosingBackend, TensorSpec
-from fsrun.errors import ModelError
+from fsrun.errors import Interrupted, ModelError
 
 # ONNX Runtime type strings -> numpy dtype names.
 _ORT_TYPES = {
@@ -44,6 +44,8 @@ class OrtCpuBackend(ClosingBackend):
         try:
             self.session = ort.InferenceSession(str(onnx_path), session_options,
                                                 providers=["CPUExecutionProvider"])
+        except Interrupted:  # a second Ctrl-C while ORT loads: a stop, not a broken model
+            raise
         except Exception as exc:  # noqa: BLE001 - ORT raises its own untyped errors
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{onnx_path}: ONNX Runtime cannot load it ({first})") from None

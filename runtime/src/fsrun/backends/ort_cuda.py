@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from fsrun.backends.base import BackendOptions, ClosingBackend, TensorSpec
-from fsrun.errors import MissingDependencyError, ModelError, UsageError
+from fsrun.errors import Interrupted, MissingDependencyError, ModelError, UsageError
 from fsrun.gpu import GPU_EXTRA, as_device_array, get_runtime, is_device_array
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -96,6 +96,8 @@ class OrtCudaBackend(ClosingBackend):
             self._session = ort.InferenceSession(
                 str(self.onnx_path), sess_options=session_options,
                 providers=self.providers(stream))
+        except Interrupted:  # a second Ctrl-C while ORT loads: a stop, not a broken model
+            raise
         except Exception as exc:  # ORT raises its own exception types for unreadable graphs
             raise ModelError(f"{self.onnx_path.name}: ONNX Runtime could not load it: "
                              f"{exc}") from None

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 import onnx
 
-from fsrun.errors import ModelError
+from fsrun.errors import Interrupted, ModelError
 from fsrun.onnx_door import surgery
 from fsrun.package import GRAPH_FILES
 from fsrun.parity import (BATCHES, FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,
@@ -44,6 +44,10 @@ def verify(original: onnx.ModelProto, c: surgery.Contract, embedding: str, stagi
         frames = seeded_frames(f"onnx/{source.name}", batch, c.window, c.size)
         positions, embeddings = reference.run([c.output_name, embedding],
                                               {c.input_name: frames.astype(np.float32)})
+        if positions.shape != (batch, c.window):
+            raise ModelError(f"{source}: output '{c.output_name}' is {list(positions.shape)} "
+                             f"for {batch} clip(s) of {c.window} frames; a model must give "
+                             f"[B, {c.window}] positions")
         cases.append((frames, embeddings, positions))
     inputs_and_expected = {
         "encoder": lambda f, e, p: (f.reshape(-1, c.size, c.size, 3), e),
@@ -58,6 +62,8 @@ def verify(original: onnx.ModelProto, c: surgery.Contract, embedding: str, stagi
             session = ort_session(staging / name)
             pairs = [inputs_and_expected[kind](*case) for case in cases]
             actual = [(run_first(session, x), expected) for x, expected in pairs]
+        except Interrupted:
+            raise
         except Exception as exc:  # noqa: BLE001 - fp16 kernels missing on some CPU builds
             if precision == "fp32":
                 raise ModelError(f"{name}: ONNX Runtime cannot run it ({exc})") from None

@@ -1,6 +1,8 @@
 """A seed-contract ONNX file -> a verified model package (see the package docstring)."""
 from __future__ import annotations
 
+import glob
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +12,11 @@ import fsrun
 from fsrun import config as user_config
 from fsrun.atomic import os_reason
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
+from fsrun.fingerprint import sha256_files
 from fsrun.locking import FileLock
 from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
                            write_package_dir)
+from fsrun.signals import raise_if_interrupted
 
 Log = Callable[[str], None]
 ONNX_SUFFIX = ".onnx"
@@ -56,6 +60,7 @@ def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
     from fsrun.parity import ParityReport  # noqa: PLC0415
 
     source = Path(job.source)
+    data_files = model_files(source)[1:]  # refuses weights outside the model's folder
     log(f"read    {source}")
     original = surgery.load(source)
     surgery.rename_reserved(original)
@@ -86,6 +91,7 @@ def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
         provenance = {
             "door": "import-onnx",
             "source": {"file": source.name, "sha256": sha256_file(source),
+                       "data_files": {p.name: sha256_file(p) for p in data_files},
                        "producer": f"{original.producer_name} {original.producer_version}".strip(),
                        "opset": opset},
             "mapping": {"split_at": embedding, "split": "--split-at" if job.split_at else "found",
@@ -123,8 +129,41 @@ def _meta(c, fps: float, dim: int, files: list[str], staging: Path, parity, prov
 
 # --- `fsrun VIDEO --model FILE.onnx`: the package kept in the user cache ----------------------
 
-# (file, size, mtime, fps, cache folder) -> its package, for the files this process has seen.
+# (file and data files with size and mtime, fps, cache folder) -> its package, for the files
+# this process has seen.
 _MADE: dict[tuple, Path] = {}
+
+
+def model_files(source: Path) -> list[Path]:
+    """The .onnx file and every external data file it reads (ModelError, exit 4, for a
+    location that leads out of the model's folder or a file that is not there)."""
+    from fsrun.onnx_header import OnnxHeaderError, external_data_locations  # noqa: PLC0415
+
+    try:
+        locations = external_data_locations(source)
+    except (OSError, OnnxHeaderError) as exc:
+        raise ModelError(f"{source}: not a valid ONNX model ({exc})") from None
+    folder = source.resolve().parent
+    files = [source]
+    for location in locations:
+        relative = Path(location)
+        inside = folder / relative
+        if relative.is_absolute() or ".." in relative.parts or not _within(inside, folder):
+            raise ModelError(f"{source}: its weights point to {location!r}, outside the model's "
+                             "folder; a model may only read files beside it")
+        if not inside.is_file():
+            raise ModelError(f"{source}: its weights file {location!r} is missing")
+        files.append(inside)
+    return files
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """Whether path, symlinks followed, lies inside folder."""
+    try:
+        path.resolve().relative_to(folder)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def packages_dir() -> Path:
@@ -139,11 +178,12 @@ def cached_package(source: Path | str, fps: float | None, log: Log | None = None
     Two processes asking at once make it once: the second waits for the first."""
     source = Path(source)
     fps = DEFAULT_FPS if fps is None else float(fps)
-    stat = source.stat()
-    seen = (str(source.resolve()), stat.st_size, stat.st_mtime_ns, fps, str(packages_dir()))
+    files = model_files(source)
+    seen = (tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
+            fps, str(packages_dir()))
     if seen in _MADE and (_MADE[seen] / META_NAME).is_file():
-        return _MADE[seen], None  # this process hashed the same file already
-    digest = sha256_file(source)
+        return _MADE[seen], None  # this process hashed the same files already
+    digest = sha256_files(files)  # the weights in a .data file are the model too
     target = packages_dir() / f"{source.stem}-{digest[:16]}-{fps:g}fps.fsmodel"
     if (target / META_NAME).is_file():
         _MADE[seen] = target
@@ -155,9 +195,15 @@ def cached_package(source: Path | str, fps: float | None, log: Log | None = None
         raise ModelError(f"{packages_dir()}: cannot keep the package cut from {source.name} "
                          f"there ({os_reason(exc)}); set $FSRUN_CACHE_DIR or use "
                          "`fsexport import`") from None
-    with FileLock(locks / f"{target.name}.lock"):
+    def waiting(seconds: float) -> None:
+        if log is not None:
+            log(f"another fsrun is cutting {source.name} into a package; waiting for it "
+                f"({seconds:.0f} s so far; Ctrl-C stops)")
+
+    with FileLock(locks / f"{target.name}.lock", on_wait=waiting, check=raise_if_interrupted):
         if (target / META_NAME).is_file():  # made by another process meanwhile
             return target, None
+        _remove_leftovers(target)
         began = time.perf_counter()
         import_onnx(OnnxImport(source, target, fps=fps, composite=False),
                     log or (lambda message: None))
@@ -166,3 +212,11 @@ def cached_package(source: Path | str, fps: float | None, log: Log | None = None
     return target, (f"cut {source.name} into encoder and head and checked both against the "
                     f"original in ONNX Runtime ({seconds:.1f} s, model fps {fps:g}): {target} "
                     "(reused next time)")
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Staging folders of earlier imports of this package that were killed (kill -9, a power
+    cut): the caller holds the package's lock, so none of them is being filled."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from fsrun.errors import ModelError
+from fsrun.errors import Interrupted, ModelError
 
 FRONT = "fsimport_"  # prefix of every tensor and node the surgery adds
 PACKAGE_NAMES = ("frames", "embeddings", "positions")  # graph IO names of the package contract
@@ -38,6 +38,8 @@ def load(path: Path) -> onnx.ModelProto:
     try:
         model = onnx.load(str(path))
         onnx.checker.check_model(model)
+    except Interrupted:
+        raise
     except Exception as exc:  # DecodeError, ValidationError, OSError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a valid ONNX model ({first})") from None
@@ -61,10 +63,21 @@ def contract(model: onnx.ModelProto, path: Path) -> Contract:
     if window is None or h is None or h != w:
         raise ModelError(f"{path}: input '{inputs[0].name}' needs a fixed T and square frames; "
                          f"found {dims}")
+    output = graph.output[0].type.tensor_type
+    if output.HasField("shape"):
+        out_dims = [d.dim_value if d.HasField("dim_value") else None for d in output.shape.dim]
+        if len(out_dims) != 2 or out_dims[1] not in (None, window):
+            raise ModelError(f"{path}: output '{graph.output[0].name}' has shape "
+                             f"{_shape_text(out_dims)}; a model for {window} frames must give "
+                             f"[B, {window}] positions")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 11:
         raise ModelError(f"{path}: opset {opset} is older than 11 (Resize); re-export it")
     return Contract(inputs[0].name, graph.output[0].name, int(window), int(h))
+
+
+def _shape_text(dims: list[int | None]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
 
 
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:

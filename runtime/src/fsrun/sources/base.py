@@ -17,9 +17,12 @@ class VideoInfo:
     width: int  # displayed width in pixels, after crop is not applied
     height: int  # displayed height in pixels
     fps: float  # average frame rate as the container states it (timing uses timestamps)
-    duration_s: float  # stream duration in seconds
+    duration_s: float  # the length the header claims, in seconds (0 when it says nothing)
     codec: str  # FFmpeg codec name, e.g. h264, hevc, vp9, av1
     frame_count: int  # container's frame count, 0 when unknown
+    clock_offset_s: float = 0.0  # the container's start time: the file's clock reads this at
+    # the point players show as 0; sources subtract it, so every time fsrun gives (frames,
+    # actions, --start/--end) is on the presented clock
 
 
 @dataclass

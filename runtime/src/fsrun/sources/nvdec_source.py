@@ -259,7 +259,7 @@ class NvdecSource:
         past_end = getattr(selector, "past_end", None)
         for frame in self._decoded():
             self.frames_decoded += 1
-            pts_s = float(int(frame.getPTS()) * time_base)
+            pts_s = float(int(frame.getPTS()) * time_base) - self.info.clock_offset_s
             if past_end is not None and past_end(pts_s):
                 break
             if not selector.accept(pts_s):
@@ -275,7 +275,7 @@ class NvdecSource:
 
     def _seek(self, seconds: float) -> None:
         """Jump to the keyframe at or before `seconds`; the selector skips what comes before."""
-        target = int(seconds / self._stream.time_base)
+        target = int((seconds + self.info.clock_offset_s) / self._stream.time_base)
         try:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         except Exception:  # noqa: BLE001 - unseekable input: decode from the start instead

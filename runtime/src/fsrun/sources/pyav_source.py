@@ -58,22 +58,45 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+# Containers whose header duration is an end time on the file's clock (Matroska's segment
+# duration counts from the timeline's zero), not a length from the first timestamp.
+DURATION_FROM_ZERO: tuple[str, ...] = ("matroska",)
+# Containers whose header counts the frames it will show (AVI's total frames, held frames
+# included): that count at the stated rate is the length the header claims, even when the index
+# that would give the stream's duration was cut off with the end of the file.
+HEADER_FRAME_COUNT: tuple[str, ...] = ("avi",)
+
+
+def clock_offset(container: Any) -> float:
+    """Seconds on the file's clock where players start (FFmpeg's start time: an MPEG-TS from a
+    recorder starts anywhere, an MKV cut from a stream where the cut fell); 0 when unknown."""
+    start = container.start_time
+    return start / 1_000_000 if start is not None else 0.0
+
+
 def _video_info(path: Path, container: Any) -> VideoInfo:
     stream = container.streams.video[0]
     ctx = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
     tagged = _tagged_duration(stream.metadata.get("DURATION", ""))
+    formats = set(container.format.name.split(","))
+    offset = clock_offset(container)
     if stream.duration is not None and stream.time_base is not None:
         duration = float(stream.duration * stream.time_base)
     elif tagged is not None:  # Matroska/WebM: the video track's own length, not the longest
-        duration = tagged
+        duration = tagged - offset if formats & set(DURATION_FROM_ZERO) else tagged
     elif container.duration is not None:
         duration = container.duration / 1_000_000
+        duration -= offset if formats & set(DURATION_FROM_ZERO) else 0.0
     else:
         duration = 0.0
+    frames = int(stream.frames or 0)
+    if formats & set(HEADER_FRAME_COUNT) and frames and fps > 0:
+        duration = max(duration, frames / fps)
     return VideoInfo(path=str(path), width=int(ctx.width), height=int(ctx.height), fps=fps,
-                     duration_s=duration, codec=str(ctx.name), frame_count=int(stream.frames or 0))
+                     duration_s=max(0.0, duration), codec=str(ctx.name), frame_count=frames,
+                     clock_offset_s=offset)
 
 
 def _tagged_duration(text: str) -> float | None:
@@ -150,9 +173,9 @@ class _CropScale:
 REORDER_DEPTH = 4
 
 
-def _display_times(frames: Iterator[Any], time_base: Fraction, path: Path
+def _display_times(frames: Iterator[Any], time_base: Fraction, path: Path, origin: float = 0.0
                    ) -> Iterator[tuple[Any, float]]:
-    """(frame, its time in seconds), frames in the decoder's (display) order.
+    """(frame, its time in seconds from origin), frames in the decoder's (display) order.
 
     Containers without presentation times (AVI) give a B-frame stream's frames the timestamps
     of their packets, in decoding order: the right set of times, attached to the wrong frames.
@@ -170,9 +193,9 @@ def _display_times(frames: Iterator[Any], time_base: Fraction, path: Path
         heapq.heappush(times, float(stamp * (frame.time_base or time_base)))
         pending.append(frame)
         if len(pending) > REORDER_DEPTH:
-            yield pending.popleft(), heapq.heappop(times)
+            yield pending.popleft(), heapq.heappop(times) - origin
     while pending:
-        yield pending.popleft(), heapq.heappop(times)
+        yield pending.popleft(), heapq.heappop(times) - origin
 
 
 class PyAvSource:
@@ -198,6 +221,7 @@ class PyAvSource:
         self.frames_converted = 0  # frames converted to RGB (the ones kept)
         self.packets_damaged = 0  # packets the decoder or demuxer rejected (frames lost)
         self.repeated_stamps = 0  # frames shown at the time of the one before (held frames)
+        self.first_pts_s: float | None = None  # the first decoded frame's time
         self.last_pts_s: float | None = None  # the last decoded frame's time
         self._ran_to_end = False  # decoding reached the end of the stream from its start
         self.seek_to: float | None = None  # seconds: start near here (keyframe before it)
@@ -216,12 +240,13 @@ class PyAvSource:
         stamps: list[float] = []
         past_end = getattr(selector, "past_end", None)
         seeking = self.seek_to is not None and self.seek_to > 0
-        decoded = self._decode_skipping_damage(stream, av.error.FFmpegError)
-        for frame, pts_s in _display_times(decoded, time_base, self.path):
+        for frame, pts_s in self._timed_frames(stream, time_base, seeking, av.error.FFmpegError):
             self.frames_decoded += 1
             if self.last_pts_s is not None and pts_s <= self.last_pts_s:
                 self.repeated_stamps += 1
             self.last_pts_s = pts_s if self.last_pts_s is None else max(pts_s, self.last_pts_s)
+            if self.first_pts_s is None:
+                self.first_pts_s = pts_s
             if past_end is not None and past_end(pts_s):
                 break
             if not selector.accept(pts_s):
@@ -240,6 +265,25 @@ class PyAvSource:
                              f"({self.packets_damaged} damaged packets)")
         if frames:
             yield FrameBatch(np.stack(frames), np.asarray(stamps, dtype=np.float64))
+
+    def _timed_frames(self, stream: Any, time_base: Fraction, seeking: bool,
+                      ffmpeg_error: type) -> Iterator[tuple[Any, float]]:
+        """(frame, presented time) in display order. A seek that lands past its target (MPEG-TS
+        and other containers without an index find keyframes by guessing byte positions)
+        would skip frames the run needs: decoding then starts again from the beginning."""
+        def timed() -> Iterator[tuple[Any, float]]:
+            decoded = self._decode_skipping_damage(stream, ffmpeg_error)
+            return _display_times(decoded, time_base, self.path, self.info.clock_offset_s)
+
+        frames = timed()
+        if seeking:
+            first = next(frames, None)
+            if first is not None and first[1] > self.seek_to + 1e-6:
+                self._container.seek(0)  # the stream's start; the selector skips what it has
+                frames = timed()
+            elif first is not None:
+                yield first
+        yield from frames
 
     def _to_rgb(self, frame: Any) -> np.ndarray:
         """Crop in stored pixels (the coordinates probe reports), scale if asked, turn upright.
@@ -277,11 +321,20 @@ class PyAvSource:
         return max(0, self.info.frame_count - self.frames_decoded) if self._ran_to_end else 0
 
     def _stops_early(self) -> bool:
-        """The decoded frames end more than two frame intervals before the claimed duration:
-        the rest of the file is gone (a cut-off download), not held."""
+        """The decoded frames end more than one frame interval (beyond the last frame's own)
+        before the length the header claims: the rest of the file is gone (a cut-off
+        download), not held."""
         if self.last_pts_s is None or self.info.duration_s <= 0 or self.info.fps <= 0:
             return False
         return self.last_pts_s + 2.0 / self.info.fps < self.info.duration_s
+
+    def _held_in_span(self) -> int:
+        """Uncoded frames inside the span the decoded frames cover (held there); those after
+        the last decoded frame of a file that stops early are missing, not held."""
+        if self.first_pts_s is None or self.last_pts_s is None or self.info.fps <= 0:
+            return 0
+        shown = int(round((self.last_pts_s - self.first_pts_s) * self.info.fps)) + 1
+        return min(self._uncoded(), max(0, shown - self.frames_decoded))
 
     @property
     def frames_damaged(self) -> int:
@@ -292,22 +345,24 @@ class PyAvSource:
     @property
     def frames_missing(self) -> int:
         """Frames the header promises after the point where a file that read cleanly stops
-        (a cut-off download in a container whose index survived)."""
+        (a cut-off download in a container whose index or header survived)."""
         if self.packets_damaged or not self._stops_early():
             return 0
-        return self._uncoded()
+        return self._uncoded() - self._held_in_span()
 
     @property
     def frames_held(self) -> int:
         """Frames the file shows again rather than codes anew: index entries with no coded
         frame (AVI's "show the previous frame again"), repeated timestamps. Not damage."""
-        if self.packets_damaged or self._stops_early():
+        if self.packets_damaged:
             return self.repeated_stamps
+        if self._stops_early():
+            return self.repeated_stamps + self._held_in_span()
         return self.repeated_stamps + self._uncoded()
 
     def _seek(self, stream: Any, seconds: float) -> None:
         """Jump to the keyframe at or before `seconds`; the selector skips what comes before."""
-        target = int(seconds / stream.time_base)
+        target = int((seconds + self.info.clock_offset_s) / stream.time_base)
         try:
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         except Exception:  # noqa: BLE001 - unseekable input: decode from the start instead
