@@ -211,6 +211,32 @@ def int8_isa(package, cpus, frames, clip_size, out, name) -> None:
         click.echo(str(path))
 
 
+@main.command("import-memory")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Scratch folder: the models (made once, about 290 MB), a clip, caches.")
+@click.option("--sizes", default="64,384", show_default=True, help="Model input sizes.")
+@click.option("--backbone", default="tf_efficientnetv2_s", show_default=True,
+              help="timm backbone of the author-architecture model.")
+@click.option("--pythonpath", default=None,
+              help="Another checkout's runtime/src to measure (the code as it was).")
+@click.option("--label", default="after", show_default=True,
+              help="Column name of this run (before, after).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>/experiments/"
+                   "import-memory].")
+def import_memory(work: Path, sizes: str, backbone: str, pythonpath: str | None, label: str,
+                  out: Path | None) -> None:
+    """Peak memory and time of `fsrun --model X.onnx` and `fsexport import X.onnx` on the
+    author's architecture."""
+    from benchmarks.experiments.import_memory import ImportMemoryConfig, measure, write  # noqa: PLC0415
+
+    config = ImportMemoryConfig(work=work, sizes=tuple(_ints(sizes)), backbone=backbone,
+                                pythonpath=pythonpath, label=label)
+    result = measure(config, log=lambda line: click.echo(line, err=True))
+    for path in write(out or default_out() / "import-memory", result):
+        click.echo(str(path))
+
+
 for _command in DEMO_COMMANDS:
     main.add_command(_command)
 

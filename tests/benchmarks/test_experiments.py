@@ -170,3 +170,17 @@ def test_int8_recipe_table(built_tiny_package: Path, tmp_path: Path) -> None:
     assert len(clips["fp32"]) == len(clips["int8"]) == 1
     assert row["r_drop_mean"] == clips["fp32"][0]["r"] - clips["int8"][0]["r"]
     assert "| minmax-all |" in (out / "int8_configs.md").read_text()
+
+
+def test_import_memory_measures_both_doors(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["import-memory", "--work", str(tmp_path / "work"),
+                                       "--sizes", "32", "--backbone", "test_efficientnet",
+                                       "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "import_memory_after.json").read_text())["runs"]
+    assert [(r["door"], r["size"], r["exit_code"]) for r in runs] == \
+        [("fsrun --model", 32, 0), ("fsexport import", 32, 0)]
+    assert all(r["peak_mb"] > 50 and r["wall_s"] > 0 for r in runs)
+    table = (out / "import_memory.md").read_text()
+    assert "| fsrun --model | 32 |" in table and "after peak MB" in table

@@ -139,7 +139,9 @@ def test_fp16_graphs_run_and_their_drift_is_recorded(packages: dict[str, Path]) 
             assert diff is not None and 0 < diff < 0.05, (source, kind, diff)
     # A head written with Loops (TensorFlow's LSTM with recurrent dropout) stays float32, said so.
     loop = load_package(packages["kecam_dense64_deep.onnx"]).meta.parity
-    assert "Loop" in loop["notes"]["head.fp16.onnx"] and loop["max_abs_diff"]["head.fp16.onnx"] == 0
+    # float32 as it is: the same as the original up to batching's rounding (one window at a
+    # time in the original, two in one call of the head), far below fp16's drift
+    assert "Loop" in loop["notes"]["head.fp16.onnx"] and loop["max_abs_diff"]["head.fp16.onnx"] < 1e-6
 
 
 def test_onnx_graphs_keep_the_package_contract(packages: dict[str, Path]) -> None:

@@ -61,3 +61,31 @@ def test_real_clip_runs_clean(name: str, tmp_path: Path, demo_package: Path, fsr
     first, last = run["covered_ms"]
     interval_ms = 1000.0 / rate
     assert first <= interval_ms + 1 and duration * 1000 - last <= interval_ms + 1, (first, last)
+
+
+@pytest.mark.parametrize("keep", [0.25, 0.5, 0.75])
+@pytest.mark.parametrize("name", NAMES)
+def test_real_clip_cut_short_says_so(name: str, keep: float, tmp_path: Path,
+                                     demo_package: Path, fsrun_cli) -> None:
+    """The first 25, 50 or 75 % of each clip's bytes (a download that stopped): a one-line error
+    when nothing can be opened (an MP4 whose index is at its end), else a script with the cut
+    said in one line; never a crash, never silence."""
+    clip = CLIPS / name
+    if not clip.is_file():
+        pytest.skip(f"{clip} is absent: tools/fetch_realclips.sh fetches the six real clips")
+    data = clip.read_bytes()
+    cut = tmp_path / f"cut{clip.suffix}"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    out = tmp_path / "cut.funscript"
+    result = fsrun_cli(cut, "--model", demo_package, "--no-cache", "-o", out)
+    assert "Traceback" not in result.err
+    if result.code != 0:
+        assert result.code == 3 and result.last_line.startswith(f"fsrun: error: {cut}: ")
+        assert not out.exists()
+        return
+    doc = read_funscript(out)
+    last_s = doc["metadata"]["covered_ms"][1] / 1000.0
+    claimed = doc["metadata"]["duration"]
+    assert f"fsrun: {cut.name}: cut off? frames stop at {last_s:.1f} s of the {claimed:.1f} s " \
+           "its header claims" in result.err.splitlines()
+    assert last_s < claimed * (keep + 0.15)

@@ -284,11 +284,11 @@ def _cache_entry(config: RunConfig, plan: Any) -> str:
     from fsrun.crop import parse_crop  # noqa: PLC0415
     from fsrun.embedding_cache import CacheKey, describe_entry, entry_folder  # noqa: PLC0415
     from fsrun.package import load_package  # noqa: PLC0415
-    from fsrun.sources import probe  # noqa: PLC0415
+    from fsrun.sources import probe, resolve_crop  # noqa: PLC0415
 
     package = load_package(plan.model, verify=False)
     info = probe(config.video)
-    crop_box = parse_crop(config.crop).resolve(info.width, info.height)
+    crop_box = resolve_crop(config.video, parse_crop(config.crop), info)
     key = CacheKey.for_video(config.video, package.model_hash, plan.precision, crop_box,
                              package.meta.fps, config.start, plan.resize)
     folder = entry_folder(key, config.cache_dir)

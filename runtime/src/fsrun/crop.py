@@ -97,6 +97,24 @@ def parse_crop(text: str | CropSpec | Crop | None) -> CropSpec:
         raise UsageError(f"invalid --crop {text!r}: X and Y must be >= 0, W and H >= 1") from None
 
 
+def resolve_upright(spec: CropSpec, width: int, height: int, turns: int) -> Crop | None:
+    """The box in stored pixels for a crop the user gave on the upright picture (what players
+    show), for a video stored `turns` quarter turns clockwise of upright (the source turns it
+    back with np.rot90(k=turns)); width and height are the stored size. Errors quote the
+    upright size."""
+    turns %= 4
+    shown = (height, width) if turns % 2 else (width, height)
+    box = spec.resolve(*shown)
+    if box is None or turns == 0:
+        return box
+    x, y, w, h = box.x, box.y, box.width, box.height
+    # np.rot90(A, k)[i, j] names the stored pixel each shown pixel comes from.
+    stored = {1: (width - y - h, x, h, w),
+              2: (width - x - w, height - y - h, w, h),
+              3: (y, height - x - w, h, w)}[turns]
+    return Crop(*stored)
+
+
 def apply_crop(frames: np.ndarray, crop: Crop | None) -> np.ndarray:
     """Crop host frames [..., H, W, 3] (a view, no copy)."""
     if crop is None:

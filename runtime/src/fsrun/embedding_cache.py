@@ -318,6 +318,8 @@ class EmbeddingCache:
 
     def mark_complete(self, until_s: float | None) -> None:
         """Every sampled frame before until_s (None: the whole video) is cached."""
+        if not self._files:
+            return  # nothing was ever written here: no entry to complete
         if self.complete and (self.complete_until is None
                               or (until_s is not None and until_s <= self.complete_until)):
             return

@@ -57,12 +57,16 @@ def frames_sha256(frames: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(frames).tobytes()).hexdigest()
 
 
-def ort_session(model: Any) -> Any:
-    """An ONNX Runtime CPU session on a path or an in-memory onnx.ModelProto, quiet."""
+def ort_session(model: Any, lean: bool = False) -> Any:
+    """An ONNX Runtime CPU session on a path or an in-memory onnx.ModelProto, quiet. lean: no
+    memory arena, so a run's activations go back to the system when it ends (a check that
+    runs a large model once pays some speed for a flat peak)."""
     import onnxruntime as ort  # noqa: PLC0415
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if lean:
+        options.enable_cpu_mem_arena = False
     data = str(model) if isinstance(model, (str, Path)) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 

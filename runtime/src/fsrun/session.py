@@ -36,7 +36,7 @@ from fsrun.report import VideoJob, report_failure, run_report, script_metadata
 from fsrun.runconfig import SESSION_FIELDS, RunConfig, RunResult
 from fsrun.sampling import TimeRange, TimestampSampler, coverage
 from fsrun.signals import raise_if_interrupted
-from fsrun.sources import probe
+from fsrun.sources import probe, resolve_crop
 from fsrun.stitching import plan_windows
 
 # Frame counts of the decoder that go into every script's metadata (and the run report).
@@ -199,7 +199,7 @@ class ModelSession:
             end_s = info.duration_s if cfg.end is None else min(cfg.end, info.duration_s)
             offset_notice(cfg.postprocess.offset_ms, cfg.start * 1000.0, end_s * 1000.0,
                           video.name, info.duration_s * 1000.0)
-        crop_box = parse_crop(cfg.crop).resolve(info.width, info.height)
+        crop_box = resolve_crop(video, parse_crop(cfg.crop), info)
         plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
         self._start(("head",))
         job = VideoJob(cfg, video, output, protect, info, crop_box, time_range, _notices(cfg))

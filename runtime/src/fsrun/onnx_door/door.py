@@ -65,39 +65,58 @@ def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
     original = surgery.load(source)
     surgery.rename_reserved(original)
     c = surgery.contract(original, source)
-    embedding, dim = surgery.find_embedding(original, c, _session_factory(), job.split_at, source)
-    log(f"split   at {embedding!r} ({c.window} frames of {c.size} px -> {dim} per frame)")
-    graphs = {"encoder": surgery.encoder_graph(original, c, embedding),
-              "head": surgery.head_graph(original, c, embedding, dim)}
-    if job.composite:
-        graphs["model"] = surgery.composite_graph(original, c)
+    candidates = surgery.split_candidates(original, c, job.split_at, source)
+    opset = max(o.version for o in original.opset_import if o.domain in ("", "ai.onnx"))
+    producer = f"{original.producer_name} {original.producer_version}".strip()
+    kinds = ["encoder", "head", *(["model"] if job.composite else [])]
+    # package graph kind -> its graph from (original, contract, embedding tensor, its width)
+    makers: dict[str, Callable] = {
+        "encoder": lambda m, c, e, d: surgery.encoder_graph(m, c, e),
+        "head": surgery.head_graph,
+        "model": lambda m, c, e, d: surgery.composite_graph(m, c)}
 
     def fill(staging: Path) -> ModelMeta:
-        files, notes = [], {}
-        for precision in ["fp32", "fp16"] if job.fp16 else ["fp32"]:
-            for kind, graph in graphs.items():
-                name = GRAPH_FILES[(kind, precision)]
-                log(f"write   {name}")
-                if precision == "fp16":
-                    graph, note = check.to_fp16(graph)
-                    if note:
-                        notes[name] = note
-                onnx.save(graph, str(staging / name))
-                files.append(name)
+        # One copy of the weights at a time: the original goes to a file that ONNX Runtime
+        # reads (with the candidates as outputs) and leaves memory while the reference runs.
+        nonlocal original
+        probe = staging / PROBE_NAME
+        surgery.save_probe(original, [c.output_name, *candidates], probe)
+        original = None
+        windows = check.reference_windows(source.name, c)
+        values = check.run_reference(probe, c, windows, [c.output_name, *candidates])
+        embedding, dim = surgery.pick_embedding(candidates, *values, c, job.split_at, source)
+        log(f"split   at {embedding!r} ({c.window} frames of {c.size} px -> {dim} per frame)")
+        references = [(f, v[embedding], v[c.output_name]) for f, v in zip(windows, values)]
+        del values
+        probe.unlink()
+        model = surgery.load(source)
+        surgery.rename_reserved(model)
+        files, notes, nodes = [], {}, {}
+        for kind in kinds:
+            graph = makers[kind](model, c, embedding, dim)
+            nodes[kind] = len(graph.graph.node)
+            files.append(_save(onnx, graph, staging, GRAPH_FILES[(kind, "fp32")], log))
+            del graph
+        del model
+        for kind in kinds if job.fp16 else []:
+            graph, note = check.to_fp16(onnx.load(str(staging / GRAPH_FILES[(kind, "fp32")])))
+            name = GRAPH_FILES[(kind, "fp16")]
+            if note:
+                notes[name] = note
+            files.append(_save(onnx, graph, staging, name, log))
+            del graph
         parity = ParityReport()
-        vs_original = check.verify(original, c, embedding, staging, files, parity, source, log)
+        vs_original = check.verify(c, references, staging, files, parity, log)
         parity.notes.update(notes)
-        opset = max(o.version for o in original.opset_import if o.domain in ("", "ai.onnx"))
         provenance = {
             "door": "import-onnx",
             "source": {"file": source.name, "sha256": sha256_file(source),
                        "data_files": {p.name: sha256_file(p) for p in data_files},
-                       "producer": f"{original.producer_name} {original.producer_version}".strip(),
-                       "opset": opset},
+                       "producer": producer, "opset": opset},
             "mapping": {"split_at": embedding, "split": "--split-at" if job.split_at else "found",
                         "embedding_dim": dim,
                         "front": f"uint8 -> Cast -> Resize(linear, half_pixel) to {c.size}x{c.size}",
-                        "nodes": {k: len(g.graph.node) for k, g in graphs.items()}},
+                        "nodes": nodes},
             "parity_vs_original": vs_original,
         }
         return _meta(c, job.fps, dim, files, staging, parity, provenance)
@@ -105,10 +124,15 @@ def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
     return write_package_dir(Path(job.target), fill, job.force)
 
 
-def _session_factory():
-    from fsrun.parity import ort_session  # noqa: PLC0415
+# The original with its candidate split tensors as outputs, for ONNX Runtime; removed from the
+# staging folder before the package is complete.
+PROBE_NAME = ".probe.onnx"
 
-    return ort_session
+
+def _save(onnx, graph, staging: Path, name: str, log: Log) -> str:
+    log(f"write   {name}")
+    onnx.save(graph, str(staging / name))
+    return name
 
 
 def _meta(c, fps: float, dim: int, files: list[str], staging: Path, parity, provenance: dict

@@ -35,9 +35,11 @@ class Contract:
 
 
 def load(path: Path) -> onnx.ModelProto:
+    """The model, checked. The checker reads the file itself: handed the loaded model it would
+    serialize a copy of every weight first."""
     try:
+        onnx.checker.check_model(str(path))
         model = onnx.load(str(path))
-        onnx.checker.check_model(model)
     except Interrupted:
         raise
     except Exception as exc:  # DecodeError, ValidationError, OSError...
@@ -67,9 +69,9 @@ def contract(model: onnx.ModelProto, path: Path) -> Contract:
     if output.HasField("shape"):
         out_dims = [d.dim_value if d.HasField("dim_value") else None for d in output.shape.dim]
         if len(out_dims) != 2 or out_dims[1] not in (None, window):
-            raise ModelError(f"{path}: output '{graph.output[0].name}' has shape "
-                             f"{_shape_text(out_dims)}; a model for {window} frames must give "
-                             f"[B, {window}] positions")
+            name = graph.output[0].name.removeprefix(FRONT + "orig_")
+            raise ModelError(f"{path}: output '{name}' has shape {_shape_text(out_dims)}; a "
+                             f"model must give [B, {window}] positions (one per input frame)")
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < 11:
         raise ModelError(f"{path}: opset {opset} is older than 11 (Resize); re-export it")
@@ -141,7 +143,7 @@ def cut_candidates(model: onnx.ModelProto, c: Contract) -> list[str]:
     """Tensors the output depends on the input only through, rank 2 or of unknown rank."""
     graph = model.graph
     try:
-        inferred = onnx.shape_inference.infer_shapes(model).graph
+        inferred = onnx.shape_inference.infer_shapes(skeleton(model)).graph
         ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in inferred.value_info
                  if v.type.tensor_type.HasField("shape")}
     except Exception:  # inference is only a filter; without it every tensor is a candidate
@@ -186,20 +188,33 @@ def _rename(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
                 _rename(body, mapping)
 
 
-def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
-    """A copy of the model that also returns the given tensors."""
-    extended = onnx.ModelProto()
-    extended.CopyFrom(model)
-    present = {o.name for o in extended.graph.output}
-    for name in names:
-        if name not in present:
-            extended.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    return extended
+# Initializers up to this many bytes keep their values in a skeleton (shape constants of
+# Reshape and friends, which shape inference reads); larger ones keep only their shape.
+SKELETON_BYTES = 4096
 
 
-def find_embedding(model: onnx.ModelProto, c: Contract, session_factory, split_at: str | None,
-                   path: Path) -> tuple[str, int]:
-    """(embedding tensor, D): the last cut tensor with one row per frame."""
+def skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the values of its large initializers left out (their names, types and
+    shapes kept): what shape inference needs, without a copy of every weight."""
+    out = onnx.ModelProto(ir_version=model.ir_version)
+    out.opset_import.extend(model.opset_import)
+    out.functions.extend(model.functions)
+    graph, copy = model.graph, out.graph
+    copy.name = graph.name
+    for field in ("node", "input", "output", "value_info"):
+        getattr(copy, field).extend(getattr(graph, field))
+    for tensor in graph.initializer:
+        if tensor.ByteSize() <= SKELETON_BYTES:
+            copy.initializer.append(tensor)
+        else:
+            copy.initializer.add(name=tensor.name, data_type=tensor.data_type,
+                                 dims=tensor.dims)
+    return out
+
+
+def split_candidates(model: onnx.ModelProto, c: Contract, split_at: str | None,
+                     path: Path) -> list[str]:
+    """The tensors the split may be at: every cut tensor, or --split-at alone (checked)."""
     candidates = cut_candidates(model, c)
     if split_at is not None:
         if split_at not in candidates:
@@ -211,15 +226,47 @@ def find_embedding(model: onnx.ModelProto, c: Contract, session_factory, split_a
     if not candidates:
         raise ModelError(f"{path}: no tensor carries everything from the frames to the output; "
                          "cannot split into encoder and head")
-    batch = 2
-    frames = np.zeros((batch, c.window, c.size, c.size, 3), np.float32)
-    session = session_factory(with_outputs(model, candidates))
-    values = session.run(candidates, {c.input_name: frames})
-    per_frame = [(name, v.shape[1]) for name, v in zip(candidates, values)
-                 if v.ndim == 2 and v.shape[0] == batch * c.window]
+    return candidates
+
+
+def save_probe(model: onnx.ModelProto, names: list[str], path: Path) -> None:
+    """Write the model with `names` as extra outputs (for ONNX Runtime to read from a file,
+    not from a serialized copy in memory); the model itself is left as it was."""
+    graph = model.graph
+    added = 0
+    present = {o.name for o in graph.output}
+    for name in names:
+        if name not in present:
+            graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+            added += 1
+    try:
+        onnx.save(model, str(path))
+    finally:
+        for _ in range(added):
+            graph.output.pop()
+
+
+def pick_embedding(candidates: list[str], window_a: dict[str, np.ndarray],
+                   window_b: dict[str, np.ndarray], c: Contract, split_at: str | None,
+                   path: Path) -> tuple[str, int]:
+    """(embedding tensor, D): the last cut tensor with one row per frame, each row made from
+    its own frame only. window_a and window_b are the candidates' values for two windows that
+    differ in their first and last frames (one clip each): a per-frame tensor's other rows are
+    the same in both, where anything that mixes frames (an LSTM, time-major or not) differs.
+    One window at a time keeps the original's activations to one window's worth of memory."""
+    per_frame = []
+    for name in candidates:
+        a, b = window_a[name], window_b[name]
+        if a.ndim != 2 or a.shape[0] != c.window or a.shape != b.shape:
+            continue
+        inner_a, inner_b = a[1:-1], b[1:-1]
+        scale = max(1.0, float(np.abs(inner_a).max(initial=0.0)))
+        if np.allclose(inner_a, inner_b, rtol=0.0, atol=1e-6 * scale):
+            per_frame.append((name, a.shape[1]))
     if not per_frame:
-        raise ModelError(f"{path}: no 2-D tensor with one row per frame on the way to the output"
-                         + (f" ({split_at!r} is {values[0].shape})" if split_at else ""))
+        shape = f" ({split_at!r} is {window_a[split_at].shape})" if split_at else ""
+        raise ModelError(f"{path}: no 2-D tensor with one row per frame, made from that frame "
+                         f"alone, on the way to the output{shape}")
     name, dim = per_frame[-1]
     return name, int(dim)
 

@@ -5,7 +5,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from fsrun.crop import Crop, CropSpec, parse_crop
+from fsrun.crop import Crop, CropSpec, parse_crop, resolve_upright
 from fsrun.tables import import_entry
 from fsrun.sources.base import FrameBatch, FrameSelector, VideoInfo, VideoSource
 
@@ -20,7 +20,7 @@ DECODER_CHOICES: tuple[str, ...] = ("auto", *SOURCES)
 
 __all__ = ["SOURCES", "AUTO_ORDER", "DECODER_CHOICES", "Crop", "FrameBatch", "FrameSelector",
            "VideoInfo", "VideoSource", "load_source_class", "choose_decoder", "open_source",
-           "probe"]
+           "probe", "resolve_crop", "upright_turns"]
 
 
 def load_source_class(name: str) -> type:
@@ -70,18 +70,26 @@ def probe(path: Path | str) -> VideoInfo:
     return probe_video(path)
 
 
+def upright_turns(path: Path | str) -> int:
+    """Quarter turns (counterclockwise) that show a video upright; decodes its first frame."""
+    from fsrun.sources.pyav_source import quarter_turns  # noqa: PLC0415
+
+    return quarter_turns(path)
+
+
+def resolve_crop(path: Path | str, spec: CropSpec, info: VideoInfo) -> Crop | None:
+    """The crop box in stored pixels for a crop given on the upright picture (players' view)."""
+    if spec.kind == "full":
+        return None
+    return resolve_upright(spec, info.width, info.height, upright_turns(path))
+
+
 def open_source(path: Path | str, decoder: str = "auto",
                 crop: str | CropSpec | Crop | None = None, device_id: int = 0) -> Any:
     """Open a video with the chosen decoder; the crop spec is resolved against its frame size."""
     name, _ = choose_decoder(path, decoder, device_id)
-    spec = parse_crop(crop)
-    box = spec.resolve(*_frame_size(path)) if spec.kind != "full" else None
+    box = resolve_crop(path, parse_crop(crop), probe(path))
     cls = load_source_class(name)
     source = cls(Path(path), crop=box, device_id=device_id)
     source.decoder_name = name
     return source
-
-
-def _frame_size(path: Path | str) -> tuple[int, int]:
-    info = probe(path)
-    return info.width, info.height

@@ -9,6 +9,8 @@ cheaper than a full-size RGB frame resized inside the graph.
 from __future__ import annotations
 
 import heapq
+import os
+import stat
 from collections import deque
 from fractions import Fraction
 from pathlib import Path
@@ -25,7 +27,8 @@ def _open_container(path: Path) -> Any:
     import av  # noqa: PLC0415 - keeps `import fsrun.sources` cheap
 
     if not path.is_file():
-        raise InputError(f"{path}: no such video file")
+        kind = _not_a_file(path)
+        raise InputError(f"{path}: {kind}" if kind else f"{path}: no such video file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file (0 bytes)")
     try:
@@ -39,6 +42,23 @@ def _open_container(path: Path) -> Any:
         container.close()
         raise InputError(f"{path}: its video codec cannot be decoded by this FFmpeg build")
     return container
+
+
+# What a path that exists but is no regular file is, by stat's file type.
+_FILE_TYPES: dict[int, str] = {stat.S_IFIFO: "a named pipe (FIFO)", stat.S_IFCHR: "a device",
+                               stat.S_IFBLK: "a device", stat.S_IFSOCK: "a socket",
+                               stat.S_IFDIR: "a folder"}
+
+
+def _not_a_file(path: Path) -> str | None:
+    """'not a video file: it is a named pipe (FIFO)' for a path that exists but is no regular
+    file (fsrun seeks in a video, so it reads only files); None when nothing is there."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    kind = _FILE_TYPES.get(stat.S_IFMT(mode), "not a regular file")
+    return f"not a video file: it is {kind}; fsrun reads video files only (it seeks in them)"
 
 
 def _upright(image: np.ndarray, frame: Any) -> np.ndarray:
@@ -106,6 +126,22 @@ def _tagged_duration(text: str) -> float | None:
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     except ValueError:
         return None
+
+
+def quarter_turns(path: Path | str) -> int:
+    """Quarter turns counterclockwise that show the video upright (its display matrix), read
+    from its first frame: PyAV gives no stream-level getter. 0 when no frame decodes."""
+    import av  # noqa: PLC0415
+
+    container = _open_container(Path(path))
+    try:
+        for frame in container.decode(container.streams.video[0]):
+            return int(round(float(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+    except av.error.FFmpegError:
+        pass
+    finally:
+        container.close()
+    return 0
 
 
 def probe_video(path: Path | str) -> VideoInfo:
@@ -278,10 +314,10 @@ class PyAvSource:
         frames = timed()
         if seeking:
             first = next(frames, None)
-            if first is not None and first[1] > self.seek_to + 1e-6:
+            if first is None or first[1] > self.seek_to + 1e-6:  # past it, or past the end
                 self._container.seek(0)  # the stream's start; the selector skips what it has
                 frames = timed()
-            elif first is not None:
+            else:
                 yield first
         yield from frames
 
