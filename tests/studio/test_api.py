@@ -362,3 +362,30 @@ def test_studio_state_files_survive_damage(library: Path, demo_package: Path) ->
 def test_job_options_are_limited_to_what_a_run_takes() -> None:
     assert set(jobs_module.JOB_OPTIONS) >= {"stride", "crop", "min_amplitude", "rdp_epsilon"}
     assert "output" not in jobs_module.JOB_OPTIONS and "model" not in jobs_module.JOB_OPTIONS
+
+
+@pytest.mark.parametrize("body", [
+    {"actions": [{"at": float("inf"), "pos": 50}, {"at": 100, "pos": 20}]},
+    {"actions": [{"at": float("nan"), "pos": 50}, {"at": 100, "pos": 20}]},
+    {"actions": [{"at": 1e30, "pos": 50}, {"at": 100, "pos": 20}]},
+    {"actions": [{"at": 0, "pos": float("inf")}, {"at": 100, "pos": 20}]},
+    {"actions": [{"at": "soon", "pos": 50}, {"at": 100, "pos": 20}]},
+    {"actions": "all of them"},
+], ids=["at_inf", "at_nan", "at_1e30", "pos_inf", "at_text", "not_a_list"])
+def test_a_save_with_numbers_no_script_can_hold_is_400(body: dict, make_studio,
+                                                       library: Path) -> None:
+    studio, client = make_studio(library, start=False)
+    video = videos_in(library)[0]
+    payload = json.dumps({"video": video, **body})  # NaN and Infinity, as a script could send
+    response = client.post("/api/save", content=payload,
+                           headers={**token_headers(studio), "content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert not (library / Path(video).with_suffix(".funscript").name).exists()
+
+
+@pytest.mark.parametrize("at", ["nan", "inf", "-1", "1e30", "x"])
+def test_a_frame_at_no_time_is_400(at: str, make_studio, library: Path) -> None:
+    studio, client = make_studio(library, start=False)
+    response = client.get("/api/frame", params={"video": videos_in(library)[0], "at": at},
+                          headers=token_headers(studio))
+    assert response.status_code == 400, response.text

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import queue
 import threading
 import time
@@ -215,7 +216,7 @@ def build_app(studio: Studio) -> Starlette:
 
     async def frame(request: Request) -> Response:
         name = request.query_params.get("video", "")
-        at_ms = float(request.query_params.get("at", "0"))
+        at_ms = _number(request.query_params.get("at", "0"), "at", 0, MAX_MS)
         data = await asyncio.to_thread(studio.viewer.frame_jpeg, name, at_ms)
         return Response(data, media_type="image/jpeg")
 
@@ -227,14 +228,17 @@ def build_app(studio: Studio) -> Starlette:
             raise ValueError("options must be a JSON object")
         saved = studio.state.settings(name)
         crop = q.get("crop") or saved.get("crop", "full")  # the video's own crop by default
-        stride = int(q["stride"]) if q.get("stride") else None
+        stride = int(_number(q["stride"], "stride", 1, 10_000, whole=True)) \
+            if q.get("stride") else None
         result = await asyncio.to_thread(studio.viewer.look, name, stride, crop, options)
         return JSONResponse({**result, "crop": crop, "settings": saved})
 
     async def redo(request: Request) -> Response:
         body = await _json(request)
         result = await asyncio.to_thread(studio.viewer.redo, body.get("video", ""),
-                                         int(body.get("stride", 15)), body.get("crop", "full"),
+                                         int(_number(body.get("stride", 15), "stride", 1,
+                                                     10_000, whole=True)),
+                                         body.get("crop", "full"),
                                          dict(body.get("options", {})))
         return JSONResponse(result)
 
@@ -245,8 +249,16 @@ def build_app(studio: Studio) -> Starlette:
 
     async def save(request: Request) -> Response:
         body = await _json(request)
+        actions = body.get("actions")
+        if not isinstance(actions, list):
+            raise ValueError("actions must be a list of points")
+        for point in actions:
+            if not isinstance(point, dict):
+                raise ValueError("each point must be an object with at and pos")
+            _number(point.get("at"), "a point's time (at)", 0, MAX_MS)
+            _number(point.get("pos"), "a point's position (pos)", 0, 100)
         result = await asyncio.to_thread(studio.viewer.save, body.get("video", ""),
-                                         body.get("kind", "script"), list(body["actions"]),
+                                         body.get("kind", "script"), actions,
                                          bool(body.get("replace")))
         studio.events.publish({"type": "library"})
         return JSONResponse(result)
@@ -263,8 +275,9 @@ def build_app(studio: Studio) -> Starlette:
         if request.method == "GET":
             return JSONResponse(studio.training.status())
         body = await _json(request)
-        return JSONResponse(studio.training.start(str(body.get("variant", "tiny")),
-                                                  int(body.get("epochs", 10))))
+        return JSONResponse(studio.training.start(
+            str(body.get("variant", "tiny")),
+            int(_number(body.get("epochs", 10), "epochs", 1, 10_000, whole=True))))
 
     routes = [Route(path, page) for path in PAGES] + [
         Route("/static/{name:path}", static), Route("/api/info", info),
@@ -281,6 +294,26 @@ def build_app(studio: Studio) -> Starlette:
     ]
     return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=guard)],
                      exception_handlers={FsError: _fs_error, ValueError: _value_error})
+
+
+# The latest time a request may name: a day, in ms (far past any video, far below overflow).
+MAX_MS = 86_400_000.0
+
+
+def _number(value: Any, name: str, low: float, high: float, whole: bool = False) -> float:
+    """value as a finite number in [low, high]: ValueError (a 400 naming the field) for
+    anything else (a string that is no number, NaN, Infinity, 1e30, a bool)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not math.isfinite(value) or not low <= value <= high \
+            or (whole and value != int(value)):
+        kind = "a whole number" if whole else "a number"
+        raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
+    return float(value)
 
 
 async def _json(request: Request) -> dict:

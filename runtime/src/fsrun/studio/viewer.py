@@ -25,6 +25,7 @@ from fsrun.outputs import Protected
 from fsrun.postprocess import PostprocessOptions, to_actions
 from fsrun.runconfig import RunConfig, RunWatch
 from fsrun.sources import probe
+from fsrun.sources.pyav_source import clock_offset
 from fsrun.studio.security import inside
 
 # Browsers play these in <video>; anything else is shown as the frame at the cursor.
@@ -169,7 +170,7 @@ class Viewer:
         video = inside(self.root, name)
         with av.open(str(video)) as container:
             stream = container.streams.video[0]
-            target = at_ms / 1000.0
+            target = at_ms / 1000.0 + clock_offset(container)  # scripts count from 0
             try:
                 container.seek(int(target / stream.time_base), stream=stream, backward=True)
             except av.error.FFmpegError:
