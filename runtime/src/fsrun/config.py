@@ -21,8 +21,20 @@ def config_dir() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "fsrun"
 
 
+# The one cache root holds everything fsrun keeps between runs, each in its own folder.
+CACHE_FOLDERS = {"embeddings": "per-frame embeddings per video and model (embedding_cache.py)",
+                 "packages": "packages cut from .onnx models (onnx_door)",
+                 "engines": "TensorRT engines ONNX Runtime's TensorRT backend builds",
+                 "locks": "one lock file per embedding entry (locking.py)"}
+
+
+def cache_root(override: Path | str | None = None) -> Path:
+    """--cache-dir when given, else the user cache folder: the root of CACHE_FOLDERS."""
+    return Path(override) if override is not None else cache_dir()
+
+
 def cache_dir() -> Path:
-    """User cache folder for embeddings ($FSRUN_CACHE_DIR overrides)."""
+    """User cache folder ($FSRUN_CACHE_DIR overrides): the default cache root."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     if sys.platform == "win32":

@@ -79,10 +79,13 @@ class RunPlan:
     threads: int = 0  # CPU inference threads; 0 lets ONNX Runtime decide
     notices: tuple[str, ...] = ()  # one-line notices for the user (the demo model in use)
     fallbacks: tuple[str, ...] = ()  # "backend: why it failed" for each fallback taken
+    cache_root: Path | None = None  # --cache-dir; None = the user cache folder
 
     def backend_options(self, package: ModelPackage) -> BackendOptions:
+        engines = user_config.cache_root(self.cache_root) / "engines" / self.model_hash[:16]
         return BackendOptions.for_package(package, device_id=self.device_id,
-                                          precision=self.precision, threads=self.threads)
+                                          precision=self.precision, threads=self.threads,
+                                          cache_dir=engines)
 
     def decoder_for(self, video: Path | str) -> tuple[str, list[str]]:
         """The decoder for one video, with notes on any fallback (NVDEC not supporting it)."""
@@ -122,7 +125,8 @@ class RunPlan:
 
 
 def resolve_model(model: Path | str | None, fps: float | None = None,
-                  log: Callable[[str], None] | None = None) -> tuple[Path, str | None]:
+                  log: Callable[[str], None] | None = None,
+                  cache_root: Path | None = None) -> tuple[Path, str | None]:
     """--model, then $FSRUN_MODEL, then the default from `fsexport build`, then the demo. A
     `.onnx` file is a creator's one-graph model: the package cut from it (fsrun.onnx_door,
     kept in the user cache) is used, and the notice says so the first time. fps is `--fps`,
@@ -132,7 +136,7 @@ def resolve_model(model: Path | str | None, fps: float | None = None,
         from fsrun.onnx_door import cached_package, is_onnx_file  # noqa: PLC0415
 
         if is_onnx_file(model):
-            return cached_package(Path(model), fps, log)
+            return cached_package(Path(model), fps, log, cache_root)
         if fps is not None:
             raise UsageError("--fps is for a .onnx --model; a package records its own frame "
                              "rate (fsexport build --fps)")
@@ -215,7 +219,7 @@ def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
     requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
         raise UsageError(DECODER_RULES["resize"].format(decoder=cfg.decoder))
-    model, notice = resolved or resolve_model(cfg.model, cfg.model_fps)
+    model, notice = resolved or resolve_model(cfg.model, cfg.model_fps, None, cfg.cache_dir)
     if package is None:
         package = load_package(model, verify=False)
     candidates = backend_candidates(cfg.backend)
@@ -223,7 +227,7 @@ def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
                    model_hash=package.model_hash, backend=candidates[0], precision="fp32",
                    resize="graph", decoder="auto", requested=requested,
                    candidates=candidates[1:], device_id=cfg.device_id, threads=cfg.threads,
-                   notices=(notice,) if notice else ())
+                   notices=(notice,) if notice else (), cache_root=cfg.cache_dir)
     return _on_backend(base, package, candidates[0])
 
 

@@ -66,7 +66,8 @@ class ModelSession:
         output paths are checked before any backend starts and a video whose embeddings are
         all cached never starts the encoder."""
         began = time.perf_counter()
-        resolved = resolve_model(template.model, template.model_fps, _notices(template))
+        resolved = resolve_model(template.model, template.model_fps, _notices(template),
+                                 template.cache_dir)
         package = load_package(resolved[0])
         session = cls(make_plan(template, package, resolved), package, template)
         try:
@@ -128,7 +129,8 @@ class ModelSession:
             ours, theirs = getattr(self.template, name), getattr(cfg, name)
             if name == "model":
                 try:
-                    ours, theirs = self._plan.model, resolve_model(theirs, cfg.model_fps)[0]
+                    ours = self._plan.model
+                    theirs = resolve_model(theirs, cfg.model_fps, None, cfg.cache_dir)[0]
                 except ModelError:  # no such model: not this session's, whatever it is
                     ours = self._plan.model
                 same = Path(ours).resolve() == Path(theirs).resolve()

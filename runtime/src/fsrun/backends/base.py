@@ -26,9 +26,8 @@ class BackendOptions:
 
     @classmethod
     def for_package(cls, package: Any, **options: Any) -> BackendOptions:
-        """Options for a package's graphs: its window and embedding size, its engine folder."""
+        """Options for a package's graphs: its window and embedding size."""
         meta = package.meta
-        options.setdefault("cache_dir", Path(package.path) / "engines")
         return cls(window=meta.window, embedding_dim=meta.embedding_dim, **options)
 
 

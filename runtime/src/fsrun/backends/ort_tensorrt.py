@@ -42,7 +42,7 @@ def is_available() -> bool:
 
 
 def engine_cache_dir(options: BackendOptions) -> Path:
-    return Path(options.cache_dir) if options.cache_dir else cache_dir() / "ort-tensorrt"
+    return Path(options.cache_dir) if options.cache_dir else cache_dir() / "engines"
 
 
 def tensorrt_provider_options(device_id: int, precision: str, cache: Path, profile: InputProfile,

@@ -190,13 +190,13 @@ def _within(path: Path, folder: Path) -> bool:
     return True
 
 
-def packages_dir() -> Path:
-    """Where packages cut from ONNX files by fsrun live: the user cache folder."""
-    return user_config.cache_dir() / "packages"
+def packages_dir(root: Path | None = None) -> Path:
+    """Where packages cut from ONNX files by fsrun live: packages/ in the cache root."""
+    return user_config.cache_root(root) / "packages"
 
 
-def cached_package(source: Path | str, fps: float | None, log: Log | None = None
-                   ) -> tuple[Path, str | None]:
+def cached_package(source: Path | str, fps: float | None, log: Log | None = None,
+                   root: Path | None = None) -> tuple[Path, str | None]:
     """(package directory, a notice or None) for an ONNX file: made the first time (one line
     says what was done and where), reused while the file's sha256 and the fps stay the same.
     Two processes asking at once make it once: the second waits for the first."""
@@ -204,19 +204,19 @@ def cached_package(source: Path | str, fps: float | None, log: Log | None = None
     fps = DEFAULT_FPS if fps is None else float(fps)
     files = model_files(source)
     seen = (tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in files),
-            fps, str(packages_dir()))
+            fps, str(packages_dir(root)))
     if seen in _MADE and (_MADE[seen] / META_NAME).is_file():
         return _MADE[seen], None  # this process hashed the same files already
     digest = sha256_files(files)  # the weights in a .data file are the model too
-    target = packages_dir() / f"{source.stem}-{digest[:16]}-{fps:g}fps.fsmodel"
+    target = packages_dir(root) / f"{source.stem}-{digest[:16]}-{fps:g}fps.fsmodel"
     if (target / META_NAME).is_file():
         _MADE[seen] = target
         return target, None
-    locks = packages_dir() / "locks"
+    locks = packages_dir(root) / "locks"
     try:
         locks.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelError(f"{packages_dir()}: cannot keep the package cut from {source.name} "
+        raise ModelError(f"{packages_dir(root)}: cannot keep the package cut from {source.name} "
                          f"there ({os_reason(exc)}); set $FSRUN_CACHE_DIR or use "
                          "`fsexport import`") from None
     def waiting(seconds: float) -> None:

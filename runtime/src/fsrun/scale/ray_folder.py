@@ -150,7 +150,8 @@ def process_ray_folder(root: Path | str, template: RunConfig,
                          "VIDEO.funscript beside it (or under --output-dir)")
     # A broken model fails here (exit 4), before Ray starts. No plan is made on the driver:
     # its backends (often none: a CPU head node) are not the workers'.
-    model_path, notice = resolve_model(template.model, template.model_fps)
+    model_path, notice = resolve_model(template.model, template.model_fps, None,
+                                       template.cache_dir)
     if notice:
         say(notice)
     model_hash = load_package(model_path).model_hash
