@@ -389,3 +389,23 @@ def test_a_frame_at_no_time_is_400(at: str, make_studio, library: Path) -> None:
     response = client.get("/api/frame", params={"video": videos_in(library)[0], "at": at},
                           headers=token_headers(studio))
     assert response.status_code == 400, response.text
+
+
+def test_a_listener_that_never_reads_does_not_stop_a_job(make_studio, library: Path) -> None:
+    """A page that stalls (a tab in the background) holds events it never reads: the worker
+    publishing progress must never wait for it (it used to block on the 1001st event)."""
+    from fsrun.studio.app import LISTENER_BACKLOG
+
+    studio, client = make_studio(library)
+    stuck = studio.events.listen()  # never read
+    for i in range(LISTENER_BACKLOG + 500):  # the backlog is full before the job starts
+        studio.events.publish({"type": "noise", "i": i})
+    assert stuck.qsize() == LISTENER_BACKLOG
+    headers = token_headers(studio)
+    videos = videos_in(library)
+    client.post("/api/jobs", json={"videos": videos, "options": {"force": True}},
+                headers=headers)
+    jobs = _done(client, headers, count=len(videos))
+    assert [j["status"] for j in jobs] == ["done"] * len(videos), jobs
+    newest = [stuck.get_nowait() for _ in range(stuck.qsize())]
+    assert newest[-1]["type"] != "noise"  # it kept the newest events, the job's among them

@@ -41,8 +41,16 @@ STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/htm
                 ".svg": "image/svg+xml"}
 
 
+# Events a page may fall behind by; past that its oldest are dropped (a page that stalls, a tab
+# in the background): the worker that publishes never waits for a reader.
+LISTENER_BACKLOG = 1000
+# Seconds between keep-alive comments on a quiet event stream (proxies close idle ones).
+KEEPALIVE_S = 15.0
+
+
 class EventHub:
-    """Fan-out of events to every page listening (server-sent events)."""
+    """Fan-out of events to every page listening (server-sent events). publish() never blocks:
+    a listener that does not read loses its oldest events, never slows the job publishing."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -50,11 +58,20 @@ class EventHub:
 
     def publish(self, event: dict) -> None:
         with self.lock:
-            for listener in self.listeners:
-                listener.put(event)
+            listeners = list(self.listeners)
+        for listener in listeners:
+            while True:
+                try:
+                    listener.put_nowait(event)
+                    break
+                except queue.Full:
+                    try:
+                        listener.get_nowait()  # drop the oldest: the page reloads its state
+                    except queue.Empty:
+                        pass
 
     def listen(self) -> queue.Queue:
-        listener: queue.Queue = queue.Queue(maxsize=1000)
+        listener: queue.Queue = queue.Queue(maxsize=LISTENER_BACKLOG)
         with self.lock:
             self.listeners.append(listener)
         return listener
@@ -194,13 +211,17 @@ def build_app(studio: Studio) -> Starlette:
         async def stream() -> Any:
             try:
                 yield "retry: 2000\n\n"
+                quiet_since = time.monotonic()
                 while not await request.is_disconnected():
                     try:
                         event = listener.get_nowait()
                     except queue.Empty:
                         await asyncio.sleep(0.2)
-                        yield ": keep-alive\n\n"
+                        if time.monotonic() - quiet_since >= KEEPALIVE_S:
+                            quiet_since = time.monotonic()
+                            yield ": keep-alive\n\n"
                         continue
+                    quiet_since = time.monotonic()
                     yield f"data: {json.dumps(event)}\n\n"
             finally:
                 studio.events.leave(listener)

@@ -39,7 +39,7 @@ class JobQueue:
     def __init__(self, root: Path, state: StudioState, template: RunConfig,
                  publish: Callable[[dict], None]):
         self.root, self.state, self.template, self.publish = Path(root), state, template, publish
-        self.lock = threading.RLock()
+        self.lock = state.queue.lock  # the one lock of the queue's state: edits and saves
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.session: Any = None  # opened with the first job, kept for every later one
