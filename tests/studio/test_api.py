@@ -172,7 +172,9 @@ def test_a_failing_video_fails_its_job_only(make_studio, library: Path) -> None:
     client.post("/api/jobs", json={"videos": ["broken.mp4", good]},
                 headers=headers)
     jobs = {j["video"]: j for j in _done(client, headers, count=2)}
-    assert jobs["broken.mp4"]["status"] == "failed" and "broken.mp4" in jobs["broken.mp4"]["detail"]
+    # the row names the video; its detail says why, as folder mode's table does
+    assert jobs["broken.mp4"]["status"] == "failed"
+    assert "cannot open as a video" in jobs["broken.mp4"]["detail"]
     assert jobs[good]["status"] == "done"
 
 
@@ -409,3 +411,76 @@ def test_a_listener_that_never_reads_does_not_stop_a_job(make_studio, library: P
     assert [j["status"] for j in jobs] == ["done"] * len(videos), jobs
     newest = [stuck.get_nowait() for _ in range(stuck.qsize())]
     assert newest[-1]["type"] != "noise"  # it kept the newest events, the job's among them
+
+
+def test_the_queue_and_a_folder_run_write_each_video_once(demo_package: Path, library: Path,
+                                                          tmp_path: Path) -> None:
+    """`fsrun FOLDER --force` and the studio's queue (force too) on one folder at once: the one
+    runner's claim makes every video one process's work; the other skips it."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time as _time
+
+    from fsrun.plan import create_backend
+    from fsrun.runconfig import RunConfig
+    from starlette.testclient import TestClient
+
+    from fsrun.studio.app import build_app
+
+    class Slow:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def run(self, batch):
+            _time.sleep(0.2)
+            return self.inner.run(batch)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    def slow(name, path, options):
+        backend = create_backend(name, path, options)
+        return Slow(backend) if Path(path).name.startswith("encoder") else backend
+
+    videos = videos_in(library)
+    helper = Path(__file__).resolve().parents[1] / "reliability" / "slow_fsrun.py"
+    env = {**os.environ, "FSRUN_TEST_ENCODER_DELAY": "0.2"}
+    folder_run = subprocess.Popen([sys.executable, str(helper), str(library), "--model",
+                                   str(demo_package), "--no-cache", "--force"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(folder_run.stderr), daemon=True)
+    reader.start()
+    template = RunConfig(video=library, model=demo_package, quiet=True, progress=False,
+                         use_cache=False, backend_factory=slow)
+    studio = Studio(library, template, port=8765)
+    try:
+        studio.jobs.start()
+        client = TestClient(build_app(studio), base_url="http://127.0.0.1:8765")
+        headers = token_headers(studio)
+        # "N videos under LIB": the folder run has started its run; queue them now, in the
+        # other order, so that the two meet in the middle.
+        wait_for(lambda: any("videos under" in line for line in lines), timeout=120)
+        client.post("/api/jobs", json={"videos": videos[::-1], "options": {"force": True}},
+                    headers=headers)
+        jobs = {j["video"]: j for j in _done(client, headers, count=len(videos))}
+        out = folder_run.stdout.read()
+        folder_run.wait(timeout=300)
+        reader.join(timeout=10)
+        err = "".join(lines)
+    finally:
+        studio.close()
+        if folder_run.poll() is None:
+            folder_run.kill()
+    assert folder_run.returncode == 0, err
+    rows = {line.split()[1]: line.split()[0] for line in out.splitlines()
+            if line.split() and line.split()[0] in ("ok", "skipped", "failed")}
+    for video in videos:
+        wrote = [rows[video] == "ok", jobs[video]["status"] == "done"]
+        assert sum(wrote) == 1, (video, rows[video], jobs[video])
+        assert "skipped" in (rows[video], jobs[video]["status"])
+    assert any(jobs[v]["status"] == "done" for v in videos)  # they did meet
+    assert any(rows[v] == "ok" for v in videos)

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from fsrun.atomic import os_reason
-from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
+from fsrun.claims import STALE_AFTER_S
 from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
                           OutputError, UsageError)
 from fsrun.funscript import default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.runconfig import RunConfig
+from fsrun.runner import (FAILED, INTERRUPTED, OK, SKIPPED, STATUSES, FileOutcome, plural,
+                          run_video)
 from fsrun.session import ModelSession
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
@@ -30,20 +32,6 @@ DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi"
 # Errors that would fail every remaining file the same way: stop instead of repeating them.
 FATAL_ERRORS: tuple[type[FsError], ...] = (ModelError, MissingDependencyError, UsageError,
                                            Interrupted)
-
-OK, SKIPPED, FAILED, INTERRUPTED = "ok", "skipped", "failed", "interrupted"
-STATUSES: tuple[str, ...] = (OK, SKIPPED, FAILED, INTERRUPTED)
-
-
-@dataclass
-class FileOutcome:
-    video: Path  # the video file
-    status: str  # ok, skipped, failed or interrupted
-    detail: str  # actions written, why skipped, or the one-line error
-    seconds: float = 0.0  # wall time spent on it
-    exit_code: int = 0  # the error's exit code when failed
-    error: FsError | None = None  # the error itself, when failed with an fsrun error
-    report: dict | None = None  # the run's report (timings and counts), when it ran
 
 
 @dataclass
@@ -172,60 +160,16 @@ def folder_report(summary: FolderSummary) -> dict:
 
 
 def process_one(session: ModelSession, video: Path, output: Path, template: RunConfig,
-               began_run: float, stale_after_s: float) -> FileOutcome:
-    began = time.perf_counter()
-    if output.exists() and not template.force:
-        return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
+                began_run: float, stale_after_s: float) -> FileOutcome:
+    """One video of a folder: its output's folder made (the tree mirrored under --output-dir),
+    then the one runner."""
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)  # under --output-dir: the mirrored tree
+        output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         error = OutputError(f"{output.parent}: cannot create ({os_reason(exc)})")
         return FileOutcome(video, FAILED, str(error), exit_code=error.exit_code, error=error)
-    claim = Claim(output, stale_after_s=stale_after_s)
-    try:
-        claim.acquire()
-    except ClaimHeld as exc:
-        return FileOutcome(video, SKIPPED, str(exc))
-    except FsError as exc:
-        return FileOutcome(video, FAILED, str(exc), exit_code=exc.exit_code, error=exc)
-    try:
-        # Another process may have finished this video between the check above and the claim.
-        if output.exists() and (not template.force or output.stat().st_mtime >= began_run):
-            return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
-        result = session.process(dataclasses.replace(template, video=video, output=output))
-        detail = f"{result.actions} actions"
-        skipped = int(result.report.get("frames_damaged", 0) or 0)
-        if skipped:
-            detail += f", {plural(skipped, 'damaged frame')} skipped"
-        if result.report.get("cut_short"):
-            first, last = result.report["covered_ms"]
-            detail += (f", frames cover only {first / 1000:.1f}-{last / 1000:.1f} s of "
-                       f"{result.report['duration_s']:.1f} s (cut off?)")
-        if result.padded:
-            detail += ", shorter than one window (padded)"
-        if result.report.get("resumed_from"):
-            detail += f", resumed after {result.report['resumed_from']} cached frames"
-        return FileOutcome(video, OK, detail, time.perf_counter() - began, report=result.report)
-    except FsError as exc:
-        status = INTERRUPTED if isinstance(exc, Interrupted) else FAILED
-        return FileOutcome(video, status, _without_path(exc, video), time.perf_counter() - began,
-                           exc.exit_code, exc)
-    except OSError as exc:  # a full or failing disk somewhere fsrun writes: this file's loss
-        error = OutputError(f"{exc.filename or output}: cannot write ({os_reason(exc)})")
-        return FileOutcome(video, FAILED, str(error), time.perf_counter() - began,
-                           error.exit_code, error)
-    except Exception as exc:  # noqa: BLE001 - an unexpected failure costs this file, not the run
-        return FileOutcome(video, FAILED, f"internal error: {type(exc).__name__}: {exc}",
-                           time.perf_counter() - began, 1)
-    finally:
-        claim.release()
-
-
-def _without_path(exc: Exception, video: Path) -> str:
-    """The error without its leading "VIDEO: ", which the table already shows."""
-    text = str(exc)
-    prefix = f"{video}: "
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return run_video(session, dataclasses.replace(template, video=video, output=output),
+                     began_run, stale_after_s)
 
 
 def relative_name(path: Path, root: Path) -> str:
@@ -233,10 +177,6 @@ def relative_name(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _totals(summary: FolderSummary) -> str:

@@ -60,8 +60,9 @@ class FolderWorker:
                                exit_code=self.error.exit_code, error=self.error)
         remove_leftovers(Path(output))
         cfg = dataclasses.replace(self.template, force=force)
-        return process_one(self.session, Path(video), Path(output), cfg, began_run,
-                          self.stale_after_s)
+        outcome = process_one(self.session, Path(video), Path(output), cfg, began_run,
+                              self.stale_after_s)
+        return dataclasses.replace(outcome, result=None)  # the driver needs the report only
 
     def close(self) -> None:
         if self.session is not None:

@@ -1,8 +1,9 @@
 """The studio's queue: videos to script, one worker thread, one ModelSession for all of them.
 
-The same engine as `fsrun FOLDER`: each job is `session.process(RunConfig(...))` with the
-job's options, so a script written from the studio has the actions `fsrun VIDEO` writes with
-those options. Progress (frames done, rate, ETA) goes to every page listening (events.py's
+The same engine and rules as `fsrun FOLDER`: each job is `runner.run_video(session,
+RunConfig(...))` with the job's options (the claim and the skip rules included), so a script
+written from the studio has the actions `fsrun VIDEO` writes with those options, and a folder
+run beside the studio never writes a video the queue is writing. Progress (frames done, rate, ETA) goes to every page listening (events.py's
 hub); a queued job can be removed and a running one cancelled at its next encoder batch
 (nothing written, the cache kept). The queue is saved on every change and read back at start,
 so it survives a restart of the studio (a job that was running is queued again).
@@ -18,11 +19,17 @@ from typing import Any, Callable
 
 from fsrun.errors import FsError, Interrupted
 from fsrun.postprocess import PostprocessOptions
+from fsrun import runner
 from fsrun.runconfig import RunConfig, RunWatch
+from fsrun.runner import INTERRUPTED, OK, run_video
 from fsrun.studio.security import inside
 from fsrun.studio.state import StudioState
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+SKIPPED = "skipped"
+# A run's outcome (runner.py) -> the job's status.
+OUTCOME_STATUS = {runner.OK: DONE, runner.SKIPPED: SKIPPED, runner.FAILED: FAILED,
+                  runner.INTERRUPTED: CANCELLED}
 # The per-job options a person may set; everything else is the session's.
 JOB_OPTIONS = ("stride", "crop", "force", "raw", "min_amplitude", "rdp_epsilon",
                "stretch_percentile", "invert", "offset_ms")
@@ -172,11 +179,17 @@ class JobQueue:
             session = self._session()
             cfg = dataclasses.replace(run_config(session.template, video, job["options"]),
                                       watch=watch)
-            result = session.process(cfg)
-            status, detail = DONE, (f"{result.actions} actions from {result.report['frames']} "
-                                    f"frames in {time.perf_counter() - began:.1f} s")
-        except Interrupted:
-            status, detail = CANCELLED, "cancelled; what was encoded stays in the cache"
+            # The command line's runner: the claim (a `fsrun FOLDER` on the same folder and
+            # this queue never both write a video) and the skip rules come with it.
+            # A script another process wrote after the job was queued is that process's work,
+            # even with force (the person asked for this video once, not twice).
+            outcome = run_video(session, cfg, began_run=job["added"])
+            status, detail = OUTCOME_STATUS[outcome.status], outcome.detail
+            if outcome.status == INTERRUPTED and outcome.exit_code == Interrupted.exit_code:
+                detail = "cancelled; what was encoded stays in the cache"
+            elif outcome.status == OK:
+                detail = (f"{detail} from {outcome.report['frames']} frames in "
+                          f"{time.perf_counter() - began:.1f} s")
         except (FsError, ValueError) as exc:
             status, detail = FAILED, str(exc)
         except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the queue
