@@ -46,20 +46,21 @@ def spinning_factory(allow_spinning: str) -> Any:
 
 def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
     from fsrun.memory import limit_malloc_arenas  # noqa: PLC0415
-    from fsrun.pipeline import RunConfig, process_video  # noqa: PLC0415
+    from fsrun.pipeline import RunHooks, SessionSpec, VideoRequest, process_video  # noqa: PLC0415
 
     limit_malloc_arenas()  # as the fsrun command does
 
     spinning = args.get("ort_spinning")
-    cfg = RunConfig(video=Path(args["video"]), model=Path(args["package"]),
-                    output=Path(args["output"]), backend=args.get("backend", "cpu"),
-                    decoder=args.get("decoder", "auto"), resize=args.get("resize", "auto"),
-                    stride=int(args["stride"]),
-                    batch=int(args.get("batch", 16)), force=True, quiet=True, progress=False,
-                    use_cache=False, precision=args.get("precision", "auto"),
-                    threads=int(args.get("threads", 0)),
-                    backend_factory=spinning_factory(spinning) if spinning is not None else None)
-    return process_video(cfg).report
+    spec = SessionSpec(model=Path(args["package"]), backend=args.get("backend", "cpu"),
+                       decoder=args.get("decoder", "auto"), resize=args.get("resize", "auto"),
+                       batch=int(args.get("batch", 16)), use_cache=False,
+                       precision=args.get("precision", "auto"),
+                       threads=int(args.get("threads", 0)))
+    request = VideoRequest(video=Path(args["video"]), output=Path(args["output"]),
+                           stride=int(args["stride"]), force=True)
+    hooks = RunHooks(quiet=True, progress=False,
+                     backend_factory=spinning_factory(spinning) if spinning is not None else None)
+    return process_video(spec, request, hooks).report
 
 
 def _run_baseline(args: dict[str, Any]) -> dict[str, Any]:

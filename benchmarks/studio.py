@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from fsrun.groundtruth.seeds import seed
 from fsrun.groundtruth.synth.cli import write_clips
-from fsrun.runconfig import RunConfig
+from fsrun.request import SessionSpec
 
 from benchmarks.files import write_json_and_markdown
 
@@ -61,11 +61,11 @@ def _clip(folder: Path, seconds: float, index: int, size: tuple[int, int]) -> Pa
     return sorted(folder.glob("*.mp4"))[0]
 
 
-def _studio(folder: Path, template: RunConfig) -> tuple[Any, Any]:
+def _studio(folder: Path, spec: SessionSpec) -> tuple[Any, Any]:
     from fsrun.studio.app import Studio, build_app  # noqa: PLC0415
     from starlette.testclient import TestClient  # noqa: PLC0415
 
-    studio = Studio(folder, template, port=8765)
+    studio = Studio(folder, spec, port=8765)
     client = TestClient(build_app(studio), base_url="http://127.0.0.1:8765",
                         headers={"x-studio-token": studio.token})
     return studio, client
@@ -80,9 +80,8 @@ def _timed(call: Callable[[], Any]) -> tuple[Any, float]:
 def measure_post_processing(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict:
     folder = cfg.work / "long"
     video = _clip(folder, cfg.long_minutes * 60.0, 100, cfg.size)
-    template = RunConfig(video=folder, model=cfg.package, quiet=True, progress=False,
-                         cache_dir=cfg.work / "cache")
-    studio, client = _studio(folder, template)
+    studio, client = _studio(folder, SessionSpec(model=cfg.package,
+                                                 cache_dir=cfg.work / "cache"))
     heard = studio.events.listen()
     try:
         log(f"first look at {video.name} ({cfg.long_minutes:g} min; encodes it unless cached)")
@@ -141,7 +140,7 @@ def measure_library(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict:
             os.link(source, target)
         except OSError:
             target.write_bytes(source.read_bytes())
-    studio, client = _studio(folder, RunConfig(video=folder, model=cfg.package, quiet=True))
+    studio, client = _studio(folder, SessionSpec(model=cfg.package))
     try:
         began = time.perf_counter()
         cold = client.get("/api/library").json()
@@ -180,9 +179,7 @@ def _command_run(video: Path, package: Path, report: Path) -> dict:
 def measure_run_overhead(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict:
     folder = cfg.work / "run"
     video = _clip(folder, cfg.run_seconds, 300, (320, 240))
-    template = RunConfig(video=folder, model=cfg.package, quiet=True, progress=False,
-                         use_cache=False)
-    studio, client = _studio(folder, template)
+    studio, client = _studio(folder, SessionSpec(model=cfg.package, use_cache=False))
     studio.jobs.start()
     command, jobs = [], []
     try:

@@ -29,7 +29,7 @@ from fsrun.backends import BackendOptions, create_backend
 from fsrun.groundtruth.grade import TruthClip, grade
 from fsrun.groundtruth.seeds import seed
 from fsrun.package import load_package
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, SessionSpec
 
 HELD_OUT_SEED = seed("int8-held-out")  # graded and cosine clips (the one seed table)
 
@@ -88,10 +88,10 @@ def _swap_encoder(int8_path: Path) -> Callable[[str, Path, BackendOptions], Any]
 
 
 def _grade(package: Path, clips: list[Any], int8_path: Path | None) -> list[dict[str, Any]]:
-    template = RunConfig(video=Path("."), precision="fp32", force=True, quiet=True,
-                         use_cache=False, backend="cpu",
-                         backend_factory=_swap_encoder(int8_path) if int8_path else None)
-    graded = grade(package, [TruthClip(clip.video, clip.truth) for clip in clips], template)
+    spec = SessionSpec(precision="fp32", use_cache=False, backend="cpu")
+    hooks = RunHooks(quiet=True, backend_factory=_swap_encoder(int8_path) if int8_path else None)
+    graded = grade(package, [TruthClip(clip.video, clip.truth) for clip in clips], spec,
+                   hooks=hooks)
     return [{"clip": g.clip.video.name, "r": g.raw.pearson_r, "mae": g.raw.mean_abs_error,
              "lag_ms": g.raw.lag_ms, "wall": g.result.report["wall"],
              "encode": g.result.report["encode"]} for g in graded]

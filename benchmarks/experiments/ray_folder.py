@@ -22,8 +22,9 @@ from benchmarks.sysinfo import collect, uptime
 from benchmarks.videos import ClipParams, make_clip
 from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
-from fsrun.runconfig import RunConfig
-from fsrun.scale.ray_folder import DEFAULT_ACTOR_CPUS, process_ray_folder
+from fsrun.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.scale.cluster import DEFAULT_ACTOR_CPUS
+from fsrun.scale.ray_folder import process_ray_folder
 
 TARGET_RATIO = 1.25  # --ray wall / folder-mode wall, Ray's start-up included
 MIN_SINGLE_S = 60.0  # the folder-mode run must take at least this long to count
@@ -34,15 +35,16 @@ def _scripts(folder: Path) -> dict[str, bytes]:
 
 
 def measure(library: Path, model: Path, work: Path, actor_cpus: int) -> dict:
-    template = RunConfig(video=library, model=model, quiet=True, use_cache=False)
+    spec = SessionSpec(model=model, use_cache=False)
+    request, hooks = VideoRequest(video=library), RunHooks(quiet=True)
     uptimes = {"before": uptime()}
     began = time.perf_counter()
-    single = process_folder(library, template, output_dir=work / "single")
+    single = process_folder(library, spec, request, hooks, output_dir=work / "single")
     single_s = time.perf_counter() - began
     uptimes["between"] = uptime()
     began = time.perf_counter()
-    ray_run = process_ray_folder(library, template, ["mp4"], output_dir=work / "ray",
-                                 actor_cpus=actor_cpus)
+    ray_run = process_ray_folder(library, spec, request, hooks, ["mp4"],
+                                 output_dir=work / "ray", actor_cpus=actor_cpus)
     ray_s = time.perf_counter() - began
     uptimes["after"] = uptime()
     frames = sum((o.report or {}).get("frames", 0) for o in single.outcomes)

@@ -23,7 +23,7 @@ from fsrun.groundtruth.seeds import seed_range
 from fsrun.groundtruth.synth.cli import _quiet_svt
 from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
 from fsrun.postprocess import PostprocessOptions
-from fsrun.runconfig import DEFAULT_STRIDE
+from fsrun.defaults import DEFAULT_STRIDE
 
 CLIPS = [  # (fps, codec, track): every track kind, a spread of rates and codecs
     ("30", "h264", "sine"), ("60", "vp9", "strokes"), ("25", "hevc", "irregular"),

@@ -173,7 +173,7 @@ def test_randomized_family_varies_target_background_and_camera() -> None:
     sizes = [s.size for s in scenes]
     assert min(sizes) < 0.1 and max(sizes) > 0.15
     assert any(s.movers for s in scenes) and any(not s.movers for s in scenes)
-    assert any(s.zoom is not None for s in scenes) and any(len(s.shake) for s in scenes)
+    assert any(s.camera.zoom is not None for s in scenes) and any(len(s.camera.shake) for s in scenes)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -183,8 +183,8 @@ def test_randomized_target_height_follows_the_position(seed: int) -> None:
     from fsrun.groundtruth.synth.randomized import render_frame as render_random
 
     scene = _randomized_scene(seed)
-    scene.movers, scene.zoom, scene.pan, scene.noise_sigma = [], None, None, 0.0
-    scene.shake = np.zeros((0, 3))
+    scene.movers, scene.camera.zoom, scene.camera.pan, scene.look.noise_sigma = [], None, None, 0.0
+    scene.camera.shake = np.zeros((0, 3))
     rng = np.random.default_rng(0)
     high = render_random(scene, 1.0, 1.0, rng).astype(float)
     low = render_random(scene, 1.0, 0.0, rng).astype(float)
@@ -192,12 +192,12 @@ def test_randomized_target_height_follows_the_position(seed: int) -> None:
     assert np.array_equal(high, again)  # nothing else in the frame is random
     rows = np.abs(high - low).sum(axis=(1, 2))
     h = scene.height
-    middle = h * (scene.travel[0] + scene.travel[1]) / 2
+    middle = h * (scene.motion.travel[0] + scene.motion.travel[1]) / 2
     above, below = np.arange(h) < middle, np.arange(h) >= middle
     top_row = float((rows * above) @ np.arange(h) / (rows * above).sum())
     bottom_row = float((rows * below) @ np.arange(h) / (rows * below).sum())
-    assert abs(top_row - scene.travel[0] * h) < 0.12 * h
-    assert abs(bottom_row - scene.travel[1] * h) < 0.12 * h
+    assert abs(top_row - scene.motion.travel[0] * h) < 0.12 * h
+    assert abs(bottom_row - scene.motion.travel[1] * h) < 0.12 * h
 
 
 def test_randomized_clips_repeat_by_seed_and_keep_their_timestamps(tmp_path: Path) -> None:
@@ -286,7 +286,7 @@ def test_target_place_is_where_the_target_is_drawn(family: str) -> None:
         if getattr(scene, "target_kind", "disc") == "parts":
             continue
         if family == "randomized":
-            scene.movers, scene.noise_sigma = [], 0.0
+            scene.movers, scene.look.noise_sigma = [], 0.0
         else:
             scene.distractors, scene.noise_sigma = [], 0.0
         t = 1.7

@@ -13,7 +13,7 @@ import edgefiles
 
 from fsrun.config import CACHE_FOLDERS
 from fsrun.plan import make_plan
-from fsrun.runconfig import RunConfig
+from fsrun.request import SessionSpec
 
 
 def test_cache_dir_holds_embeddings_and_packages_and_nothing_leaks(tmp_path: Path) -> None:
@@ -40,8 +40,7 @@ def test_cache_dir_holds_embeddings_and_packages_and_nothing_leaks(tmp_path: Pat
 
 
 def test_tensorrt_engines_go_under_the_cache_root(demo_package: Path, tmp_path: Path) -> None:
-    plan = make_plan(RunConfig(video=tmp_path / "v.mp4", model=demo_package,
-                               cache_dir=tmp_path / "root"))
+    plan = make_plan(SessionSpec(model=demo_package, cache_dir=tmp_path / "root"))
     from fsrun.package import load_package
 
     options = plan.backend_options(load_package(demo_package))

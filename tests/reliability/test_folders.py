@@ -18,7 +18,7 @@ from fsrun.claims import Claim, ClaimHeld, claim_path
 from fsrun.errors import Interrupted
 from fsrun.folder import FolderFailed, find_videos, parse_extensions, run_folder
 from fsrun.funscript import read_funscript
-from fsrun.pipeline import RunConfig
+from fsrun.request import RunHooks, SessionSpec, VideoRequest
 
 HERE = Path(__file__).parent
 
@@ -119,12 +119,12 @@ def _interrupting_factory(name: str, onnx_path: Path, options):
 def test_interrupted_video_is_shown_as_interrupted(tmp_path: Path, demo_package: Path) -> None:
     for i in range(2):
         badfiles.write_video(tmp_path / f"clip{i}.mp4", count=30)
-    template = RunConfig(video=tmp_path, model=demo_package, use_cache=False, backend="cpu",
-                         backend_factory=_interrupting_factory,
-                         report=tmp_path / "run.json")
+    spec = SessionSpec(model=demo_package, use_cache=False, backend="cpu")
+    request = VideoRequest(video=tmp_path, report=tmp_path / "run.json")
     lines: list[str] = []
     with pytest.raises(Interrupted):
-        run_folder(tmp_path, template, ("mp4",), lines.append, None)
+        run_folder(tmp_path, spec, request, RunHooks(backend_factory=_interrupting_factory),
+                   ("mp4",), lines.append, None)
     table = "\n".join(lines).splitlines()
     assert table[2].split()[:2] == ["interrupted", "clip0.mp4"]
     assert table[3] == "0 ok, 0 skipped, 0 failed, 1 interrupted"

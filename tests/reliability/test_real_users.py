@@ -199,7 +199,7 @@ def test_an_onnx_model_with_the_wrong_output_is_refused(dims, tmp_path: Path, cl
 
 def test_a_head_giving_another_shape_fails_before_writing(tmp_path: Path, clip: Path,
                                                           package_copy: Path) -> None:
-    from fsrun.pipeline import RunConfig, process_video
+    from fsrun.pipeline import RunHooks, SessionSpec, VideoRequest, process_video
 
     class Wide:  # a head returning [B, 90]: never sliced into 60 silently
         def __init__(self, inner):
@@ -219,8 +219,9 @@ def test_a_head_giving_another_shape_fails_before_writing(tmp_path: Path, clip: 
         return Wide(backend) if Path(path).name.startswith("head") else backend
 
     with pytest.raises(ModelError, match=r"a model must give \[B, 60\] positions"):
-        process_video(RunConfig(video=clip, model=package_copy, output=tmp_path / "o.funscript",
-                                use_cache=False, backend_factory=factory))
+        process_video(SessionSpec(model=package_copy, use_cache=False),
+                      VideoRequest(video=clip, output=tmp_path / "o.funscript"),
+                      RunHooks(backend_factory=factory))
     assert not (tmp_path / "o.funscript").exists()
 
 

@@ -15,7 +15,8 @@ from fsrun.backends import create_backend
 from fsrun.errors import Interrupted, ModelError, OutputError
 from fsrun.funscript import read_funscript
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video, resolve_model
+from fsrun.pipeline import process_video, resolve_model
+from tests.split_options import split
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import sample_timestamps
 
@@ -74,7 +75,7 @@ def run(video: Path, package: Path, tmp_path: Path, **kwargs: Any) -> Any:
     kwargs.setdefault("backend", "cpu")
     kwargs.setdefault("decoder", "pyav")
     kwargs.setdefault("force", True)
-    return process_video(RunConfig(video=video, model=package, **kwargs))
+    return process_video(*split(video=video, model=package, **kwargs))
 
 
 @pytest.mark.parametrize("case", [*FPS_CASES, "vfr"])

@@ -11,7 +11,8 @@ import pytest
 
 from fsrun import cli
 from fsrun.funscript import read_funscript
-from fsrun.pipeline import RunConfig, process_video
+from fsrun.pipeline import process_video
+from tests.split_options import split
 
 from .recording import RecordingFactory
 from .videos import write_cfr
@@ -24,10 +25,10 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(video: Path, package: Path, tmp_path: Path, precision: str, **kwargs: Any) -> Any:
     factory = RecordingFactory()
-    result = process_video(RunConfig(video=video, model=package, backend="cpu",
-                                     precision=precision, output=tmp_path / f"{precision}.fs",
-                                     force=True, quiet=True, backend_factory=factory,
-                                     cache_dir=tmp_path / "cache", **kwargs))
+    result = process_video(*split(video=video, model=package, backend="cpu",
+                                  precision=precision, output=tmp_path / f"{precision}.fs",
+                                  force=True, quiet=True, backend_factory=factory,
+                                  cache_dir=tmp_path / "cache", **kwargs))
     return result, factory.started
 
 

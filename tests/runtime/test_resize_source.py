@@ -15,7 +15,8 @@ from fsrun.crop import Crop
 from fsrun.embedding_cache import CacheKey
 from fsrun.errors import UsageError
 from fsrun.package import load_package
-from fsrun.pipeline import RunConfig, process_video, resolve_resize
+from fsrun.pipeline import process_video, resolve_resize
+from tests.split_options import split
 from fsrun.postprocess import PostprocessOptions
 from fsrun.sampling import TimestampSampler
 from fsrun.sources.pyav_source import PyAvSource
@@ -136,10 +137,10 @@ def test_auto_resize_is_source_on_the_cpu_and_graph_on_gpus() -> None:
 
 def test_source_resize_needs_the_pyav_decoder(smooth_video: Path, demo_package: Path,
                                               tmp_path: Path) -> None:
-    cfg = RunConfig(video=smooth_video, model=demo_package, output=tmp_path / "o.funscript",
-                    backend="cpu", decoder="nvdec", resize="source", quiet=True)
+    cfg = split(video=smooth_video, model=demo_package, output=tmp_path / "o.funscript",
+                backend="cpu", decoder="nvdec", resize="source", quiet=True)
     with pytest.raises(UsageError, match="--resize source"):
-        process_video(cfg)
+        process_video(*cfg)
 
 
 def test_cache_key_includes_the_resize_mode(smooth_video: Path) -> None:
@@ -156,7 +157,7 @@ def test_runs_record_the_mode_and_keep_timestamps(smooth_video: Path, demo_packa
     for mode in ("auto", "graph", "source"):
         out = tmp_path / f"{mode}.funscript"
         report = tmp_path / f"{mode}.json"
-        results[mode] = process_video(RunConfig(
+        results[mode] = process_video(*split(
             video=smooth_video, model=demo_package, output=out, backend="cpu", resize=mode,
             crop="37,21,90,76", report=report, quiet=True, postprocess=PostprocessOptions(raw=True),
             cache_dir=tmp_path / "cache"))

@@ -15,7 +15,7 @@ from fsrun.claims import claim_path
 from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
 from fsrun.funscript import read_funscript
-from fsrun.pipeline import RunConfig
+from tests.split_options import split
 from fsrun.errors import UsageError
 from fsrun.scale.cluster import Node, plan_slots, root_cause
 from fsrun.scale.ray_folder import process_ray_folder
@@ -44,9 +44,10 @@ def _library(root: Path) -> Path:
     return root
 
 
-def _template(**changes) -> RunConfig:
-    return RunConfig(**{"video": Path("."), "model": demo_model_dir(), "quiet": True,
-                        "use_cache": False, **changes})
+def _template(**changes) -> tuple:
+    """(spec, request, hooks) of a folder run; the request's video is the folder (not read)."""
+    return split(**{"video": Path("."), "model": demo_model_dir(), "quiet": True,
+                    "use_cache": False, **changes})
 
 
 def _scripts(folder: Path) -> dict[str, bytes]:
@@ -59,10 +60,10 @@ def _leftovers(folder: Path) -> list[Path]:
 
 def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, local_ray) -> None:
     library = _library(tmp_path / "lib")
-    single = process_folder(library, _template(report=tmp_path / "single.json"),
+    single = process_folder(library, *_template(report=tmp_path / "single.json"),
                             output_dir=tmp_path / "single")
     assert single.count("ok") == 3
-    run = process_ray_folder(library, _template(report=tmp_path / "ray.json"), ["mp4", "mkv"],
+    run = process_ray_folder(library, *_template(report=tmp_path / "ray.json"), ["mp4", "mkv"],
                              output_dir=tmp_path / "ray")
     assert run.summary.count("ok") == 3 and run.actors == 1 and run.startup_s > 0
     assert run.actor_options == {"num_cpus": 2} and run.nodes == 1
@@ -80,7 +81,7 @@ def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, loc
     assert {**mine["plan"], "threads": 0} == theirs["plan"] and theirs["plan"]["backend"] == "cpu"
     assert mine["files"][2]["report"]["frames"] == theirs["files"][2]["report"]["frames"] == 120
 
-    again = process_ray_folder(library, _template(), ["mp4", "mkv"], output_dir=tmp_path / "ray")
+    again = process_ray_folder(library, *_template(), ["mp4", "mkv"], output_dir=tmp_path / "ray")
     assert again.summary.count("skipped") == 3 and again.actors == 0  # no worker started
     assert {o.detail.split(" (")[1] for o in again.summary.outcomes} == {
         "same model and options)"}
@@ -90,13 +91,13 @@ def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, loc
 def test_killed_worker_is_retried_elsewhere_and_nothing_is_half_written(
         tmp_path: Path, local_ray, monkeypatch: pytest.MonkeyPatch) -> None:
     library = _library(tmp_path / "lib")
-    process_folder(library, _template(), output_dir=tmp_path / "single")
+    process_folder(library, *_template(), output_dir=tmp_path / "single")
     marker = tmp_path / "kill-one-worker"
     marker.touch()
     monkeypatch.setenv(FAULT_ENV, str(marker))
     lines: list[str] = []
     # With the embedding cache on: the retry resumes from what the dead worker cached.
-    run = process_ray_folder(library, _template(use_cache=True, cache_dir=tmp_path / "cache"),
+    run = process_ray_folder(library, *_template(use_cache=True, cache_dir=tmp_path / "cache"),
                              ["mp4", "mkv"], log=lines.append, actor_cpus=1)
     assert not marker.exists() and marker.with_name(marker.name + ".fired").exists()
     assert run.actors == 2 and run.retried == 1
@@ -117,7 +118,7 @@ def test_leftovers_of_a_dead_driver_are_taken_over(tmp_path: Path, local_ray) ->
     stale_tmp = output.with_name(f".{output.name}.abc123.tmp")
     stale_tmp.write_text('{"version": "1.0", "act')  # a write cut off by the kill
     os.utime(stale_tmp, (time.time() - 600, time.time() - 600))
-    run = process_ray_folder(library, _template(), ["mp4", "mkv"])
+    run = process_ray_folder(library, *_template(), ["mp4", "mkv"])
     assert run.summary.count("ok") == 3, [o.detail for o in run.summary.outcomes]
     assert len(read_funscript(output)["actions"]) > 2
     assert _leftovers(library) == []

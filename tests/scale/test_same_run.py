@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fsrun.pipeline import RunConfig
+from fsrun.request import SessionSpec, VideoRequest
 from fsrun.postprocess import PostprocessOptions
 from fsrun.scale.same_run import compare, run_signature
 
@@ -20,27 +20,27 @@ def _script(path: Path, sha: str = "abc", **options) -> Path:
 
 
 def test_same_model_and_options_match(tmp_path: Path) -> None:
-    signature = run_signature(RunConfig(video=Path("v.mp4")), "abc")
+    signature = run_signature(SessionSpec(), VideoRequest(video=Path("v.mp4")), "abc")
     verdict = compare(_script(tmp_path / "a.funscript"), signature)
     assert verdict.same and verdict.by_fsrun
 
 
 def test_model_options_and_explicit_precision_differ(tmp_path: Path) -> None:
-    signature = run_signature(RunConfig(video=Path("v.mp4")), "abc")
+    signature = run_signature(SessionSpec(), VideoRequest(video=Path("v.mp4")), "abc")
     assert compare(_script(tmp_path / "a.funscript", sha="zzz"), signature).why.startswith(
         "another model")
     verdict = compare(_script(tmp_path / "b.funscript", stride=30, invert=True), signature)
     assert not verdict.same and verdict.by_fsrun
     assert verdict.why == "other options: stride 30 -> 15, invert True -> False"
     # precision is compared only when asked for: "auto" accepts what any worker resolved
-    fp16 = run_signature(RunConfig(video=Path("v.mp4"), precision="fp16"), "abc")
+    fp16 = run_signature(SessionSpec(precision="fp16"), VideoRequest(video=Path("v.mp4")), "abc")
     plain = _script(tmp_path / "c.funscript")
     assert compare(plain, signature).same
     assert compare(plain, fp16).why == "other options: precision 'fp32' -> 'fp16'"
 
 
 def test_other_files_are_not_fsruns(tmp_path: Path) -> None:
-    signature = run_signature(RunConfig(video=Path("v.mp4")), "abc")
+    signature = run_signature(SessionSpec(), VideoRequest(video=Path("v.mp4")), "abc")
     hand = tmp_path / "hand.funscript"
     hand.write_text(json.dumps({"actions": [{"at": 0, "pos": 0}], "metadata": {"by": "hand"}}))
     (tmp_path / "junk.funscript").write_bytes(b"\xff\x00")

@@ -16,7 +16,7 @@ pytest.importorskip("starlette", reason="the studio needs fsrun[studio]")
 
 from fsrun.groundtruth.seeds import seed  # noqa: E402
 from fsrun.groundtruth.synth.cli import write_clips  # noqa: E402
-from fsrun.runconfig import RunConfig  # noqa: E402
+from fsrun.request import SessionSpec  # noqa: E402
 
 PORT = 8765  # the address the test client sends as Host
 
@@ -48,9 +48,8 @@ def make_studio(demo_package: Path, tmp_path: Path):
     made = []
 
     def make(folder: Path, start: bool = True):
-        template = RunConfig(video=folder, model=demo_package, quiet=True, progress=False,
-                             cache_dir=tmp_path / "cache")
-        studio = Studio(folder, template, port=PORT)
+        studio = Studio(folder, SessionSpec(model=demo_package, cache_dir=tmp_path / "cache"),
+                        port=PORT)
         if start:
             studio.jobs.start()
         client = TestClient(build_app(studio), base_url=f"http://127.0.0.1:{PORT}")

@@ -79,7 +79,7 @@ def test_library_states_and_durations(make_studio, library: Path) -> None:
 
 def studio_model(make_studio, library: Path) -> Path:
     studio, _ = make_studio(library, start=False)
-    return studio.template.model
+    return studio.spec.model
 
 
 def test_queued_script_equals_the_command_line(make_studio, library: Path, tmp_path: Path,
@@ -197,7 +197,7 @@ def test_viewer_redoes_post_processing_from_memory(make_studio, library: Path,
     runs = []
     real = studio.viewer.session.positions
     monkeypatch.setattr(studio.viewer.session, "positions",
-                        lambda cfg: runs.append(cfg.stride) or real(cfg))
+                        lambda cfg, hooks=None: runs.append(cfg.stride) or real(cfg, hooks))
     for options in ({"min_amplitude": 5}, {"rdp_epsilon": 0}, {"invert": True},
                     {"stretch_percentile": 5}, {"offset_ms": 100}, {"raw": True}):
         answer = client.post("/api/redo", json={"video": name, "stride": 10, "options": options},
@@ -351,12 +351,12 @@ def test_the_trained_model_is_offered_and_used(make_studio, library: Path,
 
 
 def test_studio_state_files_survive_damage(library: Path, demo_package: Path) -> None:
-    from fsrun.runconfig import RunConfig  # noqa: PLC0415
+    from fsrun.request import SessionSpec  # noqa: PLC0415
 
     state = library / ".fsrun-studio"
     state.mkdir()
     (state / "queue.json").write_text("{not json")
-    studio = Studio(library, RunConfig(video=library, model=demo_package))
+    studio = Studio(library, SessionSpec(model=demo_package))
     assert studio.jobs.snapshot() == [] and (state / "queue.json.damaged").exists()
     studio.close()
 
@@ -424,7 +424,7 @@ def test_the_queue_and_a_folder_run_write_each_video_once(demo_package: Path, li
     import time as _time
 
     from fsrun.plan import create_backend
-    from fsrun.runconfig import RunConfig
+    from fsrun.request import RunHooks, SessionSpec
     from starlette.testclient import TestClient
 
     from fsrun.studio.app import build_app
@@ -454,9 +454,8 @@ def test_the_queue_and_a_folder_run_write_each_video_once(demo_package: Path, li
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(folder_run.stderr), daemon=True)
     reader.start()
-    template = RunConfig(video=library, model=demo_package, quiet=True, progress=False,
-                         use_cache=False, backend_factory=slow)
-    studio = Studio(library, template, port=8765)
+    studio = Studio(library, SessionSpec(model=demo_package, use_cache=False), port=8765,
+                    hooks=RunHooks(quiet=True, progress=False, backend_factory=slow))
     try:
         studio.jobs.start()
         client = TestClient(build_app(studio), base_url="http://127.0.0.1:8765")

@@ -132,8 +132,7 @@ class Claim:
                 json.dump(self.owner.__dict__, f)
         except OSError as exc:  # a full disk: no empty claim may stay behind
             remove_quietly(self.path)
-            raise OutputError(f"{self.path}: cannot write the claim "
-                              f"({os_reason(exc)})") from None
+            raise OutputError(f"{self.output}: cannot write ({os_reason(exc)})") from None
         self._held = True
         self._start_heartbeat()
         return True

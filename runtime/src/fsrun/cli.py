@@ -8,7 +8,6 @@ traceback instead.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 import os
@@ -24,8 +23,10 @@ from fsrun.atomic import os_reason
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
 from fsrun.errors import FsError, Interrupted, OutputError, UsageError
 from fsrun.memory import limit_malloc_arenas
-from fsrun.pipeline import DEFAULT_STRIDE, RESIZE_CHOICES, RunConfig, process_video
-from fsrun.postprocess import DEFAULT_RDP_EPSILON, PostprocessOptions
+from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON, DEFAULT_STRIDE
+from fsrun.pipeline import process_video
+from fsrun.postprocess import PostprocessOptions
+from fsrun.request import RESIZE_CHOICES, RunHooks, SessionSpec, VideoRequest
 from fsrun.signals import interrupt_guard
 from fsrun.sources import DECODER_CHOICES
 
@@ -167,7 +168,8 @@ class FiniteFloatRange(click.FloatRange):
 @click.option("--start", callback=_seconds, default=None, help="Start time (s or [H:]M:S).")
 @click.option("--end", callback=_seconds, default=None, help="End time (s or [H:]M:S).")
 @click.option("--raw", is_flag=True, help="One point per sampled frame, no simplification.")
-@click.option("--min-amplitude", type=FiniteFloatRange(0, 100), default=10.0, show_default=True,
+@click.option("--min-amplitude", type=FiniteFloatRange(0, 100), default=DEFAULT_MIN_AMPLITUDE,
+              show_default=True,
               help="Peaks and valleys closer than this (0-100) are merged.")
 @click.option("--rdp", "rdp_epsilon", type=FiniteFloatRange(0, 100), default=DEFAULT_RDP_EPSILON,
               show_default=True,
@@ -228,14 +230,16 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
 
     post = PostprocessOptions(raw=raw, min_amplitude=min_amplitude, rdp_epsilon=rdp_epsilon,
                               stretch_percentile=stretch, invert=invert, offset_ms=offset_ms)
-    config = RunConfig(video=video, model=model, model_fps=model_fps, output=output,
-                       backend=backend, decoder=decoder,
-                       precision=precision, stride=stride, batch=batch, crop=crop, resize=resize,
-                       start=start or 0.0, end=end, force=force, quiet=quiet, report=report,
-                       postprocess=post, use_cache=not no_cache, cache_dir=cache_dir,
-                       threads=threads, device_id=device_id, log=log)
+    spec = SessionSpec(model=model, model_fps=model_fps, backend=backend, decoder=decoder,
+                       precision=precision, resize=resize, threads=threads,
+                       device_id=device_id, batch=batch, use_cache=not no_cache,
+                       cache_dir=cache_dir)
+    request = VideoRequest(video=video, output=output, stride=stride, crop=crop,
+                           start=start or 0.0, end=end, postprocess=post, force=force,
+                           report=report)
+    hooks = RunHooks(log=log, quiet=quiet)
     if explain:
-        _explain(config)
+        _explain(spec, request)
         return
     limit_malloc_arenas()  # before the decode thread exists: see memory.py
     # SIGINT/SIGTERM stop at a safe point (cache flushed, nothing written): see signals.py.
@@ -243,21 +247,21 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
         if video.is_dir():
             from fsrun.folder import parse_extensions, run_folder  # noqa: PLC0415
 
-            config = dataclasses.replace(config, log=None)  # the folder's lines sum them up
+            hooks = RunHooks(quiet=quiet)  # the folder's lines sum the videos' notices up
             if ray_address is not None:  # Ray is imported only on this path
                 from fsrun.scale.ray_folder import run_ray_folder  # noqa: PLC0415
 
-                run_ray_folder(video, config, parse_extensions(extensions), click.echo,
-                               None if quiet else log, ray_address or None, output_dir, ray_cpus,
-                               ray_timeout)
+                run_ray_folder(video, spec, request, hooks, parse_extensions(extensions),
+                               click.echo, None if quiet else log, ray_address or None,
+                               output_dir, ray_cpus, ray_timeout)
                 return
-            run_folder(video, config, parse_extensions(extensions), click.echo,
+            run_folder(video, spec, request, hooks, parse_extensions(extensions), click.echo,
                        None if quiet else log, output_dir)
             return
         if ray_address is not None or output_dir is not None:
             raise UsageError(f"{'--ray' if ray_address is not None else '--output-dir'} is for "
                              "a folder of videos; for one video use --output")
-        result = process_video(config)
+        result = process_video(spec, request, hooks)
     if not quiet:
         r = result.report
         windows = f"{r['windows']} window{'' if r['windows'] == 1 else 's'}"
@@ -265,21 +269,21 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
             f"{windows}, {r['wall']:.1f} s)")
 
 
-def _explain(config: RunConfig) -> None:
+def _explain(spec: SessionSpec, request: VideoRequest) -> None:
     """Print the plan; for a video file also the decoder it would get and its cache entry.
     Starts no backend."""
     from fsrun.plan import make_plan  # noqa: PLC0415
 
-    plan = make_plan(config)
+    plan = make_plan(spec)
     click.echo(plan.explain())
-    if config.video.is_file():
-        decoder, notes = plan.decoder_for(config.video)
-        click.echo(f"{config.video.name}: decoder {decoder}"
-                   + "".join(f"; {note}" for note in notes))
-        click.echo(f"cache:     {_cache_entry(config, plan) if config.use_cache else 'off'}")
+    video = Path(request.video)
+    if video.is_file():
+        decoder, notes = plan.decoder_for(video)
+        click.echo(f"{video.name}: decoder {decoder}" + "".join(f"; {note}" for note in notes))
+        click.echo(f"cache:     {_cache_entry(spec, request, plan) if spec.use_cache else 'off'}")
 
 
-def _cache_entry(config: RunConfig, plan: Any) -> str:
+def _cache_entry(spec: SessionSpec, config: VideoRequest, plan: Any) -> str:
     """The embedding cache entry a run of config would use, and what it holds."""
     from fsrun.crop import parse_crop  # noqa: PLC0415
     from fsrun.embedding_cache import CacheKey, describe_entry, entry_folder  # noqa: PLC0415
@@ -291,7 +295,7 @@ def _cache_entry(config: RunConfig, plan: Any) -> str:
     crop_box = resolve_crop(config.video, parse_crop(config.crop), info)
     key = CacheKey.for_video(config.video, package.model_hash, plan.precision, crop_box,
                              package.meta.fps, config.start, plan.resize)
-    folder = entry_folder(key, config.cache_dir)
+    folder = entry_folder(key, spec.cache_dir)
     return f"{folder} ({describe_entry(folder)})"
 
 

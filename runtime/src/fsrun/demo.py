@@ -18,7 +18,8 @@ from fsrun.groundtruth.metrics import Agreement
 from fsrun.groundtruth.seeds import seed_range
 from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, parse_fps, write_clip
 from fsrun.groundtruth.synth.tracks import TRACK_KINDS
-from fsrun.runconfig import DEFAULT_STRIDE, RunConfig
+from fsrun.defaults import DEFAULT_STRIDE
+from fsrun.request import RunHooks, SessionSpec
 
 MIN_R = 0.9  # agreement the demo model is expected to reach
 # Without OUTDIR every run reuses one folder in the user cache folder, under this file name, so
@@ -79,10 +80,9 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
                                layout=layout, track=track, seed=seed), folder,
                       name=DEMO_NAME if reused else None)
     # A fresh clip every time: a cache entry would never be read again.
-    template = RunConfig(video=clip.video, stride=stride, force=True, use_cache=False,
-                         crop="sbs-left" if layout == "sbs" else "full",
-                         log=lambda msg: click.echo(msg, err=True))
-    [graded] = grade(package, [TruthClip(clip.video, clip.truth)], template, written=True)
+    [graded] = grade(package, [TruthClip(clip.video, clip.truth)], SessionSpec(use_cache=False),
+                     {"stride": stride, "crop": "sbs-left" if layout == "sbs" else "full"},
+                     written=True, hooks=RunHooks(log=lambda msg: click.echo(msg, err=True)))
     raw, written = graded.raw, graded.written
     frame_ms = _frame_ms(fps)
     click.echo(f"video:      {clip.video}")

@@ -55,7 +55,7 @@ class EncodeJob:
     progress: bool | None  # progress bar; None = when stderr is a terminal, False = never
     total_hint: int | None  # frames expected, for the progress bar
     say: Callable[[str], None] = lambda message: None  # one-line notices
-    watch: Any = None  # runconfig.RunWatch: progress and cancel from another thread
+    watch: Any = None  # request.RunWatch: progress and cancel from another thread
 
 
 class DecodeThread:

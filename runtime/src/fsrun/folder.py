@@ -21,7 +21,7 @@ from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyErr
                           OutputError, UsageError)
 from fsrun.funscript import default_output
 from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.runner import (FAILED, INTERRUPTED, OK, SKIPPED, STATUSES, FileOutcome, plural,
                           run_video)
 from fsrun.session import ModelSession
@@ -82,31 +82,35 @@ def output_for(video: Path, root: Path, output_dir: Path | None) -> Path:
     return default_output(Path(output_dir) / Path(video).relative_to(root))
 
 
-def process_folder(root: Path | str, template: RunConfig,
+def process_folder(root: Path | str, spec: SessionSpec, request: VideoRequest | None = None,
+                   hooks: RunHooks | None = None,
                    extensions: Iterable[str] = DEFAULT_EXTENSIONS,
                    log: Callable[[str], None] | None = None,
                    stale_after_s: float = STALE_AFTER_S,
                    output_dir: Path | None = None) -> FolderSummary:
     """Run every video under root through one model session; never raises for a single bad
-    file."""
+    file. request: the options every video gets (its video is the folder); hooks: the
+    session's (the videos' own notices are summed up in the folder's lines)."""
     root = Path(root)
     say = log or (lambda message: None)
+    request = request or VideoRequest(video=root)
+    hooks = hooks or RunHooks(quiet=True)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder")
-    if template.output is not None:
+    if request.output is not None:
         raise UsageError("--output names one file; in folder mode each video gets "
                          "VIDEO.funscript beside it")
     # One session for the folder: the package is loaded and verified once (a broken model
     # fails here, exit 4, not once per video), the backends start with the first video that
     # needs them and serve every video after it.
-    with ModelSession.open(template, start=False) as session:
+    with ModelSession.open(spec, hooks, start=False) as session:
         for notice in session.plan.notices:
             say(notice)
-        return _process_all(root, session, template, extensions, say, stale_after_s,
+        return _process_all(root, session, request, extensions, say, stale_after_s,
                             output_dir)
 
 
-def _process_all(root: Path, session: ModelSession, template: RunConfig,
+def _process_all(root: Path, session: ModelSession, template: VideoRequest,
                  extensions: Iterable[str], say: Callable[[str], None],
                  stale_after_s: float, output_dir: Path | None) -> FolderSummary:
     report_path = template.report  # one report for the folder, not one per video
@@ -159,7 +163,7 @@ def folder_report(summary: FolderSummary) -> dict:
                        "report": o.report} for o in summary.outcomes]}
 
 
-def process_one(session: ModelSession, video: Path, output: Path, template: RunConfig,
+def process_one(session: ModelSession, video: Path, output: Path, template: VideoRequest,
                 began_run: float, stale_after_s: float) -> FileOutcome:
     """One video of a folder: its output's folder made (the tree mirrored under --output-dir),
     then the one runner."""
@@ -169,7 +173,7 @@ def process_one(session: ModelSession, video: Path, output: Path, template: RunC
         error = OutputError(f"{output.parent}: cannot create ({os_reason(exc)})")
         return FileOutcome(video, FAILED, str(error), exit_code=error.exit_code, error=error)
     return run_video(session, dataclasses.replace(template, video=video, output=output),
-                     began_run, stale_after_s)
+                     began_run=began_run, stale_after_s=stale_after_s)
 
 
 def relative_name(path: Path, root: Path) -> str:
@@ -221,19 +225,21 @@ class FolderFailed(FsError):
     exit_code = 1
 
 
-def run_folder(root: Path, template: RunConfig, extensions: Iterable[str],
-               echo: Callable[[str], None], log: Callable[[str], None] | None,
-               output_dir: Path | None = None) -> FolderSummary:
+def run_folder(root: Path, spec: SessionSpec, request: VideoRequest, hooks: RunHooks,
+               extensions: Iterable[str], echo: Callable[[str], None],
+               log: Callable[[str], None] | None, output_dir: Path | None = None
+               ) -> FolderSummary:
     """CLI entry: process, print the table (not with --quiet), raise for a non-zero exit when
     anything failed."""
-    summary = process_folder(root, template, extensions, log, output_dir=output_dir)
-    return finish_folder(summary, template, echo)
+    summary = process_folder(root, spec, request, hooks, extensions, log,
+                             output_dir=output_dir)
+    return finish_folder(summary, hooks, echo)
 
 
-def finish_folder(summary: FolderSummary, template: RunConfig,
+def finish_folder(summary: FolderSummary, hooks: RunHooks,
                   echo: Callable[[str], None]) -> FolderSummary:
     """The end of a folder run (one process or Ray): the table, then the exit status."""
-    if not template.quiet:
+    if not hooks.quiet:
         echo(format_summary(summary))
     fatal = next((o.error for o in summary.outcomes if isinstance(o.error, FATAL_ERRORS)), None)
     if fatal is not None:
@@ -242,6 +248,6 @@ def finish_folder(summary: FolderSummary, template: RunConfig,
     raise_if_interrupted(_progress_note(summary))
     if summary.failed:
         raise FolderFailed(f"{summary.failed} of {plural(len(summary.outcomes), 'video')} failed"
-                           + (_failures(summary) if template.quiet
+                           + (_failures(summary) if hooks.quiet
                               else " (see the table above)"))
     return summary

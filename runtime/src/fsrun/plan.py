@@ -18,7 +18,7 @@ from fsrun.backends import (BACKEND_CHOICES, BackendOptions, check_backend,
                             create_backend, is_backend_available)
 from fsrun.errors import FsError, Interrupted, ModelError, UsageError
 from fsrun.package import ModelPackage, load_package
-from fsrun.runconfig import RESIZE_CHOICES, RunConfig
+from fsrun.request import RESIZE_CHOICES, SessionSpec
 from fsrun.sources import DECODER_CHOICES, SOURCES, choose_decoder
 
 # --backend auto tries these in order. ORT's TensorRT EP caches its engines, so it beats plain
@@ -121,6 +121,7 @@ class RunPlan:
         data["model"] = str(self.model)
         data["candidates"], data["notices"] = list(self.candidates), list(self.notices)
         data["fallbacks"] = list(self.fallbacks)
+        data["cache_root"] = str(self.cache_root) if self.cache_root is not None else None
         return data
 
 
@@ -210,12 +211,12 @@ def backend_candidates(requested: str) -> tuple[str, ...]:
     return tuple(b for b in AUTO_ORDER if is_backend_available(b)) or (AUTO_ORDER[-1],)
 
 
-def make_plan(cfg: RunConfig, package: ModelPackage | None = None,
+def make_plan(cfg: SessionSpec, package: ModelPackage | None = None,
               resolved: tuple[Path, str | None] | None = None) -> RunPlan:
     """The plan for a run: every "auto" in cfg resolved. Reads the package's meta.json (not its
     hashes; the session verifies those) unless the loaded package is passed; `resolved` is
     resolve_model's answer when the caller has it already (its notice is kept)."""
-    # RunConfig checked each of these against its choices when it was made.
+    # SessionSpec checked each of these against its choices when it was made.
     requested = Requested(cfg.backend, cfg.decoder, cfg.precision, cfg.resize)
     if cfg.resize == "source" and cfg.decoder not in ("auto", *RESIZING_DECODERS):
         raise UsageError(DECODER_RULES["resize"].format(decoder=cfg.decoder))

@@ -9,20 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-
 from typing import Any, Mapping
 
 import numpy as np
 
+from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON
 from fsrun.errors import UsageError
-
-
-# Defaults chosen against synthetic ground truth (benchmarks/results/*/stride_accuracy.md):
-# peaks and valleys alone draw straight strokes through curved motion (demo model: written r
-# 0.946 against 0.999 per frame); adding Ramer-Douglas-Peucker points at 4 positions keeps
-# r 0.997 with about 5 actions a second, where 1-2 cost 7-10 a second for +0.002.
-DEFAULT_RDP_EPSILON = 4.0
-
 
 # Largest --offset in ms (a day): far past any video, and small enough for every player.
 MAX_OFFSET_MS = 86_400_000
@@ -36,7 +28,8 @@ def _finite(value: Any) -> bool:
 @dataclass
 class PostprocessOptions:
     raw: bool = False  # one point per sampled frame, no simplification
-    min_amplitude: float = 10.0  # positions (0-100) a peak must rise above its valleys
+    min_amplitude: float = DEFAULT_MIN_AMPLITUDE  # positions (0-100) a peak must rise above
+    # its valleys
     rdp_epsilon: float = DEFAULT_RDP_EPSILON  # positions; > 0 adds RDP points to the extremes
     stretch_percentile: float | None = None  # e.g. 5: map the 5th..95th percentile to 0..100
     invert: bool = False  # 100 - pos

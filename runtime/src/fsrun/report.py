@@ -11,7 +11,7 @@ from fsrun.errors import FsError, Interrupted
 from fsrun.funscript import GENERATOR, default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.package import ModelPackage
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, VideoRequest
 from fsrun.sampling import TimeRange
 from fsrun.sources import VideoInfo
 from fsrun.stitching import WindowPlan
@@ -24,14 +24,14 @@ if TYPE_CHECKING:
 class VideoJob:
     """One video in a session: what was checked before any work, and what the run counts."""
 
-    cfg: RunConfig  # the video's config
+    cfg: VideoRequest  # the video's request
+    hooks: RunHooks  # who hears it (notices, progress, cancel)
     video: Path  # the input video
     output: Path  # the funscript to write
     protect: Protected  # files no output may replace
     info: VideoInfo  # the container's header
     crop_box: Any  # crop.Crop in source pixels, or None for the full frame
     time_range: TimeRange  # --start / --end
-    say: Callable[[str], None]  # one-line notices
     stages: Stages = field(default_factory=Stages)  # wall time per stage
     counts: dict[str, int] = field(default_factory=lambda: {
         "encoder_calls": 0, "frames_encoded": 0, "frames_decoded": 0, "resumed_from": 0,
@@ -40,6 +40,11 @@ class VideoJob:
     cache_hit: bool = False  # every frame came from the embedding cache
     cache_entry: str | None = None  # the embedding cache entry used (None: no cache)
     cache_damaged: str | None = None  # why the entry found was discarded, if it was
+
+    @property
+    def say(self) -> Callable[[str], None]:
+        """Where the video's one-line notices go (its hooks' log; nowhere when quiet)."""
+        return self.hooks.say()
 
 
 def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: WindowPlan,
@@ -62,7 +67,7 @@ def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: Win
     }
 
 
-def script_metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, precision: str,
+def script_metadata(cfg: VideoRequest, package: ModelPackage, duration_s: float, precision: str,
                     padded: bool, crop_box: Any, resize: str, clock_offset_s: float = 0.0
                     ) -> dict[str, Any]:
     """The funscript's metadata: the model and every option that shaped the script.
@@ -84,7 +89,7 @@ def script_metadata(cfg: RunConfig, package: ModelPackage, duration_s: float, pr
     }
 
 
-def report_failure(cfg: RunConfig, exc: BaseException, wall_s: float) -> None:
+def report_failure(cfg: VideoRequest, exc: BaseException, wall_s: float) -> None:
     """--report for a run that failed: the video, the error and its exit code (as in folder
     mode). Skipped when the report path itself is what failed."""
     output = Path(cfg.output) if cfg.output else default_output(cfg.video)

@@ -1,11 +1,14 @@
 """One video through one model session, under the rules every driver shares.
 
-`run_video(session, cfg)` is the one way a video is run: the single-file command line, folder
-mode, a Ray worker, the studio's queue and `grade()` all call it. It claims the video's output
-(claims.py: another process working on it means this one skips it), applies the skip rules (a
-script that exists without --force; one another process wrote while this one waited), runs the
-session and writes the script, and returns a FileOutcome: never raises for the video's own
-failure, so a folder, a cluster or a queue goes on with the next one.
+`run_video(session, request, hooks)` is the one way a video is run: the single-file command
+line, folder mode, a Ray worker, the studio's queue and `grade()` all call it. It claims the
+video's output (claims.py: another process working on it means this one skips it), applies the
+skip rules (a script that exists without --force; one another process wrote while this one
+waited), runs the session and writes the script, and returns a FileOutcome: never raises for
+the video's own failure, so a folder, a cluster or a queue goes on with the next one.
+
+One video named on the command line asks for that video: an existing script without --force
+is its error (exit 5, `existing="refuse"`), where a folder, a cluster or a queue skips it.
 """
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ from fsrun.atomic import os_reason
 from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
 from fsrun.errors import FsError, Interrupted, OutputError
 from fsrun.funscript import default_output
-from fsrun.runconfig import RunConfig, RunResult
+from fsrun.report import report_failure
+from fsrun.request import RunHooks, RunResult, VideoRequest
 
 OK, SKIPPED, FAILED, INTERRUPTED = "ok", "skipped", "failed", "interrupted"
 STATUSES: tuple[str, ...] = (OK, SKIPPED, FAILED, INTERRUPTED)
@@ -30,33 +34,45 @@ class FileOutcome:
     detail: str  # actions written, why skipped, or the one-line error
     seconds: float = 0.0  # wall time spent on it
     exit_code: int = 0  # the error's exit code when failed
-    error: FsError | None = None  # the error itself, when failed with an fsrun error
+    error: BaseException | None = None  # the error itself, when failed
     report: dict | None = None  # the run's report (timings and counts), when it ran
     result: RunResult | None = None  # positions and timestamps, when it ran (not sent by Ray)
 
 
-def run_video(session, cfg: RunConfig, began_run: float | None = None,
-              stale_after_s: float = STALE_AFTER_S) -> FileOutcome:
-    """Claim cfg's output, skip or run, write; the outcome. began_run: when the whole run
-    started (a script written since by another process is that process's work)."""
-    video = Path(cfg.video)
-    output = Path(cfg.output) if cfg.output else default_output(video)
+# What an existing script means: "skip" (a folder, a cluster, a queue: someone's work is done)
+# or "refuse" (one video asked for by name: the session's own check says exists, exit 5).
+EXISTING = ("skip", "refuse")
+
+
+def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
+              began_run: float | None = None, stale_after_s: float = STALE_AFTER_S,
+              existing: str = "skip") -> FileOutcome:
+    """Claim the request's output, skip or run, write; the outcome. began_run: when the whole
+    run started (a script written since by another process is that process's work)."""
+    video = Path(request.video)
+    output = Path(request.output) if request.output else default_output(video)
     began_run = time.time() if began_run is None else began_run
     began = time.perf_counter()
-    if output.exists() and not cfg.force:
+    skipping = existing == "skip"
+    if skipping and output.exists() and not request.force:
         return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
     claim = Claim(output, stale_after_s=stale_after_s)
     try:
+        session.check_outputs(request)  # a path no run could write: its own message, no claim
         claim.acquire()
     except ClaimHeld as exc:
         return FileOutcome(video, SKIPPED, str(exc))
     except FsError as exc:
-        return FileOutcome(video, FAILED, str(exc), exit_code=exc.exit_code, error=exc)
+        if request.report is not None:  # a failed run's report, as the session writes one
+            report_failure(request, exc, time.perf_counter() - began)
+        return FileOutcome(video, FAILED, without_path(exc, video), exit_code=exc.exit_code,
+                           error=exc)
     try:
         # Another process may have finished this video between the check above and the claim.
-        if output.exists() and (not cfg.force or output.stat().st_mtime >= began_run):
+        if output.exists() and output.stat().st_mtime >= began_run and (
+                skipping or not request.force):
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
-        result = session.process(cfg)
+        result = session.process(request, hooks)
         return FileOutcome(video, OK, describe(result), time.perf_counter() - began,
                            report=result.report, result=result)
     except FsError as exc:
@@ -69,7 +85,7 @@ def run_video(session, cfg: RunConfig, began_run: float | None = None,
                            error.exit_code, error)
     except Exception as exc:  # noqa: BLE001 - an unexpected failure costs this file, not the run
         return FileOutcome(video, FAILED, f"internal error: {type(exc).__name__}: {exc}",
-                           time.perf_counter() - began, 1)
+                           time.perf_counter() - began, 1, exc)
     finally:
         claim.release()
 

@@ -1,16 +1,15 @@
 """A model session: the package loaded and verified once, the backends started once, then any
 number of videos, one after another.
 
-    template = RunConfig(video=videos[0], model=package_dir, backend="auto")
-    with ModelSession.open(template) as session:
+    with ModelSession.open(SessionSpec(model=package_dir)) as session:
         for video in videos:
-            session.process(dataclasses.replace(template, video=video))
+            session.process(VideoRequest(video=video))
 
-Per video: every output path is checked before any work, the frames not in the embedding cache
-are decoded and encoded (encode.py), the head runs over the windows (head.py) and the funscript
-is written atomically. The model, backend, decoder, precision and resize of each video's config
-must match the session's (SESSION_FIELDS); a video that asks for another gets a UsageError.
-A session is used by one thread at a time.
+A session opens from its spec alone (request.py): no video. Per video: every output path is
+checked before any work, the frames not in the embedding cache are decoded and encoded
+(encode.py), the head runs over the windows (head.py) and the funscript is written atomically.
+Drivers run videos through runner.run_video, which claims the output first. A session is used
+by one thread at a time.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import numpy as np
 from fsrun.crop import parse_crop
 from fsrun.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
 from fsrun.encode import EncodeJob, Store, encode_frames
-from fsrun.errors import InputError, ModelError, OutputError, UsageError
+from fsrun.errors import InputError, OutputError, UsageError
 from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
 from fsrun.head import collect_embeddings, run_head
 from fsrun.locking import LockUnavailable
@@ -33,7 +32,7 @@ from fsrun.package import ModelPackage, load_package
 from fsrun.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
 from fsrun.postprocess import offset_notice, to_actions
 from fsrun.report import VideoJob, report_failure, run_report, script_metadata
-from fsrun.runconfig import SESSION_FIELDS, RunConfig, RunResult
+from fsrun.request import RunHooks, RunResult, SessionSpec, VideoRequest
 from fsrun.sampling import TimeRange, TimestampSampler, coverage
 from fsrun.signals import raise_if_interrupted
 from fsrun.sources import probe, resolve_crop
@@ -49,10 +48,12 @@ GRAPHS: tuple[str, ...] = ("head", "encoder")
 class ModelSession:
     """One model on one backend, ready for many videos. Make it with ModelSession.open()."""
 
-    def __init__(self, plan: RunPlan, package: ModelPackage, template: RunConfig):
+    def __init__(self, plan: RunPlan, package: ModelPackage, spec: SessionSpec,
+                 hooks: RunHooks):
         self._plan = plan
         self.package = package  # the loaded, verified model package
-        self.template = template  # the config the session was opened with
+        self.spec = spec  # what the session was opened with
+        self.hooks = hooks  # its notices and progress, unless a video brings its own
         self._backends: dict[str, Any] = {}  # graph name -> started backend
         self._closed = False
         self._said = 0  # plan notices and fallbacks told so far (on the first video)
@@ -60,16 +61,17 @@ class ModelSession:
         self._unbilled_s = 0.0  # start-up time not yet counted in a video's "load" stage
 
     @classmethod
-    def open(cls, template: RunConfig, start: bool = True) -> ModelSession:
+    def open(cls, spec: SessionSpec, hooks: RunHooks | None = None,
+             start: bool = True) -> ModelSession:
         """Plan the run, load and hash-verify the package, and (with start) start the encoder
         and head backends. start=False defers them to the first video that needs them, so
         output paths are checked before any backend starts and a video whose embeddings are
         all cached never starts the encoder."""
         began = time.perf_counter()
-        resolved = resolve_model(template.model, template.model_fps, _notices(template),
-                                 template.cache_dir)
+        hooks = hooks or RunHooks()
+        resolved = resolve_model(spec.model, spec.model_fps, hooks.say(), spec.cache_dir)
         package = load_package(resolved[0])
-        session = cls(make_plan(template, package, resolved), package, template)
+        session = cls(make_plan(spec, package, resolved), package, spec, hooks)
         try:
             if start:
                 session._start(GRAPHS)
@@ -97,48 +99,48 @@ class ModelSession:
         for backend in backends.values():
             backend.close()
 
-    def process(self, cfg: RunConfig) -> RunResult:
-        """Run the model over cfg.video and write its funscript; raises fsrun.errors classes.
-        With cfg.report, a failed run writes a report too: what failed, with which exit code."""
+    def process(self, request: VideoRequest, hooks: RunHooks | None = None) -> RunResult:
+        """Run the model over request.video and write its funscript; raises fsrun.errors
+        classes. With request.report, a failed run writes a report too: what failed, with
+        which exit code. hooks: this video's (a studio job's progress); else the session's."""
         began = time.perf_counter()
         try:
-            self._check_matches(cfg)
-            return self._process(cfg)
+            self._check_open()
+            return self._process(request, hooks or self.hooks)
         except BaseException as exc:
-            if cfg.report is not None:
-                report_failure(cfg, exc, time.perf_counter() - began)
+            if request.report is not None:
+                report_failure(request, exc, time.perf_counter() - began)
             raise
 
-    def positions(self, cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-        """(pts_ms, raw positions 0..1) of cfg.video at cfg's stride, writing nothing: from the
-        embedding cache where it holds the video (then only the head runs), else decoded and
-        encoded into it. What the studio redraws when a stride changes."""
-        self._check_matches(cfg)
-        job = self._prepare(cfg, write=False)
+    def positions(self, request: VideoRequest, hooks: RunHooks | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(pts_ms, raw positions 0..1) of request.video at its stride, writing nothing: from
+        the embedding cache where it holds the video (then only the head runs), else decoded
+        and encoded into it. What the studio redraws when a stride changes."""
+        self._check_open()
+        hooks = hooks or self.hooks
+        job = self._prepare(request, hooks, write=False)
         pts_ms, embeddings = self._embeddings(job)
-        windows = plan_windows(len(pts_ms), self.package.meta.window, cfg.stride)
-        told = cfg.watch.head_progress if cfg.watch is not None else None
-        positions, _ = run_head(self._backends["head"], embeddings, windows, cfg.head_batch,
-                                job.stages, told)
+        windows = plan_windows(len(pts_ms), self.package.meta.window, request.stride)
+        told = hooks.watch.head_progress if hooks.watch is not None else None
+        positions, _ = run_head(self._backends["head"], embeddings, windows,
+                                self.spec.head_batch, job.stages, told)
         return pts_ms, positions
 
-    def _check_matches(self, cfg: RunConfig) -> None:
+    def check_outputs(self, request: VideoRequest) -> tuple[Path, Protected]:
+        """Every output path of the request, checked before any work (OutputError, exit 5):
+        (the funscript's path, the files no output may replace)."""
+        video = Path(request.video)
+        output = Path(request.output) if request.output else default_output(video)
+        protect = Protected([video], "the input video", also=request.protected)
+        check_writable(output, request.force, protect)
+        if request.report is not None:
+            check_report_path(request.report, output, protect)
+        return output, protect
+
+    def _check_open(self) -> None:
         if self._closed:
             raise UsageError("this model session is closed")
-        for name in SESSION_FIELDS:
-            ours, theirs = getattr(self.template, name), getattr(cfg, name)
-            if name == "model":
-                try:
-                    ours = self._plan.model
-                    theirs = resolve_model(theirs, cfg.model_fps, None, cfg.cache_dir)[0]
-                except ModelError:  # no such model: not this session's, whatever it is
-                    ours = self._plan.model
-                same = Path(ours).resolve() == Path(theirs).resolve()
-            else:
-                same = ours == theirs
-            if not same:
-                raise UsageError(f"{cfg.video}: asks for {name} {theirs!r}, but this model "
-                                 f"session runs {ours!r}; open a session for it")
 
     def _start(self, graphs: tuple[str, ...]) -> None:
         """Start the graphs not running yet. The first start may fall back (--backend auto)
@@ -147,7 +149,7 @@ class ModelSession:
         if not missing:
             return
         began = time.perf_counter()
-        factory = self.template.backend_factory
+        factory = self.hooks.backend_factory
         if not self._backends:
             started, self._plan = start_backends(self._plan, self.package, missing, factory)
             self._backends.update(started)
@@ -156,11 +158,11 @@ class ModelSession:
                 self._backends[graph] = start_graph(self._plan, self.package, graph, factory)
         self.startup_s += time.perf_counter() - began
 
-    def _process(self, cfg: RunConfig) -> RunResult:
+    def _process(self, cfg: VideoRequest, hooks: RunHooks) -> RunResult:
         wall = time.perf_counter()
         # The session's start-up is counted in its first video's load stage and wall time.
         startup_share, self._unbilled_s = self._unbilled_s, 0.0
-        job = self._prepare(cfg)
+        job = self._prepare(cfg, hooks)
         job.stages.seconds["load"] += startup_share
         pts_ms, embeddings = self._embeddings(job)
         meta = self.package.meta
@@ -169,7 +171,7 @@ class ModelSession:
             job.say(f"clip is shorter than one window ({windows.frames} < {meta.window} "
                     "frames): padded with its last frame")
         positions, head_calls = run_head(self._backends["head"], embeddings, windows,
-                                         cfg.head_batch, job.stages)
+                                         self.spec.head_batch, job.stages)
         actions, covered_ms, short = self._write(job, pts_ms, positions, windows.padded)
         report = run_report(
             job, self.package, self._plan, windows, head_calls, len(actions), covered_ms,
@@ -181,18 +183,15 @@ class ModelSession:
                 raise OutputError(f"{exc}; {job.output} was written") from None
         return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
 
-    def _prepare(self, cfg: RunConfig, write: bool = True) -> VideoJob:
+    def _prepare(self, cfg: VideoRequest, hooks: RunHooks, write: bool = True) -> VideoJob:
         """Every check that can refuse the video before any work (its outputs too, unless
         nothing will be written), then the head's backend."""
         began = time.perf_counter()
         video = Path(cfg.video)
         time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
-        output = Path(cfg.output) if cfg.output else default_output(video)
-        protect = Protected([video], "the input video", also=cfg.protected)
-        if write:
-            check_writable(output, cfg.force, protect)  # every output path before any work
-        if write and cfg.report is not None:
-            check_report_path(cfg.report, output, protect)
+        output, protect = self.check_outputs(cfg) if write else (
+            Path(cfg.output) if cfg.output else default_output(video),
+            Protected([video], "the input video", also=cfg.protected))
         info = probe(video)
         if info.duration_s > 0:  # options that cannot give a script are refused now, not later
             if cfg.start >= info.duration_s:
@@ -204,7 +203,7 @@ class ModelSession:
         crop_box = resolve_crop(video, parse_crop(cfg.crop), info)
         plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
         self._start(("head",))
-        job = VideoJob(cfg, video, output, protect, info, crop_box, time_range, _notices(cfg))
+        job = VideoJob(cfg, hooks, video, output, protect, info, crop_box, time_range)
         told = [*self._plan.notices, *(f"backend fallback: {f}" for f in self._plan.fallbacks)]
         for notice in told[self._said:]:
             job.say(notice)
@@ -234,7 +233,7 @@ class ModelSession:
         """The video's cache entry, locked and verified; memory with --no-cache or when the
         cache cannot be used (a notice says why: the run never fails for the cache)."""
         cfg, meta = job.cfg, self.package.meta
-        if not cfg.use_cache:
+        if not self.spec.use_cache:
             yield MemoryStore(meta.embedding_dim)
             return
         key = CacheKey.for_video(job.video, self.package.model_hash, self._plan.precision,
@@ -245,7 +244,7 @@ class ModelSession:
                     f"waiting for it ({seconds:.0f} s so far; --no-cache runs without it)")
 
         try:
-            cache = EmbeddingCache.open(key, meta.embedding_dim, cfg.cache_dir,
+            cache = EmbeddingCache.open(key, meta.embedding_dim, self.spec.cache_dir,
                                         on_wait=waiting, check=raise_if_interrupted)
         except (CacheError, LockUnavailable) as exc:
             job.say(f"cannot use the embedding cache ({exc}); going on without it")
@@ -271,7 +270,7 @@ class ModelSession:
 
     def _encode(self, job: VideoJob, store: Store) -> Store:
         """Decode and encode what the store lacks; the store that then holds every frame."""
-        cfg, plan, meta = job.cfg, self._plan, self.package.meta
+        cfg, plan, meta, hooks = job.cfg, self._plan, self.package.meta, job.hooks
         if store.frames:
             job.say(f"resuming after {store.frames} frames cached by an earlier run")
         began = time.perf_counter()
@@ -280,11 +279,11 @@ class ModelSession:
         span = (cfg.end if cfg.end is not None else job.info.duration_s) - cfg.start
         encode = EncodeJob(video=job.video, decoder=job.decoder, crop_box=job.crop_box,
                            resize_to=meta.input_size if plan.resize == "source" else None,
-                           start=cfg.start, end=cfg.end, batch=cfg.batch,
-                           queue_size=cfg.queue_size, device_id=plan.device_id,
-                           progress=False if cfg.quiet else cfg.progress,
+                           start=cfg.start, end=cfg.end, batch=self.spec.batch,
+                           queue_size=self.spec.queue_size, device_id=plan.device_id,
+                           progress=False if hooks.quiet else hooks.progress,
                            total_hint=int(span * meta.fps) if span > 0 else None, say=job.say,
-                           watch=cfg.watch)
+                           watch=hooks.watch)
         return encode_frames(encode, TimestampSampler(meta.fps, job.time_range), store,
                              self._backends["encoder"], job.stages, job.counts)
 
@@ -320,8 +319,3 @@ class ModelSession:
                         protect=job.protect)
         job.stages.add("write", began)
         return actions, covered_ms, short
-
-
-def _notices(cfg: RunConfig):
-    """Where cfg's one-line notices go: its log, or nowhere when quiet."""
-    return (lambda message: None) if cfg.quiet or cfg.log is None else cfg.log

@@ -100,7 +100,7 @@ def grade_held_out(package: Path, folder: Path, seconds: float = 12.0,
                    size: tuple[int, int] = (96, 72), stride: int | None = None,
                    family: str = "classic") -> list[dict]:
     """Agreement of the package with the truth on one held-out clip per rate and codec."""
-    from fsrun.runconfig import DEFAULT_STRIDE, RunConfig  # noqa: PLC0415
+    from fsrun.defaults import DEFAULT_STRIDE  # noqa: PLC0415
 
     clips = []
     rates = [*ALL_FPS, "vfr"]
@@ -109,10 +109,8 @@ def grade_held_out(package: Path, folder: Path, seconds: float = 12.0,
                            seed(f"held-out-{family}", i), size, family=family)[0]
         clips.append(TruthClip(clip.video, clip.truth,
                                {"family": family, "fps": fps, "codec": codec}))
-    template = RunConfig(video=Path("."), force=True, quiet=True, use_cache=False,
-                         stride=stride or DEFAULT_STRIDE)
     return [{**graded.row(), "seconds": round(graded.seconds, 2)}
-            for graded in grade(package, clips, template)]
+            for graded in grade(package, clips, options={"stride": stride or DEFAULT_STRIDE})]
 
 
 @click.command()

@@ -22,7 +22,7 @@ import numpy as np
 
 from fsrun.funscript import read_actions
 from fsrun.groundtruth.metrics import Agreement, compare
-from fsrun.runconfig import RunConfig, RunResult
+from fsrun.request import RunHooks, RunResult, SessionSpec, VideoRequest
 
 GOOD_R = 0.95  # a clip "passes" the training renderer's target at this r
 FAIR_R = 0.9  # the independent renderer's target
@@ -59,29 +59,35 @@ class Graded:
         return row
 
 
-def grade(package: Path, clips: Iterable[TruthClip], template: RunConfig | None = None,
+def grade(package: Path, clips: Iterable[TruthClip], spec: SessionSpec | None = None,
+          options: Mapping[str, Any] | None = None,
           variants: Mapping[str, Mapping[str, Any]] | None = None, written: bool = False,
-          scripts_dir: Path | None = None,
-          log: Callable[[str], None] | None = None) -> list[Graded]:
+          scripts_dir: Path | None = None, log: Callable[[str], None] | None = None,
+          hooks: RunHooks | None = None) -> list[Graded]:
     """Run every clip (under every variant of per-video options) through one model session on
-    `package` and compare with the truth. The template sets the run options (default: quiet,
-    no cache, force); each clip's funscript is written beside it, or into scripts_dir."""
+    `package`, by the one runner, and compare with the truth. spec: how the session runs
+    (default: no cache); options: VideoRequest fields every clip gets (default: force);
+    hooks: default quiet. Each clip's funscript is written beside it, or into scripts_dir."""
+    from fsrun.runner import OK, run_video  # noqa: PLC0415 - the runner imports the session
     from fsrun.session import ModelSession  # noqa: PLC0415 - the session imports the backends
 
-    base = template or RunConfig(video=Path("."), quiet=True, use_cache=False, force=True)
-    base = dataclasses.replace(base, model=Path(package))
-    options = dict(variants or {"": {}})
+    spec = dataclasses.replace(spec or SessionSpec(use_cache=False), model=Path(package))
+    hooks = hooks or RunHooks(quiet=True)
+    base = {"force": True, **dict(options or {})}
     graded: list[Graded] = []
-    with ModelSession.open(base, start=False) as session:
+    with ModelSession.open(spec, hooks, start=False) as session:
         for clip in clips:
             truth = read_actions(clip.truth)
-            for name, changes in options.items():
+            for name, changes in dict(variants or {"": {}}).items():
                 began = time.perf_counter()
                 output = (None if scripts_dir is None
                           else Path(scripts_dir) / f"{Path(clip.video).stem}{name}.funscript")
-                result = session.process(dataclasses.replace(
-                    base, video=Path(clip.video), **({"output": output} if output else {}),
-                    **changes))
+                request = VideoRequest(video=Path(clip.video), output=output,
+                                       **{**base, **changes})
+                outcome = run_video(session, request, hooks)
+                if outcome.status != OK:
+                    raise outcome.error or RuntimeError(f"{clip.video}: {outcome.detail}")
+                result = outcome.result
                 raw = compare(result.pts_ms, 100.0 * result.positions, *truth)
                 as_written = compare(*read_actions(result.output), *truth) if written else None
                 graded.append(Graded(clip, name, raw, as_written, result,

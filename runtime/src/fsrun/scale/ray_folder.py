@@ -31,7 +31,7 @@ from fsrun.outputs import Protected, check_folder_writable, check_report_path, w
 from fsrun.package import load_package
 from fsrun.plan import resolve_model
 from fsrun.progress import clock_text
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.scale.cluster import (DEFAULT_STARTUP_TIMEOUT_S, ClusterStartError, Slot, alive_nodes,
                                  describe, plan_slots, root_cause, wait_until_started)
 from fsrun.scale.same_run import compare, run_signature
@@ -72,7 +72,7 @@ def _import_ray() -> Any:
     return ray
 
 
-def _plan(root: Path, videos: list[Path], template: RunConfig, output_dir: Path | None,
+def _plan(root: Path, videos: list[Path], template: VideoRequest, output_dir: Path | None,
           signature: dict) -> tuple[list[_Job], list[FileOutcome]]:
     """The videos to run, and those skipped now (same script exists, name taken, not ours)."""
     jobs, skipped = [], []
@@ -133,8 +133,9 @@ class _ClusterProgress:
             sys.stderr.flush()
 
 
-def process_ray_folder(root: Path | str, template: RunConfig,
-                       extensions: Iterable[str], log: Callable[[str], None] | None = None,
+def process_ray_folder(root: Path | str, spec: SessionSpec, template: VideoRequest,
+                       hooks: RunHooks, extensions: Iterable[str],
+                       log: Callable[[str], None] | None = None,
                        address: str | None = None, output_dir: Path | None = None,
                        actor_cpus: int | None = None,
                        stale_after_s: float = STALE_AFTER_S,
@@ -150,8 +151,7 @@ def process_ray_folder(root: Path | str, template: RunConfig,
                          "VIDEO.funscript beside it (or under --output-dir)")
     # A broken model fails here (exit 4), before Ray starts. No plan is made on the driver:
     # its backends (often none: a CPU head node) are not the workers'.
-    model_path, notice = resolve_model(template.model, template.model_fps, None,
-                                       template.cache_dir)
+    model_path, notice = resolve_model(spec.model, spec.model_fps, None, spec.cache_dir)
     if notice:
         say(notice)
     model_hash = load_package(model_path).model_hash
@@ -171,13 +171,13 @@ def process_ray_folder(root: Path | str, template: RunConfig,
         raise InputError(f"{root}: no videos found (looked for "
                          f"{', '.join('.' + e for e in extensions)})")
     # Workers get absolute paths: their working folder is not this one.
-    cache_dir = Path(template.cache_dir).absolute() if template.cache_dir else None
-    template = dataclasses.replace(template, model=Path(model_path).absolute(), model_fps=None,
-                                   report=None,
-                                   protected=protected, log=None, progress=False,
-                                   cache_dir=cache_dir)
+    cache_dir = Path(spec.cache_dir).absolute() if spec.cache_dir else None
+    spec = dataclasses.replace(spec, model=Path(model_path).absolute(), model_fps=None,
+                               cache_dir=cache_dir)
+    template = dataclasses.replace(template, report=None, protected=protected)
+    worker_hooks = RunHooks(quiet=True, backend_factory=hooks.backend_factory)
     jobs, skipped = _plan(root, videos, template, output_dir,
-                          run_signature(template, model_hash))
+                          run_signature(spec, template, model_hash))
     say(f"{plural(len(videos), 'video')} under {root}: {len(jobs)} to run, "
         f"{len(skipped)} skipped")
     run = RayRun(summary)
@@ -186,8 +186,8 @@ def process_ray_folder(root: Path | str, template: RunConfig,
     # end (the table and report keep path order).
     jobs.sort(key=lambda job: -_size(job.video))
     if jobs:
-        _run_on_ray(ray, run, jobs, outcomes, template, root, say, address, actor_cpus,
-                    stale_after_s, startup_timeout_s)
+        _run_on_ray(ray, run, jobs, outcomes, (spec, template, worker_hooks), root, say,
+                    address, actor_cpus, stale_after_s, startup_timeout_s, hooks.quiet)
     order = {video: i for i, video in enumerate(videos)}
     summary.outcomes = sorted(outcomes.values(), key=lambda o: order[o.video])
     if report_path is not None:
@@ -196,9 +196,10 @@ def process_ray_folder(root: Path | str, template: RunConfig,
 
 
 def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, FileOutcome],
-                template: RunConfig, root: Path, say: Callable[[str], None],
+                work: tuple[SessionSpec, VideoRequest, RunHooks], root: Path,
+                say: Callable[[str], None],
                 address: str | None, actor_cpus: int | None, stale_after_s: float,
-                startup_timeout_s: float) -> None:
+                startup_timeout_s: float, quiet: bool) -> None:
     began = time.perf_counter()
     started_here = not ray.is_initialized()
     if started_here:
@@ -211,7 +212,7 @@ def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, Fi
             raise UsageError(f"cannot start or reach Ray at {address or 'a local instance'}: "
                              f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                              ) from None
-    pool = _Pool(ray, template, stale_after_s)
+    pool = _Pool(ray, work, stale_after_s)
     try:
         places = plan_slots(alive_nodes(ray), len(jobs), actor_cpus)
         actors = _start_workers(ray, pool, places, startup_timeout_s, say)
@@ -223,7 +224,7 @@ def _run_on_ray(ray: Any, run: RayRun, jobs: list[_Job], outcomes: dict[Path, Fi
         say(f"ray: {plural(len(actors), 'worker')} on {plural(run.nodes, 'node')} "
             f"({describe(actors[0].place)} each) ready in {run.startup_s:.1f} s")
         runnable = [job for job in jobs if job.video not in outcomes]
-        _dispatch(ray, run, pool, actors, deque(runnable), outcomes, root, say, template)
+        _dispatch(ray, run, pool, actors, deque(runnable), outcomes, root, say, quiet)
     finally:
         pool.close()
         if started_here:
@@ -289,8 +290,9 @@ class _Actor:
 class _Pool:
     """Starts, replaces and finally stops the worker actors."""
 
-    def __init__(self, ray: Any, template: RunConfig, stale_after_s: float):
-        self.ray, self.template, self.stale_after_s = ray, template, stale_after_s
+    def __init__(self, ray: Any, work: tuple[SessionSpec, VideoRequest, RunHooks],
+                 stale_after_s: float):
+        self.ray, self.work, self.stale_after_s = ray, work, stale_after_s
         self.remote = ray.remote(FolderWorker)
         self.actors: dict[int, _Actor] = {}
 
@@ -304,10 +306,10 @@ class _Pool:
         if os.environ.get(FAULT_ENV):
             extra["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
         options = place.options
-        threads = self.template.threads or (0 if "num_gpus" in options
-                                            else int(options["num_cpus"]))
+        spec, template, hooks = self.work
+        threads = spec.threads or (0 if "num_gpus" in options else int(options["num_cpus"]))
         handle = self.remote.options(**options, **extra).remote(
-            dataclasses.replace(self.template, threads=threads), self.stale_after_s)
+            dataclasses.replace(spec, threads=threads), template, hooks, self.stale_after_s)
         actor = _Actor(max(self.actors, default=-1) + 1, handle, place)
         self.actors[actor.id] = actor
         return actor
@@ -343,9 +345,9 @@ def _take(pending: deque[_Job], actor: _Actor, alive: set[int]) -> _Job | None:
 
 def _dispatch(ray: Any, run: RayRun, pool: _Pool, free: list[_Actor], pending: deque[_Job],
               outcomes: dict[Path, FileOutcome], root: Path, say: Callable[[str], None],
-              template: RunConfig) -> None:
+              quiet: bool) -> None:
     total = len(pending)
-    progress = _ClusterProgress(total, not template.quiet and sys.stderr.isatty())
+    progress = _ClusterProgress(total, not quiet and sys.stderr.isatty())
     inflight: dict[Any, tuple[_Job, _Actor]] = {}
     began_run = time.time()
     try:
@@ -422,12 +424,13 @@ def _size(path: Path) -> int:
         return 0
 
 
-def run_ray_folder(root: Path, template: RunConfig, extensions: Iterable[str],
-                   echo: Callable[[str], None], log: Callable[[str], None] | None,
+def run_ray_folder(root: Path, spec: SessionSpec, template: VideoRequest, hooks: RunHooks,
+                   extensions: Iterable[str], echo: Callable[[str], None],
+                   log: Callable[[str], None] | None,
                    address: str | None = None, output_dir: Path | None = None,
                    actor_cpus: int | None = None,
                    startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> FolderSummary:
     """CLI entry: as folder.run_folder, on Ray."""
-    run = process_ray_folder(root, template, extensions, log, address, output_dir, actor_cpus,
-                             startup_timeout_s=startup_timeout_s)
-    return finish_folder(run.summary, template, echo)
+    run = process_ray_folder(root, spec, template, hooks, extensions, log, address, output_dir,
+                             actor_cpus, startup_timeout_s=startup_timeout_s)
+    return finish_folder(run.summary, hooks, echo)

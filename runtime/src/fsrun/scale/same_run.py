@@ -23,7 +23,7 @@ from typing import Any
 from fsrun.funscript import fsrun_metadata
 from fsrun.outputs import load_json_object
 
-# RunConfig fields that are "auto" unless asked for; compared only when not auto.
+# SessionSpec fields that are "auto" unless asked for; compared only when not auto.
 RESOLVED_OPTIONS: tuple[str, ...] = ("precision", "resize")
 
 
@@ -34,14 +34,15 @@ class Verdict:
     why: str  # what differs, or why it is not fsrun's
 
 
-def run_signature(template: Any, model_hash: str) -> dict[str, Any]:
-    """What a funscript made by this run records about its model and options (JSON-normal)."""
-    options: dict[str, Any] = {"stride": template.stride, "crop": template.crop,
-                               "start": template.start, "end": template.end,
-                               **template.postprocess.as_dict()}
+def run_signature(spec: Any, request: Any, model_hash: str) -> dict[str, Any]:
+    """What a funscript made by this run records about its model and options (JSON-normal):
+    spec a SessionSpec, request the folder's VideoRequest."""
+    options: dict[str, Any] = {"stride": request.stride, "crop": request.crop,
+                               "start": request.start, "end": request.end,
+                               **request.postprocess.as_dict()}
     for name in RESOLVED_OPTIONS:
-        if getattr(template, name) != "auto":
-            options[name] = getattr(template, name)
+        if getattr(spec, name) != "auto":
+            options[name] = getattr(spec, name)
     return json.loads(json.dumps({"sha256": model_hash, "options": options}))
 
 

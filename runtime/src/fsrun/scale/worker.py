@@ -17,7 +17,7 @@ from typing import Any
 from fsrun.backends import create_backend
 from fsrun.errors import FsError
 from fsrun.folder import FAILED, FileOutcome, process_one
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.session import ModelSession
 
 # Fault injection for the tests: when set to a file's path, the first worker that renames that
@@ -32,13 +32,14 @@ LEFTOVER_TMP_AGE_S = 60.0
 class FolderWorker:
     """Holds one model session; process() runs one video and returns its FileOutcome."""
 
-    def __init__(self, template: RunConfig, stale_after_s: float):
-        self.template = _with_fault_hook(template)
+    def __init__(self, spec: SessionSpec, template: VideoRequest, hooks: RunHooks,
+                 stale_after_s: float):
+        self.template = template  # every video's options (its video is the folder)
         self.stale_after_s = stale_after_s
         self.error: FsError | None = None
         self.session: ModelSession | None = None
         try:
-            self.session = ModelSession.open(self.template)
+            self.session = ModelSession.open(spec, _with_fault_hook(hooks))
         except FsError as exc:
             self.error = exc
 
@@ -104,14 +105,14 @@ class _DiesMidVideo:
         return getattr(self.backend, name)
 
 
-def _with_fault_hook(template: RunConfig) -> RunConfig:
+def _with_fault_hook(hooks: RunHooks) -> RunHooks:
     marker = os.environ.get(FAULT_ENV)
     if not marker:
-        return template
-    build = template.backend_factory or create_backend
+        return hooks
+    build = hooks.backend_factory or create_backend
 
     def factory(name: str, graph: Path, options: Any) -> Any:
         backend = build(name, graph, options)
         return _DiesMidVideo(backend, Path(marker)) if "encoder" in Path(graph).name else backend
 
-    return dataclasses.replace(template, backend_factory=factory)
+    return dataclasses.replace(hooks, backend_factory=factory)

@@ -25,9 +25,11 @@ from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, 
 from starlette.routing import Route
 
 import fsrun
+from fsrun import defaults
+from fsrun.defaults import DEFAULT_STRIDE, DEFAULT_TRAIN_EPOCHS
 from fsrun.crop import parse_crop
 from fsrun.errors import FsError
-from fsrun.runconfig import RunConfig
+from fsrun.request import RunHooks, SessionSpec
 from fsrun.studio import security
 from fsrun.studio.jobs import JobQueue
 from fsrun.studio.library import Library
@@ -85,27 +87,29 @@ class EventHub:
 @dataclass
 class Studio:
     root: Path  # the folder the studio serves
-    template: RunConfig  # the model session's settings (model, backend, cache)
+    spec: SessionSpec  # the model session's settings (model, backend, cache)
     token: str = field(default_factory=security.new_token)
     host: str = "127.0.0.1"  # address bound to
     port: int = 0  # port bound to (set once the server listens)
+    hooks: RunHooks = field(default_factory=lambda: RunHooks(quiet=True, progress=False))
+    # the session's hooks: quiet, no bar (pages hear progress through events); tests slow it
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.events = EventHub()
         self.state = StudioState(self.root)
         self.library = Library(self.root, self.state, self.events.publish)
-        self.jobs = JobQueue(self.root, self.state, self.template, self.events.publish)
-        self.viewer = Viewer(self.root, self.template, self.events.publish)
+        self.jobs = JobQueue(self.root, self.state, self.spec, self.hooks, self.events.publish)
+        self.viewer = Viewer(self.root, self.spec, self.hooks, self.events.publish)
         self.training = Training(self.root, self.events.publish)
         self.hosts = security.allowed_hosts(self.host)
-        self.models = {"started": self.template.model, "trained": self.training.package}
+        self.models = {"started": self.spec.model, "trained": self.training.package}
         self.model = "started"  # which of self.models the queue and the viewer use
 
     def model_choices(self) -> dict[str, Any]:
         """The models a person can pick: the one the studio started with, and the one trained
         on the folder's labels once it exists."""
-        choices = [{"name": "started", "path": str(self.template.model or "default"),
+        choices = [{"name": "started", "path": str(self.spec.model or "default"),
                     "available": True},
                    {"name": "trained", "path": str(self.training.package),
                     "available": (self.training.package / "meta.json").is_file()}]
@@ -118,9 +122,9 @@ class Studio:
             raise ValueError(f"no model {name!r}; offered: {', '.join(offered)}")
         if not offered[name]["available"]:
             raise ValueError("no trained model yet: train one on this folder's labels first")
-        template = dataclasses.replace(self.template, model=self.models[name])
-        self.jobs.use(template)
-        self.viewer.use(template)
+        spec = dataclasses.replace(self.spec, model=self.models[name])
+        self.jobs.use(spec)
+        self.viewer.use(spec)
         self.model = name
         self.events.publish({"type": "model", **self.model_choices()})
         return self.model_choices()
@@ -173,7 +177,7 @@ def build_app(studio: Studio) -> Starlette:
     async def info(request: Request) -> Response:
         model = studio.models[studio.model]
         return JSONResponse({"folder": str(studio.root), "model": str(model or "default"),
-                             "version": fsrun.__version__})
+                             "version": fsrun.__version__, "defaults": defaults.as_dict()})
 
     async def model(request: Request) -> Response:
         if request.method == "GET":
@@ -257,7 +261,8 @@ def build_app(studio: Studio) -> Starlette:
     async def redo(request: Request) -> Response:
         body = await _json(request)
         result = await asyncio.to_thread(studio.viewer.redo, body.get("video", ""),
-                                         int(_number(body.get("stride", 15), "stride", 1,
+                                         int(_number(body.get("stride", DEFAULT_STRIDE),
+                                                     "stride", 1,
                                                      10_000, whole=True)),
                                          body.get("crop", "full"),
                                          dict(body.get("options", {})))
@@ -298,7 +303,8 @@ def build_app(studio: Studio) -> Starlette:
         body = await _json(request)
         return JSONResponse(studio.training.start(
             str(body.get("variant", "tiny")),
-            int(_number(body.get("epochs", 10), "epochs", 1, 10_000, whole=True))))
+            int(_number(body.get("epochs", DEFAULT_TRAIN_EPOCHS), "epochs", 1, 10_000,
+                        whole=True))))
 
     routes = [Route(path, page) for path in PAGES] + [
         Route("/static/{name:path}", static), Route("/api/info", info),

@@ -10,7 +10,7 @@ import click
 
 from fsrun.atomic import os_reason
 from fsrun.errors import InputError, MissingDependencyError, UsageError
-from fsrun.runconfig import RunConfig
+from fsrun.request import SessionSpec
 from fsrun.studio.security import LOOPBACK
 
 EXTRA = "fsrun[studio]"
@@ -60,9 +60,7 @@ def studio_command(folder: Path, model: Path | None, port: int, host: str, no_br
     app_module, uvicorn = _server_modules()
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    template = RunConfig(video=folder, model=model, quiet=True, cache_dir=cache_dir,
-                         progress=False)
-    studio = app_module.Studio(folder, template, host=host)
+    studio = app_module.Studio(folder, SessionSpec(model=model, cache_dir=cache_dir), host=host)
     sock = bind(host, port)
     studio.port = sock.getsockname()[1]
     if host not in LOOPBACK and not host.startswith("127."):

@@ -1,7 +1,7 @@
 """The studio's queue: videos to script, one worker thread, one ModelSession for all of them.
 
 The same engine and rules as `fsrun FOLDER`: each job is `runner.run_video(session,
-RunConfig(...))` with the job's options (the claim and the skip rules included), so a script
+VideoRequest(...))` with the job's options (the claim and the skip rules included), so a script
 written from the studio has the actions `fsrun VIDEO` writes with those options, and a folder
 run beside the studio never writes a video the queue is writing. Progress (frames done, rate, ETA) goes to every page listening (events.py's
 hub); a queued job can be removed and a running one cancelled at its next encoder batch
@@ -20,7 +20,7 @@ from typing import Any, Callable
 from fsrun.errors import FsError, Interrupted
 from fsrun.postprocess import PostprocessOptions
 from fsrun import runner
-from fsrun.runconfig import RunConfig, RunWatch
+from fsrun.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.runner import INTERRUPTED, OK, run_video
 from fsrun.studio.security import inside
 from fsrun.studio.state import StudioState
@@ -35,17 +35,18 @@ JOB_OPTIONS = ("stride", "crop", "force", "raw", "min_amplitude", "rdp_epsilon",
                "stretch_percentile", "invert", "offset_ms")
 
 
-def run_config(template: RunConfig, video: Path, options: dict[str, Any]) -> RunConfig:
-    """The RunConfig of one job: the session's template, the video, the job's options."""
+def job_request(video: Path, options: dict[str, Any]) -> VideoRequest:
+    """The VideoRequest of one job: the video and the job's options."""
     post = PostprocessOptions.from_options(options)
     per_video = {k: options[k] for k in ("stride", "crop", "force") if k in options}
-    return dataclasses.replace(template, video=video, postprocess=post, **per_video)
+    return VideoRequest(video=video, postprocess=post, **per_video)
 
 
 class JobQueue:
-    def __init__(self, root: Path, state: StudioState, template: RunConfig,
+    def __init__(self, root: Path, state: StudioState, spec: SessionSpec, hooks: RunHooks,
                  publish: Callable[[dict], None]):
-        self.root, self.state, self.template, self.publish = Path(root), state, template, publish
+        self.root, self.state, self.spec, self.publish = Path(root), state, spec, publish
+        self.hooks = hooks  # the session's: quiet, no bar (each job adds its watch)
         self.lock = state.queue.lock  # the one lock of the queue's state: edits and saves
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -77,10 +78,10 @@ class JobQueue:
         if self.session is not None:
             self.session.close()
 
-    def use(self, template: RunConfig) -> None:
+    def use(self, spec: SessionSpec) -> None:
         """Another model for the jobs that start from now on (a running one finishes on its)."""
         with self.lock:
-            self.template, self.stale = template, True
+            self.spec, self.stale = spec, True
         self.wake.set()
 
     def snapshot(self) -> list[dict]:
@@ -154,12 +155,12 @@ class JobQueue:
         from fsrun.session import ModelSession  # noqa: PLC0415
 
         with self.lock:
-            template, stale, self.stale = self.template, self.stale, False
+            spec, stale, self.stale = self.spec, self.stale, False
         if stale and self.session is not None:
             self.session.close()
             self.session = None
         if self.session is None:
-            self.session = ModelSession.open(template, start=False)
+            self.session = ModelSession.open(spec, self.hooks, start=False)
         return self.session
 
     def _run(self, job: dict) -> None:
@@ -177,13 +178,13 @@ class JobQueue:
         try:
             video = inside(self.root, job["video"])
             session = self._session()
-            cfg = dataclasses.replace(run_config(session.template, video, job["options"]),
-                                      watch=watch)
+            request = job_request(video, job["options"])
+            hooks = dataclasses.replace(self.hooks, watch=watch)
             # The command line's runner: the claim (a `fsrun FOLDER` on the same folder and
             # this queue never both write a video) and the skip rules come with it.
             # A script another process wrote after the job was queued is that process's work,
             # even with force (the person asked for this video once, not twice).
-            outcome = run_video(session, cfg, began_run=job["added"])
+            outcome = run_video(session, request, hooks, began_run=job["added"])
             status, detail = OUTCOME_STATUS[outcome.status], outcome.detail
             if outcome.status == INTERRUPTED and outcome.exit_code == Interrupted.exit_code:
                 detail = "cancelled; what was encoded stays in the cache"

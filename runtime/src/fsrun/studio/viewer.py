@@ -23,7 +23,8 @@ from fsrun.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsru
 from fsrun.groundtruth.metrics import compare
 from fsrun.outputs import Protected
 from fsrun.postprocess import PostprocessOptions, to_actions
-from fsrun.runconfig import RunConfig, RunWatch
+from fsrun.defaults import DEFAULT_STRIDE
+from fsrun.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.sources import probe
 from fsrun.sources.pyav_source import clock_offset
 from fsrun.studio.security import inside
@@ -48,9 +49,9 @@ def read_script(path: Path) -> tuple[list[dict[str, int]] | None, dict[str, Any]
 
 
 class Viewer:
-    def __init__(self, root: Path, template: RunConfig,
+    def __init__(self, root: Path, spec: SessionSpec, hooks: RunHooks,
                  publish: Callable[[dict], None] = lambda event: None):
-        self.root, self.template, self.publish = Path(root), template, publish
+        self.root, self.spec, self.hooks, self.publish = Path(root), spec, hooks, publish
         self.lock = threading.Lock()  # one session, one thread at a time
         self.session: Any = None
         self.raw: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # (video, stride, crop) -> raw
@@ -61,12 +62,12 @@ class Viewer:
                 self.session.close()
                 self.session = None
 
-    def use(self, template: RunConfig) -> None:
+    def use(self, spec: SessionSpec) -> None:
         """Another model from now on: its own session, nothing kept from the last one."""
         with self.lock:
             if self.session is not None:
                 self.session.close()
-            self.session, self.template = None, template
+            self.session, self.spec = None, spec
             self.raw.clear()
 
     def _watch(self, name: str) -> RunWatch:
@@ -88,7 +89,7 @@ class Viewer:
         from fsrun.session import ModelSession  # noqa: PLC0415
 
         if self.session is None:
-            self.session = ModelSession.open(self.template, start=False)
+            self.session = ModelSession.open(self.spec, self.hooks, start=False)
         return self.session
 
     def positions(self, name: str, stride: int, crop: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,9 +98,9 @@ class Viewer:
         with self.lock:
             if key not in self.raw:
                 video = inside(self.root, name)
-                cfg = dataclasses.replace(self.template, video=video, stride=stride, crop=crop,
-                                          watch=self._watch(name))
-                self.raw[key] = self._session().positions(cfg)
+                request = VideoRequest(video=video, stride=stride, crop=crop)
+                hooks = dataclasses.replace(self.hooks, watch=self._watch(name))
+                self.raw[key] = self._session().positions(request, hooks)
             return self.raw[key]
 
     def look(self, name: str, stride: int | None, crop: str,
@@ -111,7 +112,7 @@ class Viewer:
         began = time.perf_counter()
         script, written = read_script(default_output(video))
         post = PostprocessOptions.from_options(written if options is None else options)
-        stride = stride or int(written.get("stride") or self.template.stride)
+        stride = stride or int(written.get("stride") or DEFAULT_STRIDE)
         pts_ms, raw = self.positions(name, stride, crop)
         info = probe(video)
         container = video.suffix.lower().lstrip(".")

@@ -49,23 +49,44 @@ class RandomScene:
     canvas: np.ndarray  # float32 [(1+2m)H, (1+2m)W, 3] background, larger than the view
     target: Shape  # the object whose height is the position
     size: float  # target size unit as a fraction of frame height
+    motion: TargetMotion  # how the target moves besides its position
+    movers: list[Mover] = field(default_factory=list)  # moving distractors
+    camera: Camera = field(default_factory=lambda: Camera())  # zoom, pan, shake
+    look: Look = field(default_factory=lambda: Look())  # light, colour, blur, noise
+    disparity: float = 0.03  # sbs: the right view shifts the target by this fraction of width
+
+
+@dataclass
+class TargetMotion:
+    """The target's motion besides its height (which is the position)."""
+
     travel: tuple[float, float]  # target centre height (fraction of H) at pos 1 and pos 0
     sway: Track  # horizontal centre over time (0..1 maps to 0.25..0.75 of the width)
     scale: Track  # size multiplier over time (0..1 maps to 0.85..1.2)
     spin: Track  # rotation over time (0..1 maps to -spin_range..+spin_range)
     spin_range: float  # radians
-    movers: list[Mover] = field(default_factory=list)  # moving distractors
-    zoom: Track | None = None  # camera zoom over time (0..1 maps to zoom_range); None: fixed
+
+
+@dataclass
+class Camera:
+    """The camera: zoom, pan and shake over time."""
+
+    zoom: Track | None = None  # zoom over time (0..1 maps to zoom_range); None: fixed
     zoom_range: tuple[float, float] = (1.0, 1.0)
-    pan: Track | None = None  # camera pan over time (0..1 maps to -pan_px..+pan_px horizontally)
+    pan: Track | None = None  # pan over time (0..1 maps to -pan_px..+pan_px horizontally)
     pan_px: float = 0.0
     shake: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))  # (Hz, px, phase) per row
+
+
+@dataclass
+class Look:
+    """Light and picture quality over the whole frame."""
+
     light: Track | None = None  # gain over time (0..1 maps to 0.6..1.3)
     tint: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))  # colour cast
     haze: float = 0.0  # added to every pixel (0..255 units)
     blur: bool = False  # a 3x3 box blur on every frame
     noise_sigma: float = 3.0  # per-pixel Gaussian noise, 0..255 units
-    disparity: float = 0.03  # sbs: the right view shifts the target by this fraction of width
 
 
 def _color(rng: np.random.Generator) -> np.ndarray:
@@ -211,27 +232,32 @@ def make_scene(rng: np.random.Generator, width: int, height: int, seconds: float
     return RandomScene(
         width=width, height=height, layout=layout, target_kind=kind,
         background_kind=background_kind, canvas=canvas, target=target, size=size,
-        travel=(float(rng.uniform(0.17, 0.25)), float(rng.uniform(0.75, 0.83))),
-        sway=make_track("random_walk", span, rng), scale=make_track("sine", span, rng),
-        spin=make_track("random_walk", span, rng),
-        spin_range=0.0 if kind == "disc" else float(rng.uniform(0, 0.35)),
+        # Every value is drawn in the order it always was: the same seed, the same clip.
+        motion=TargetMotion(
+            travel=(float(rng.uniform(0.17, 0.25)), float(rng.uniform(0.75, 0.83))),
+            sway=make_track("random_walk", span, rng), scale=make_track("sine", span, rng),
+            spin=make_track("random_walk", span, rng),
+            spin_range=0.0 if kind == "disc" else float(rng.uniform(0, 0.35))),
         movers=movers,
-        zoom=make_track("random_walk", span, rng) if zoomed else None,
-        zoom_range=(float(rng.uniform(0.9, 1.0)), float(rng.uniform(1.0, 1.12))),
-        pan=make_track("sine", span, rng) if rng.random() < 0.6 else None,
-        pan_px=float(rng.uniform(0, 0.08) * width), shake=shake,
-        light=make_track("random_walk", span, rng),
-        tint=rng.uniform(0.8, 1.2, 3).astype(np.float32), haze=float(rng.uniform(-15, 25)),
-        blur=bool(rng.random() < 0.3), noise_sigma=float(rng.uniform(0.0, 9.0)))
+        camera=Camera(
+            zoom=make_track("random_walk", span, rng) if zoomed else None,
+            zoom_range=(float(rng.uniform(0.9, 1.0)), float(rng.uniform(1.0, 1.12))),
+            pan=make_track("sine", span, rng) if rng.random() < 0.6 else None,
+            pan_px=float(rng.uniform(0, 0.08) * width), shake=shake),
+        look=Look(
+            light=make_track("random_walk", span, rng),
+            tint=rng.uniform(0.8, 1.2, 3).astype(np.float32), haze=float(rng.uniform(-15, 25)),
+            blur=bool(rng.random() < 0.3), noise_sigma=float(rng.uniform(0.0, 9.0))))
 
 
 def _camera(scene: RandomScene, t_s: float) -> tuple[float, float, float]:
     """(zoom, dx, dy): world point p appears at (p - centre - d) * zoom + centre."""
-    lo, hi = scene.zoom_range
-    zoom = lo + (hi - lo) * float(scene.zoom.at(t_s)) if scene.zoom is not None else 1.0
-    dx = scene.pan_px * (2 * float(scene.pan.at(t_s)) - 1) if scene.pan is not None else 0.0
+    camera = scene.camera
+    lo, hi = camera.zoom_range
+    zoom = lo + (hi - lo) * float(camera.zoom.at(t_s)) if camera.zoom is not None else 1.0
+    dx = camera.pan_px * (2 * float(camera.pan.at(t_s)) - 1) if camera.pan is not None else 0.0
     dy = 0.0
-    for hz, px, phase in scene.shake:
+    for hz, px, phase in camera.shake:
         dx += px * np.sin(2 * np.pi * hz * t_s + phase)
         dy += px * np.sin(2 * np.pi * hz * 1.37 * t_s + phase + 1.0)
     return zoom, float(dx), float(dy)
@@ -253,10 +279,10 @@ def _target_pose(scene: RandomScene, t_s: float, position: float,
     """(centre x, centre y, size unit) of the target in pixels of one view, camera applied."""
     h, w = scene.height, scene.width
     zoom, dx, dy = _camera(scene, t_s)
-    top, bottom = scene.travel
-    x = w * (0.25 + 0.5 * float(scene.sway.at(t_s)) + x_shift)
+    top, bottom = scene.motion.travel
+    x = w * (0.25 + 0.5 * float(scene.motion.sway.at(t_s)) + x_shift)
     y = h * (bottom + (top - bottom) * position)
-    size = scene.size * h * zoom * (0.85 + 0.35 * float(scene.scale.at(t_s)))
+    size = scene.size * h * zoom * (0.85 + 0.35 * float(scene.motion.scale.at(t_s)))
     return (x - w / 2 - dx) * zoom + w / 2, (y - h / 2 - dy) * zoom + h / 2, size
 
 
@@ -287,16 +313,17 @@ def _view(scene: RandomScene, t_s: float, position: float, x_shift: float,
 
     draw_movers(False)
     x, y, size = _target_pose(scene, t_s, position, x_shift)
-    angle = scene.spin_range * (2 * float(scene.spin.at(t_s)) - 1)
+    angle = scene.motion.spin_range * (2 * float(scene.motion.spin.at(t_s)) - 1)
     paint(img, scene.target, x, y, size, angle)
     draw_movers(True)
-    gain = 0.6 + 0.7 * float(scene.light.at(t_s)) if scene.light is not None else 1.0
-    img = img * (gain * scene.tint) + scene.haze
-    if scene.blur:
+    look = scene.look
+    gain = 0.6 + 0.7 * float(look.light.at(t_s)) if look.light is not None else 1.0
+    img = img * (gain * look.tint) + look.haze
+    if look.blur:
         padded = np.pad(img, ((1, 1), (1, 1), (0, 0)), mode="edge")
         img = sum(padded[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9.0
-    if scene.noise_sigma > 0:
-        img = img + rng.normal(0.0, scene.noise_sigma, img.shape).astype(np.float32)
+    if look.noise_sigma > 0:
+        img = img + rng.normal(0.0, look.noise_sigma, img.shape).astype(np.float32)
     return img
 
 

@@ -139,6 +139,7 @@ studio.listen((event) => {
 
 (async () => {
   const info = await studio.api("/api/info");
+  await studio.fillDefaults(["stride", "min_amplitude", "rdp_epsilon", "epochs"]);
   document.querySelector("#folder").textContent = info.folder;
   document.querySelector("#model").textContent = info.model;
   showModels(await studio.api("/api/model"));

@@ -16,6 +16,20 @@ studio.api = async function (path, body) {
   return data;
 };
 
+// The defaults live on the server (fsrun/defaults.py); the pages hold none of their own.
+studio.defaults = async function () {
+  if (!studio._defaults) studio._defaults = (await studio.api("/api/info")).defaults;
+  return studio._defaults;
+};
+studio.fillDefaults = async function (ids) {  // empty inputs get the server's defaults
+  const values = await studio.defaults();
+  for (const id of ids) {
+    const input = document.querySelector(`#${id}`);
+    if (input && input.value === "" && values[id] !== undefined && values[id] !== null) input.value = values[id];
+  }
+  return values;
+};
+
 studio.listen = function (handler) {
   const source = new EventSource("/api/events");
   source.onmessage = (message) => handler(JSON.parse(message.data));

@@ -16,7 +16,7 @@ function options() {
           stretch_percentile: stretch === "" ? null : Number(stretch), invert: value("invert").checked,
           offset_ms: Number(value("offset_ms").value) || 0, raw: value("raw").checked};
 }
-function stride() { return Number(document.querySelector("#stride").value) || 15; }
+function stride() { return Number(document.querySelector("#stride").value) || view.defaults.stride; }
 function cropValue() {  // null: the video's saved crop (the server picks it)
   if (view.crop === "box") return view.box ? view.box.join(",") : null;
   return view.crop;
@@ -232,6 +232,7 @@ function showOptions(data) {  // the controls show what the drawing was made wit
 }
 async function load() {
   status("loading (the first look at a video encodes it into the cache) ...");
+  view.defaults = await studio.fillDefaults(["stride", "min_amplitude", "rdp_epsilon", "offset_ms"]);
   const first = !view.data;
   view.loading = true;
   // The first look takes the stride and options of the script fsrun wrote beside the video.
