@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from fsrun.groundtruth.seeds import seed
+from benchmarks.seeds import seed
 from fsrun.groundtruth.synth.cli import write_clips
 from fsrun.request import SessionSpec
 
@@ -57,7 +57,7 @@ def _clip(folder: Path, seconds: float, index: int, size: tuple[int, int]) -> Pa
     found = sorted(folder.glob("*.mp4")) if folder.is_dir() else []
     if found:
         return found[0]
-    write_clips(folder, 1, seconds, ["30"], ["h264"], seed("tests-studio", index), size)
+    write_clips(folder, 1, seconds, ["30"], ["h264"], seed("studio", index), size)
     return sorted(folder.glob("*.mp4"))[0]
 
 

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.seeds import register_all
+
+register_all()  # every package's seed ranges, before any test module takes a seed
+
 
 @functools.lru_cache(maxsize=1)
 def _cuda_available() -> bool:

@@ -15,7 +15,7 @@ import click
 from benchmarks.__main__ import _ints, _names, _per_variant, _size  # noqa: F401 - shared parsers
 from benchmarks.experiments.demo_commands import DEMO_COMMANDS
 from benchmarks.sysinfo import machine_name
-from fsrun.groundtruth.seeds import seed
+from benchmarks.seeds import seed
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"

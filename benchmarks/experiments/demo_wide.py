@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks.files import write_json_and_markdown
 from fsrun.groundtruth.grade import TruthClip, grade, share
 from fsrun.groundtruth.grade import miss_rates as grade_miss_rates
-from fsrun.groundtruth.seeds import seed_range
+from benchmarks.seeds import seed_range
 from fsrun.groundtruth.synth.cli import ALL_FPS, TRACK_CYCLE, write_clips
 from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, clip_paths, track_and_scene
 

@@ -27,7 +27,7 @@ from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_bat
 from fsexport.quantize import RECIPES, cosine_similarity, embed_frames, get_recipe, quantize_encoder
 from fsrun.backends import BackendOptions, create_backend
 from fsrun.groundtruth.grade import TruthClip, grade
-from fsrun.groundtruth.seeds import seed
+from benchmarks.seeds import seed
 from fsrun.package import load_package
 from fsrun.request import RunHooks, SessionSpec
 

@@ -19,7 +19,7 @@ import numpy as np
 from benchmarks.files import write_json_and_markdown
 from fsrun.config import demo_model_dir
 from fsrun.groundtruth.grade import Graded, TruthClip, grade
-from fsrun.groundtruth.seeds import seed_range
+from benchmarks.seeds import seed_range
 from fsrun.groundtruth.synth.cli import _quiet_svt
 from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
 from fsrun.postprocess import PostprocessOptions

@@ -31,6 +31,25 @@ def test_every_purpose_has_its_range() -> None:
         assert seed_range(name).size > 0
 
 
+def test_the_runtime_holds_only_its_own_ranges() -> None:
+    """Test and benchmark ranges live beside their code; the shipped table keeps `fsrun demo`'s."""
+    import ast
+
+    source = (ROOT / "runtime" / "src" / "fsrun" / "groundtruth" / "seeds.py").read_text()
+    names = {node.value for node in ast.walk(ast.parse(source))
+             if isinstance(node, ast.Constant) and isinstance(node.value, str)
+             and node.value in SEEDS}
+    assert names == {"demo"}
+
+
+def test_a_range_that_overlaps_is_refused_at_registration() -> None:
+    from fsrun.groundtruth.seeds import register
+
+    with pytest.raises(ValueError, match="overlaps 'demo'"):
+        register({"late-comer": SeedRange("classic", 1_500_000, 10, "would clash")})
+    assert "late-comer" not in SEEDS
+
+
 def test_overlap_is_detected() -> None:
     """The check above can fail: two ranges that share one seed overlap."""
     assert SeedRange("classic", 0, 10, "a").overlaps(SeedRange("randomized", 9, 5, "b"))
@@ -50,11 +69,13 @@ NOT_CLIP_SEEDS = {"tests/export/keras_fixtures/make_fixtures.py"}
 
 
 def test_no_code_picks_a_clip_seed_outside_the_table() -> None:
-    table = ROOT / "runtime" / "src" / "fsrun" / "groundtruth" / "seeds.py"
+    tables = {ROOT / "runtime" / "src" / "fsrun" / "groundtruth" / "seeds.py",
+              ROOT / "export" / "src" / "fsexport" / "seeds.py", ROOT / "benchmarks" / "seeds.py",
+              ROOT / "tests" / "seeds.py"}
     found = []
     for folder in ("runtime/src", "export/src", "benchmarks", "tests", "tools"):
         for path in sorted((ROOT / folder).rglob("*.py")):
-            if path in (table, Path(__file__).resolve()) or \
+            if path in tables or path == Path(__file__).resolve() or \
                     path.relative_to(ROOT).as_posix() in NOT_CLIP_SEEDS:
                 continue
             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -19,7 +19,6 @@ from tests.split_options import split
 from fsrun.errors import UsageError
 from fsrun.scale.cluster import Node, plan_slots, root_cause
 from fsrun.scale.ray_folder import process_ray_folder
-from fsrun.scale.worker import FAULT_ENV
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "runtime"))
 from videos import write_cfr  # noqa: E402
@@ -94,10 +93,13 @@ def test_killed_worker_is_retried_elsewhere_and_nothing_is_half_written(
     process_folder(library, *_template(), output_dir=tmp_path / "single")
     marker = tmp_path / "kill-one-worker"
     marker.touch()
-    monkeypatch.setenv(FAULT_ENV, str(marker))
+    from tests.scale import faults
+
+    local_ray.cloudpickle.register_pickle_by_value(faults)  # workers need not import tests
     lines: list[str] = []
     # With the embedding cache on: the retry resumes from what the dead worker cached.
-    run = process_ray_folder(library, *_template(use_cache=True, cache_dir=tmp_path / "cache"),
+    run = process_ray_folder(library, *_template(use_cache=True, cache_dir=tmp_path / "cache",
+                                                 backend_factory=faults.DiesMidVideo(marker)),
                              ["mp4", "mkv"], log=lines.append, actor_cpus=1)
     assert not marker.exists() and marker.with_name(marker.name + ".fired").exists()
     assert run.actors == 2 and run.retried == 1

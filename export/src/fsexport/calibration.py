@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from fsrun.errors import InputError
-from fsrun.groundtruth.seeds import seed
+from fsexport.seeds import seed
 from fsrun.sampling import TimestampSampler
 from fsrun.sources import load_source_class
 

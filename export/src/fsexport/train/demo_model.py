@@ -22,7 +22,7 @@ import click
 
 from fsrun import config as user_config
 from fsrun.groundtruth.grade import TruthClip, grade, r_table
-from fsrun.groundtruth.seeds import seed
+from fsexport.seeds import seed
 from fsrun.groundtruth.synth.cli import ALL_FPS, write_clips
 from fsrun.groundtruth.synth.clips import CODECS
 

@@ -35,7 +35,7 @@ from fsrun.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.scale.cluster import (DEFAULT_STARTUP_TIMEOUT_S, ClusterStartError, Slot, alive_nodes,
                                  describe, plan_slots, root_cause, wait_until_started)
 from fsrun.scale.same_run import compare, run_signature
-from fsrun.scale.worker import FAULT_ENV, FolderWorker
+from fsrun.scale.worker import FolderWorker
 from fsrun.signals import interrupt_requested
 
 # Further attempts for a video whose worker died or failed unexpectedly, each on another actor.
@@ -303,8 +303,6 @@ class _Pool:
         extra: dict[str, Any] = {"max_restarts": 0, "scheduling_strategy":
                                  NodeAffinitySchedulingStrategy(place.node.node_id,
                                                                 soft=not strict)}
-        if os.environ.get(FAULT_ENV):
-            extra["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
         options = place.options
         spec, template, hooks = self.work
         threads = spec.threads or (0 if "num_gpus" in options else int(options["num_cpus"]))

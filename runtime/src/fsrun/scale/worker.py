@@ -12,18 +12,12 @@ import dataclasses
 import os
 import time
 from pathlib import Path
-from typing import Any
 
-from fsrun.backends import create_backend
 from fsrun.errors import FsError
 from fsrun.folder import FAILED, FileOutcome, process_one
 from fsrun.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.session import ModelSession
 
-# Fault injection for the tests: when set to a file's path, the first worker that renames that
-# file away (only one can) dies with os._exit on its second encoder batch, mid-video.
-FAULT_ENV = "FSRUN_RAY_FAULT"
-FAULT_EXIT_CODE = 70
 # A funscript's temporary file (`.NAME.funscript.XXXX.tmp`) lives for milliseconds; one this old
 # was left by a process killed while writing, and is removed by the worker that claims the video.
 LEFTOVER_TMP_AGE_S = 60.0
@@ -39,7 +33,7 @@ class FolderWorker:
         self.error: FsError | None = None
         self.session: ModelSession | None = None
         try:
-            self.session = ModelSession.open(spec, _with_fault_hook(hooks))
+            self.session = ModelSession.open(spec, hooks)
         except FsError as exc:
             self.error = exc
 
@@ -82,37 +76,3 @@ def remove_leftovers(output: Path, age_s: float = LEFTOVER_TMP_AGE_S) -> list[Pa
         except OSError:
             continue
     return removed
-
-
-class _DiesMidVideo:
-    """An encoder that kills its process on the second batch (see FAULT_ENV)."""
-
-    def __init__(self, backend: Any, marker: Path):
-        self.backend, self.marker, self.calls = backend, marker, 0
-
-    def run(self, frames: Any) -> Any:
-        self.calls += 1
-        if self.calls == 2:
-            try:
-                os.rename(self.marker, self.marker.with_name(self.marker.name + ".fired"))
-            except OSError:
-                pass  # another worker took the fault already
-            else:
-                os._exit(FAULT_EXIT_CODE)
-        return self.backend.run(frames)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.backend, name)
-
-
-def _with_fault_hook(hooks: RunHooks) -> RunHooks:
-    marker = os.environ.get(FAULT_ENV)
-    if not marker:
-        return hooks
-    build = hooks.backend_factory or create_backend
-
-    def factory(name: str, graph: Path, options: Any) -> Any:
-        backend = build(name, graph, options)
-        return _DiesMidVideo(backend, Path(marker)) if "encoder" in Path(graph).name else backend
-
-    return dataclasses.replace(hooks, backend_factory=factory)
