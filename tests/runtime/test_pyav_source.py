@@ -9,7 +9,8 @@ import pytest
 
 from fsrun.errors import InputError, UsageError
 from fsrun.sampling import TimestampSampler
-from fsrun.sources import choose_decoder, open_source, probe
+from fsrun.plan import choose_decoder
+from fsrun.sources import open_source, probe
 from fsrun.sources.pyav_source import PyAvSource
 
 from .videos import read_timestamps_s, write_cfr, write_vfr
@@ -95,3 +96,29 @@ def test_host_batches_stay_under_the_byte_cap(clip_2997: Path,
         batches = list(source.batches(TakeAll(), 16))
     assert [len(b) for b in batches] == [3] * 13 + [1]  # 40 frames, none lost
     assert all(b.frames.nbytes <= pyav_source.HOST_BATCH_BYTES for b in batches)
+
+
+def test_frame_at_is_on_the_presented_clock_and_upright(tmp_path: Path) -> None:
+    """The viewer's picture: the frame shown at a time of the script's clock, turned upright."""
+    import sys
+
+    import av
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
+    import badfiles
+    import edgefiles
+
+    from fsrun.sources.pyav_source import PyAvSource
+
+    clip = badfiles.write_video(tmp_path / "clip.mp4", count=90)
+    late = edgefiles.remux(clip, tmp_path / "late.ts", 600.0, "mpegts")
+    with PyAvSource(clip) as plain, PyAvSource(late) as shifted:
+        assert np.array_equal(plain.frame_at(2.0), shifted.frame_at(2.0))
+        assert not np.array_equal(plain.frame_at(2.0), plain.frame_at(1.0))
+    with av.open(str(clip)) as container:  # PyAV alone: the frame at 2.0 s
+        expected = next(f for f in container.decode(video=0) if abs(f.time - 2.0) < 1e-3)
+        assert np.array_equal(PyAvSource(clip).frame_at(2.0),
+                              expected.to_ndarray(format="rgb24"))
+    turned = badfiles.rotated(tmp_path, 90)  # stored 64x48, shown 48x64
+    with PyAvSource(turned) as source:
+        assert source.frame_at(0.5).shape == (64, 48, 3)

@@ -9,6 +9,7 @@ from typing import Callable
 
 import click
 from fsrun.errors import FsError, MissingDependencyError
+from fsrun.tables import load
 
 from fsexport.extras import TORCH_EXTRA, require_torch
 
@@ -46,12 +47,10 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name in LAZY_COMMANDS and name not in self.commands:
-            module_name, attribute = LAZY_COMMANDS[name][0].split(":")
             try:
-                module = __import__(module_name, fromlist=[attribute])
+                return load(LAZY_COMMANDS[name][0])
             except ImportError as exc:
                 return _needs_torch(name, exc)
-            return getattr(module, attribute)
         return super().get_command(ctx, name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

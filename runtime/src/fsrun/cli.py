@@ -8,7 +8,6 @@ traceback instead.
 """
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import sys
@@ -21,13 +20,14 @@ import click
 import fsrun
 from fsrun.atomic import os_reason
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
-from fsrun.errors import FsError, Interrupted, OutputError, UsageError
+from fsrun.errors import FsError, Interrupted, UsageError, exit_code_of
 from fsrun.memory import limit_malloc_arenas
 from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON, DEFAULT_STRIDE
 from fsrun.pipeline import process_video
 from fsrun.postprocess import PostprocessOptions
 from fsrun.request import RESIZE_CHOICES, RunHooks, SessionSpec, VideoRequest
 from fsrun.signals import interrupt_guard
+from fsrun.tables import load
 from fsrun.sources import DECODER_CHOICES
 
 DEFAULT_COMMAND = "run"
@@ -54,9 +54,8 @@ class DefaultCommandGroup(click.Group):
         command = super().get_command(ctx, name)
         if command is not None or name not in self.lazy:
             return command
-        module_name, attr = self.lazy[name].split(":")
         try:
-            return getattr(importlib.import_module(module_name), attr)
+            return load(self.lazy[name])
         except (ImportError, AttributeError) as exc:
             return _unavailable(name, exc)
 
@@ -313,28 +312,25 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return int(exc.exit_code)
-    except FsError as exc:
-        if debug:
+    except BaseException as exc:  # noqa: BLE001 - every error: one line, its exit code
+        if isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        if debug and not isinstance(exc, KeyboardInterrupt):
             traceback.print_exc()
-        click.echo(f"fsrun: error: {exc}", err=True)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("fsrun: error: interrupted", err=True)
-        return Interrupted.exit_code
-    except OSError as exc:  # a full, read-only or failing disk the code did not expect: exit 5
-        if debug:
-            traceback.print_exc()
-        where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"fsrun: error: {where}{os_reason(exc)}", err=True)
-        return OutputError.exit_code
-    except Exception as exc:  # noqa: BLE001 - unexpected: one line unless --debug
-        if debug:
-            traceback.print_exc()
-        else:
-            click.echo(f"fsrun: error: {type(exc).__name__}: {exc} (run with --debug for "
-                       "details)", err=True)
-        return 1
+        click.echo(f"fsrun: error: {_one_line(exc, debug)}", err=True)
+        return exit_code_of(exc)
     return 0
+
+
+def _one_line(exc: BaseException, debug: bool) -> str:
+    """What the error line says: an fsrun error's message, a disk error's path and reason."""
+    if isinstance(exc, FsError):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, OSError):  # a full, read-only or failing disk the code did not expect
+        return (f"{exc.filename}: " if exc.filename else "") + os_reason(exc)
+    return f"{type(exc).__name__}: {exc}" + ("" if debug else " (run with --debug for details)")
 
 
 if __name__ == "__main__":

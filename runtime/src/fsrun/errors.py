@@ -62,3 +62,16 @@ EXIT_CODES = {
     "missing-dependency": MissingDependencyError.exit_code,
     "interrupted": Interrupted.exit_code,
 }
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The one mapping from an error to the exit code fsrun gives for it (the command line, a
+    failed run's report, a folder's table): an fsrun error its own, Ctrl-C 130, a disk error the
+    code did not expect 5 (output), anything else 1."""
+    if isinstance(exc, FsError):
+        return int(exc.exit_code)
+    if isinstance(exc, KeyboardInterrupt):
+        return Interrupted.exit_code
+    if isinstance(exc, OSError):
+        return OutputError.exit_code
+    return EXIT_CODES["failure"]

@@ -19,12 +19,14 @@ from fsrun.backends import (BACKEND_CHOICES, BackendOptions, check_backend,
 from fsrun.errors import FsError, Interrupted, ModelError, UsageError
 from fsrun.package import ModelPackage, load_package
 from fsrun.request import RESIZE_CHOICES, SessionSpec
-from fsrun.sources import DECODER_CHOICES, SOURCES, choose_decoder
+from fsrun.sources import DECODER_CHOICES, SOURCES, load_source_class, supports
 
 # --backend auto tries these in order. ORT's TensorRT EP caches its engines, so it beats plain
 # CUDA after the first run; native engines need `fsexport trt` first, so they are asked for by
 # name.
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "cpu")
+# --decoder auto tries these in order per video: the first available that supports it wins.
+DECODER_AUTO_ORDER: tuple[str, ...] = ("nvdec", "pyav")
 # What --precision auto tries per backend, the first the package has wins: fp16 only pays off on
 # a GPU; the int8 encoder (ONNX Runtime static quantization, `fsexport quantize`) is built for
 # CPU int8 kernels.
@@ -293,3 +295,21 @@ def first_that_starts(candidates: Sequence[str], start: Callable[[str], T],
 def _check_choice(option: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise UsageError(f"unknown {option} {value!r}; choose from {', '.join(choices)}")
+
+
+def choose_decoder(path: Path | str, decoder: str = "auto",
+                   device_id: int = 0) -> tuple[str, list[str]]:
+    """The decoder for one video and the notes explaining any fallback: the named one, or
+    under "auto" the first of DECODER_AUTO_ORDER that is available and supports the file."""
+    path = Path(path)
+    if decoder != "auto":
+        load_source_class(decoder)
+        return decoder, []
+    notes: list[str] = []
+    for name in DECODER_AUTO_ORDER:
+        ok, reason = supports(name, path, device_id)
+        if ok:
+            return name, notes
+        if reason:
+            notes.append(reason)
+    return "pyav", notes

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import fsrun
 from fsrun.encode import Stages
-from fsrun.errors import FsError, Interrupted
+from fsrun.errors import FsError, Interrupted, exit_code_of
 from fsrun.funscript import GENERATOR, default_output
 from fsrun.outputs import Protected, check_report_path, write_report
 from fsrun.package import ModelPackage
@@ -93,10 +93,7 @@ def report_failure(cfg: VideoRequest, exc: BaseException, wall_s: float) -> None
     """--report for a run that failed: the video, the error and its exit code (as in folder
     mode). Skipped when the report path itself is what failed."""
     output = Path(cfg.output) if cfg.output else default_output(cfg.video)
-    if isinstance(exc, FsError):
-        code = exc.exit_code
-    else:
-        code = Interrupted.exit_code if isinstance(exc, KeyboardInterrupt) else 1
+    code = exit_code_of(exc)
     report = {"video": str(cfg.video), "output": str(output),
               "status": "interrupted" if code == Interrupted.exit_code else "failed",
               "exit_code": code, "error": str(exc) or type(exc).__name__,

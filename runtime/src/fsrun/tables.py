@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Iterable
+from typing import Any, Iterable
 
 from fsrun.errors import MissingDependencyError, UsageError
+
+
+def load(target: str) -> Any:
+    """The attribute a "module:attribute" string names, its module imported now (ImportError
+    and AttributeError pass: each caller says what a missing one means). The one lazy loader:
+    backends, decoders, subcommands and import doors all go through it."""
+    module_name, attribute = target.split(":")
+    return getattr(importlib.import_module(module_name), attribute)
 
 
 def import_entry(table: dict[str, str], name: str, kind: str, choices: Iterable[str],

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable
 
 from fsrun.errors import UsageError
+from fsrun.tables import load
 
 from fsexport.build_config import BuildResult, Log, stderr_log
 from fsexport.extras import require_torch
@@ -25,11 +26,9 @@ def door_for(source: Path) -> Callable[[ImportConfig, Log], BuildResult]:
     if target is None:
         raise UsageError(f"{source}: unknown model file type; expected one of "
                          f"{', '.join(sorted(DOORS))}")
-    module_name, function = target.split(":")
-    if module_name != ONNX_DOOR:  # the Keras door maps the file onto timm's blocks
+    if target.split(":")[0] != ONNX_DOOR:  # the Keras door maps the file onto timm's blocks
         require_torch(f"fsexport import {Path(source).name}")
-    module = __import__(module_name, fromlist=[function])
-    return getattr(module, function)
+    return load(target)
 
 
 def import_model(config: ImportConfig, log: Log = stderr_log) -> BuildResult:

@@ -14,13 +14,11 @@ SOURCES: dict[str, str] = {
     "pyav": "fsrun.sources.pyav_source:PyAvSource",
     "nvdec": "fsrun.sources.nvdec_source:NvdecSource",
 }
-# "auto" tries these in order; the first that is available and supports the video wins.
-AUTO_ORDER: tuple[str, ...] = ("nvdec", "pyav")
 DECODER_CHOICES: tuple[str, ...] = ("auto", *SOURCES)
 
-__all__ = ["SOURCES", "AUTO_ORDER", "DECODER_CHOICES", "Crop", "FrameBatch", "FrameSelector",
-           "VideoInfo", "VideoSource", "load_source_class", "choose_decoder", "open_source",
-           "probe", "resolve_crop", "upright_turns"]
+__all__ = ["SOURCES", "DECODER_CHOICES", "Crop", "FrameBatch", "FrameSelector", "VideoInfo",
+           "VideoSource", "load_source_class", "open_source", "probe", "resolve_crop", "supports",
+           "upright_turns"]
 
 
 def load_source_class(name: str) -> type:
@@ -29,8 +27,9 @@ def load_source_class(name: str) -> type:
     return getattr(module, class_name)
 
 
-def _supports(name: str, path: Path, device_id: int = 0) -> tuple[bool, str]:
-    """Whether decoder `name` can be used for this file, and why not."""
+def supports(name: str, path: Path, device_id: int = 0) -> tuple[bool, str]:
+    """Whether decoder `name` can be used for this file, and why not (the run plan's "auto"
+    asks each in turn)."""
     if name == "pyav":
         return True, ""
     try:
@@ -44,23 +43,6 @@ def _supports(name: str, path: Path, device_id: int = 0) -> tuple[bool, str]:
         return True, ""
     except Exception as exc:  # noqa: BLE001 - any failure in a probe means: use the next one
         return False, f"{name}: {exc}"
-
-
-def choose_decoder(path: Path | str, decoder: str = "auto",
-                   device_id: int = 0) -> tuple[str, list[str]]:
-    """The decoder to use and the notes explaining any fallback."""
-    path = Path(path)
-    if decoder != "auto":
-        load_source_class(decoder)
-        return decoder, []
-    notes: list[str] = []
-    for name in AUTO_ORDER:
-        ok, reason = _supports(name, path, device_id)
-        if ok:
-            return name, notes
-        if reason:
-            notes.append(reason)
-    return "pyav", notes
 
 
 def probe(path: Path | str) -> VideoInfo:
@@ -84,10 +66,11 @@ def resolve_crop(path: Path | str, spec: CropSpec, info: VideoInfo) -> Crop | No
     return resolve_upright(spec, info.width, info.height, upright_turns(path))
 
 
-def open_source(path: Path | str, decoder: str = "auto",
+def open_source(path: Path | str, decoder: str = "pyav",
                 crop: str | CropSpec | Crop | None = None, device_id: int = 0) -> Any:
-    """Open a video with the chosen decoder; the crop spec is resolved against its frame size."""
-    name, _ = choose_decoder(path, decoder, device_id)
+    """Open a video with a named decoder (the run plan resolves "auto": plan.choose_decoder);
+    the crop spec is resolved against its upright frame size."""
+    name = decoder
     box = resolve_crop(path, parse_crop(crop), probe(path))
     cls = load_source_class(name)
     source = cls(Path(path), crop=box, device_id=device_id)

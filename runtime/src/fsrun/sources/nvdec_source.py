@@ -273,6 +273,13 @@ class NvdecSource:
         if stamps:
             yield FrameBatch(assembler.take(), np.asarray(stamps, np.float64), on_device=True)
 
+    def frame_at(self, seconds: float) -> Any:
+        """The viewer's picture, from PyAV: one frame to the host is not NVDEC's work."""
+        from fsrun.sources.pyav_source import PyAvSource  # noqa: PLC0415
+
+        with PyAvSource(self.path) as source:
+            return source.frame_at(seconds)
+
     def _seek(self, seconds: float) -> None:
         """Jump to the keyframe at or before `seconds`; the selector skips what comes before."""
         target = int((seconds + self.info.clock_offset_s) / self._stream.time_base)

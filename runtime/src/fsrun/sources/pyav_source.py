@@ -404,6 +404,25 @@ class PyAvSource:
         except Exception:  # noqa: BLE001 - unseekable input: decode from the start instead
             self._container.seek(0)
 
+    def frame_at(self, seconds: float) -> np.ndarray:
+        """The frame shown at `seconds` on the presented clock (the last one that starts at or
+        before it), RGB uint8 [H, W, 3], upright and whole (no crop, no scaling): what a
+        viewer shows at that time. InputError when the video has no frame there."""
+        import av  # noqa: PLC0415
+
+        stream = self._container.streams.video[0]
+        self.seek_to = max(0.0, seconds)  # _timed_frames starts again if the seek overshoots
+        self._seek(stream, self.seek_to)
+        chosen = None
+        for frame, pts_s in self._timed_frames(stream, stream.time_base, seconds > 0,
+                                               av.error.FFmpegError):
+            if chosen is not None and pts_s > seconds + 1e-6:
+                break
+            chosen = frame
+        if chosen is None:
+            raise InputError(f"{self.path}: no frame at {seconds:.3f} s")
+        return np.ascontiguousarray(_upright(chosen.to_ndarray(format="rgb24"), chosen))
+
     def close(self) -> None:
         self._container.close()
 

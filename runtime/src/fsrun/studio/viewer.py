@@ -26,7 +26,7 @@ from fsrun.postprocess import PostprocessOptions, to_actions
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.sources import probe
-from fsrun.sources.pyav_source import clock_offset
+from fsrun.sources.pyav_source import PyAvSource
 from fsrun.studio.security import inside
 
 # Browsers play these in <video>; anything else is shown as the frame at the cursor.
@@ -169,25 +169,14 @@ class Viewer:
         import av  # noqa: PLC0415
 
         video = inside(self.root, name)
-        with av.open(str(video)) as container:
-            stream = container.streams.video[0]
-            target = at_ms / 1000.0 + clock_offset(container)  # scripts count from 0
-            try:
-                container.seek(int(target / stream.time_base), stream=stream, backward=True)
-            except av.error.FFmpegError:
-                container.seek(0)
-            chosen = None
-            for frame in container.decode(stream):
-                if chosen is not None and frame.time is not None and frame.time > target:
-                    break
-                chosen = frame
-            if chosen is None:
-                raise ValueError(f"{name}: no frame at {at_ms:.0f} ms")
-            width = min(FRAME_WIDTH, chosen.width)
-            height = max(2, int(round(chosen.height * width / chosen.width / 2)) * 2)
-            image = chosen.reformat(width=width - width % 2, height=height, format="yuvj420p")
-            encoder = av.CodecContext.create("mjpeg", "w")
-            encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, "yuvj420p"
-            encoder.time_base = stream.time_base or Fraction(1, 1000)
-            packets = encoder.encode(image) + encoder.encode(None)
-            return b"".join(bytes(p) for p in packets)
+        with PyAvSource(video) as source:  # the sources layer: the script's clock, upright
+            rgb = source.frame_at(at_ms / 1000.0)
+        shown = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        width = min(FRAME_WIDTH, shown.width)
+        height = max(2, int(round(shown.height * width / shown.width / 2)) * 2)
+        image = shown.reformat(width=width - width % 2, height=height, format="yuvj420p")
+        encoder = av.CodecContext.create("mjpeg", "w")
+        encoder.width, encoder.height, encoder.pix_fmt = image.width, image.height, "yuvj420p"
+        encoder.time_base = Fraction(1, 1000)
+        packets = encoder.encode(image) + encoder.encode(None)
+        return b"".join(bytes(p) for p in packets)
