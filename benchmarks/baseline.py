@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.package import load_package
-from fsrun.sampling import TimestampSampler
-from fsrun.stitching import plan_windows
+from fsrun.model.package import load_package
+from fsrun.run.sampling import TimestampSampler
+from fsrun.run.stitching import plan_windows
 
 
 class SplitWindowModel:

@@ -16,7 +16,7 @@ import numpy as np
 from benchmarks.devices import cuda_runtime, device_sync, to_device
 from benchmarks.stats import repeat_timed, summarize
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 # Precisions measured per backend (where the package has them): fp16 only pays off on GPUs,
 # int8 (`fsexport quantize`) is built for CPU int8 kernels.

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fsrun.atomic import write_atomic
+from fsrun.files.atomic import write_atomic
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fsrun.atomic import atomic_file
+from fsrun.files.atomic import atomic_file
 
 # Stage -> colour, shared by every bar so a stage looks the same everywhere.
 STAGE_COLOURS: dict[str, str] = {

@@ -2,7 +2,7 @@
 
 Running each configuration in its own process gives a clean peak RSS (VmHWM of that process
 alone) and its CPU time, so utilization = (user + system) / wall / cores. The JSON result goes to
-stdout as the last line. Kinds: "fsrun" (fsrun.pipeline.process_video) and "baseline".
+stdout as the last line. Kinds: "fsrun" (fsrun.run.pipeline.process_video) and "baseline".
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def spinning_factory(allow_spinning: str) -> Any:
 
 def _run_fsrun(args: dict[str, Any]) -> dict[str, Any]:
     from fsrun.memory import limit_malloc_arenas  # noqa: PLC0415
-    from fsrun.pipeline import RunHooks, SessionSpec, VideoRequest, process_video  # noqa: PLC0415
+    from fsrun.run.pipeline import RunHooks, SessionSpec, VideoRequest, process_video  # noqa: PLC0415
 
     limit_malloc_arenas()  # as the fsrun command does
 
@@ -94,7 +94,7 @@ def peak_rss_mib() -> float:
 def main() -> None:
     args = json.loads(sys.argv[1])
     import benchmarks.baseline  # noqa: F401, PLC0415 - imports first, so the RSS before the
-    import fsrun.pipeline  # noqa: F401, PLC0415 - run is the libraries' share alone
+    import fsrun.run.pipeline  # noqa: F401, PLC0415 - run is the libraries' share alone
 
     rss_before = peak_rss_mib()
     wall = time.perf_counter()

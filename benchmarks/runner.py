@@ -16,7 +16,7 @@ from benchmarks.probe import run_probe
 from benchmarks.stages import StageConfig, measure_stages
 from benchmarks.targets import evaluate_targets
 from benchmarks.videos import ClipParams, make_clip
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 SCHEMA_VERSION = 1
 # Decoders measured on their own per backend: NVDEC only feeds GPU backends.

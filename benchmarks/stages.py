@@ -26,10 +26,10 @@ import numpy as np
 
 from benchmarks.devices import cuda_runtime, device_sync, h2d_copy
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.package import load_package
-from fsrun.sampling import TimestampSampler
+from fsrun.model.package import load_package
+from fsrun.run.sampling import TimestampSampler
 from fsrun.sources import load_source_class
-from fsrun.stitching import Stitcher, gather_windows, plan_windows
+from fsrun.run.stitching import Stitcher, gather_windows, plan_windows
 
 
 @dataclass

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from benchmarks.seeds import seed
 from fsrun.groundtruth.synth.cli import write_clips
-from fsrun.request import SessionSpec
+from fsrun.run.request import SessionSpec
 
 from benchmarks.files import write_json_and_markdown
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from fsrun.package import load_package
-from fsrun.sampling import TimestampSampler
+from fsrun.model.package import load_package
+from fsrun.run.sampling import TimestampSampler
 from fsrun.sources.pyav_source import PyAvSource
-from fsrun.stitching import gather_windows, plan_windows
+from fsrun.run.stitching import gather_windows, plan_windows
 
 
 def measure_torch_eager(package_path: Path, video: Path, batch: int = 16, stride: int = 30,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
 
 _TYPES = (SessionSpec, VideoRequest, RunHooks)
 

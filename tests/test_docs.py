@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from fsrun.errors import EXIT_CODES
-from fsrun.pipeline import RESIZE_CHOICES
+from fsrun.run.pipeline import RESIZE_CHOICES
 from fsrun.sources.pyav_source import HOST_BATCH_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,12 @@ def test_architecture_describes_the_current_code() -> None:
     packages = sorted(p.name for p in runtime.iterdir()
                       if p.is_dir() and (p / "__init__.py").is_file())
     assert [p for p in packages if f"{p}/" not in text] == []
+    # and the other way for modules too: every module at the package root and in run/,
+    # files/ and model/ is named in the drawing
+    drawn = set(re.findall(r"\b([a-z_]+\.py)\b", text))
+    for folder in (runtime, runtime / "run", runtime / "files", runtime / "model"):
+        modules = {p.name for p in folder.glob("*.py") if p.name != "__init__.py"}
+        assert sorted(modules - drawn) == [], folder.name
     assert f"--resize {'|'.join(RESIZE_CHOICES)}" in text
     assert HOST_BATCH_BYTES == 12 << 20 and "12 MiB" in text
     assert "(exit-codes.md)" in text

@@ -48,8 +48,8 @@ def runtime_modules() -> list[str]:
 
 def test_module_walk_finds_the_runtime() -> None:
     modules = runtime_modules()
-    for expected in ("fsrun.cli", "fsrun.pipeline", "fsrun.sources.pyav_source",
-                     "fsrun.backends.ort_cpu", "fsrun.stitching", "fsrun.embedding_cache"):
+    for expected in ("fsrun.cli", "fsrun.run.pipeline", "fsrun.sources.pyav_source",
+                     "fsrun.backends.ort_cpu", "fsrun.run.stitching", "fsrun.files.embedding_cache"):
         assert expected in modules
 
 
@@ -66,13 +66,13 @@ def test_no_framework_in_any_runtime_module() -> None:
 
 
 def test_probe_detects_a_forbidden_import() -> None:
-    """The probe can fail: with json as the forbidden library, fsrun.funscript is caught."""
-    code = _PROBE.format(forbidden=("json",), modules=["fsrun.funscript"])
+    """The probe can fail: with json as the forbidden library, fsrun.files.funscript is caught."""
+    code = _PROBE.format(forbidden=("json",), modules=["fsrun.files.funscript"])
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     report = json.loads(done.stdout.strip().splitlines()[-1])
-    assert list(report["pulled"]) == ["fsrun.funscript"]
-    assert "json" in report["pulled"]["fsrun.funscript"]
+    assert list(report["pulled"]) == ["fsrun.files.funscript"]
+    assert "json" in report["pulled"]["fsrun.files.funscript"]
 
 
 # Runtime tests run on fsrun alone: their package fixture is a copy of the bundled demo package

@@ -192,7 +192,7 @@ def int8_isa(package, cpus, frames, clip_size, out, name) -> None:
 
     from benchmarks.experiments.int8_isa import measure, write  # noqa: PLC0415
     from fsexport.calibration import SynthClips, decode_videos, render_synth_clips  # noqa: PLC0415
-    from fsrun.package import load_package  # noqa: PLC0415
+    from fsrun.model.package import load_package  # noqa: PLC0415
 
     if shutil.which("qemu-x86_64") is None:
         raise click.UsageError("qemu-x86_64 not found: install Debian's qemu-user")

@@ -23,7 +23,7 @@ import numpy as np
 from benchmarks.experiments.demo_wide import (GOOD_R, describe, ensure_clip, miss_rates,
                                               save_miss_bars, wide_spec)
 from benchmarks.files import write_json_and_markdown
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 from fsrun.groundtruth.grade import TruthClip, grade, share
 from fsrun.groundtruth.synth.clips import VFR, spec_from_truth
 

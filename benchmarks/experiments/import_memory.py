@@ -157,7 +157,7 @@ def measure(config: ImportMemoryConfig, log: Callable[[str], None]) -> ImportMem
 def write(out: Path, result: ImportMemoryResult) -> list[Path]:
     """import_memory_<label>.json, and import_memory.md from every label's JSON found there."""
     out.mkdir(parents=True, exist_ok=True)
-    from fsrun.atomic import write_atomic  # noqa: PLC0415
+    from fsrun.files.atomic import write_atomic  # noqa: PLC0415
 
     label = result.config["label"]
     data = out / f"import_memory_{label}.json"

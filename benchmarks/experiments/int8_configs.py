@@ -28,8 +28,8 @@ from fsexport.quantize import RECIPES, cosine_similarity, embed_frames, get_reci
 from fsrun.backends import BackendOptions, create_backend
 from fsrun.groundtruth.grade import TruthClip, grade
 from benchmarks.seeds import seed
-from fsrun.package import load_package
-from fsrun.request import RunHooks, SessionSpec
+from fsrun.model.package import load_package
+from fsrun.run.request import RunHooks, SessionSpec
 
 HELD_OUT_SEED = seed("int8-held-out")  # graded and cosine clips (the one seed table)
 

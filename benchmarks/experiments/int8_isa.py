@@ -42,7 +42,7 @@ def cpu_features() -> dict[str, bool]:
 def run_encoders(package: Path, frames: np.ndarray, batch: int = 4) -> dict[str, Any]:
     """fp32 and int8 embeddings of frames and seconds per frame of each (after a warm-up)."""
     from fsrun.backends import BackendOptions, create_backend  # noqa: PLC0415
-    from fsrun.package import load_package  # noqa: PLC0415
+    from fsrun.model.package import load_package  # noqa: PLC0415
 
     loaded = load_package(package)
     out: dict[str, Any] = {"features": cpu_features()}

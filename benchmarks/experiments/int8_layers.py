@@ -33,7 +33,7 @@ from fsexport.calibration import (CalibrationConfig, SynthClips, calibration_bat
 from fsexport.quantize import (DEFAULT_RECIPE, cosine_similarity, embed_frames, get_recipe,
                                quantize_encoder)
 from fsrun.backends import BackendOptions, create_backend
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 # Where a tensor sits in the network, from its name: timm exports and Keras imports.
 STAGE_PATTERNS: tuple[tuple[str, str], ...] = (

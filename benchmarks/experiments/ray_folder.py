@@ -22,7 +22,7 @@ from benchmarks.sysinfo import collect, uptime
 from benchmarks.videos import ClipParams, make_clip
 from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.scale.cluster import DEFAULT_ACTOR_CPUS
 from fsrun.scale.ray_folder import process_ray_folder
 

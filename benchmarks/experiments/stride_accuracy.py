@@ -22,7 +22,7 @@ from fsrun.groundtruth.grade import Graded, TruthClip, grade
 from benchmarks.seeds import seed_range
 from fsrun.groundtruth.synth.cli import _quiet_svt
 from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
-from fsrun.postprocess import PostprocessOptions
+from fsrun.run.postprocess import PostprocessOptions
 from fsrun.defaults import DEFAULT_STRIDE
 
 CLIPS = [  # (fps, codec, track): every track kind, a spread of rates and codecs

@@ -9,7 +9,7 @@ import numpy as np
 from typing import Any
 
 from benchmarks.baseline import window_model
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 
 class WithoutComposite:

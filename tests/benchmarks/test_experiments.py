@@ -61,7 +61,7 @@ def test_demo_wide_grades_packages_on_many_clips_and_groups_the_misses(tmp_path:
 
 def test_demo_wide_grades_the_classic_family_by_track_rate_and_codec(tmp_path: Path) -> None:
     from fsrun.config import demo_model_dir
-    from fsrun.funscript import read_funscript
+    from fsrun.files.funscript import read_funscript
 
     out, clips = tmp_path / "wide", tmp_path / "clips"
     args = ["demo-wide", "--package", f"demo={demo_model_dir()}", "--family", "classic",
@@ -116,7 +116,7 @@ def test_demo_fit_grades_the_clips_a_package_trained_on_split_as_training_split(
 
 def test_demo_rates_renders_the_same_scene_at_another_rate(tmp_path: Path) -> None:
     from fsrun.config import demo_model_dir
-    from fsrun.funscript import read_actions
+    from fsrun.files.funscript import read_actions
 
     out, clips = tmp_path / "rates", tmp_path / "clips"
     # demo-wide's clip 20 is its first VFR clip

@@ -20,8 +20,8 @@ from fsexport.model import create_model
 from fsexport.parity import FP32_TOLERANCE, SPLIT_TOLERANCE
 from fsexport.variants import get_variant
 from fsrun.config import get_default_model
-from fsrun.funscript import read_funscript
-from fsrun.package import load_package, sha256_file
+from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package, sha256_file
 from tests.runtime.videos import write_cfr
 
 

@@ -25,7 +25,7 @@ from fsexport.importers.config import ImportConfig
 from fsexport.importers.doors import import_model
 from fsexport.importers.keras_reference import BATCHES, frames_sha256, seeded_frames
 from fsexport.parity import FP32_TOLERANCE, SPLIT_TOLERANCE, allowed_diff
-from fsrun.package import load_package, sha256_file
+from fsrun.model.package import load_package, sha256_file
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"
 KERAS_CASES = ["kecam_s_like.h5", "keras_app.h5", "kecam_dense64_deep.h5"]

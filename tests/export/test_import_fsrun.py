@@ -12,8 +12,8 @@ import pytest
 from fsexport.importers.config import ImportConfig
 from fsexport.importers.doors import import_model
 from fsrun import cli
-from fsrun.funscript import read_funscript
-from fsrun.package import load_package
+from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package
 from tests.runtime.videos import read_timestamps_s, write_cfr
 
 FIXTURES = Path(__file__).parent / "keras_fixtures"

@@ -18,7 +18,7 @@ import pytest
 from fsexport.importers.config import ImportConfig
 from fsexport.importers.doors import import_model
 from fsrun import cli
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 from tests.runtime.videos import write_cfr
 

@@ -17,7 +17,7 @@ from fsexport.int8_graph import ALWAYS_FLOAT, layer_groups
 from fsexport.quantize import DEFAULT_RECIPE, RECIPES, cosine_similarity
 from fsrun.backends import BackendOptions, create_backend
 from fsrun.errors import ModelError
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 
 def _graph(package: Path, name: str) -> onnx.ModelProto:

@@ -36,7 +36,7 @@ def test_import_failure_is_a_one_line_error() -> None:
 
 @pytest.mark.usefixtures("unloadable_pynvvideocodec")
 def test_auto_decoder_falls_back_to_pyav(tmp_path: Path) -> None:
-    from fsrun.plan import choose_decoder
+    from fsrun.run.plan import choose_decoder
 
     assert nvdec_source.is_available()  # installed, so auto asks it
     ok, reason = nvdec_source.supports(tmp_path / "clip.mp4")

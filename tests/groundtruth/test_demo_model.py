@@ -12,12 +12,12 @@ from click.testing import CliRunner
 
 from fsexport.train.demo_model import DemoRecipe
 from fsrun.config import demo_model_dir
-from fsrun.funscript import read_actions
+from fsrun.files.funscript import read_actions
 from fsrun.groundtruth.grade import TruthClip, grade
 from fsrun.groundtruth.metrics import compare
 from fsrun.groundtruth.seeds import seed
 from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 
 from .independent import GRID_SEED, grade_package, grid_scenes
 

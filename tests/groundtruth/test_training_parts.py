@@ -341,7 +341,7 @@ def test_frame_stage_learns_target_places_when_asked(small_data: Path, tmp_path:
 def test_hard_clips_are_randomized_clips_over_the_hard_backgrounds(tmp_path: Path) -> None:
     from fsexport.train.demo_model import (HARD_BACKGROUNDS, DemoRecipe, hard_seeds,
                                            render_hard_clips)
-    from fsrun.funscript import read_funscript
+    from fsrun.files.funscript import read_funscript
     from fsrun.groundtruth.seeds import seed
     from fsrun.groundtruth.synth.clips import spec_from_truth, track_and_scene
 

@@ -9,11 +9,11 @@ import os
 import sys
 import time
 
-import fsrun.plan
+import fsrun.run.plan
 from fsrun.cli import main
 
 DELAY_S = float(os.environ.get("FSRUN_TEST_ENCODER_DELAY", "0.05"))
-_create = fsrun.plan.create_backend
+_create = fsrun.run.plan.create_backend
 
 
 class _Slow:
@@ -33,7 +33,7 @@ def _slow_create(name, onnx_path, options=None):
     return _Slow(backend) if "encoder" in str(onnx_path) else backend
 
 
-fsrun.plan.create_backend = _slow_create
+fsrun.run.plan.create_backend = _slow_create
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

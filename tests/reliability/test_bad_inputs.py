@@ -12,8 +12,8 @@ import pytest
 from conftest import unprivileged, world_readable_tree
 
 from fsrun.errors import InputError, ModelError, OutputError
-from fsrun.funscript import read_funscript
-from fsrun.package import load_package
+from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package
 
 INPUT, MODEL, OUTPUT = InputError.exit_code, ModelError.exit_code, OutputError.exit_code
 
@@ -67,7 +67,7 @@ UNUSUAL = {
 @pytest.mark.parametrize("case", sorted(UNUSUAL))
 def test_unusual_video_gives_a_valid_script(case: str, tmp_path: Path, demo_package: Path,
                                             fsrun_cli) -> None:
-    from fsrun.sampling import TimeRange, TimestampSampler
+    from fsrun.run.sampling import TimeRange, TimestampSampler
     from fsrun.sources.pyav_source import PyAvSource
 
     maker, shape, frames = UNUSUAL[case]
@@ -88,7 +88,7 @@ def test_unusual_video_gives_a_valid_script(case: str, tmp_path: Path, demo_pack
 
 def test_rotation_turns_frames_upright(tmp_path: Path) -> None:
     """The display matrix says +90 (counterclockwise): stored top-left shows bottom-left."""
-    from fsrun.sampling import TimeRange, TimestampSampler
+    from fsrun.run.sampling import TimeRange, TimestampSampler
     from fsrun.sources.pyav_source import PyAvSource
 
     plain = badfiles.write_video(tmp_path / "plain.mp4", count=5)

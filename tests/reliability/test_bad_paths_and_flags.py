@@ -17,7 +17,7 @@ import badfiles
 import pytest
 from conftest import unprivileged, world_readable_tree
 
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 FUNSCRIPT = json.dumps({"version": "1.0", "inverted": False, "range": 100,
                         "actions": [{"at": 0, "pos": 10}, {"at": 500, "pos": 90}]})

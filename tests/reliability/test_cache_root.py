@@ -12,8 +12,8 @@ import badfiles
 import edgefiles
 
 from fsrun.config import CACHE_FOLDERS
-from fsrun.plan import make_plan
-from fsrun.request import SessionSpec
+from fsrun.run.plan import make_plan
+from fsrun.run.request import SessionSpec
 
 
 def test_cache_dir_holds_embeddings_and_packages_and_nothing_leaks(tmp_path: Path) -> None:
@@ -41,7 +41,7 @@ def test_cache_dir_holds_embeddings_and_packages_and_nothing_leaks(tmp_path: Pat
 
 def test_tensorrt_engines_go_under_the_cache_root(demo_package: Path, tmp_path: Path) -> None:
     plan = make_plan(SessionSpec(model=demo_package, cache_dir=tmp_path / "root"))
-    from fsrun.package import load_package
+    from fsrun.model.package import load_package
 
     options = plan.backend_options(load_package(demo_package))
     assert Path(options.cache_dir).parent == tmp_path / "root" / "engines"

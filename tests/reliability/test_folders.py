@@ -14,11 +14,11 @@ import badfiles
 import pytest
 
 from fsrun.backends import create_backend
-from fsrun.claims import Claim, ClaimHeld, claim_path
+from fsrun.files.claims import Claim, ClaimHeld, claim_path
 from fsrun.errors import Interrupted
 from fsrun.folder import FolderFailed, find_videos, parse_extensions, run_folder
-from fsrun.funscript import read_funscript
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.files.funscript import read_funscript
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
 
 HERE = Path(__file__).parent
 

@@ -13,7 +13,7 @@ import badfiles
 import pytest
 
 from fsrun.errors import Interrupted
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 HERE = Path(__file__).parent
 FRAMES = 480  # 16 s at 30 fps, 30 encoder batches of 16

@@ -16,7 +16,7 @@ import av
 import numpy as np
 import pytest
 
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIPS = Path(os.environ.get("FSRUN_REALCLIPS", ROOT.parent / "shared" / "realclips"))

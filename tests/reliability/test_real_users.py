@@ -26,7 +26,7 @@ import pytest
 from onnx import numpy_helper
 
 from fsrun.errors import Interrupted, ModelError, OutputError, UsageError
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 HERE = Path(__file__).parent
 
@@ -199,7 +199,7 @@ def test_an_onnx_model_with_the_wrong_output_is_refused(dims, tmp_path: Path, cl
 
 def test_a_head_giving_another_shape_fails_before_writing(tmp_path: Path, clip: Path,
                                                           package_copy: Path) -> None:
-    from fsrun.pipeline import RunHooks, SessionSpec, VideoRequest, process_video
+    from fsrun.run.pipeline import RunHooks, SessionSpec, VideoRequest, process_video
 
     class Wide:  # a head returning [B, 90]: never sliced into 60 silently
         def __init__(self, inner):
@@ -212,7 +212,7 @@ def test_a_head_giving_another_shape_fails_before_writing(tmp_path: Path, clip: 
         def __getattr__(self, name):
             return getattr(self.inner, name)
 
-    from fsrun.plan import create_backend
+    from fsrun.run.plan import create_backend
 
     def factory(name, path, options):
         backend = create_backend(name, path, options)
@@ -373,8 +373,8 @@ def test_meta_json_with_a_non_finite_fps_is_exit_4(fps: str, tmp_path: Path, cli
 
 
 def test_the_run_options_refuse_non_finite_values_in_python() -> None:
-    from fsrun.postprocess import PostprocessOptions
-    from fsrun.sampling import TimeRange
+    from fsrun.run.postprocess import PostprocessOptions
+    from fsrun.run.sampling import TimeRange
 
     for bad in (float("nan"), float("inf")):
         with pytest.raises(UsageError):
@@ -391,7 +391,7 @@ def test_the_run_options_refuse_non_finite_values_in_python() -> None:
 
 def test_a_run_waiting_for_an_import_says_so_and_stops_on_one_ctrl_c(tmp_path: Path,
                                                                      clip: Path) -> None:
-    from fsrun.fingerprint import sha256_files
+    from fsrun.files.fingerprint import sha256_files
 
     model = edgefiles.tiny_onnx(tmp_path / "m.onnx", ["B", 60])
     cache = tmp_path / "cache"
@@ -424,7 +424,7 @@ def test_a_run_waiting_for_an_import_says_so_and_stops_on_one_ctrl_c(tmp_path: P
 
 def test_a_killed_import_leaves_nothing_the_next_one_keeps(tmp_path: Path, clip: Path,
                                                           fsrun_cli) -> None:
-    from fsrun.fingerprint import sha256_files
+    from fsrun.files.fingerprint import sha256_files
 
     model = edgefiles.tiny_onnx(tmp_path / "m.onnx", ["B", 60])
     packages = Path(os.environ["FSRUN_CACHE_DIR"]) / "packages"
@@ -462,12 +462,12 @@ def test_a_report_that_cannot_be_written_says_the_script_was(tmp_path: Path, cli
                                                              demo_package: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              fsrun_cli) -> None:
-    import fsrun.session
+    import fsrun.run.session
 
     def full(path, report):
         raise OutputError(f"{path}: cannot write the report (No space left on device)")
 
-    monkeypatch.setattr(fsrun.session, "write_report", full)
+    monkeypatch.setattr(fsrun.run.session, "write_report", full)
     result = fsrun_cli(clip, "--model", demo_package, "--no-cache", "-o",
                        tmp_path / "o.funscript", "--report", tmp_path / "r.json")
     assert result.code == OutputError.exit_code

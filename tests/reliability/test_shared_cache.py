@@ -18,7 +18,7 @@ import badfiles
 import numpy as np
 import pytest
 
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 HERE = Path(__file__).parent
 FRAMES = 150  # 5 s at 30 fps: 10 encoder batches of 16

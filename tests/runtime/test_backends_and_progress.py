@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fsrun import plan
+from fsrun.run import plan
 from fsrun.backends import BACKENDS, BackendOptions, check_backend, create_backend, is_backend_available
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
-from fsrun.package import load_package
+from fsrun.model.package import load_package
 from fsrun.progress import Progress
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fsrun import cli
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 from .videos import write_cfr
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fsrun.crop import Crop
-from fsrun.embedding_cache import CacheError, CacheKey, EmbeddingCache, describe_entry
+from fsrun.files.embedding_cache import CacheError, CacheKey, EmbeddingCache, describe_entry
 
 
 def key_for(video: Path, **changes: object) -> CacheKey:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from fsrun import atomic
+from fsrun.files import atomic
 from fsrun.errors import InputError, OutputError
-from fsrun.funscript import (build_funscript, default_output, read_funscript, validate_funscript,
+from fsrun.files.funscript import (build_funscript, default_output, read_funscript, validate_funscript,
                              write_funscript)
-from fsrun.outputs import Protected
+from fsrun.files.outputs import Protected
 
 ACTIONS = [{"at": 0, "pos": 10}, {"at": 500, "pos": 90}, {"at": 1000, "pos": 10}]
 

@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 
 from fsrun.config import demo_model_dir
-from fsrun.onnx_header import OnnxHeaderError, read_header
-from fsrun.package import load_package
+from fsrun.model.onnx_header import OnnxHeaderError, read_header
+from fsrun.model.package import load_package
 
 ORT_TYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(float16)": "float16"}
 

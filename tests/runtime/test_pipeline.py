@@ -13,12 +13,12 @@ import pytest
 from fsrun import config as user_config
 from fsrun.backends import create_backend
 from fsrun.errors import Interrupted, ModelError, OutputError
-from fsrun.funscript import read_funscript
-from fsrun.package import load_package
-from fsrun.pipeline import process_video, resolve_model
+from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package
+from fsrun.run.pipeline import process_video, resolve_model
 from tests.split_options import split
-from fsrun.postprocess import PostprocessOptions
-from fsrun.sampling import sample_timestamps
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run.sampling import sample_timestamps
 
 from .videos import duration_s, read_timestamps_s, write_cfr, write_vfr
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fsrun.errors import UsageError
-from fsrun.postprocess import PostprocessOptions, rdp_points, to_actions, turning_points
+from fsrun.run.postprocess import PostprocessOptions, rdp_points, to_actions, turning_points
 
 
 def strokes(n: int = 300, jitter: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

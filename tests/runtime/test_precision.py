@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from fsrun import cli
-from fsrun.funscript import read_funscript
-from fsrun.pipeline import process_video
+from fsrun.files.funscript import read_funscript
+from fsrun.run.pipeline import process_video
 from tests.split_options import split
 
 from .recording import RecordingFactory

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from fsrun.errors import InputError, UsageError
-from fsrun.sampling import TimestampSampler
-from fsrun.plan import choose_decoder
+from fsrun.run.sampling import TimestampSampler
+from fsrun.run.plan import choose_decoder
 from fsrun.sources import open_source, probe
 from fsrun.sources.pyav_source import PyAvSource
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from fsrun.backends import BackendOptions, create_backend
 from fsrun.crop import Crop
-from fsrun.embedding_cache import CacheKey
+from fsrun.files.embedding_cache import CacheKey
 from fsrun.errors import UsageError
-from fsrun.package import load_package
-from fsrun.pipeline import process_video, resolve_resize
+from fsrun.model.package import load_package
+from fsrun.run.pipeline import process_video, resolve_resize
 from tests.split_options import split
-from fsrun.postprocess import PostprocessOptions
-from fsrun.sampling import TimestampSampler
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run.sampling import TimestampSampler
 from fsrun.sources.pyav_source import PyAvSource
 
 from tests.runtime.videos import write_frames

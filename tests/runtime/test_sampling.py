@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fsrun.errors import UsageError
-from fsrun.sampling import TimeRange, TimestampSampler, sample_timestamps
+from fsrun.run.sampling import TimeRange, TimestampSampler, sample_timestamps
 
 
 def nearest_frame_reference(pts: list[float], fps: float) -> list[float]:

@@ -10,11 +10,11 @@ import pytest
 
 from fsrun.backends import create_backend
 from fsrun.errors import ModelError, UsageError
-from fsrun.pipeline import RunHooks, SessionSpec, VideoRequest, process_video
-from fsrun.plan import RunPlan, first_that_starts, make_plan, start_backends
-from fsrun.package import load_package
-from fsrun.postprocess import PostprocessOptions
-from fsrun.session import ModelSession
+from fsrun.run.pipeline import RunHooks, SessionSpec, VideoRequest, process_video
+from fsrun.run.plan import RunPlan, first_that_starts, make_plan, start_backends
+from fsrun.model.package import load_package
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run.session import ModelSession
 
 from .recording import RecordingFactory
 from .videos import write_cfr

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fsrun.errors import UsageError
-from fsrun.stitching import (EDGE_WEIGHT, Stitcher, gather_windows, plan_windows, stitch,
+from fsrun.run.stitching import (EDGE_WEIGHT, Stitcher, gather_windows, plan_windows, stitch,
                              taper_weights)
 
 

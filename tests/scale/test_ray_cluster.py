@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fsrun.config import demo_model_dir
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 from tests.runtime.videos import write_cfr
 
 pytestmark = pytest.mark.long

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fsrun.claims import claim_path
+from fsrun.files.claims import claim_path
 from fsrun.config import demo_model_dir
 from fsrun.folder import process_folder
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 from tests.split_options import split
 from fsrun.errors import UsageError
 from fsrun.scale.cluster import Node, plan_slots, root_cause

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fsrun.request import SessionSpec, VideoRequest
-from fsrun.postprocess import PostprocessOptions
+from fsrun.run.request import SessionSpec, VideoRequest
+from fsrun.run.postprocess import PostprocessOptions
 from fsrun.scale.same_run import compare, run_signature
 
 

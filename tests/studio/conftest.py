@@ -16,7 +16,7 @@ pytest.importorskip("starlette", reason="the studio needs fsrun[studio]")
 
 from fsrun.groundtruth.seeds import seed  # noqa: E402
 from fsrun.groundtruth.synth.cli import write_clips  # noqa: E402
-from fsrun.request import SessionSpec  # noqa: E402
+from fsrun.run.request import SessionSpec  # noqa: E402
 
 PORT = 8765  # the address the test client sends as Host
 

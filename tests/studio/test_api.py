@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from fsrun import cli
-from fsrun.funscript import build_funscript, read_funscript, write_funscript
+from fsrun.files.funscript import build_funscript, read_funscript, write_funscript
 from fsrun.studio import jobs as jobs_module
 from fsrun.studio import training
 from fsrun.studio.app import Studio
@@ -351,7 +351,7 @@ def test_the_trained_model_is_offered_and_used(make_studio, library: Path,
 
 
 def test_studio_state_files_survive_damage(library: Path, demo_package: Path) -> None:
-    from fsrun.request import SessionSpec  # noqa: PLC0415
+    from fsrun.run.request import SessionSpec  # noqa: PLC0415
 
     state = library / ".fsrun-studio"
     state.mkdir()
@@ -423,8 +423,8 @@ def test_the_queue_and_a_folder_run_write_each_video_once(demo_package: Path, li
     import threading
     import time as _time
 
-    from fsrun.plan import create_backend
-    from fsrun.request import RunHooks, SessionSpec
+    from fsrun.run.plan import create_backend
+    from fsrun.run.request import RunHooks, SessionSpec
     from starlette.testclient import TestClient
 
     from fsrun.studio.app import build_app

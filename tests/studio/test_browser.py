@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 from fsrun.groundtruth.seeds import seed
 from fsrun.groundtruth.synth.cli import write_clips
 from fsrun.studio.viewer import EDITED_BY

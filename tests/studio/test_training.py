@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fsrun.funscript import read_funscript
+from fsrun.files.funscript import read_funscript
 
 from .conftest import token_headers, videos_in, wait_for
 

@@ -15,7 +15,7 @@ from fsexport.parity import ParityReport, check_composite, check_graph
 from fsexport.variants import Variant, get_variant
 from fsexport.weights import load_backbone_weights, load_checkpoint
 from fsrun.config import set_default_model
-from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, load_package,
+from fsrun.model.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, load_package,
                            refuse_existing, sha256_file, write_package_dir)
 
 
@@ -79,7 +79,7 @@ def write_package(config: BuildConfig, fill: Callable[[Path], ModelMeta],
                   log: Log = stderr_log, timings: dict[str, float] | None = None
                   ) -> tuple[Path, ModelMeta]:
     """fill(staging) writes the files and returns the meta; the package appears only complete
-    (fsrun.package.write_package_dir). Adds the int8 step's seconds to timings when config.int8
+    (fsrun.model.package.write_package_dir). Adds the int8 step's seconds to timings when config.int8
     asks for one."""
     timings = {} if timings is None else timings
     target = package_dir_for(config)

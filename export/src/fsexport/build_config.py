@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from fsrun.errors import UsageError
-from fsrun.package import ModelMeta
+from fsrun.model.package import ModelMeta
 
 if TYPE_CHECKING:
     from fsexport.quantize import QuantizeConfig

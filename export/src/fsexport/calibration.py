@@ -19,7 +19,7 @@ import numpy as np
 
 from fsrun.errors import InputError
 from fsexport.seeds import seed
-from fsrun.sampling import TimestampSampler
+from fsrun.run.sampling import TimestampSampler
 from fsrun.sources import load_source_class
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")

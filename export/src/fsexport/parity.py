@@ -9,7 +9,7 @@ import torch
 
 from fsexport.model import WindowModel
 from fsrun.errors import ModelError
-from fsrun.parity import (FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,  # noqa: F401
+from fsrun.model.parity import (FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,  # noqa: F401
                           frame_sizes, ort_session, run_first)
 
 

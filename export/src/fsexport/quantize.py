@@ -24,9 +24,9 @@ import numpy as np
 from fsexport.calibration import (CalibrationConfig, VideoFrames, calibration_batches,
                                   calibration_videos, decode_videos)
 from fsexport.int8_graph import ALWAYS_FLOAT, float_skip_path, layer_groups
-from fsrun.atomic import write_atomic
+from fsrun.files.atomic import write_atomic
 from fsrun.errors import ModelError, OutputError, UsageError
-from fsrun.package import GRAPH_FILES, META_NAME, finite_json, load_package, sha256_file
+from fsrun.model.package import GRAPH_FILES, META_NAME, finite_json, load_package, sha256_file
 
 Log = Callable[[str], None]
 INT8_FILE = GRAPH_FILES[("encoder", "int8")]
@@ -289,7 +289,7 @@ def embed_frames(encoder: Any, frames: np.ndarray, batch: int = 16) -> np.ndarra
 
 
 def _positions(head: Any, embeddings: np.ndarray, window: int, stride: int) -> np.ndarray:
-    from fsrun.stitching import Stitcher, gather_windows, plan_windows  # noqa: PLC0415
+    from fsrun.run.stitching import Stitcher, gather_windows, plan_windows  # noqa: PLC0415
 
     plan = plan_windows(len(embeddings), window, stride)
     stitcher = Stitcher(plan)

@@ -18,14 +18,14 @@ from typing import Any
 import click
 
 import fsrun
-from fsrun.atomic import os_reason
+from fsrun.files.atomic import os_reason
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES
 from fsrun.errors import FsError, Interrupted, UsageError, exit_code_of
 from fsrun.memory import limit_malloc_arenas
 from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON, DEFAULT_STRIDE
-from fsrun.pipeline import process_video
-from fsrun.postprocess import PostprocessOptions
-from fsrun.request import RESIZE_CHOICES, RunHooks, SessionSpec, VideoRequest
+from fsrun.run.pipeline import process_video
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run.request import RESIZE_CHOICES, RunHooks, SessionSpec, VideoRequest
 from fsrun.signals import interrupt_guard
 from fsrun.tables import load
 from fsrun.sources import DECODER_CHOICES
@@ -271,7 +271,7 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
 def _explain(spec: SessionSpec, request: VideoRequest) -> None:
     """Print the plan; for a video file also the decoder it would get and its cache entry.
     Starts no backend."""
-    from fsrun.plan import make_plan  # noqa: PLC0415
+    from fsrun.run.plan import make_plan  # noqa: PLC0415
 
     plan = make_plan(spec)
     click.echo(plan.explain())
@@ -285,8 +285,8 @@ def _explain(spec: SessionSpec, request: VideoRequest) -> None:
 def _cache_entry(spec: SessionSpec, config: VideoRequest, plan: Any) -> str:
     """The embedding cache entry a run of config would use, and what it holds."""
     from fsrun.crop import parse_crop  # noqa: PLC0415
-    from fsrun.embedding_cache import CacheKey, describe_entry, entry_folder  # noqa: PLC0415
-    from fsrun.package import load_package  # noqa: PLC0415
+    from fsrun.files.embedding_cache import CacheKey, describe_entry, entry_folder  # noqa: PLC0415
+    from fsrun.model.package import load_package  # noqa: PLC0415
     from fsrun.sources import probe, resolve_crop  # noqa: PLC0415
 
     package = load_package(plan.model, verify=False)

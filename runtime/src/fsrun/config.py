@@ -51,7 +51,7 @@ def _default_file() -> Path:
 def set_default_model(package_dir: Path) -> Path:
     """Record package_dir as the model fsrun uses when --model is absent."""
     target = _default_file()
-    from fsrun.atomic import write_atomic  # noqa: PLC0415 - atomic imports errors only
+    from fsrun.files.atomic import write_atomic  # noqa: PLC0415 - atomic imports errors only
 
     target.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target, str(Path(package_dir).resolve()) + "\n")

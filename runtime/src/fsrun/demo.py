@@ -19,7 +19,7 @@ from fsrun.groundtruth.seeds import seed_range
 from fsrun.groundtruth.synth.clips import CODECS, ClipSpec, parse_fps, write_clip
 from fsrun.groundtruth.synth.tracks import TRACK_KINDS
 from fsrun.defaults import DEFAULT_STRIDE
-from fsrun.request import RunHooks, SessionSpec
+from fsrun.run.request import RunHooks, SessionSpec
 
 MIN_R = 0.9  # agreement the demo model is expected to reach
 # Without OUTDIR every run reuses one folder in the user cache folder, under this file name, so

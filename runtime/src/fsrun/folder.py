@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from fsrun.atomic import os_reason
-from fsrun.claims import STALE_AFTER_S
+from fsrun.files.atomic import os_reason
+from fsrun.files.claims import STALE_AFTER_S
 from fsrun.errors import (FsError, InputError, Interrupted, MissingDependencyError, ModelError,
                           OutputError, UsageError)
-from fsrun.funscript import default_output
-from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
-from fsrun.runner import (FAILED, INTERRUPTED, OK, SKIPPED, STATUSES, FileOutcome, plural,
+from fsrun.files.funscript import default_output
+from fsrun.files.outputs import Protected, check_report_path, write_report
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.run.runner import (FAILED, INTERRUPTED, OK, SKIPPED, STATUSES, FileOutcome, plural,
                           run_video)
-from fsrun.session import ModelSession
+from fsrun.run.session import ModelSession
 from fsrun.signals import interrupt_requested, raise_if_interrupted
 
 DEFAULT_EXTENSIONS: tuple[str, ...] = ("mp4", "m4v", "mkv", "webm", "mov", "avi", "wmv", "flv",

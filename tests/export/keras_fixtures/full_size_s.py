@@ -101,7 +101,7 @@ def check(folder: Path) -> None:
     from fsexport.importers.config import ImportConfig
     from fsexport.importers.doors import import_model
     from fsexport.importers.keras_reference import BATCHES, frames_sha256, seeded_frames
-    from fsrun.package import load_package
+    from fsrun.model.package import load_package
 
     import onnxruntime as ort
 

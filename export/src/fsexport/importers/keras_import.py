@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from fsrun.errors import MissingDependencyError, ModelError
-from fsrun.package import refuse_existing, sha256_file
-from fsrun.parity import BATCHES, FP32_TOLERANCE, allowed_diff, frames_sha256, seeded_frames
+from fsrun.model.package import refuse_existing, sha256_file
+from fsrun.model.parity import BATCHES, FP32_TOLERANCE, allowed_diff, frames_sha256, seeded_frames
 
 from fsexport.build import build_package_from_model
 from fsexport.build_config import BuildResult, Log, package_dir_for, stderr_log
@@ -71,7 +71,7 @@ def compare_with_reference(mapped: MappedModel, reference: dict, name: str) -> d
 def check_against_keras(source: Path, mapped: MappedModel, tf_python: str | None, log: Log) -> dict:
     """Run the original file in TensorFlow (another process) and compare."""
     python = tf_python or sys.executable
-    import fsrun  # noqa: PLC0415 - keras_reference takes its seeded frames from fsrun.parity
+    import fsrun  # noqa: PLC0415 - keras_reference takes its seeded frames from fsrun.model.parity
 
     sources = [str(Path(__file__).resolve().parents[2]), str(Path(fsrun.__file__).parents[1])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([*sources, os.environ.get("PYTHONPATH", "")]),

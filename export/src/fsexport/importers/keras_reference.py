@@ -1,7 +1,7 @@
 """Run a Keras model file in TensorFlow on seeded random frames: the reference for parity.
 
 Runs in its own interpreter (one with TensorFlow; fsexport itself never imports it), so it needs
-only numpy, TensorFlow/tf-keras and fsrun.parity (numpy alone):
+only numpy, TensorFlow/tf-keras and fsrun.model.parity (numpy alone):
 
     python -m fsexport.importers.keras_reference MODEL.h5 OUT.npz --name NAME
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fsrun.parity import BATCHES, frames_sha256, seeded_frames  # noqa: F401 - used by callers
+from fsrun.model.parity import BATCHES, frames_sha256, seeded_frames  # noqa: F401 - used by callers
 
 
 def _keras():

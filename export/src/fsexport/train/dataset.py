@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from fsrun.errors import UsageError
-from fsrun.funscript import default_output, read_actions, read_funscript, truth_path, written_by_fsrun
-from fsrun.sampling import TimestampSampler
+from fsrun.files.funscript import default_output, read_actions, read_funscript, truth_path, written_by_fsrun
+from fsrun.run.sampling import TimestampSampler
 from fsrun.sources import open_source
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")

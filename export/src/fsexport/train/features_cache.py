@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from fsexport.model import FrameEncoder
-from fsrun.atomic import atomic_file
+from fsrun.files.atomic import atomic_file
 from torch import nn
 
 

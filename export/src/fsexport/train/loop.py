@@ -25,10 +25,10 @@ from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_p
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, train_frames
 from fsexport.variants import Variant, get_variant
-from fsrun.atomic import atomic_file, write_atomic
+from fsrun.files.atomic import atomic_file, write_atomic
 from fsrun.errors import UsageError
 from fsrun.groundtruth.metrics import pearson_r
-from fsrun.package import finite_json
+from fsrun.model.package import finite_json
 from safetensors.torch import load_file, save
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from fsrun.atomic import write_atomic
+from fsrun.files.atomic import write_atomic
 from fsrun.backends.trt_naming import (
     engine_filename,
     engines_dir,
@@ -25,7 +25,7 @@ from fsrun.backends.trt_naming import (
 )
 from fsrun.backends.trt_profiles import InputProfile, ProfileLimits, input_profile
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
-from fsrun.package import ModelPackage, load_package
+from fsrun.model.package import ModelPackage, load_package
 
 TENSORRT_EXTRA = "fsexport[tensorrt]"
 DEFAULT_GRAPHS = ("encoder", "head")  # what fsrun runs; the composite is built on request

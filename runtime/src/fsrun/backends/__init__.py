@@ -21,7 +21,7 @@ EXTRAS: dict[str, str] = {
     "tensorrt": "fsrun[tensorrt]",
     "trt-native": "fsrun[tensorrt]",
 }
-# What --backend and --precision accept; "auto" is resolved by the run plan (fsrun/plan.py), the
+# What --backend and --precision accept; "auto" is resolved by the run plan (fsrun/run/plan.py), the
 # one place every "auto" rule lives.
 PRECISION_CHOICES: tuple[str, ...] = ("auto", "fp32", "fp16", "int8")
 BACKEND_CHOICES: tuple[str, ...] = ("auto", *BACKENDS)

@@ -20,9 +20,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from fsrun.funscript import read_actions
+from fsrun.files.funscript import read_actions
 from fsrun.groundtruth.metrics import Agreement, compare
-from fsrun.request import RunHooks, RunResult, SessionSpec, VideoRequest
+from fsrun.run.request import RunHooks, RunResult, SessionSpec, VideoRequest
 
 GOOD_R = 0.95  # a clip "passes" the training renderer's target at this r
 FAIR_R = 0.9  # the independent renderer's target
@@ -68,8 +68,8 @@ def grade(package: Path, clips: Iterable[TruthClip], spec: SessionSpec | None = 
     `package`, by the one runner, and compare with the truth. spec: how the session runs
     (default: no cache); options: VideoRequest fields every clip gets (default: force);
     hooks: default quiet. Each clip's funscript is written beside it, or into scripts_dir."""
-    from fsrun.runner import OK, run_video  # noqa: PLC0415 - the runner imports the session
-    from fsrun.session import ModelSession  # noqa: PLC0415 - the session imports the backends
+    from fsrun.run.runner import OK, run_video  # noqa: PLC0415 - the runner imports the session
+    from fsrun.run.session import ModelSession  # noqa: PLC0415 - the session imports the backends
 
     spec = dataclasses.replace(spec or SessionSpec(use_cache=False), model=Path(package))
     hooks = hooks or RunHooks(quiet=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from fsrun.errors import InputError
-from fsrun.funscript import read_actions
+from fsrun.files.funscript import read_actions
 
 HALF_MS = 0.5  # rounding of a time to whole milliseconds
 

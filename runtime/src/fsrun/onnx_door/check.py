@@ -10,8 +10,8 @@ import onnx
 
 from fsrun.errors import Interrupted, ModelError
 from fsrun.onnx_door import surgery
-from fsrun.package import GRAPH_FILES
-from fsrun.parity import (FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,
+from fsrun.model.package import GRAPH_FILES
+from fsrun.model.parity import (FP32_TOLERANCE, SPLIT_TOLERANCE, ParityReport, allowed_diff,
                           frame_sizes, ort_session, run_first, seeded_frames)
 
 KEEP_FP32 = ["Resize", "Cast"]  # ops the fp16 graphs keep in float32: the uint8 front

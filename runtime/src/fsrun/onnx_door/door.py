@@ -10,11 +10,11 @@ from typing import Callable
 
 import fsrun
 from fsrun import config as user_config
-from fsrun.atomic import os_reason
+from fsrun.files.atomic import os_reason
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
-from fsrun.fingerprint import sha256_files
-from fsrun.locking import FileLock
-from fsrun.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
+from fsrun.files.fingerprint import sha256_files
+from fsrun.files.locking import FileLock
+from fsrun.model.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
                            write_package_dir)
 from fsrun.signals import raise_if_interrupted
 
@@ -57,7 +57,7 @@ def import_onnx(job: OnnxImport, log: Log) -> ModelMeta:
     line for a file that does not fit the contract."""
     onnx = _onnx()
     from fsrun.onnx_door import check, surgery  # noqa: PLC0415
-    from fsrun.parity import ParityReport  # noqa: PLC0415
+    from fsrun.model.parity import ParityReport  # noqa: PLC0415
 
     source = Path(job.source)
     data_files = model_files(source)[1:]  # refuses weights outside the model's folder
@@ -161,7 +161,7 @@ _MADE: dict[tuple, Path] = {}
 def model_files(source: Path) -> list[Path]:
     """The .onnx file and every external data file it reads (ModelError, exit 4, for a
     location that leads out of the model's folder or a file that is not there)."""
-    from fsrun.onnx_header import OnnxHeaderError, external_data_locations  # noqa: PLC0415
+    from fsrun.model.onnx_header import OnnxHeaderError, external_data_locations  # noqa: PLC0415
 
     try:
         locations = external_data_locations(source)

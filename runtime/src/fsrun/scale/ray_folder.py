@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from fsrun.claims import STALE_AFTER_S
+from fsrun.files.claims import STALE_AFTER_S
 from fsrun.errors import InputError, MissingDependencyError, UsageError
 from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOutcome,
                           FolderSummary, find_videos, finish_folder, folder_report, output_for,
                           plural, relative_name)
-from fsrun.outputs import Protected, check_folder_writable, check_report_path, write_report
-from fsrun.package import load_package
-from fsrun.plan import resolve_model
+from fsrun.files.outputs import Protected, check_folder_writable, check_report_path, write_report
+from fsrun.model.package import load_package
+from fsrun.run.plan import resolve_model
 from fsrun.progress import clock_text
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
 from fsrun.scale.cluster import (DEFAULT_STARTUP_TIMEOUT_S, ClusterStartError, Slot, alive_nodes,
                                  describe, plan_slots, root_cause, wait_until_started)
 from fsrun.scale.same_run import compare, run_signature

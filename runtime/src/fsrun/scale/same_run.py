@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsrun.funscript import fsrun_metadata
-from fsrun.outputs import load_json_object
+from fsrun.files.funscript import fsrun_metadata
+from fsrun.files.outputs import load_json_object
 
 # SessionSpec fields that are "auto" unless asked for; compared only when not auto.
 RESOLVED_OPTIONS: tuple[str, ...] = ("precision", "resize")

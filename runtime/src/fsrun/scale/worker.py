@@ -15,8 +15,8 @@ from pathlib import Path
 
 from fsrun.errors import FsError
 from fsrun.folder import FAILED, FileOutcome, process_one
-from fsrun.request import RunHooks, SessionSpec, VideoRequest
-from fsrun.session import ModelSession
+from fsrun.run.request import RunHooks, SessionSpec, VideoRequest
+from fsrun.run.session import ModelSession
 
 # A funscript's temporary file (`.NAME.funscript.XXXX.tmp`) lives for milliseconds; one this old
 # was left by a process killed while writing, and is removed by the worker that claims the video.

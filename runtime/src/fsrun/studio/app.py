@@ -29,7 +29,7 @@ from fsrun import defaults
 from fsrun.defaults import DEFAULT_STRIDE, DEFAULT_TRAIN_EPOCHS
 from fsrun.crop import parse_crop
 from fsrun.errors import FsError
-from fsrun.request import RunHooks, SessionSpec
+from fsrun.run.request import RunHooks, SessionSpec
 from fsrun.studio import security
 from fsrun.studio.jobs import JobQueue
 from fsrun.studio.library import Library

@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from fsrun.atomic import os_reason
+from fsrun.files.atomic import os_reason
 from fsrun.errors import InputError, MissingDependencyError, UsageError
-from fsrun.request import SessionSpec
+from fsrun.run.request import SessionSpec
 from fsrun.studio.security import LOOPBACK
 
 EXTRA = "fsrun[studio]"

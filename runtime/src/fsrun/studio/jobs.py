@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fsrun.errors import FsError, Interrupted
-from fsrun.postprocess import PostprocessOptions
-from fsrun import runner
-from fsrun.request import RunHooks, RunWatch, SessionSpec, VideoRequest
-from fsrun.runner import INTERRUPTED, OK, run_video
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run import runner
+from fsrun.run.request import RunHooks, RunWatch, SessionSpec, VideoRequest
+from fsrun.run.runner import INTERRUPTED, OK, run_video
 from fsrun.studio.security import inside
 from fsrun.studio.state import StudioState
 
@@ -152,7 +152,7 @@ class JobQueue:
             self.publish({"type": "library"})
 
     def _session(self) -> Any:
-        from fsrun.session import ModelSession  # noqa: PLC0415
+        from fsrun.run.session import ModelSession  # noqa: PLC0415
 
         with self.lock:
             spec, stale, self.stale = self.spec, self.stale, False

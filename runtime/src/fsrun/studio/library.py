@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from fsrun.folder import find_videos
-from fsrun.funscript import default_output, fsrun_metadata, truth_path
-from fsrun.outputs import load_json_object
+from fsrun.files.funscript import default_output, fsrun_metadata, truth_path
+from fsrun.files.outputs import load_json_object
 from fsrun.studio.security import relative
 from fsrun.studio.state import StudioState
 

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fsrun.atomic import remove_quietly, write_atomic
+from fsrun.files.atomic import remove_quietly, write_atomic
 from fsrun.errors import OutputError
 
 STATE_DIR = ".fsrun-studio"

@@ -18,13 +18,13 @@ from typing import Any, Callable
 import numpy as np
 
 import fsrun
-from fsrun.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsrun_metadata,
+from fsrun.files.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsrun_metadata,
                              read_funscript, truth_path, write_funscript)
 from fsrun.groundtruth.metrics import compare
-from fsrun.outputs import Protected
-from fsrun.postprocess import PostprocessOptions, to_actions
+from fsrun.files.outputs import Protected
+from fsrun.run.postprocess import PostprocessOptions, to_actions
 from fsrun.defaults import DEFAULT_STRIDE
-from fsrun.request import RunHooks, RunWatch, SessionSpec, VideoRequest
+from fsrun.run.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.sources import probe
 from fsrun.sources.pyav_source import PyAvSource
 from fsrun.studio.security import inside
@@ -86,7 +86,7 @@ class Viewer:
                         head_progress=lambda done, total: tell("head", done, total))
 
     def _session(self) -> Any:
-        from fsrun.session import ModelSession  # noqa: PLC0415
+        from fsrun.run.session import ModelSession  # noqa: PLC0415
 
         if self.session is None:
             self.session = ModelSession.open(self.spec, self.hooks, start=False)

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from fsrun.errors import OutputError
-from fsrun.funscript import build_funscript, truth_path, write_funscript
+from fsrun.files.funscript import build_funscript, truth_path, write_funscript
 from fsrun.groundtruth.synth.families import FAMILIES
 from fsrun.groundtruth.synth.tracks import TRACK_KINDS, Track, make_track
 

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from fsrun.atomic import os_reason, write_atomic
+from fsrun.files.atomic import os_reason, write_atomic
 from fsrun.errors import OutputError
 
 # An existing file at an output path is read to find out what it is; funscripts and reports are

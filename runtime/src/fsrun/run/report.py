@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import fsrun
-from fsrun.encode import Stages
+from fsrun.run.encode import Stages
 from fsrun.errors import FsError, Interrupted, exit_code_of
-from fsrun.funscript import GENERATOR, default_output
-from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.package import ModelPackage
-from fsrun.request import RunHooks, VideoRequest
-from fsrun.sampling import TimeRange
+from fsrun.files.funscript import GENERATOR, default_output
+from fsrun.files.outputs import Protected, check_report_path, write_report
+from fsrun.model.package import ModelPackage
+from fsrun.run.request import RunHooks, VideoRequest
+from fsrun.run.sampling import TimeRange
 from fsrun.sources import VideoInfo
-from fsrun.stitching import WindowPlan
+from fsrun.run.stitching import WindowPlan
 
 if TYPE_CHECKING:
-    from fsrun.plan import RunPlan
+    from fsrun.run.plan import RunPlan
 
 
 @dataclass

@@ -30,12 +30,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fsrun.atomic import os_reason, write_atomic
+from fsrun.files.atomic import os_reason, write_atomic
 from fsrun.config import cache_dir
 from fsrun.crop import Crop
 from fsrun.errors import OutputError
-from fsrun.fingerprint import video_fingerprint
-from fsrun.locking import FileLock
+from fsrun.files.fingerprint import video_fingerprint
+from fsrun.files.locking import FileLock
 
 # 3: keyed by content (fingerprint.py); timestamps on the video's presented clock.
 CACHE_FORMAT = 3

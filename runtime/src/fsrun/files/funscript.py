@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from fsrun.atomic import write_atomic
+from fsrun.files.atomic import write_atomic
 from fsrun.errors import InputError, OutputError
-from fsrun.outputs import Protected, check_folder_writable, load_json_object
+from fsrun.files.outputs import Protected, check_folder_writable, load_json_object
 
 FUNSCRIPT_VERSION = "1.0"
 SUFFIX = ".funscript"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fsrun.atomic import os_reason, remove_quietly
+from fsrun.files.atomic import os_reason, remove_quietly
 from fsrun.errors import OutputError
 
 CLAIM_SUFFIX = ".claim"

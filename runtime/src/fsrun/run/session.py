@@ -21,22 +21,22 @@ from typing import Any, Iterator
 import numpy as np
 
 from fsrun.crop import parse_crop
-from fsrun.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
-from fsrun.encode import EncodeJob, Store, encode_frames
+from fsrun.files.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
+from fsrun.run.encode import EncodeJob, Store, encode_frames
 from fsrun.errors import InputError, OutputError, UsageError
-from fsrun.funscript import build_funscript, check_writable, default_output, write_funscript
-from fsrun.head import collect_embeddings, run_head
-from fsrun.locking import LockUnavailable
-from fsrun.outputs import Protected, check_report_path, write_report
-from fsrun.package import ModelPackage, load_package
-from fsrun.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
-from fsrun.postprocess import offset_notice, to_actions
-from fsrun.report import VideoJob, report_failure, run_report, script_metadata
-from fsrun.request import RunHooks, RunResult, SessionSpec, VideoRequest
-from fsrun.sampling import TimeRange, TimestampSampler, coverage
+from fsrun.files.funscript import build_funscript, check_writable, default_output, write_funscript
+from fsrun.run.head import collect_embeddings, run_head
+from fsrun.files.locking import LockUnavailable
+from fsrun.files.outputs import Protected, check_report_path, write_report
+from fsrun.model.package import ModelPackage, load_package
+from fsrun.run.plan import RunPlan, make_plan, resolve_model, start_backends, start_graph
+from fsrun.run.postprocess import offset_notice, to_actions
+from fsrun.run.report import VideoJob, report_failure, run_report, script_metadata
+from fsrun.run.request import RunHooks, RunResult, SessionSpec, VideoRequest
+from fsrun.run.sampling import TimeRange, TimestampSampler, coverage
 from fsrun.signals import raise_if_interrupted
 from fsrun.sources import probe, resolve_crop
-from fsrun.stitching import plan_windows
+from fsrun.run.stitching import plan_windows
 
 # Frame counts of the decoder that go into every script's metadata (and the run report).
 FRAME_COUNTS: tuple[str, ...] = ("frames_damaged", "frames_missing", "frames_held")

@@ -14,10 +14,10 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
-from fsrun.embedding_cache import CacheError, EmbeddingCache, MemoryStore
+from fsrun.files.embedding_cache import CacheError, EmbeddingCache, MemoryStore
 from fsrun.errors import Interrupted, ModelError
 from fsrun.progress import Progress
-from fsrun.sampling import TimestampSampler
+from fsrun.run.sampling import TimestampSampler
 from fsrun.signals import raise_if_interrupted
 from fsrun.sources import load_source_class
 

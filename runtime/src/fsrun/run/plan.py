@@ -17,8 +17,8 @@ from fsrun import config as user_config
 from fsrun.backends import (BACKEND_CHOICES, BackendOptions, check_backend,
                             create_backend, is_backend_available)
 from fsrun.errors import FsError, Interrupted, ModelError, UsageError
-from fsrun.package import ModelPackage, load_package
-from fsrun.request import RESIZE_CHOICES, SessionSpec
+from fsrun.model.package import ModelPackage, load_package
+from fsrun.run.request import RESIZE_CHOICES, SessionSpec
 from fsrun.sources import DECODER_CHOICES, SOURCES, load_source_class, supports
 
 # --backend auto tries these in order. ORT's TensorRT EP caches its engines, so it beats plain

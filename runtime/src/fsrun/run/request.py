@@ -23,15 +23,15 @@ from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES, BackendOptions
 from fsrun.crop import parse_crop
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.errors import UsageError
-from fsrun.outputs import Protected
-from fsrun.postprocess import PostprocessOptions
-from fsrun.sampling import TimeRange
+from fsrun.files.outputs import Protected
+from fsrun.run.postprocess import PostprocessOptions
+from fsrun.run.sampling import TimeRange
 from fsrun.sources import DECODER_CHOICES
 
 # Where frames are resized to the model's input size. source: swscale in the PyAV decoder (on
 # the CPU that costs far less than a full-size RGB frame resized inside the graph); graph: the
 # encoder's own Resize (on a GPU, frames already in device memory are resized there); auto:
-# the run plan's rule (fsrun/plan.py).
+# the run plan's rule (fsrun/run/plan.py).
 RESIZE_CHOICES: tuple[str, ...] = ("auto", "source", "graph")
 # The options with a fixed set of values, and those values: checked when a SessionSpec is made.
 CHOICES: dict[str, tuple[str, ...]] = {"backend": BACKEND_CHOICES, "decoder": DECODER_CHOICES,

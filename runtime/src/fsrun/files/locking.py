@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from fsrun.atomic import os_reason
+from fsrun.files.atomic import os_reason
 
 try:
     import fcntl

@@ -14,11 +14,11 @@ import time
 from fsrun.backends import create_backend
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.errors import OutputError
-from fsrun.plan import RunPlan, make_plan, resolve_model, resolve_resize
-from fsrun.report import report_failure
-from fsrun.request import (RESIZE_CHOICES, RunHooks, RunResult, SessionSpec, VideoRequest)
-from fsrun.runner import OK, SKIPPED, run_video
-from fsrun.session import ModelSession
+from fsrun.run.plan import RunPlan, make_plan, resolve_model, resolve_resize
+from fsrun.run.report import report_failure
+from fsrun.run.request import (RESIZE_CHOICES, RunHooks, RunResult, SessionSpec, VideoRequest)
+from fsrun.run.runner import OK, SKIPPED, run_video
+from fsrun.run.session import ModelSession
 
 __all__ = ["DEFAULT_STRIDE", "RESIZE_CHOICES", "RunHooks", "RunPlan", "RunResult",
            "ModelSession", "SessionSpec", "VideoRequest", "create_backend", "make_plan",

@@ -7,9 +7,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fsrun.encode import Stages, Store
+from fsrun.run.encode import Stages, Store
 from fsrun.errors import ModelError
-from fsrun.stitching import Stitcher, WindowPlan, gather_windows
+from fsrun.run.stitching import Stitcher, WindowPlan, gather_windows
 
 
 def collect_embeddings(store: Store, end: float | None) -> tuple[np.ndarray, np.ndarray]:

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fsrun.atomic import os_reason
-from fsrun.claims import STALE_AFTER_S, Claim, ClaimHeld
+from fsrun.files.atomic import os_reason
+from fsrun.files.claims import STALE_AFTER_S, Claim, ClaimHeld
 from fsrun.errors import FsError, Interrupted, OutputError
-from fsrun.funscript import default_output
-from fsrun.report import report_failure
-from fsrun.request import RunHooks, RunResult, VideoRequest
+from fsrun.files.funscript import default_output
+from fsrun.run.report import report_failure
+from fsrun.run.request import RunHooks, RunResult, VideoRequest
 
 OK, SKIPPED, FAILED, INTERRUPTED = "ok", "skipped", "failed", "interrupted"
 STATUSES: tuple[str, ...] = (OK, SKIPPED, FAILED, INTERRUPTED)

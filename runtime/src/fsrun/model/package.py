@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from fsrun.atomic import os_reason
+from fsrun.files.atomic import os_reason
 from fsrun.errors import ModelError, OutputError
-from fsrun.onnx_header import OnnxHeaderError, TensorDecl, read_header
+from fsrun.model.onnx_header import OnnxHeaderError, TensorDecl, read_header
 
 FORMAT_VERSION = 1
 META_NAME = "meta.json"
