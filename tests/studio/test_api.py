@@ -483,3 +483,19 @@ def test_the_queue_and_a_folder_run_write_each_video_once(demo_package: Path, li
         assert "skipped" in (rows[video], jobs[video]["status"])
     assert any(jobs[v]["status"] == "done" for v in videos)  # they did meet
     assert any(rows[v] == "ok" for v in videos)
+
+
+def test_the_pages_hold_no_defaults_the_api_serves_them(make_studio, library: Path) -> None:
+    from fsrun import defaults
+    from fsrun.studio.app import STATIC
+
+    studio, client = make_studio(library, start=False)
+    served = client.get("/api/info", headers=token_headers(studio)).json()["defaults"]
+    assert served == defaults.as_dict() and served["stride"] == defaults.DEFAULT_STRIDE
+    for page in ("library.html", "viewer.html"):
+        html = (STATIC / page).read_text()
+        for field in ("stride", "min_amplitude", "rdp_epsilon", "offset_ms", "epochs"):
+            tag = next((t for t in html.split("<input")[1:] if f'id="{field}"' in t), "")
+            assert "value=" not in tag.split(">")[0], (page, field)
+    for script in ("library.js", "viewer.js", "studio.js"):
+        assert "|| 15" not in (STATIC / script).read_text()

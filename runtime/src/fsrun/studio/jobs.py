@@ -1,10 +1,11 @@
 """The studio's queue: videos to script, one worker thread, one ModelSession for all of them.
 
 The same engine and rules as `fsrun FOLDER`: each job is `runner.run_video(session,
-VideoRequest(...))` with the job's options (the claim and the skip rules included), so a script
-written from the studio has the actions `fsrun VIDEO` writes with those options, and a folder
-run beside the studio never writes a video the queue is writing. Progress (frames done, rate, ETA) goes to every page listening (events.py's
-hub); a queued job can be removed and a running one cancelled at its next encoder batch
+VideoRequest(...), RunHooks(...))` with the job's options (the claim and the skip rules
+included), so a script written from the studio has the actions `fsrun VIDEO` writes with those
+options, and a folder run beside the studio never writes a video the queue is writing. Progress
+(frames done, rate, ETA) goes to every page listening (app.py's EventHub, which never waits for
+a page); a queued job can be removed and a running one cancelled at its next encoder batch
 (nothing written, the cache kept). The queue is saved on every change and read back at start,
 so it survives a restart of the studio (a job that was running is queued again).
 """
