@@ -73,3 +73,29 @@ def world_readable_tree(root: Path) -> None:
         if not mode & 0o001:
             os.chmod(parent, (mode & 0o7777) | 0o711)
         parent = parent.parent
+
+
+HERE = Path(__file__).parent
+
+
+def start_fsrun(args: list, env: dict, slow: bool = True):
+    """`fsrun ARGS` in a process of its own (slow: every encoder batch delayed by
+    $FSRUN_TEST_ENCODER_DELAY, so that runs overlap or can be stopped midway)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    script = [str(HERE / "slow_fsrun.py")] if slow else ["-m", "fsrun.cli"]
+    return subprocess.Popen([sys.executable, *script, *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def clean_actions_of(clip: Path, package: Path, folder: Path) -> list:
+    """The actions of a clean run of clip without the cache: what every case compares with."""
+    from fsrun.files.funscript import read_funscript  # noqa: PLC0415
+
+    out = folder / "clean.funscript"
+    run = start_fsrun([clip, "--model", package, "-o", out, "--no-cache"], dict(os.environ),
+                      slow=False)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 0, err
+    return read_funscript(out)["actions"]

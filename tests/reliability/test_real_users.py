@@ -23,12 +23,11 @@ import edgefiles
 import numpy as np
 import onnx
 import pytest
-from onnx import numpy_helper
+from conftest import clean_actions_of, start_fsrun
 
 from fsrun.errors import Interrupted, ModelError, OutputError, UsageError
 from fsrun.files.funscript import read_funscript
 
-HERE = Path(__file__).parent
 
 
 def _actions(path: Path) -> list[dict]:
@@ -252,10 +251,7 @@ def test_a_video_replaced_in_place_is_not_served_from_the_cache(tmp_path: Path,
 
 # -- 6. the cache folder removed mid-run --------------------------------------------------------
 
-def _start(args: list, env: dict, slow: bool = True) -> subprocess.Popen:
-    script = [str(HERE / "slow_fsrun.py")] if slow else ["-m", "fsrun.cli"]
-    return subprocess.Popen([sys.executable, *script, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+_start = start_fsrun  # fsrun in a process of its own (slow: batches delayed)
 
 
 def _wait_for(condition, timeout: float = 60.0) -> None:
@@ -272,12 +268,7 @@ def _batches_cached(cache: Path) -> int:
 
 @pytest.fixture(scope="module")
 def clean_actions(clip: Path, demo_package: Path, tmp_path_factory) -> list:
-    out = tmp_path_factory.mktemp("clean") / "clean.funscript"
-    run = _start([clip, "--model", demo_package, "-o", out, "--no-cache"], dict(os.environ),
-                 slow=False)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
-    return _actions(out)
+    return clean_actions_of(clip, demo_package, tmp_path_factory.mktemp("clean"))
 
 
 def test_the_cache_folder_removed_mid_run_costs_nothing(tmp_path: Path, clip: Path,

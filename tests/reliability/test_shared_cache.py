@@ -10,24 +10,20 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import badfiles
 import numpy as np
 import pytest
+from conftest import clean_actions_of, start_fsrun
 
 from fsrun.files.funscript import read_funscript
 
-HERE = Path(__file__).parent
 FRAMES = 150  # 5 s at 30 fps: 10 encoder batches of 16
 
 
-def _start(args: list, env: dict, slow: bool = True) -> subprocess.Popen:
-    script = [str(HERE / "slow_fsrun.py")] if slow else ["-m", "fsrun.cli"]
-    return subprocess.Popen([sys.executable, *script, *map(str, args)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+_start = start_fsrun  # fsrun in a process of its own (slow: batches delayed)
 
 
 def _actions(path: Path) -> list[dict]:
@@ -46,12 +42,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def clean(clip: Path, demo_package: Path, tmp_path_factory: pytest.TempPathFactory) -> list:
     """The actions of a clean run without the cache."""
-    out = tmp_path_factory.mktemp("clean") / "clean.funscript"
-    run = _start([clip, "--model", demo_package, "-o", out, "--no-cache"], dict(os.environ),
-                 slow=False)
-    _, err = run.communicate(timeout=120)
-    assert run.returncode == 0, err
-    return _actions(out)
+    return clean_actions_of(clip, demo_package, tmp_path_factory.mktemp("clean"))
 
 
 def test_three_runs_on_one_video_share_one_entry(clip: Path, clean: list, demo_package: Path,
