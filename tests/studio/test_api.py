@@ -249,22 +249,22 @@ def test_saving_follows_the_command_line_rules(make_studio, library: Path) -> No
     points = [{"at": 500, "pos": 80}, {"at": 0, "pos": 10.4}, {"at": 500, "pos": 3}]
     saved = client.post("/api/save", json={"video": name, "actions": points},
                         headers=headers).json()
-    assert saved == {"saved": script.name, "actions": 2}
+    assert saved == {"saved": script.name, "actions": 2, "backup": None}
     doc = read_funscript(script)
     assert doc["actions"] == [{"at": 0, "pos": 10}, {"at": 500, "pos": 80}]
     assert doc["metadata"]["generator"]["name"] == EDITED_BY
     # An existing script is replaced only when the person confirmed.
-    again = client.post("/api/save", json={"video": name, "actions": [{"at": 0, "pos": 50}]},
+    again = client.post("/api/save", json={"video": name, "actions": [{"at": 0, "pos": 50}, {"at": 700, "pos": 5}]},
                         headers=headers)
     assert again.status_code == 409 and "--force" in again.json()["error"]
     assert read_funscript(script)["actions"][1] == {"at": 500, "pos": 80}
-    client.post("/api/save", json={"video": name, "actions": [{"at": 0, "pos": 50}],
+    client.post("/api/save", json={"video": name, "actions": [{"at": 0, "pos": 50}, {"at": 700, "pos": 5}],
                                    "replace": True}, headers=headers)
-    assert read_funscript(script)["actions"] == [{"at": 0, "pos": 50}]
+    assert read_funscript(script)["actions"] == [{"at": 0, "pos": 50}, {"at": 700, "pos": 5}]
     # Labels: the truth file, which fsexport train reads; replacing it needs a confirmation.
     truth = (library / name).with_suffix(".truth.funscript")
     refused = client.post("/api/save", json={"video": name, "kind": "truth",
-                                             "actions": [{"at": 0, "pos": 1}]}, headers=headers)
+                                             "actions": [{"at": 0, "pos": 1}, {"at": 9, "pos": 2}]}, headers=headers)
     assert refused.status_code == 409
     client.post("/api/save", json={"video": name, "kind": "truth", "replace": True,
                                    "actions": [{"at": 0, "pos": 1}, {"at": 900, "pos": 99}]},
@@ -275,7 +275,7 @@ def test_saving_follows_the_command_line_rules(make_studio, library: Path) -> No
     shutil.copy(library / name, other)
     other.with_suffix(".funscript").write_text("my notes, not a funscript")
     refused = client.post("/api/save", json={"video": "notes.mp4", "replace": True,
-                                             "actions": [{"at": 0, "pos": 1}]}, headers=headers)
+                                             "actions": [{"at": 0, "pos": 1}, {"at": 9, "pos": 2}]}, headers=headers)
     assert refused.status_code == 409
     assert other.with_suffix(".funscript").read_text() == "my notes, not a funscript"
     assert client.post("/api/save", json=[1, 2], headers=headers).status_code == 400
@@ -499,3 +499,123 @@ def test_the_pages_hold_no_defaults_the_api_serves_them(make_studio, library: Pa
             assert "value=" not in tag.split(">")[0], (page, field)
     for script in ("library.js", "viewer.js", "studio.js"):
         assert "|| 15" not in (STATIC / script).read_text()
+
+
+def test_links_that_cannot_be_opened_are_rows_never_a_blank_library(make_studio,
+                                                                      library: Path,
+                                                                      tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"not for the studio")
+    names = videos_in(library)
+    (library / "leak.mp4").symlink_to(outside / "secret.mp4")
+    (library / "gone.mp4").symlink_to(library / "nothing-here.mp4")
+    (library / "again.mp4").symlink_to(library / names[0])  # the same video, another name
+    studio, client = make_studio(library, start=False)
+    answer = client.get("/api/library", headers=token_headers(studio))
+    assert answer.status_code == 200, answer.text
+    rows = {row["video"]: row for row in answer.json()["videos"]}
+    assert "out of the folder" in rows["leak.mp4"]["problem"]
+    assert "not there" in rows["gone.mp4"]["problem"]
+    assert "again.mp4" not in rows  # listed once, under its own name
+    assert all(not rows[name].get("problem") for name in names)
+    # and none of them can be run, viewed or saved through
+    headers = token_headers(studio)
+    for name in ("leak.mp4", "gone.mp4"):
+        assert client.get("/api/frame", params={"video": name, "at": 0},
+                          headers=headers).status_code == 400
+
+
+@pytest.mark.parametrize("body", [
+    {"video": ".", "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+    {"video": "", "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+    {"video": "nothing.mp4", "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+    {"video": "sub", "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+    {"video": "x" * 5000 + ".mp4", "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+    {"video": "VIDEO", "actions": [{"at": 0, "pos": 0}]},
+    {"video": "VIDEO", "actions": []},
+    {"video": "VIDEO", "actions": [{"at": 0, "pos": 0}, {"at": 1e9, "pos": 90}]},
+    {"video": "VIDEO", "actions": [{"at": 0}, {"at": 100, "pos": 90}]},
+    {"video": "VIDEO", "kind": "other", "actions": [{"at": 0, "pos": 0}, {"at": 9, "pos": 9}]},
+    {"video": 7, "actions": [{"at": 0, "pos": 0}, {"at": 100, "pos": 90}]},
+], ids=["dot", "empty", "missing", "folder", "5000_chars", "one_point", "no_points",
+        "past_the_end", "no_pos", "unknown_kind", "number_as_name"])
+def test_a_malformed_save_is_400_and_writes_nothing(body: dict, make_studio,
+                                                    library: Path) -> None:
+    (library / "sub").mkdir()
+    video = videos_in(library)[0]
+    body = {**body, "video": video if body["video"] == "VIDEO" else body["video"]}
+    scripts = sorted(library.parent.rglob("*.funscript"))  # the truth files
+    studio, client = make_studio(library, start=False)
+    answer = client.post("/api/save", json=body, headers=token_headers(studio))
+    assert answer.status_code == 400, answer.text
+    assert sorted(library.parent.rglob("*.funscript")) == scripts  # nothing written anywhere
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/compare", {"video": "VIDEO", "first": "x", "second": []}),
+    ("/api/compare", {"video": "VIDEO"}),
+    ("/api/redo", {"video": "VIDEO", "options": [1, 2]}),
+    ("/api/redo", {"video": "VIDEO", "stride": "fast"}),
+    ("/api/redo", {"video": "VIDEO", "crop": {"x": 1}}),
+    ("/api/jobs", {"videos": ["."], "options": {}}),
+], ids=["compare_text", "compare_missing", "redo_list", "redo_stride", "redo_crop", "job_dot"])
+def test_other_malformed_bodies_are_400(path: str, body: dict, make_studio,
+                                        library: Path) -> None:
+    video = videos_in(library)[0]
+    body = {k: (video if v == "VIDEO" else v) for k, v in body.items()}
+    studio, client = make_studio(library, start=False)
+    answer = client.post(path, json=body, headers=token_headers(studio))
+    assert answer.status_code == 400, answer.text
+
+
+def test_replacing_a_script_keeps_a_backup_and_its_provenance(make_studio,
+                                                              library: Path) -> None:
+    video = videos_in(library)[0]
+    assert cli.main([str(library / video), "--model", str(studio_model(make_studio, library)),
+                     "-q"]) == 0
+    script = library / Path(video).with_suffix(".funscript").name
+    made = script.read_bytes()
+    studio, client = make_studio(library, start=False)
+    points = [{"at": 0, "pos": 10}, {"at": 500, "pos": 90}, {"at": 900, "pos": 20}]
+    first = client.post("/api/save", json={"video": video, "actions": points, "replace": True},
+                        headers=token_headers(studio)).json()
+    assert first["backup"] == script.name + ".bak"
+    assert (library / first["backup"]).read_bytes() == made  # what fsrun wrote, kept
+    meta = read_funscript(script)["metadata"]
+    assert meta["edited"] is True and meta["generator"]["name"] == EDITED_BY
+    assert meta["edited_from"]["model"]["name"] == "demo.fsmodel"
+    assert meta["edited_from"]["options"]["stride"] == 15
+    second = client.post("/api/save", json={"video": video, "actions": points[:2],
+                                            "replace": True},
+                         headers=token_headers(studio)).json()
+    assert second["backup"] == script.name + ".bak.2"  # every replaced script is kept
+    assert read_funscript(script)["metadata"]["edited_from"]["model"]["name"] == "demo.fsmodel"
+
+
+def test_a_job_running_when_the_studio_stops_runs_again_after_a_restart(make_studio,
+                                                                        library: Path) -> None:
+    """Ctrl-C stops the studio mid-job: not the person's cancel; the next start runs it."""
+    import threading
+
+    name = videos_in(library)[0]
+    studio, client = make_studio(library, start=False)
+    publish = studio.jobs.publish
+    stopper = threading.Event()
+
+    def stop_on_progress(event: dict) -> None:
+        publish(event)
+        if event["type"] == "progress" and event["progress"]["frames"] >= 16:
+            stopper.set()
+
+    studio.jobs.publish = stop_on_progress
+    client.post("/api/jobs", json={"videos": [name]}, headers=token_headers(studio))
+    studio.jobs.start()
+    assert stopper.wait(timeout=60)
+    studio.close()  # what Ctrl-C does: the worker stops at its next batch
+    [stopped] = studio.jobs.snapshot()
+    assert stopped["status"] == "queued" and "studio stopped" in stopped["detail"]
+    again, client = make_studio(library)
+    jobs = _done(client, token_headers(again))
+    assert jobs[0]["status"] == "done" and "resumed after" in jobs[0]["detail"]
+    assert (library / name).with_suffix(".funscript").exists()

@@ -74,3 +74,30 @@ def test_listening_elsewhere_warns(library: Path, demo_package: Path, tmp_path: 
             warning += server.stderr.readline()
         assert "other machines can reach it" in warning
         assert _get(f"http://127.0.0.1:{port}/api/info")[0] == 403
+
+
+def test_a_restart_keeps_the_address_and_the_open_tab_works(library: Path, demo_package: Path,
+                                                           tmp_path: Path) -> None:
+    with serve(library, demo_package, tmp_path / "cache") as (first, _):
+        pass
+    kept = library / ".fsrun-studio" / "address.json"
+    assert kept.stat().st_mode & 0o777 == 0o600  # the token opens the studio: owner only
+    with serve(library, demo_package, tmp_path / "cache") as (second, _):
+        assert second == first  # same port, same token: the old tab keeps working
+        base, token = second.split("/?token=")
+        status, body = _get(f"{base}/api/info", {"x-studio-token": token})
+        assert status == 200 and b"demo.fsmodel" in body
+        assert _get(f"{base}/favicon.ico", {"x-studio-token": token})[0] == 200
+
+
+def test_an_explicit_host_answers_at_the_address_it_prints(library: Path, demo_package: Path,
+                                                           tmp_path: Path) -> None:
+    with serve(library, demo_package, tmp_path / "cache", "--host", "0.0.0.0") as (address, _):
+        base, token = address.split("/?token=")
+        assert "0.0.0.0" not in base
+        status, _ = _get(f"{base}/api/info", {"x-studio-token": token})
+        assert status == 200  # not 403 "unknown Host"
+    with serve(library, demo_package, tmp_path / "cache", "--host", "::1") as (address, _):
+        assert address.startswith("http://[::1]:")
+        base, token = address.split("/?token=")
+        assert _get(f"{base}/api/info", {"x-studio-token": token})[0] == 200

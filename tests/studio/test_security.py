@@ -68,7 +68,7 @@ def test_token_in_the_address_then_the_cookie_then_a_header(make_studio, library
     first = client.get(f"/?token={studio.token}")
     assert first.status_code == 200 and "fsrun studio" in first.text
     cookie = first.headers["set-cookie"]
-    assert f"{security.COOKIE}={studio.token}" in cookie
+    assert f"{security.cookie_name(studio.port)}={studio.token}" in cookie  # one per port
     assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
     assert client.get("/api/info").status_code == 200  # the cookie carries it now
     client.cookies.clear()

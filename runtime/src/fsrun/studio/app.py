@@ -130,8 +130,7 @@ class Studio:
         return self.model_choices()
 
     def url(self) -> str:
-        shown = self.host if self.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return f"http://{shown}:{self.port}/?token={self.token}"
+        return f"http://{security.url_host(self.host)}:{self.port}/?token={self.token}"
 
     def close(self) -> None:
         self.jobs.stop()
@@ -146,7 +145,8 @@ def _refused(status: int, why: str) -> JSONResponse:
 def build_app(studio: Studio) -> Starlette:
     async def guard(request: Request, call_next: Any) -> Response:
         token = studio.token
-        given = (request.query_params.get("token"), request.cookies.get(security.COOKIE),
+        cookie = security.cookie_name(studio.port)
+        given = (request.query_params.get("token"), request.cookies.get(cookie),
                  request.headers.get(security.HEADER))
         if not security.token_ok(token, *given):
             return _refused(403, "forbidden: open the address `fsrun studio` printed")
@@ -160,7 +160,7 @@ def build_app(studio: Studio) -> Starlette:
         except security.PathRefused as exc:
             return _refused(400, str(exc))
         if request.query_params.get("token") == token:  # later requests carry the cookie
-            response.set_cookie(security.COOKIE, token, httponly=True, samesite="strict")
+            response.set_cookie(cookie, token, httponly=True, samesite="strict")
         return response
 
     async def page(request: Request) -> Response:
@@ -175,8 +175,8 @@ def build_app(studio: Studio) -> Starlette:
         return FileResponse(path, media_type=STATIC_TYPES.get(path.suffix, "text/plain"))
 
     async def info(request: Request) -> Response:
-        model = studio.models[studio.model]
-        return JSONResponse({"folder": str(studio.root), "model": str(model or "default"),
+        model = studio.models[studio.model] or _default_model()
+        return JSONResponse({"folder": str(studio.root), "model": str(model),
                              "version": fsrun.__version__, "defaults": defaults.as_dict()})
 
     async def model(request: Request) -> Response:
@@ -234,9 +234,10 @@ def build_app(studio: Studio) -> Starlette:
                                  headers={"cache-control": "no-store"})
 
     async def media(request: Request) -> Response:
-        path = security.inside(studio.root, request.query_params.get("video", ""))
-        if not path.is_file():
-            return _refused(404, "no such video")
+        try:
+            path = security.video_file(studio.root, request.query_params.get("video", ""))
+        except security.PathRefused as exc:
+            return _refused(404, str(exc))
         return FileResponse(path)  # answers Range requests: seeking works
 
     async def frame(request: Request) -> Response:
@@ -260,31 +261,25 @@ def build_app(studio: Studio) -> Starlette:
 
     async def redo(request: Request) -> Response:
         body = await _json(request)
-        result = await asyncio.to_thread(studio.viewer.redo, body.get("video", ""),
-                                         int(_number(body.get("stride", DEFAULT_STRIDE),
-                                                     "stride", 1,
-                                                     10_000, whole=True)),
-                                         body.get("crop", "full"),
-                                         dict(body.get("options", {})))
+        result = await asyncio.to_thread(
+            studio.viewer.redo, body.get("video", ""),
+            int(_number(body.get("stride", DEFAULT_STRIDE), "stride", 1, 10_000, whole=True)),
+            _text(body.get("crop", "full"), "crop"), _object(body.get("options", {}), "options"))
         return JSONResponse(result)
 
     async def compare(request: Request) -> Response:
         body = await _json(request)
-        return JSONResponse(studio.viewer.agreement(body.get("video", ""), body["first"],
-                                                    body["second"]))
+        return JSONResponse(studio.viewer.agreement(
+            body.get("video", ""), _points(body.get("first"), "first"),
+            _points(body.get("second"), "second")))
 
     async def save(request: Request) -> Response:
         body = await _json(request)
-        actions = body.get("actions")
-        if not isinstance(actions, list):
-            raise ValueError("actions must be a list of points")
-        for point in actions:
-            if not isinstance(point, dict):
-                raise ValueError("each point must be an object with at and pos")
-            _number(point.get("at"), "a point's time (at)", 0, MAX_MS)
-            _number(point.get("pos"), "a point's position (pos)", 0, 100)
-        result = await asyncio.to_thread(studio.viewer.save, body.get("video", ""),
-                                         body.get("kind", "script"), actions,
+        kind = _text(body.get("kind", "script"), "kind")
+        if kind not in ("script", "truth"):
+            raise ValueError(f"kind must be script or truth, not {kind!r}")
+        result = await asyncio.to_thread(studio.viewer.save, body.get("video", ""), kind,
+                                         _points(body.get("actions"), "actions"),
                                          bool(body.get("replace")))
         studio.events.publish({"type": "library"})
         return JSONResponse(result)
@@ -292,7 +287,7 @@ def build_app(studio: Studio) -> Starlette:
     async def settings(request: Request) -> Response:
         body = await _json(request)
         name = body.get("video", "")
-        security.inside(studio.root, name)
+        security.video_file(studio.root, name)
         crop = str(body.get("crop", "full"))
         parse_crop(crop)  # a crop no run could use is refused now
         return JSONResponse(studio.state.set_settings(name, {"crop": crop}))
@@ -306,7 +301,11 @@ def build_app(studio: Studio) -> Starlette:
             int(_number(body.get("epochs", DEFAULT_TRAIN_EPOCHS), "epochs", 1, 10_000,
                         whole=True))))
 
-    routes = [Route(path, page) for path in PAGES] + [
+    async def favicon(request: Request) -> Response:
+        return Response(FAVICON, media_type="image/svg+xml",
+                        headers={"cache-control": "max-age=86400"})
+
+    routes = [Route(path, page) for path in PAGES] + [Route("/favicon.ico", favicon),
         Route("/static/{name:path}", static), Route("/api/info", info),
         Route("/api/library", library), Route("/api/jobs", jobs, methods=["GET", "POST"]),
         Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
@@ -341,6 +340,46 @@ def _number(value: Any, name: str, low: float, high: float, whole: bool = False)
         kind = "a whole number" if whole else "a number"
         raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
     return float(value)
+
+
+# The tab's icon: a stroke's up and down.
+FAVICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M1 12 L5 3 '
+           b'L9 12 L13 3" fill="none" stroke="#3b82f6" stroke-width="2"/></svg>')
+
+
+def _default_model() -> str:
+    """The model the studio runs when none was named: as `fsrun` picks it."""
+    from fsrun.run.plan import resolve_model  # noqa: PLC0415
+
+    try:
+        return str(resolve_model(None)[0])
+    except FsError:
+        return "none (pass --model)"
+
+
+def _points(value: Any, name: str) -> list[dict]:
+    """A list of points, each {at: ms, pos: 0-100} with finite numbers (a 400 naming the field
+    otherwise)."""
+    if not isinstance(value, list):
+        raise ValueError(f"{name} must be a list of points")
+    for point in value:
+        if not isinstance(point, dict):
+            raise ValueError(f"each point of {name} must be an object with at and pos")
+        _number(point.get("at"), "a point's time (at)", 0, MAX_MS)
+        _number(point.get("pos"), "a point's position (pos)", 0, 100)
+    return value
+
+
+def _object(value: Any, name: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be an object")
+    return value
+
+
+def _text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) > 200:
+        raise ValueError(f"{name} must be a short text")
+    return value
 
 
 async def _json(request: Request) -> dict:

@@ -12,6 +12,7 @@ from fsrun.files.atomic import os_reason
 from fsrun.errors import InputError, MissingDependencyError, UsageError
 from fsrun.run.request import SessionSpec
 from fsrun.studio.security import LOOPBACK
+from fsrun.studio.state import StudioState
 
 EXTRA = "fsrun[studio]"
 
@@ -41,6 +42,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _listen(host: str, port: int, last_port: int) -> socket.socket:
+    """--port when given; else the port this folder's studio had last time when it is free (a
+    restart keeps the open tab's address), else a free one."""
+    if port == 0 and last_port:
+        try:
+            return bind(host, last_port)
+        except UsageError:
+            pass  # taken meanwhile: a new port, said by the printed address
+    return bind(host, port)
+
+
 @click.command("studio")
 @click.argument("folder", required=False, default=".",
                 type=click.Path(file_okay=False, path_type=Path))
@@ -60,9 +72,12 @@ def studio_command(folder: Path, model: Path | None, port: int, host: str, no_br
     app_module, uvicorn = _server_modules()
     if not folder.is_dir():
         raise InputError(f"{folder}: not a folder")
-    studio = app_module.Studio(folder, SessionSpec(model=model, cache_dir=cache_dir), host=host)
-    sock = bind(host, port)
+    token, last_port = StudioState(folder).address()
+    sock = _listen(host, port, last_port)
+    studio = app_module.Studio(folder, SessionSpec(model=model, cache_dir=cache_dir), host=host,
+                               **({"token": token} if token else {}))
     studio.port = sock.getsockname()[1]
+    studio.state.remember_address(studio.token, studio.port)
     if host not in LOOPBACK and not host.startswith("127."):
         click.echo(f"fsrun: WARNING: the studio listens on {host}: other machines can reach "
                    "it; keep the address (it holds the token) to yourself", err=True)

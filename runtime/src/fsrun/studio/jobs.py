@@ -23,7 +23,7 @@ from fsrun.run.postprocess import PostprocessOptions
 from fsrun.run import runner
 from fsrun.run.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.run.runner import INTERRUPTED, OK, run_video
-from fsrun.studio.security import inside
+from fsrun.studio.security import video_file
 from fsrun.studio.state import StudioState
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
@@ -95,7 +95,7 @@ class JobQueue:
         added = []
         with self.lock:
             for name in videos:
-                inside(self.root, name)  # refuses a path out of the folder before queueing
+                video_file(self.root, name)  # refuses anything but a video of the folder now
                 active = [j for j in self.jobs if j["video"] == name
                           and j["status"] in (QUEUED, RUNNING)]
                 if active:
@@ -168,6 +168,9 @@ class JobQueue:
         began = time.perf_counter()
 
         def progress(done: int, total: int | None) -> None:
+            if total:  # the expected count is an estimate: never show more than all of it
+                total = max(total, done)
+            job["detail"] = "encoding"
             elapsed = max(time.perf_counter() - began, 1e-6)
             rate = done / elapsed
             eta = (total - done) / rate if total and rate > 0 else None
@@ -177,7 +180,7 @@ class JobQueue:
 
         watch = RunWatch(progress=progress, cancelled=lambda: job["id"] in self.cancel_requested)
         try:
-            video = inside(self.root, job["video"])
+            video = video_file(self.root, job["video"])
             session = self._session()
             request = job_request(video, job["options"])
             hooks = dataclasses.replace(self.hooks, watch=watch)
@@ -187,7 +190,11 @@ class JobQueue:
             # even with force (the person asked for this video once, not twice).
             outcome = run_video(session, request, hooks, began_run=job["added"])
             status, detail = OUTCOME_STATUS[outcome.status], outcome.detail
-            if outcome.status == INTERRUPTED and outcome.exit_code == Interrupted.exit_code:
+            if outcome.status == INTERRUPTED and self.stopping.is_set():
+                # The studio stopped (Ctrl-C), not the person: the job runs again at the next
+                # start, resuming from what the cache holds.
+                status, detail = QUEUED, "queued again: the studio stopped while it ran"
+            elif outcome.status == INTERRUPTED and outcome.exit_code == Interrupted.exit_code:
                 detail = "cancelled; what was encoded stays in the cache"
             elif outcome.status == OK:
                 detail = (f"{detail} from {outcome.report['frames']} frames in "

@@ -51,8 +51,21 @@ class Library:
         return entry if entry is not None and entry.get("key") == self._key(video) else None
 
     def listing(self) -> list[dict[str, Any]]:
+        """A row per video; an entry that cannot be opened (a link out of the folder or to
+        nothing, an unreadable file) is a row saying why, never a failed page. A link to
+        another video of the folder is that video, listed once."""
         rows, missing = [], []
-        for video in find_videos(self.root):
+        found = find_videos(self.root)
+        real = {p.resolve() for p in found if not p.is_symlink()}
+        for video in found:
+            problem = self._problem(video, real)
+            if problem == "duplicate":
+                continue
+            if problem is not None:
+                rows.append({"video": video.relative_to(self.root).as_posix(), "problem": problem,
+                             "bytes": None, "duration_s": None, "script": {"kind": "none"},
+                             "truth": False, "settings": {}})
+                continue
             name = relative(self.root, video)
             header = self.header(video)
             if header is None:
@@ -66,6 +79,26 @@ class Library:
             threading.Thread(target=self.read_headers, args=(missing,), daemon=True,
                              name="fsrun-studio-index").start()
         return rows
+
+    def _problem(self, video: Path, real: set[Path]) -> str | None:
+        """Why a found entry cannot be listed as a video ("duplicate": a link to a video
+        listed under its own name), or None."""
+        try:
+            target = video.resolve()
+            if video.is_symlink():
+                if not target.exists():
+                    return "a link to a file that is not there"
+                if not target.is_relative_to(self.root.resolve()):
+                    return "a link out of the folder: the studio reads only files inside it"
+                if target in real:
+                    return "duplicate"
+            if not target.is_file():
+                return "not a regular file"
+            with open(target, "rb"):
+                pass
+        except OSError as exc:
+            return f"cannot be read ({exc.strerror or exc})"
+        return None
 
     def read_headers(self, videos: list[Path]) -> int:
         """Read and index the headers of videos (one thread at a time); returns how many."""

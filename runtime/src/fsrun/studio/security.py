@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import socket
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 COOKIE = "fsrun_studio"
 HEADER = "x-studio-token"
@@ -52,12 +54,52 @@ def origin_ok(origin: str | None, allowed: set[str], port: int) -> bool:
     return origin in {f"http://{name}:{port}" for name in allowed}
 
 
+# Binds that listen on every address of the machine.
+WILDCARDS = {"0.0.0.0", "::"}
+
+
 def allowed_hosts(bind: str) -> set[str]:
-    """Host names a request may use: the bound address, and loopback's names for loopback."""
-    names = {bind.lower()}
-    if bind in LOOPBACK or bind.startswith("127."):
+    """Host names a request may use: the bound address (an IPv6 literal also in brackets),
+    loopback's names for loopback, and for a wildcard bind every name and address of this
+    machine (its LAN address is how another machine reaches it)."""
+    names = {bind.lower(), f"[{bind.lower()}]" if ":" in bind else bind.lower()}
+    if bind in LOOPBACK or bind.startswith("127.") or bind in WILDCARDS:
         names |= LOOPBACK
+    if bind in WILDCARDS:
+        host = socket.gethostname()
+        names |= {host.lower(), socket.getfqdn().lower()}
+        try:
+            for *_, address in socket.getaddrinfo(host, None):
+                ip = str(address[0]).split("%")[0]
+                names |= {ip, f"[{ip}]"} if ":" in ip else {ip}
+        except OSError:
+            pass  # no resolvable name: loopback and the literal addresses above still answer
     return names
+
+
+def url_host(host: str) -> str:
+    """host as it goes into a URL: an IPv6 literal in brackets; a wildcard bind as the
+    machine's LAN address (what another machine, and this one, can open)."""
+    if host in WILDCARDS:
+        lan = lan_address()
+        return lan if lan else "127.0.0.1"
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def lan_address() -> str | None:
+    """This machine's first non-loopback IPv4 address, by its host name; None when it has
+    none."""
+    try:
+        found = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        return None
+    addresses = [str(a[4][0]) for a in found if not str(a[4][0]).startswith("127.")]
+    return addresses[0] if addresses else None
+
+
+def cookie_name(port: int) -> str:
+    """One cookie per port: two studios open in one browser keep their own tokens."""
+    return f"{COOKIE}_{port}"
 
 
 def inside(root: Path, relative: str) -> Path:
@@ -72,6 +114,24 @@ def inside(root: Path, relative: str) -> Path:
     if target != base and not target.is_relative_to(base):
         raise PathRefused(f"refused path {relative!r}: it leads out of the folder")
     return target
+
+
+# Longest video name a request may carry (a path relative to the folder).
+MAX_NAME = 1024
+
+
+def video_file(root: Path, name: Any) -> Path:
+    """The video file a request names: a path relative to the folder that stays inside it and
+    is an existing regular file (never the folder itself, a directory or a missing file);
+    PathRefused (a 400 in the page's words) for anything else."""
+    if not isinstance(name, str) or not name:
+        raise PathRefused("no video named (pick one in the library)")
+    if len(name) > MAX_NAME:
+        raise PathRefused(f"a video name of {len(name)} characters is longer than any here")
+    path = inside(root, name)
+    if path == root.resolve() or not path.is_file():
+        raise PathRefused(f"{name!r} is not a video file in this folder")
+    return path
 
 
 def relative(root: Path, path: Path) -> str:

@@ -13,6 +13,7 @@ from fsrun.files.atomic import remove_quietly, write_atomic
 from fsrun.errors import OutputError
 
 STATE_DIR = ".fsrun-studio"
+ADDRESS = "address.json"  # the last token and port (owner-only permissions)
 
 
 class JsonFile:
@@ -56,6 +57,25 @@ class StudioState:
         self.queue = JsonFile(self.folder / "queue.json", {"jobs": []})
         self.videos = JsonFile(self.folder / "videos.json", {"videos": {}})
         self.index = JsonFile(self.folder / "index.json", {"headers": {}})
+
+    def address(self) -> tuple[str | None, int]:
+        """(token, port) the studio had last time in this folder: a restart keeps the open
+        tab working when the port is still free. (None, 0) when there was none."""
+        try:
+            data = json.loads((self.folder / ADDRESS).read_text(encoding="utf-8"))
+            return str(data["token"]), int(data["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None, 0
+
+    def remember_address(self, token: str, port: int) -> None:
+        """Keep (token, port) for the next start, readable by the owner only (it opens the
+        studio)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            write_atomic(self.folder / ADDRESS, json.dumps({"token": token, "port": port}),
+                         mode=0o600, fsync=False)
+        except OutputError:
+            pass  # a full disk: the next start gets a new address, nothing worse
 
     def settings(self, video: str) -> dict[str, Any]:
         """A video's settings (crop), {} when it has none."""

@@ -21,19 +21,21 @@ import fsrun
 from fsrun.files.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsrun_metadata,
                              read_funscript, truth_path, write_funscript)
 from fsrun.groundtruth.metrics import compare
-from fsrun.files.outputs import Protected
+from fsrun.files.atomic import write_atomic
+from fsrun.files.outputs import Protected, load_json_object
 from fsrun.run.postprocess import PostprocessOptions, to_actions
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.run.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.sources import probe
 from fsrun.sources.pyav_source import PyAvSource
-from fsrun.studio.security import inside
+from fsrun.studio.security import video_file
 
 # Browsers play these in <video>; anything else is shown as the frame at the cursor.
 PLAYABLE = {("mp4", "h264"), ("mp4", "av1"), ("mp4", "vp9"), ("webm", "vp9"), ("webm", "av1"),
             ("webm", "vp8"), ("mov", "h264"), ("m4v", "h264")}
 FRAME_WIDTH = 640  # frames sent for the cursor are scaled to at most this wide
 EDITED_BY = "fsrun studio (edited by hand)"  # generator of a script a person saved
+SAVE_MARGIN_MS = 10_000.0  # how far past the video's end a saved point may lie
 
 
 def read_script(path: Path) -> tuple[list[dict[str, int]] | None, dict[str, Any]]:
@@ -97,7 +99,7 @@ class Viewer:
         key = (name, stride, crop)
         with self.lock:
             if key not in self.raw:
-                video = inside(self.root, name)
+                video = video_file(self.root, name)
                 request = VideoRequest(video=video, stride=stride, crop=crop)
                 hooks = dataclasses.replace(self.hooks, watch=self._watch(name))
                 self.raw[key] = self._session().positions(request, hooks)
@@ -108,7 +110,7 @@ class Viewer:
         """Everything the viewer draws for a video. Without a stride and options: those of the
         script fsrun wrote beside it (so the drawing starts where that run ended), else the
         defaults."""
-        video = inside(self.root, name)
+        video = video_file(self.root, name)
         began = time.perf_counter()
         script, written = read_script(default_output(video))
         post = PostprocessOptions.from_options(written if options is None else options)
@@ -151,24 +153,42 @@ class Viewer:
         """Write the edited points as VIDEO.funscript (kind "script") or VIDEO.truth.funscript
         ("truth", the labels `fsexport train` learns from), atomically; an existing file only
         when the person confirmed (replace), and then only a funscript."""
-        video = inside(self.root, name)
+        video = video_file(self.root, name)
         target = truth_path(video) if kind == "truth" else default_output(video)
+        if len(actions) < 2:
+            raise ValueError("a script needs at least two points")
+        duration_ms = probe(video).duration_s * 1000.0
+        late = max(float(a["at"]) for a in actions)
+        if duration_ms > 0 and late > duration_ms + SAVE_MARGIN_MS:
+            raise ValueError(f"a point at {late / 1000:.1f} s is past the end of the video "
+                             f"({duration_ms / 1000:.1f} s)")
         clean = sorted(({"at": int(a["at"]), "pos": int(round(float(a["pos"])))}
                         for a in actions), key=lambda a: a["at"])
         unique = [a for i, a in enumerate(clean) if i == 0 or a["at"] != clean[i - 1]["at"]]
+        previous = load_json_object(target) if target.exists() else None
         metadata = {"title": video.stem, "generator": {"name": EDITED_BY,
                                                        "version": fsrun.__version__},
                     "notes": ("labels made by a person in fsrun studio" if kind == "truth"
-                              else "corrected by a person in fsrun studio")}
+                              else "corrected by a person in fsrun studio"),
+                    "edited": True}
+        # Provenance: what the script was made from before a person corrected it (the model
+        # and options of fsrun's script, or the earlier edit's own record).
+        made_from = _provenance(previous)
+        if made_from:
+            metadata["edited_from"] = made_from
+        backup = None
+        if replace and target.exists():
+            backup = keep_backup(target)
         write_funscript(target, build_funscript(unique, metadata), force=replace,
                         protect=Protected([video]), truth=target.name.endswith(TRUTH_SUFFIX))
-        return {"saved": target.name, "actions": len(unique)}
+        return {"saved": target.name, "actions": len(unique),
+                "backup": backup.name if backup else None}
 
     def frame_jpeg(self, name: str, at_ms: float) -> bytes:
         """The frame shown at at_ms, scaled to FRAME_WIDTH at most, as JPEG."""
         import av  # noqa: PLC0415
 
-        video = inside(self.root, name)
+        video = video_file(self.root, name)
         with PyAvSource(video) as source:  # the sources layer: the script's clock, upright
             rgb = source.frame_at(at_ms / 1000.0)
         shown = av.VideoFrame.from_ndarray(rgb, format="rgb24")
@@ -180,3 +200,25 @@ class Viewer:
         encoder.time_base = Fraction(1, 1000)
         packets = encoder.encode(image) + encoder.encode(None)
         return b"".join(bytes(p) for p in packets)
+
+
+def _provenance(previous: dict | None) -> dict | None:
+    """The model, options and generator a script records, for the edit that replaces it."""
+    meta = previous.get("metadata") if isinstance(previous, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    if isinstance(meta.get("edited_from"), dict):
+        return meta["edited_from"]  # an edit of an edit: where it all came from
+    kept = {k: meta[k] for k in ("generator", "model", "options") if k in meta}
+    return kept or None
+
+
+def keep_backup(target: Path) -> Path:
+    """Copy target to TARGET.bak, or TARGET.bak.2, .bak.3 ... (the first free name: every
+    replaced script is kept); the copy's path."""
+    backup, number = target.with_name(target.name + ".bak"), 1
+    while backup.exists():
+        number += 1
+        backup = target.with_name(f"{target.name}.bak.{number}")
+    write_atomic(backup, target.read_bytes(), replace=False, what="keep a backup")
+    return backup

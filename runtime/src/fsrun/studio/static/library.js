@@ -30,6 +30,12 @@ async function loadLibrary() {
   const body = document.querySelector("#videos tbody");
   body.replaceChildren();
   for (const row of data.videos) {
+    if (row.problem) {  // listed, never blanking the page: what is wrong with this entry
+      body.append(el("tr", {"data-video": row.video, class: "problem"},
+        el("td", {}, ""), el("td", {}, row.video),
+        el("td", {colspan: 6, class: "error"}, row.problem)));
+      continue;
+    }
     const viewer = `/viewer?video=${encodeURIComponent(row.video)}`;
     body.append(el("tr", {"data-video": row.video},
       el("td", {}, el("input", {type: "checkbox", class: "pick", checked: selected.has(row.video),
