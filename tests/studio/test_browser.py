@@ -126,6 +126,52 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
         driver.find_element(By.ID, "redo").click()
         assert driver.execute_script("return studio.view.actions") == moved
 
+        # A redraw from the model with unsaved edits asks first: "keep" puts the control back
+        # and the edits stay; "go on" redraws, and one Undo returns the edited script.
+        change = ("setTimeout(() => { const a = document.querySelector('#min_amplitude'); "
+                  "a.value = '30'; a.dispatchEvent(new Event('change')); }, 0)")
+        driver.execute_script(change)
+        wait.until(ec.alert_is_present())
+        driver.switch_to.alert.dismiss()
+        assert driver.execute_script("return studio.view.actions") == moved
+        wait.until(lambda d: d.find_element(By.ID, "min_amplitude").get_attribute("value") != "30")
+        driver.execute_script(change)
+        wait.until(ec.alert_is_present())
+        driver.switch_to.alert.accept()
+        wait.until(lambda d: d.execute_script("return studio.view.actions") != moved)
+        assert driver.execute_script("return studio.view.edited") is False
+        driver.find_element(By.ID, "undo").click()
+        assert driver.execute_script("return studio.view.actions") == moved
+
+        # The speed heatmap under the timeline: a coloured stroke between each two points.
+        fills = driver.execute_script("return [...document.querySelectorAll('#heatmap rect.heat')]"
+                                      ".map((r) => r.getAttribute('fill'))")
+        assert len(fills) == len(moved) - 1 and len(set(fills)) > 1
+
+        # OpenFunscripter's keys: a digit sets a point at the cursor, up moves it, shift+right
+        # jumps to the next point.
+        from selenium.webdriver.common.keys import Keys  # noqa: PLC0415
+
+        gaps = [(b["at"] - a["at"], (a["at"] + b["at"]) // 2) for a, b in zip(moved, moved[1:])]
+        free = max(gaps)[1]  # the middle of the widest stroke: no point there yet
+        driver.execute_script(f"studio.view.cursor = {free}; document.activeElement.blur();")
+        actions = ActionChains(driver)
+        actions.send_keys("7").perform()
+        wait.until(lambda d: {"at": free, "pos": 70} in d.execute_script(
+            "return studio.view.actions"))
+        keyed = driver.execute_script("return studio.view.actions")
+        assert len(keyed) == len(moved) + 1
+        ActionChains(driver).send_keys(Keys.ARROW_UP).perform()
+        wait.until(lambda d: {"at": free, "pos": 71} in d.execute_script(
+            "return studio.view.actions"))
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.ARROW_RIGHT) \
+            .key_up(Keys.SHIFT).perform()
+        after = min(p["at"] for p in keyed if p["at"] > free)
+        assert driver.execute_script("return studio.view.cursor") == after
+        driver.find_element(By.ID, "undo").click()
+        driver.find_element(By.ID, "undo").click()
+        assert driver.execute_script("return studio.view.actions") == moved
+
         driver.find_element(By.ID, "save-script").click()  # a script exists: the page asks first
         wait.until(ec.alert_is_present())
         driver.switch_to.alert.accept()
@@ -135,3 +181,39 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
         assert saved["metadata"]["generator"]["name"] == EDITED_BY
     finally:
         driver.quit()
+
+
+def test_a_crop_box_is_drawn_on_a_still_frame_video(shelf: Path, demo_package: Path,
+                                                    tmp_path: Path) -> None:
+    """An AVI is shown as still frames: a drag on the picture draws the crop box (it used to
+    start the browser's own image drag)."""
+    import av  # noqa: PLC0415
+    import numpy as np  # noqa: PLC0415
+    from selenium.webdriver.common.action_chains import ActionChains  # noqa: PLC0415
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: PLC0415
+
+    clip = shelf / "camera.avi"
+    with av.open(str(clip), "w", format="avi") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(50):
+            image = np.full((240, 320, 3), (i * 5) % 255, dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+    with serve(shelf, demo_package, tmp_path / "cache2") as (address, _):
+        driver = _browser_or_skip()
+        wait = WebDriverWait(driver, 60)
+        try:
+            driver.get(address.replace("/?", "/viewer?video=camera.avi&"))
+            wait.until(lambda d: d.execute_script("return studio.view.data !== null"))
+            picture = driver.find_element(By.CSS_SELECTOR, "#picture img")
+            assert picture.get_attribute("draggable") == "false"
+            Select(driver.find_element(By.ID, "crop")).select_by_value("box")
+            ActionChains(driver).move_to_element_with_offset(picture, -60, -40) \
+                .click_and_hold().move_by_offset(100, 70).release().perform()
+            box = driver.execute_script("return studio.view.box")
+            assert box is not None and box[2] > 50 and box[3] > 30, box
+            assert driver.find_element(By.ID, "cropbox").is_displayed()
+        finally:
+            driver.quit()

@@ -180,7 +180,8 @@ class FiniteFloatRange(click.FloatRange):
               help="Shift all actions by this many ms.")
 @click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding cache.")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Embedding cache folder (default: user cache dir, or $FSRUN_CACHE_DIR).")
+              help="Cache root: embeddings, packages cut from .onnx models, TensorRT engines "
+                   "(default: $FSRUN_CACHE_DIR, else the user cache folder).")
 @click.option("--threads", type=click.IntRange(min=0), default=0,
               help="CPU inference threads (0 = automatic).")
 @click.option("--device", "device_id", type=click.IntRange(min=0), default=0,

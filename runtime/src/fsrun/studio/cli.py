@@ -65,7 +65,8 @@ def _listen(host: str, port: int, last_port: int) -> socket.socket:
                    "the studio (they still need the token).")
 @click.option("--no-browser", is_flag=True, help="Print the address; do not open a browser.")
 @click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Embedding cache folder (default: the user cache folder).")
+              help="Cache root: embeddings, packages cut from .onnx models, TensorRT engines "
+                   "(default: $FSRUN_CACHE_DIR, else the user cache folder).")
 def studio_command(folder: Path, model: Path | None, port: int, host: str, no_browser: bool,
                    cache_dir: Path | None) -> None:
     """Script, review, correct and label the videos of FOLDER in a local web app."""

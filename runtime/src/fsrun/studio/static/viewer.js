@@ -5,7 +5,12 @@ const video = new URLSearchParams(location.search).get("video");
 const view = studio.view = {
   video, data: null, actions: [], compare: null, undo: [], redo: [], selected: null,
   start: 0, span: 60000, cursor: 0, player: null, crop: null, box: null,
+  edited: false,  // the person changed the points since they were loaded, redrawn or saved
 };
+// Speed (position units a second) -> colour, the scale funscript heatmaps use: slow strokes
+// blue, then green, yellow, orange, fast ones red.
+const HEAT = [[0, [0, 0, 0]], [60, [30, 144, 255]], [150, [0, 220, 110]], [250, [255, 235, 0]],
+              [350, [255, 140, 0]], [450, [220, 20, 20]]];
 const svg = document.querySelector("#timeline");
 const PAD = {left: 34, right: 8, top: 8, bottom: 18};
 
@@ -74,8 +79,29 @@ function draw() {
                                cx: xOf(p.at), cy: yOf(p.pos), "data-index": i, "data-at": p.at, "data-pos": p.pos}));
   }
   svg.append(node("line", {class: "cursor", x1: xOf(view.cursor), x2: xOf(view.cursor), y1: PAD.top, y2: h - PAD.bottom}));
+  drawHeat();
   document.querySelector("#time").textContent = `${studio.clock(view.cursor / 1000)} / ${studio.clock((view.data?.duration_ms || 0) / 1000)}`;
   document.querySelector("#stats").textContent = `${view.actions.length} points`;
+}
+function heatColor(speed) {
+  let i = 1;
+  while (i < HEAT.length - 1 && speed > HEAT[i][0]) i += 1;
+  const [s0, c0] = HEAT[i - 1], [s1, c1] = HEAT[i];
+  const f = Math.max(0, Math.min(1, (speed - s0) / (s1 - s0)));
+  return `rgb(${c0.map((v, k) => Math.round(v + (c1[k] - v) * f)).join(",")})`;
+}
+function drawHeat() {  // the strip under the timeline: each stroke coloured by its speed
+  const strip = document.querySelector("#heatmap");
+  strip.replaceChildren();
+  const points = view.actions;
+  for (let i = 1; i < points.length; i += 1) {
+    const a = points[i - 1], b = points[i];
+    if (b.at < view.start || a.at > view.start + view.span) continue;
+    const speed = Math.abs(b.pos - a.pos) / Math.max(1, b.at - a.at) * 1000;
+    const x0 = Math.max(PAD.left, xOf(a.at)), x1 = xOf(b.at);
+    strip.append(node("rect", {class: "heat", x: x0, width: Math.max(1, x1 - x0), y: 0, height: 14,
+                               fill: heatColor(speed), "data-speed": speed.toFixed(0)}));
+  }
 }
 function niceStep(raw) {
   const steps = [100, 250, 500, 1000, 2000, 5000, 10000, 15000, 30000, 60000, 120000, 300000, 600000, 1800000, 3600000];
@@ -83,12 +109,29 @@ function niceStep(raw) {
 }
 
 // ---- edits with undo -------------------------------------------------------------------------
-function remember() { view.undo.push(JSON.stringify(view.actions)); view.redo = []; }
+function remember() { view.undo.push(JSON.stringify(view.actions)); view.redo = []; view.edited = true; }
+// A redraw from the model replaces the points: with unsaved edits it asks first, and the edited
+// script stays one Undo away. false: the person kept the edits (the caller puts its control back).
+function mayReplaceEdits(what) {
+  if (!view.edited) return true;
+  return window.confirm(`${what} redraws the script from the model and replaces your unsaved ` +
+                        "edits. Undo brings them back. Go on?");
+}
+function replaceActions(actions) {
+  if (view.actions.length) { view.undo.push(JSON.stringify(view.actions)); view.redo = []; }
+  view.actions = actions; view.selected = null; view.edited = false;
+}
+window.addEventListener("beforeunload", (e) => {
+  if (!view.edited) return;
+  e.preventDefault();
+  e.returnValue = "";  // the browser asks before leaving: the edits are not saved
+});
 function restore(from, to) {
   if (!from.length) return;
   to.push(JSON.stringify(view.actions));
   view.actions = JSON.parse(from.pop());
   view.selected = null;
+  view.edited = true;
   draw();
 }
 function sortActions() {
@@ -156,13 +199,65 @@ svg.addEventListener("wheel", (e) => {
   view.start = Math.max(0, at - (at - view.start) * factor);
   draw();
 }, {passive: false});
+// Keys as in OpenFunscripter (listed on the page): space plays or pauses, left/right step one
+// frame, shift+left/right jump to the previous/next point, up/down move the selected point (shift:
+// by 10), 0-9 set a point at the cursor to 0-90 (the key on its own) and "=" to 100.
+function frameMs() {
+  const at = view.data ? view.data.raw.at : [];
+  return at.length > 1 ? (at[at.length - 1] - at[0]) / (at.length - 1) : 1000 / 30;
+}
+function pointAt(at, pos) {  // set the point at the cursor (one there already moves)
+  remember();
+  const near = view.actions.findIndex((p) => Math.abs(p.at - at) < frameMs() / 2);
+  if (near >= 0) view.actions[near].pos = pos; else view.actions.push({at: Math.round(at), pos});
+  if (near < 0) view.selected = view.actions.length - 1; else view.selected = near;
+  sortActions();
+}
 window.addEventListener("keydown", (e) => {
-  if (e.target.tagName === "INPUT") return;
-  if ((e.key === "Delete" || e.key === "Backspace") && view.selected !== null) {
-    remember(); view.actions.splice(view.selected, 1); view.selected = null; draw();
-  } else if ((e.ctrlKey || e.metaKey) && e.key === "z") { restore(view.undo, view.redo); }
-  else if ((e.ctrlKey || e.metaKey) && e.key === "y") { restore(view.redo, view.undo); }
+  if (e.target.tagName === "INPUT" || e.target.tagName === "SELECT") return;
+  const key = e.key;
+  if ((key === "Delete" || key === "Backspace") && view.selected !== null) {
+    remember(); view.actions.splice(view.selected, 1); view.selected = null;
+  } else if ((e.ctrlKey || e.metaKey) && key === "z") { restore(view.undo, view.redo); return; }
+  else if ((e.ctrlKey || e.metaKey) && key === "y") { restore(view.redo, view.undo); return; }
+  else if (key === " ") {
+    e.preventDefault();
+    if (view.player) { if (view.player.paused) view.player.play(); else view.player.pause(); }
+  } else if ((key === "ArrowLeft" || key === "ArrowRight") && e.shiftKey) {
+    e.preventDefault();
+    const later = key === "ArrowRight";
+    const found = later ? view.actions.find((p) => p.at > view.cursor + 1)
+                        : [...view.actions].reverse().find((p) => p.at < view.cursor - 1);
+    if (found) { view.selected = view.actions.indexOf(found); seek(found.at); }
+  } else if (key === "ArrowLeft" || key === "ArrowRight") {
+    e.preventDefault();
+    seek(Math.max(0, view.cursor + (key === "ArrowRight" ? 1 : -1) * frameMs()));
+  } else if ((key === "ArrowUp" || key === "ArrowDown") && view.selected !== null) {
+    e.preventDefault();
+    remember();
+    const p = view.actions[view.selected];
+    p.pos = Math.max(0, Math.min(100, p.pos + (key === "ArrowUp" ? 1 : -1) * (e.shiftKey ? 10 : 1)));
+  } else if (/^[0-9]$/.test(key) && !e.ctrlKey && !e.metaKey) {
+    pointAt(view.cursor, Number(key) * 10);
+  } else if (key === "=") {
+    pointAt(view.cursor, 100);
+  } else return;
+  draw();
 });
+// Hovering the timeline shows the frame under the mouse (fetched at most ~6 times a second).
+let hoverTimer = null;
+svg.addEventListener("mousemove", (e) => {
+  if (drag || !view.data) return;
+  const at = Math.max(0, atOf(e.clientX - svg.getBoundingClientRect().left));
+  const preview = document.querySelector("#hover");
+  Object.assign(preview.style, {display: "block", left: `${e.clientX + 12}px`, top: `${e.clientY - 100}px`});
+  clearTimeout(hoverTimer);
+  hoverTimer = setTimeout(() => {
+    preview.src = `/api/frame?video=${encodeURIComponent(video)}&at=${Math.round(at)}`;
+    preview.dataset.at = String(Math.round(at));
+  }, 150);
+});
+svg.addEventListener("mouseleave", () => { document.querySelector("#hover").style.display = "none"; });
 document.querySelector("#undo").addEventListener("click", () => restore(view.undo, view.redo));
 document.querySelector("#redo").addEventListener("click", () => restore(view.redo, view.undo));
 
@@ -195,10 +290,11 @@ function setupPicture(data) {
     view.player = studio.el("video", {src: `/api/media?video=${encodeURIComponent(video)}`, controls: true, preload: "metadata"});
     view.player.addEventListener("seeked", () => { view.cursor = view.player.currentTime * 1000; draw(); });
     picture.prepend(view.player);
-  } else {
-    picture.prepend(studio.el("img", {alt: "frame at the cursor"}));
+  } else {  // a still frame: not draggable, so a drag on it draws the crop box
+    picture.prepend(studio.el("img", {alt: "frame at the cursor", draggable: "false"}));
     showFrame();
   }
+  picture.addEventListener("dragstart", (e) => e.preventDefault());
   let boxStart = null;
   picture.addEventListener("mousedown", (e) => {
     if (view.crop !== "box" || view.player && e.offsetY > picture.clientHeight - 40) return;
@@ -231,9 +327,10 @@ function showOptions(data) {  // the controls show what the drawing was made wit
   document.querySelector("#raw").checked = data.options.raw;
 }
 async function load() {
+  const first = !view.data;
+  if (!first && !mayReplaceEdits("This change")) { showOptions(view.data); return; }
   status("loading (the first look at a video encodes it into the cache) ...");
   view.defaults = await studio.fillDefaults(["stride", "min_amplitude", "rdp_epsilon", "offset_ms"]);
-  const first = !view.data;
   view.loading = true;
   // The first look takes the stride and options of the script fsrun wrote beside the video.
   const query = new URLSearchParams(first ? {video} : {video, stride: stride(), options: JSON.stringify(options())});
@@ -243,8 +340,7 @@ async function load() {
     view.data = data;
     showOptions(data);
     // Editing starts from the saved script where there is one, else from the model's track.
-    view.actions = first && data.script ? data.script.map((p) => ({...p})) : data.actions;
-    view.undo = []; view.redo = []; view.selected = null;
+    replaceActions(first && data.script ? data.script.map((p) => ({...p})) : data.actions);
     if (first) {
       view.span = Math.min(60000, data.duration_ms || 60000);
       setupPicture(data);
@@ -258,9 +354,11 @@ async function load() {
   view.loading = false;
 }
 async function redo() {
+  if (!mayReplaceEdits("This post-processing change")) { showOptions(view.data); return; }
   try {
     const data = await studio.api("/api/redo", {video, stride: stride(), crop: cropValue() || view.cropShown || "full", options: options()});
-    view.actions = data.actions; view.undo = []; view.redo = []; view.selected = null;
+    replaceActions(data.actions);
+    view.data.options = options();  // what the drawing is made with now
     status(`post-processing redone on the server in ${(data.seconds * 1000).toFixed(1)} ms`);
     await showCompare();
     draw();
@@ -283,8 +381,10 @@ async function save(kind) {
   }
   try {
     const result = await studio.api("/api/save", {video, kind, actions: view.actions, replace});
-    status(`saved ${result.saved} (${result.actions} points)`);
+    status(`saved ${result.saved} (${result.actions} points)` +
+           (result.backup ? `; the one it replaced is kept as ${result.backup}` : ""));
     view.data[kind] = view.actions.map((p) => ({...p}));
+    view.edited = false;
   } catch (error) { status(error.message, true); }
 }
 
