@@ -115,6 +115,8 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
 
         # Drag the third point down by a quarter of the plot; nothing else moves.
         index = 2
+        driver.execute_script("document.querySelector('#timeline').scrollIntoView("
+                              "{block: 'center'})")
         target = driver.find_elements(By.CSS_SELECTOR, "#timeline circle.point")[index]
         ActionChains(driver).click_and_hold(target).move_by_offset(0, 40).release().perform()
         moved = driver.execute_script("return studio.view.actions")
@@ -210,10 +212,56 @@ def test_a_crop_box_is_drawn_on_a_still_frame_video(shelf: Path, demo_package: P
             picture = driver.find_element(By.CSS_SELECTOR, "#picture img")
             assert picture.get_attribute("draggable") == "false"
             Select(driver.find_element(By.ID, "crop")).select_by_value("box")
-            ActionChains(driver).move_to_element_with_offset(picture, -60, -40) \
-                .click_and_hold().move_by_offset(100, 70).release().perform()
+            width, height = picture.size["width"], picture.size["height"]
+            ActionChains(driver).move_to_element_with_offset(picture, -width // 4, -height // 4) \
+                .click_and_hold().move_by_offset(width // 2, height // 2).release().perform()
             box = driver.execute_script("return studio.view.box")
-            assert box is not None and box[2] > 50 and box[3] > 30, box
+            # half the shown picture each way: about half of the stored 320x240
+            assert box is not None and 140 <= box[2] <= 180 and 100 <= box[3] <= 140, box
             assert driver.find_element(By.ID, "cropbox").is_displayed()
         finally:
             driver.quit()
+
+
+def test_cancel_takes_one_press_and_nothing_overlaps_at_three_widths(served: str,
+                                                                     shelf: Path) -> None:
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    name = sorted(p.name for p in shelf.glob("*.mp4") if "_860010_" in p.name)[0]
+    driver = _browser_or_skip()
+    wait = WebDriverWait(driver, 60)
+    try:
+        driver.get(served)
+        row = f'#videos tr[data-video="{name}"]'
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+        driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
+        driver.find_element(By.ID, "queue").click()
+        running = '#jobs tr[data-status="running"] button.cancel'
+        progress = ("const c = document.querySelector('#jobs tr[data-status=\"running\"] "
+                    "td.progress'); return c ? c.textContent : '';")
+        wait.until(lambda d: "frames" in d.execute_script(progress))
+        driver.find_element(By.CSS_SELECTOR, running).click()  # once, while progress arrives
+        wait.until(ec.presence_of_element_located(
+            (By.CSS_SELECTOR, '#jobs tr[data-status="cancelled"]')))
+
+        rect = "const r = document.querySelector(arguments[0]).getBoundingClientRect(); " \
+               "return [r.left, r.top, r.right, r.bottom];"
+        controls = ["#stride", "#min_amplitude", "#rdp_epsilon", "#crop", "#save-crop",
+                    "#compare", "#undo", "#redo", "#save-script", "#save-truth"]
+        for width in (1024, 1400, 1920):
+            driver.set_window_size(width, 1000)
+            driver.get(served.replace("/?", f"/viewer?video={name}&"))
+            wait.until(lambda d: d.execute_script("return studio.view.data !== null"))
+            picture = driver.execute_script(rect, "#picture")
+            boxes = {c: driver.execute_script(rect, c) for c in controls}
+            for control, box in boxes.items():
+                apart = box[0] >= picture[2] or box[2] <= picture[0] or \
+                    box[1] >= picture[3] or box[3] <= picture[1]
+                assert apart, (width, control, box, picture)
+            timeline = driver.execute_script(rect, "#timeline")
+            assert all(box[3] <= timeline[1] for box in boxes.values()), width
+            assert picture[2] - picture[0] > 300  # the video scales to its column
+    finally:
+        driver.quit()

@@ -15,6 +15,8 @@ GETS = ["/", "/viewer", "/static/studio.js", "/api/info", "/api/library", "/api/
         "/api/events", "/api/media?video=a.mp4", "/api/frame?video=a.mp4&at=0",
         "/api/look?video=a.mp4", "/api/train", "/api/model"]
 POSTS = {"/api/jobs": {"videos": ["a.mp4"]}, "/api/jobs/x/cancel": {}, "/api/jobs/clear": {},
+         "/api/jobs/pause": {"paused": True}, "/api/jobs/x/move": {"direction": "up"},
+         "/api/train/cancel": {},
          "/api/redo": {"video": "a.mp4"},
          "/api/compare": {"video": "a.mp4", "first": [], "second": []},
          "/api/save": {"video": "a.mp4", "actions": [{"at": 0, "pos": 0}]},

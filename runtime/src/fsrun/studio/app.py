@@ -196,7 +196,7 @@ def build_app(studio: Studio) -> Starlette:
 
     async def jobs(request: Request) -> Response:
         if request.method == "GET":
-            return JSONResponse({"jobs": studio.jobs.snapshot()})
+            return JSONResponse({"jobs": studio.jobs.snapshot(), "paused": studio.jobs.paused})
         body = await _json(request)
         added = studio.jobs.add(list(body.get("videos", [])), dict(body.get("options", {})))
         return JSONResponse({"added": added})
@@ -204,6 +204,23 @@ def build_app(studio: Studio) -> Starlette:
     async def cancel(request: Request) -> Response:
         job = studio.jobs.cancel(request.path_params["job"])
         return JSONResponse(job) if job else _refused(404, "no such job")
+
+    async def pause(request: Request) -> Response:
+        body = await _json(request)
+        paused = body.get("paused")
+        if not isinstance(paused, bool):
+            raise ValueError("paused must be true or false")
+        studio.jobs.pause(paused)
+        return JSONResponse({"paused": studio.jobs.paused})
+
+    async def move(request: Request) -> Response:
+        body = await _json(request)
+        job = studio.jobs.move(request.path_params["job"], _text(body.get("direction"),
+                                                                 "direction"))
+        return JSONResponse(job) if job else _refused(404, "no such queued job")
+
+    async def train_cancel(request: Request) -> Response:
+        return JSONResponse(studio.training.cancel())
 
     async def clear(request: Request) -> Response:
         studio.jobs.clear_finished()
@@ -310,6 +327,9 @@ def build_app(studio: Studio) -> Starlette:
         Route("/api/library", library), Route("/api/jobs", jobs, methods=["GET", "POST"]),
         Route("/api/jobs/{job}/cancel", cancel, methods=["POST"]),
         Route("/api/jobs/clear", clear, methods=["POST"]), Route("/api/events", events),
+        Route("/api/jobs/pause", pause, methods=["POST"]),
+        Route("/api/jobs/{job}/move", move, methods=["POST"]),
+        Route("/api/train/cancel", train_cancel, methods=["POST"]),
         Route("/api/media", media), Route("/api/frame", frame), Route("/api/look", look),
         Route("/api/redo", redo, methods=["POST"]),
         Route("/api/compare", compare, methods=["POST"]),

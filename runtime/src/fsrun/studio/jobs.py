@@ -28,6 +28,7 @@ from fsrun.studio.state import StudioState
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 SKIPPED = "skipped"
+PROGRESS_EVERY_S = 0.25  # progress events a job publishes: at most four a second
 # A run's outcome (runner.py) -> the job's status.
 OUTCOME_STATUS = {runner.OK: DONE, runner.SKIPPED: SKIPPED, runner.FAILED: FAILED,
                   runner.INTERRUPTED: CANCELLED}
@@ -126,6 +127,37 @@ class JobQueue:
         self.publish({"type": "job", "job": snapshot})
         return snapshot
 
+    @property
+    def paused(self) -> bool:
+        return bool(self.state.queue.data.get("paused"))
+
+    def pause(self, paused: bool) -> None:
+        """Stop taking new jobs (the one running finishes), or take them again; kept across
+        restarts."""
+        with self.lock:
+            self.state.queue.data["paused"] = bool(paused)
+            self.state.queue.save()
+        self.publish({"type": "queue"})
+        self.wake.set()
+
+    def move(self, job_id: str, direction: str) -> dict | None:
+        """Move a queued job one place up or down among the queued ones."""
+        if direction not in ("up", "down"):
+            raise ValueError("direction must be up or down")
+        with self.lock:
+            queued = [i for i, j in enumerate(self.jobs) if j["status"] == QUEUED]
+            here = next((i for i in queued if self.jobs[i]["id"] == job_id), None)
+            if here is None:
+                return None
+            place = queued.index(here) + (-1 if direction == "up" else 1)
+            if 0 <= place < len(queued):
+                there = queued[place]
+                self.jobs[here], self.jobs[there] = self.jobs[there], self.jobs[here]
+                self.state.queue.save()
+            snapshot = dict(self.jobs[queued[max(0, min(place, len(queued) - 1))]])
+        self.publish({"type": "queue"})
+        return snapshot
+
     def clear_finished(self) -> None:
         with self.lock:
             self.jobs[:] = [j for j in self.jobs if j["status"] in (QUEUED, RUNNING)]
@@ -134,6 +166,8 @@ class JobQueue:
 
     def _next(self) -> dict | None:
         with self.lock:
+            if self.paused:
+                return None
             job = next((j for j in self.jobs if j["status"] == QUEUED), None)
             if job is not None:
                 job.update(status=RUNNING, started=time.time(), detail="starting")
@@ -167,6 +201,8 @@ class JobQueue:
     def _run(self, job: dict) -> None:
         began = time.perf_counter()
 
+        told = [0.0]  # when progress was last published
+
         def progress(done: int, total: int | None) -> None:
             if total:  # the expected count is an estimate: never show more than all of it
                 total = max(total, done)
@@ -176,7 +212,10 @@ class JobQueue:
             eta = (total - done) / rate if total and rate > 0 else None
             job["progress"] = {"frames": done, "total": total, "rate": round(rate, 1),
                                "eta_s": None if eta is None else round(max(eta, 0.0), 1)}
-            self.publish({"type": "progress", "id": job["id"], "progress": job["progress"]})
+            now = time.monotonic()  # a few events a second: pages redraw what they hear
+            if now - told[0] >= PROGRESS_EVERY_S or (total and done >= total):
+                told[0] = now
+                self.publish({"type": "progress", "id": job["id"], "progress": job["progress"]})
 
         watch = RunWatch(progress=progress, cancelled=lambda: job["id"] in self.cancel_requested)
         try:

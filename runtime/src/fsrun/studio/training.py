@@ -64,8 +64,21 @@ class Training:
             self.state["lines"].append(line)
         self.publish({"type": "train", "line": line})
 
+    def cancel(self) -> dict:
+        """Stop a training the person started (the child process ends; nothing is offered)."""
+        with self.lock:
+            if self.state.get("status") != "running":
+                return {"status": self.state.get("status", "idle"), "detail": "nothing runs"}
+            self.state["status"] = "cancelled"
+        self.stop()
+        self.publish({"type": "train", "status": "cancelled"})
+        return {"status": "cancelled"}
+
     def _run(self, commands: list[list[str]]) -> None:
         for command in commands:
+            with self.lock:
+                if self.state["status"] == "cancelled":
+                    return
             self._say("$ fsexport " + " ".join(command[3:]))
             self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
                                             stderr=subprocess.STDOUT, text=True)
@@ -73,6 +86,8 @@ class Training:
                 self._say(line.rstrip())
             if self.process.wait() != 0:
                 with self.lock:
+                    if self.state["status"] == "cancelled":
+                        return
                     self.state["status"] = "failed"
                 self.publish({"type": "train", "status": "failed"})
                 return

@@ -57,24 +57,44 @@ function update() {
   document.querySelector("#queue").disabled = selected.size === 0;
 }
 
+let jobOrder = [];  // the queue's order, as the server keeps it
+function jobRow(job) {
+  const active = job.status === "queued" || job.status === "running";
+  const buttons = [];
+  if (active) buttons.push(el("button", {class: "cancel", onclick: (e) => {
+    e.target.disabled = true;  // one press is enough: the row says when it took effect
+    studio.api(`/api/jobs/${job.id}/cancel`, {});
+  }}, job.status === "running" ? "Cancel" : "Remove"));
+  if (job.status === "queued") {
+    buttons.push(el("button", {class: "up", title: "earlier", onclick: () => studio.api(`/api/jobs/${job.id}/move`, {direction: "up"})}, "\u2191"));
+    buttons.push(el("button", {class: "down", title: "later", onclick: () => studio.api(`/api/jobs/${job.id}/move`, {direction: "down"})}, "\u2193"));
+  }
+  return el("tr", {"data-job": job.id, "data-status": job.status},
+    el("td", {}, job.video),
+    el("td", {class: "status"}, el("span", {class: `tag ${job.status === "failed" ? "failed" : ""}`}, job.status)),
+    el("td", {class: "progress"}, job.status === "running" ? jobCell(job) : ""),
+    el("td", {class: `detail ${job.status === "failed" ? "error" : "note"}`}, job.detail || ""),
+    el("td", {class: "buttons"}, ...buttons));
+}
 function renderJobs() {
   const body = document.querySelector("#jobs tbody");
-  body.replaceChildren();
-  for (const job of Object.values(jobsById).sort((a, b) => a.added - b.added)) {
-    const active = job.status === "queued" || job.status === "running";
-    body.append(el("tr", {"data-job": job.id, "data-status": job.status},
-      el("td", {}, job.video),
-      el("td", {}, el("span", {class: `tag ${job.status === "failed" ? "failed" : ""}`}, job.status)),
-      el("td", {}, job.status === "running" ? jobCell(job) : ""),
-      el("td", {class: job.status === "failed" ? "error" : "note"}, job.detail || ""),
-      el("td", {}, active ? el("button", {onclick: () => studio.api(`/api/jobs/${job.id}/cancel`, {})},
-                               job.status === "running" ? "Cancel" : "Remove") : "")));
-  }
+  body.replaceChildren(...jobOrder.filter((id) => jobsById[id]).map((id) => jobRow(jobsById[id])));
+}
+// Progress changes one cell of one row; the row, and the Cancel button in it, stay in place.
+function showProgress(job) {
+  const row = document.querySelector(`#jobs tr[data-job="${CSS.escape(job.id)}"]`);
+  if (!row || row.dataset.status !== job.status) { renderJobs(); return; }
+  row.querySelector("td.progress").replaceChildren(job.status === "running" ? jobCell(job) : "");
+  row.querySelector("td.detail").textContent = job.detail || "";
 }
 
 async function loadJobs() {
   const data = await studio.api("/api/jobs");
   jobsById = Object.fromEntries(data.jobs.map((job) => [job.id, job]));
+  jobOrder = data.jobs.map((job) => job.id);
+  document.querySelector("#pause").textContent = data.paused ? "Resume the queue" : "Pause the queue";
+  document.querySelector("#pause").dataset.paused = data.paused ? "1" : "";
+  document.querySelector("#queue-state").textContent = data.paused ? "paused: the running job finishes, no new one starts" : "";
   renderJobs();
 }
 
@@ -94,6 +114,14 @@ document.querySelector("#all").addEventListener("change", (e) => {
     e.target.checked ? selected.add(name) : selected.delete(name);
   }
   update();
+});
+document.querySelector("#pause").addEventListener("click", async (e) => {
+  await studio.api("/api/jobs/pause", {paused: !e.target.dataset.paused});
+  await loadJobs();
+});
+document.querySelector("#train-cancel").addEventListener("click", async () => {
+  const answer = await studio.api("/api/train/cancel", {});
+  document.querySelector("#train-status").textContent = answer.detail || answer.status;
 });
 document.querySelector("#clear").addEventListener("click", async () => {
   await studio.api("/api/jobs/clear", {});
@@ -119,13 +147,15 @@ document.querySelector("#model-pick").addEventListener("change", async (e) => {
 
 studio.listen((event) => {
   if (event.type === "job") {
+    const known = jobsById[event.job.id];
     jobsById[event.job.id] = event.job;
-    renderJobs();
+    if (!jobOrder.includes(event.job.id)) jobOrder.push(event.job.id);
+    if (known && known.status === event.job.status) showProgress(event.job); else renderJobs();
     const cell = document.querySelector(`#videos tr[data-video="${CSS.escape(event.job.video)}"] td.job`);
     if (cell) cell.replaceChildren(jobCell(event.job));
   } else if (event.type === "progress" && jobsById[event.id]) {
     jobsById[event.id].progress = event.progress;
-    renderJobs();
+    showProgress(jobsById[event.id]);
     const job = jobsById[event.id];
     const cell = document.querySelector(`#videos tr[data-video="${CSS.escape(job.video)}"] td.job`);
     if (cell) cell.replaceChildren(jobCell(job));
