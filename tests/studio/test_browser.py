@@ -265,3 +265,42 @@ def test_cancel_takes_one_press_and_nothing_overlaps_at_three_widths(served: str
             assert picture[2] - picture[0] > 300  # the video scales to its column
     finally:
         driver.quit()
+
+
+@pytest.mark.long
+def test_train_from_the_page_then_script_with_the_trained_model(library: Path,
+                                                                 demo_package: Path,
+                                                                 tmp_path: Path) -> None:
+    """Train on the folder's labels (three clips with truth files) from the library page
+    (fsexport[torch]), pick the trained model, queue a clip, and read its script: end to end
+    as a person clicks it."""
+    pytest.importorskip("torch", reason="training needs fsexport[torch]")
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
+    from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: PLC0415
+
+    clips = sorted(library.glob("*.mp4"))
+    assert len(clips) == 3 and all(c.with_suffix(".truth.funscript").exists() for c in clips)
+    name = clips[-1].name
+    with serve(library, demo_package, tmp_path / "cache") as (address, _):
+        driver = _browser_or_skip()
+        wait = WebDriverWait(driver, 900)
+        try:
+            driver.get(address)
+            wait.until(lambda d: d.find_element(By.ID, "epochs").get_attribute("value") != "")
+            epochs = driver.find_element(By.ID, "epochs")
+            epochs.clear()
+            epochs.send_keys("1")
+            driver.find_element(By.ID, "train").click()
+            wait.until(lambda d: "done" in d.find_element(By.ID, "train-status").text)
+            Select(driver.find_element(By.ID, "model-pick")).select_by_value("trained")
+            wait.until(lambda d: "trained" in d.find_element(By.ID, "model").text)
+            row = f'#videos tr[data-video="{name}"]'
+            driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
+            driver.find_element(By.ID, "queue").click()
+            wait.until(ec.presence_of_element_located(
+                (By.CSS_SELECTOR, '#jobs tr[data-status="done"]')))
+            written = read_funscript(clips[-1].with_suffix(".funscript"))
+            assert written["metadata"]["model"]["name"] == "trained.fsmodel"
+        finally:
+            driver.quit()
