@@ -36,6 +36,7 @@ from fsrun.studio.library import Library
 from fsrun.studio.state import StudioState
 from fsrun.studio.training import Training
 from fsrun.studio.viewer import Viewer
+from fsrun.studio.words import page_words
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGES = {"/": "library.html", "/viewer": "viewer.html"}
@@ -414,11 +415,11 @@ async def _json(request: Request) -> dict:
 
 async def _fs_error(request: Request, exc: Exception) -> Response:
     code = 409 if getattr(exc, "exit_code", 1) == 5 else 400
-    return JSONResponse({"error": str(exc), "exit_code": getattr(exc, "exit_code", 1)},
-                        status_code=code)
+    return JSONResponse({"error": page_words(str(exc)),
+                         "exit_code": getattr(exc, "exit_code", 1)}, status_code=code)
 
 
 async def _value_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, security.PathRefused):
         return _refused(400, str(exc))
-    return PlainTextResponse(str(exc), status_code=400)
+    return PlainTextResponse(page_words(str(exc)), status_code=400)

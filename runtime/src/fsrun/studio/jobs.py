@@ -25,6 +25,7 @@ from fsrun.run.request import RunHooks, RunWatch, SessionSpec, VideoRequest
 from fsrun.run.runner import INTERRUPTED, OK, run_video
 from fsrun.studio.security import video_file
 from fsrun.studio.state import StudioState
+from fsrun.studio.words import page_words
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 SKIPPED = "skipped"
@@ -244,5 +245,5 @@ class JobQueue:
             status, detail = FAILED, f"internal error: {type(exc).__name__}: {exc}"
         with self.lock:
             self.cancel_requested.discard(job["id"])
-            job.update(status=status, detail=detail, finished=time.time())
+            job.update(status=status, detail=page_words(detail), finished=time.time())
             self.state.queue.save()
