@@ -304,3 +304,34 @@ def test_train_from_the_page_then_script_with_the_trained_model(library: Path,
             assert written["metadata"]["model"]["name"] == "trained.fsmodel"
         finally:
             driver.quit()
+
+
+def test_links_show_as_rows_and_the_old_tab_survives_a_restart(shelf: Path, demo_package: Path,
+                                                              tmp_path: Path) -> None:
+    """A link out of the folder and a dangling one are rows saying why, the rest lists; after
+    Ctrl-C and a new start the open tab keeps working (same port and token, its cookie)."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"not for the studio")
+    (shelf / "leak.mp4").symlink_to(outside / "secret.mp4")
+    (shelf / "gone.mp4").symlink_to(shelf / "nothing.mp4")
+    driver = _browser_or_skip()
+    wait = WebDriverWait(driver, 60)
+    try:
+        with serve(shelf, demo_package, tmp_path / "cache") as (address, _):
+            driver.get(address)
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#videos tbody tr")) == 5)
+            leak = driver.find_element(By.CSS_SELECTOR, '#videos tr[data-video="leak.mp4"]')
+            assert "out of the folder" in leak.text
+            gone = driver.find_element(By.CSS_SELECTOR, '#videos tr[data-video="gone.mp4"]')
+            assert "not there" in gone.text
+        with serve(shelf, demo_package, tmp_path / "cache") as (again, _):
+            assert again == address
+            driver.get(address.split("/?")[0] + "/")  # the old tab, no token in the address
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#videos tbody tr")) == 5)
+            assert "forbidden" not in driver.page_source
+    finally:
+        driver.quit()

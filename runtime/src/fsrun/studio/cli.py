@@ -42,6 +42,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+SHUTDOWN_S = 2  # seconds Ctrl-C gives open connections before the studio stops
+
+
 def _listen(host: str, port: int, last_port: int) -> socket.socket:
     """--port when given; else the port this folder's studio had last time when it is free (a
     restart keeps the open tab's address), else a free one."""
@@ -87,8 +90,11 @@ def studio_command(folder: Path, model: Path | None, port: int, host: str, no_br
     if not no_browser:
         webbrowser.open(studio.url())
     studio.jobs.start()
+    # An open tab holds its event stream for ever: Ctrl-C closes it after SHUTDOWN_S rather
+    # than wait for the page to leave.
     server = uvicorn.Server(uvicorn.Config(app_module.build_app(studio), log_level="warning",
-                                           access_log=False))
+                                           access_log=False,
+                                           timeout_graceful_shutdown=SHUTDOWN_S))
     try:
         server.run(sockets=[sock])
     finally:
