@@ -211,6 +211,71 @@ def measure_run_overhead(cfg: StudioBenchConfig, log: Callable[[str], None]) -> 
             "studio_over_command": round(statistics.median(later) / run_median, 3)}
 
 
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")  # Debian's, as the tests use
+
+
+def measure_page(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict | None:
+    """In headless Chromium (when Debian's is installed): the viewer's first paint and its
+    first drawing of the cached long video, then post-processing redrawn in the page (the
+    round trip and the SVG), for each change. None without a browser."""
+    import re  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    if not all(Path(p).exists() for p in CHROMIUM):
+        log("no Chromium here: the page's first paint is not measured")
+        return None
+    from selenium import webdriver  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+
+    folder = cfg.work / "long"
+    video = _clip(folder, cfg.long_minutes * 60.0, 100, cfg.size)
+    server = subprocess.Popen([sys.executable, "-m", "fsrun.cli", "studio", str(folder),
+                               "--model", str(cfg.package), "--no-browser", "--cache-dir",
+                               str(cfg.work / "cache")], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM[0]
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(CHROMIUM[1]), options=options)
+    try:
+        address = re.search(r"http://\S+/\?token=\S+", server.stdout.readline()).group(0)
+        began = time.perf_counter()
+        driver.get(address.replace("/?", f"/viewer?video={video.name}&"))
+        WebDriverWait(driver, 600).until(
+            lambda d: d.execute_script("return studio.view.data !== null"))
+        drawn_s = time.perf_counter() - began
+        paint = driver.execute_script(
+            "const p = performance.getEntriesByName('first-contentful-paint')[0]; "
+            "return p ? p.startTime : null;")
+        redraws = []
+        for change in CHANGES:
+            id_, value = next(iter(change.items()))
+            redraws.append(driver.execute_async_script(
+                "const [id, value, done] = arguments; const box = document.querySelector('#' + id);"
+                "if (box.type === 'checkbox') box.checked = value; else box.value = value;"
+                "const t = performance.now(); redo().then(() => done(performance.now() - t));",
+                {"min_amplitude": "min_amplitude", "rdp_epsilon": "rdp_epsilon",
+                 "stretch_percentile": "stretch_percentile", "invert": "invert",
+                 "offset_ms": "offset_ms", "raw": "raw"}[id_], value))
+        points = driver.execute_script("return studio.view.actions.length")
+    finally:
+        driver.quit()
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    log(f"page: first paint {paint:.0f} ms, drawn after {drawn_s:.1f} s, redraw median "
+        f"{statistics.median(redraws):.0f} ms")
+    return {"first_paint_ms": round(paint, 1) if paint is not None else None,
+            "drawn_s": round(drawn_s, 2),
+            "redraw_ms_median": round(statistics.median(redraws), 1),
+            "redraw_ms_max": round(max(redraws), 1), "redraws": len(redraws),
+            "points_last": points}
+
+
 def measure(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict:
     from benchmarks.sysinfo import machine_name  # noqa: PLC0415
 
@@ -219,6 +284,7 @@ def measure(cfg: StudioBenchConfig, log: Callable[[str], None]) -> dict:
             "config": {k: str(v) if isinstance(v, Path) else v
                        for k, v in dataclasses.asdict(cfg).items()},
             "post_processing": measure_post_processing(cfg, log),
+            "page": measure_page(cfg, log),
             "library": measure_library(cfg, log),
             "run": measure_run_overhead(cfg, log)}
 
@@ -251,6 +317,13 @@ def markdown(results: dict) -> str:
         f"({post['stride_from']} -> {post['stride_to']}) ran the head only: "
         f"{post['stride_server_s']:.2f} s on the server, with {post['stride_progress_events']} "
         f"progress events and {post['encode_events_on_stride_change']} from the encoder.",
+        *([f"- The page (headless Chromium, 1400x1000): first paint "
+           f"{results['page']['first_paint_ms']:.0f} ms, the {post['minutes']:g}-min video "
+           f"drawn {results['page']['drawn_s']:.1f} s after the address was opened (its "
+           f"positions from the cache); post-processing redrawn in the page, round trip and "
+           f"SVG: median {results['page']['redraw_ms_median']:.0f} ms, worst "
+           f"{results['page']['redraw_ms_max']:.0f} ms ({results['page']['redraws']} changes)."]
+          if results.get("page") else []),
         f"- Library: every duration was indexed {library['indexed_after_s']:.1f} s after the "
         "first listing (a background thread reads the headers; the page lists again when it "
         "is done).",

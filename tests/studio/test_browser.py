@@ -181,6 +181,9 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
         saved = read_funscript(script)
         assert saved["actions"] == moved
         assert saved["metadata"]["generator"]["name"] == EDITED_BY
+        # The script it replaced is kept beside it, and the page says where.
+        assert read_funscript(script.with_name(script.name + ".bak"))["actions"] == written
+        assert script.name + ".bak" in driver.find_element(By.ID, "status").text
     finally:
         driver.quit()
 
