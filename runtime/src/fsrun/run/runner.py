@@ -49,6 +49,8 @@ def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
               existing: str = "skip") -> FileOutcome:
     """Claim the request's output, skip or run, write; the outcome. began_run: when the whole
     run started (a script written since by another process is that process's work)."""
+    if existing not in EXISTING:
+        raise ValueError(f"existing must be one of {EXISTING}, got {existing!r}")
     video = Path(request.video)
     output = Path(request.output) if request.output else default_output(video)
     began_run = time.time() if began_run is None else began_run
@@ -68,9 +70,12 @@ def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
         return FileOutcome(video, FAILED, without_path(exc, video), exit_code=exc.exit_code,
                            error=exc)
     try:
-        # Another process may have finished this video between the check above and the claim.
-        if output.exists() and output.stat().st_mtime >= began_run and (
-                skipping or not request.force):
+        # Another process may have finished this video between the check above and the claim:
+        # a script written since this run began is its work, even with --force; without
+        # --force a folder skips any script (one video asked for by name gets the session's
+        # own "exists" error instead).
+        fresh = output.exists() and output.stat().st_mtime >= began_run
+        if fresh or (skipping and output.exists() and not request.force):
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
         result = session.process(request, hooks)
         return FileOutcome(video, OK, describe(result), time.perf_counter() - began,
