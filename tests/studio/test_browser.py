@@ -67,6 +67,21 @@ def _screenshot(driver, name: str) -> None:
         driver.save_screenshot(str(Path(folder) / name))
 
 
+def _queue_one(driver, wait, address: str, name: str) -> str:
+    """Open the library, wait for the video's row and its duration, queue it; the row's CSS
+    selector."""
+    from selenium.webdriver.common.by import By  # noqa: PLC0415
+    from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
+
+    driver.get(address)
+    row = f'#videos tr[data-video="{name}"]'
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
+    wait.until(lambda d: "..." not in d.find_element(By.CSS_SELECTOR, row).text)  # durations
+    driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
+    driver.find_element(By.ID, "queue").click()
+    return row
+
+
 def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> None:
     from selenium.webdriver.common.action_chains import ActionChains  # noqa: PLC0415
     from selenium.webdriver.common.by import By  # noqa: PLC0415
@@ -78,12 +93,7 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
     driver = _browser_or_skip()
     wait = WebDriverWait(driver, 60)
     try:
-        driver.get(served)
-        row = f'#videos tr[data-video="{name}"]'
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
-        wait.until(lambda d: "..." not in d.find_element(By.CSS_SELECTOR, row).text)  # durations
-        driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
-        driver.find_element(By.ID, "queue").click()
+        row = _queue_one(driver, wait, served, name)
         # The page hears the job finish (server-sent events), and the library shows the script.
         wait.until(ec.presence_of_element_located(
             (By.CSS_SELECTOR, '#jobs tr[data-status="done"]')))
@@ -236,11 +246,7 @@ def test_cancel_takes_one_press_and_nothing_overlaps_at_three_widths(served: str
     driver = _browser_or_skip()
     wait = WebDriverWait(driver, 60)
     try:
-        driver.get(served)
-        row = f'#videos tr[data-video="{name}"]'
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, row)))
-        driver.find_element(By.CSS_SELECTOR, f"{row} input.pick").click()
-        driver.find_element(By.ID, "queue").click()
+        _queue_one(driver, wait, served, name)
         running = '#jobs tr[data-status="running"] button.cancel'
         progress = ("const c = document.querySelector('#jobs tr[data-status=\"running\"] "
                     "td.progress'); return c ? c.textContent : '';")
