@@ -199,3 +199,17 @@ def test_a_cache_folder_that_cannot_be_made_is_a_cache_error(video: Path, tmp_pa
     blocker.write_text("not a folder")
     with pytest.raises(CacheError, match="file"):
         EmbeddingCache.open(key_for(video), 4, blocker / "cache")
+
+
+def test_a_lock_on_a_filesystem_that_cannot_tell_identity_is_still_taken(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Some network mounts never agree between stat and fstat: the lock is taken after a few
+    tries instead of looping for ever; where they agree, a replaced lock file is caught."""
+    from fsrun.files import locking
+
+    tries = []
+    monkeypatch.setattr(locking, "_names", lambda path, fd: tries.append(1) and False)
+    lock = locking.FileLock(tmp_path / "x.lock")
+    lock.acquire()
+    lock.release()
+    assert len(tries) == locking.IDENTITY_TRIES + 1

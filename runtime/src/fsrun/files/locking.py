@@ -24,6 +24,8 @@ except ImportError:  # POSIX
 
 # How often a waiting process tries again (it checks for SIGINT/SIGTERM in between).
 POLL_S = 0.1
+# Times a lock is taken again because its file was replaced meanwhile, before it is kept as is.
+IDENTITY_TRIES = 5
 
 
 class LockUnavailable(OSError):
@@ -52,7 +54,7 @@ class FileLock:
         names the locked file; otherwise it is taken again on what the path names now."""
         if fcntl is None and msvcrt is None:
             raise LockUnavailable("no file locking on this platform")
-        began, told = time.monotonic(), None
+        began, told, replaced = time.monotonic(), None, 0
         while True:
             fd = _open_lock_file(self.path)
             try:
@@ -68,9 +70,12 @@ class FileLock:
             except BaseException:
                 os.close(fd)
                 raise
-            if _names(self.path, fd):
+            # A filesystem whose stat and fstat disagree on identity for ever (some network or
+            # FUSE mounts) cannot tell a replaced file: after a few tries the lock is taken as is.
+            if _names(self.path, fd) or replaced >= IDENTITY_TRIES:
                 self._fd = fd
                 return
+            replaced += 1
             _unlock(fd)
             os.close(fd)
 
