@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 from fsrun.files.atomic import os_reason
 from fsrun.errors import ModelError, OutputError
+from fsrun.numbers import is_finite
 from fsrun.model.onnx_header import OnnxHeaderError, TensorDecl, read_header
 
 FORMAT_VERSION = 1
@@ -65,7 +66,7 @@ class ModelMeta:
             self.normalization = Normalization(**self.normalization)
         sizes = (self.window, self.input_size, self.embedding_dim)
         if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes) \
-                or not _finite_positive(self.fps):
+                or not (is_finite(self.fps) and self.fps > 0):
             raise ModelError(f"meta.json has invalid sizes: window={self.window!r}, "
                              f"input_size={self.input_size!r}, "
                              f"embedding_dim={self.embedding_dim!r}, fps={self.fps!r}")
@@ -79,12 +80,6 @@ class ModelMeta:
     def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def _finite_positive(value: Any) -> bool:
-    """A real number above 0 and below infinity (not NaN, not a string, not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value) and value > 0
 
 
 def finite_json(value: Any) -> Any:

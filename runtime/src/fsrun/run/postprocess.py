@@ -7,7 +7,6 @@ follow the curve between them. Range stretch, invert and a time offset come afte
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
@@ -15,14 +14,10 @@ import numpy as np
 
 from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON
 from fsrun.errors import UsageError
+from fsrun.numbers import is_finite
 
 # Largest --offset in ms (a day): far past any video, and small enough for every player.
 MAX_OFFSET_MS = 86_400_000
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
 
 
 @dataclass
@@ -36,13 +31,13 @@ class PostprocessOptions:
     offset_ms: int = 0  # shift every action in time (negative = earlier); points before 0 drop
 
     def __post_init__(self) -> None:
-        if not (_finite(self.min_amplitude) and 0 <= self.min_amplitude <= 100
-                and _finite(self.rdp_epsilon) and 0 <= self.rdp_epsilon <= 100):
+        if not (is_finite(self.min_amplitude) and 0 <= self.min_amplitude <= 100
+                and is_finite(self.rdp_epsilon) and 0 <= self.rdp_epsilon <= 100):
             raise UsageError("--min-amplitude and --rdp must be numbers from 0 to 100")
         if self.stretch_percentile is not None and not (
-                _finite(self.stretch_percentile) and 0 <= self.stretch_percentile < 50):
+                is_finite(self.stretch_percentile) and 0 <= self.stretch_percentile < 50):
             raise UsageError("--stretch must be a percentile in [0, 50)")
-        if not (_finite(self.offset_ms) and abs(self.offset_ms) <= MAX_OFFSET_MS):
+        if not (is_finite(self.offset_ms) and abs(self.offset_ms) <= MAX_OFFSET_MS):
             raise UsageError(f"--offset must be a number of ms within +-{MAX_OFFSET_MS}")
 
     def as_dict(self) -> dict:

@@ -12,7 +12,6 @@ same one-line UsageError for a value no run could use.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES, BackendOptions
 from fsrun.crop import parse_crop
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.errors import UsageError
+from fsrun.numbers import is_finite
 from fsrun.files.outputs import Protected
 from fsrun.run.postprocess import PostprocessOptions
 from fsrun.run.sampling import TimeRange
@@ -67,8 +67,7 @@ class SessionSpec:
             if getattr(self, name) < least:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least {least}, got "
                                  f"{getattr(self, name)}")
-        if self.model_fps is not None and not (isinstance(self.model_fps, (int, float))
-                                               and math.isfinite(self.model_fps)
+        if self.model_fps is not None and not (is_finite(self.model_fps)
                                                and self.model_fps > 0):
             raise UsageError(f"--fps must be a positive number, got {self.model_fps}")
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fsrun.errors import UsageError
+from fsrun.numbers import is_finite
 
 # Timestamps within this many seconds count as equal (PTS * time_base rounding).
 _EPS = 1e-6
@@ -29,8 +30,7 @@ class TimeRange:
 
     def __post_init__(self) -> None:
         for name, value in (("--start", self.start_s), ("--end", self.end_s)):
-            if value is not None and not (isinstance(value, (int, float))
-                                          and math.isfinite(value)):
+            if value is not None and not is_finite(value):
                 raise UsageError(f"{name} must be a finite number of seconds, got {value!r}")
         if self.start_s < 0:
             raise UsageError(f"--start must be >= 0, got {self.start_s}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import math
 import queue
 import threading
 import time
@@ -30,6 +29,7 @@ from fsrun.defaults import DEFAULT_STRIDE, DEFAULT_TRAIN_EPOCHS
 from fsrun.crop import parse_crop
 from fsrun.errors import FsError
 from fsrun.run.request import RunHooks, SessionSpec
+from fsrun.numbers import is_finite
 from fsrun.studio import security
 from fsrun.studio.jobs import JobQueue
 from fsrun.studio.library import Library
@@ -355,8 +355,7 @@ def _number(value: Any, name: str, low: float, high: float, whole: bool = False)
             value = float(value)
         except ValueError:
             raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not math.isfinite(value) or not low <= value <= high \
+    if not is_finite(value) or not low <= value <= high \
             or (whole and value != int(value)):
         kind = "a whole number" if whole else "a number"
         raise ValueError(f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}")
