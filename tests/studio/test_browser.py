@@ -242,9 +242,13 @@ def test_cancel_takes_one_press_and_nothing_overlaps_at_three_widths(served: str
     from selenium.webdriver.support import expected_conditions as ec  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
-    name = sorted(p.name for p in shelf.glob("*.mp4") if "_860010_" in p.name)[0]
+    # A clip long enough (3 minutes of small frames) that the job still encodes when Cancel
+    # is pressed, on any machine: cancelling is checked after every encoder batch.
+    write_clips(shelf, 1, 180.0, ["30"], ["h264"], seed("tests-studio", 30), (64, 48))
+    name = sorted(p.name for p in shelf.glob("*.mp4") if "_860030_" in p.name)[0]
+    viewed = sorted(p.name for p in shelf.glob("*.mp4") if "_860010_" in p.name)[0]
     driver = _browser_or_skip()
-    wait = WebDriverWait(driver, 60)
+    wait = WebDriverWait(driver, 120)
     try:
         _queue_one(driver, wait, served, name)
         running = '#jobs tr[data-status="running"] button.cancel'
@@ -261,7 +265,7 @@ def test_cancel_takes_one_press_and_nothing_overlaps_at_three_widths(served: str
                     "#compare", "#undo", "#redo", "#save-script", "#save-truth"]
         for width in (1024, 1400, 1920):
             driver.set_window_size(width, 1000)
-            driver.get(served.replace("/?", f"/viewer?video={name}&"))
+            driver.get(served.replace("/?", f"/viewer?video={viewed}&"))
             wait.until(lambda d: d.execute_script("return studio.view.data !== null"))
             picture = driver.execute_script(rect, "#picture")
             boxes = {c: driver.execute_script(rect, c) for c in controls}
