@@ -11,6 +11,11 @@ renderer's look rather than motion fails here.
 
 Positions follow the funscript convention: 1 (pos 100) is the object at the top of its travel.
 The truth is written as VIDEO.truth.funscript, one point per frame.
+
+A tilting scene (`EvalScene(tilt=True)`) draws an elongated object of its own kinds (a tall
+ellipse, a bar, the capsule) that also tilts along a motion of its own, and writes that roll as
+VIDEO.roll.truth.funscript under the documented convention: pos 50 upright, pos 100 its top
+ROLL_DEGREES to the viewer's right (clockwise on screen), pos 0 as far to the left.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ ENCODERS = {  # codec name -> (FFmpeg encoder, options): more compression than t
 }
 SIZES = ((128, 96), (160, 90), (112, 112), (144, 108))  # 4:3, 16:9, square: never the 96x72 of
 TRAVEL = (0.27, 0.73)  # object centre height (fraction of H) at pos 1 and pos 0   # training
+TILT_OBJECTS = ("tall_ellipse", "bar", "capsule")  # elongated kinds a tilting scene draws
+ROLL_DEGREES = 30.0  # the documented roll convention: pos 100 = top 30 degrees to the right
 
 
 # ---- motion -------------------------------------------------------------------------------
@@ -140,14 +147,20 @@ class Thing:
     color: np.ndarray  # float [3]
     second: np.ndarray  # float [3], for kinds with two tones
 
-    def paint(self, img: np.ndarray, cx: float, cy: float, grid: tuple[np.ndarray, np.ndarray]
-              ) -> None:
+    def paint(self, img: np.ndarray, cx: float, cy: float, grid: tuple[np.ndarray, np.ndarray],
+              tilt_degrees: float = 0.0) -> None:
+        """Draw centred at (cx, cy); tilt_degrees > 0 turns the object clockwise on screen."""
         h = img.shape[0]
         ry = self.size * h
         rx = ry * self.aspect
         yy, xx = grid
-        dx, dy = (xx - cx) / rx, (yy - cy) / ry
-        if self.kind == "light_ellipse":
+        px, py = xx - cx, yy - cy
+        if tilt_degrees:  # the object's own axes: a point up-right of it reads as "up" when
+            turn = np.deg2rad(tilt_degrees)  # the object leans right (rows grow downwards)
+            px, py = (np.cos(turn) * px + np.sin(turn) * py,
+                      -np.sin(turn) * px + np.cos(turn) * py)
+        dx, dy = px / rx, py / ry
+        if self.kind in ("light_ellipse", "tall_ellipse"):
             alpha = _coverage(dx * dx + dy * dy <= 1.0)
             layer = np.broadcast_to(self.color, img.shape)
         elif self.kind == "ring":
@@ -169,6 +182,9 @@ class Thing:
         elif self.kind == "triangle":  # apex up
             alpha = _coverage((dy <= 1) & (dy >= -1) & (np.abs(dx) <= (dy + 1) / 2))
             layer = np.broadcast_to(self.color, img.shape)
+        elif self.kind == "bar":  # an upright plain rectangle
+            alpha = _coverage((np.abs(dx) <= 1) & (np.abs(dy) <= 1))
+            layer = np.broadcast_to(self.color, img.shape)
         elif self.kind == "capsule":  # upright rod with round ends, two-tone
             core = np.maximum(np.abs(dy) - 0.6, 0.0)
             alpha = _coverage(dx * dx + (core / 0.4) ** 2 <= 1.0)
@@ -187,7 +203,8 @@ def make_thing(kind: str, rng: np.random.Generator) -> Thing:
         return Thing(kind, rng.uniform(0.10, 0.15), rng.uniform(1.2, 1.8), color, color)
     color = rng.uniform(30, 255, 3)
     color[rng.integers(0, 3)] = rng.uniform(180, 255)
-    aspect = {"capsule": rng.uniform(0.45, 0.6), "plus": 1.0, "triangle": rng.uniform(0.8, 1.1)
+    aspect = {"capsule": rng.uniform(0.45, 0.6), "plus": 1.0, "triangle": rng.uniform(0.8, 1.1),
+              "tall_ellipse": rng.uniform(0.35, 0.5), "bar": rng.uniform(0.22, 0.35)
               }.get(kind, rng.uniform(0.8, 1.25))
     return Thing(kind, rng.uniform(0.10, 0.16), aspect, color, rng.uniform(0, 255, 3))
 
@@ -242,10 +259,13 @@ class EvalScene:
     motion_kind: str  # one of MOTIONS
     size: tuple[int, int]  # W, H
     dot: bool = False  # a small dot drifting left and right (a distractor)
+    tilt: bool = False  # the object also tilts (roll), its truth in VIDEO.roll.truth.funscript
 
 
-def render(scene: EvalScene, times: np.ndarray, positions: np.ndarray, seed: int) -> np.ndarray:
-    """uint8 frames [N, H, W, 3] with the object's centre at each position's height."""
+def render(scene: EvalScene, times: np.ndarray, positions: np.ndarray, seed: int,
+           rolls: np.ndarray | None = None) -> np.ndarray:
+    """uint8 frames [N, H, W, 3] with the object's centre at each position's height (and, with
+    rolls, its tilt at each roll: 0.5 upright, 1 = ROLL_DEGREES clockwise)."""
     rng = np.random.default_rng([seed, 1])
     w, h = scene.size
     base = background(scene.background_kind, h, w, rng)
@@ -264,7 +284,8 @@ def render(scene: EvalScene, times: np.ndarray, positions: np.ndarray, seed: int
             dot.paint(img, dx, 0.15 * h, grid)
         cx = w * (x_centre + x_wobble * np.sin(2 * np.pi * x_rate * t))
         cy = h * (bottom + (top - bottom) * p)
-        thing.paint(img, cx, cy, grid)
+        tilt = 0.0 if rolls is None else ROLL_DEGREES * (2.0 * float(rolls[i]) - 1.0)
+        thing.paint(img, cx, cy, grid, tilt)
         img += rng.normal(0.0, noise, img.shape)
         frames[i] = np.clip(img, 0, 255).astype(np.uint8)
     return frames
@@ -298,6 +319,18 @@ class EvalClip:
     scene: EvalScene
     rate: str
     codec: str
+    roll_truth: Path | None = None  # VIDEO.roll.truth.funscript of a tilting scene
+
+
+def _write_truth(path: Path, times: np.ndarray, positions: np.ndarray) -> None:
+    actions, last = [], None
+    for t, p in zip(times, positions):
+        at = int(round(t * 1000))
+        if at != last:
+            actions.append({"at": at, "pos": int(round(100 * p))})
+            last = at
+    path.write_text(json.dumps({"version": "1.0", "range": 100, "inverted": False,
+                                "actions": actions}), encoding="utf-8")
 
 
 def write_eval_clip(folder: Path, scene: EvalScene, rate: str, codec: str, seconds: float,
@@ -310,17 +343,18 @@ def write_eval_clip(folder: Path, scene: EvalScene, rate: str, codec: str, secon
     stem = (f"eval_{seed}_{scene.object_kind}_{scene.background_kind}_{scene.motion_kind}_"
             f"{rate.replace('.', 'p')}_{codec}")
     video = folder / f"{stem}.mkv"
-    encode(video, render(scene, times, positions, seed), times, codec)
-    actions, last = [], None
-    for t, p in zip(times, positions):
-        at = int(round(t * 1000))
-        if at != last:
-            actions.append({"at": at, "pos": int(round(100 * p))})
-            last = at
+    rolls, roll_truth = None, None
+    if scene.tilt:  # its own stream: a tilting clip's stroke is the plain clip's
+        roll_rng = np.random.default_rng([seed, 2])
+        kind = MOTIONS[int(roll_rng.integers(0, len(MOTIONS)))]
+        rolls = motion(kind, seconds, roll_rng)(times)
+        roll_truth = folder / f"{stem}.roll.truth.funscript"
+    encode(video, render(scene, times, positions, seed, rolls), times, codec)
     truth = folder / f"{stem}.truth.funscript"
-    truth.write_text(json.dumps({"version": "1.0", "range": 100, "inverted": False,
-                                 "actions": actions}), encoding="utf-8")
-    return EvalClip(video, truth, scene, rate, codec)
+    _write_truth(truth, times, positions)
+    if rolls is not None:
+        _write_truth(roll_truth, times, rolls)
+    return EvalClip(video, truth, scene, rate, codec, roll_truth)
 
 
 # ---- the evaluation grid ---------------------------------------------------------------------
@@ -365,17 +399,29 @@ def wide_scenes(count: int) -> list[tuple[str, str, EvalScene]]:
     return rows
 
 
+def tilt_scenes() -> list[tuple[str, str, EvalScene]]:
+    """One tilting clip per rate and codec (24): the elongated kinds over every background in
+    turn, the motions cycling; the same seeds as the grid (GRID_SEED + i)."""
+    codecs = list(ENCODERS)
+    return [(rate, codec, EvalScene(TILT_OBJECTS[i % len(TILT_OBJECTS)],
+                                    BACKGROUNDS[(3 * i + 1) % len(BACKGROUNDS)],
+                                    MOTIONS[i % len(MOTIONS)], SIZES[i % len(SIZES)],
+                                    dot=i % 3 == 2, tilt=True))
+            for i, (rate, codec) in enumerate((r, c) for r in RATES for c in codecs)]
+
+
 def grade_package(package: Path, folder: Path, clips: list[tuple[str, str, EvalScene]],
                   seconds: float = 10.0, seed: int = GRID_SEED) -> list[dict]:
     """Render each clip, then grade them all through one model session (fsrun.groundtruth):
-    the raw per-frame positions against the truth."""
+    the raw per-frame positions against the truth; a tilting clip gives a roll row too."""
     rendered = []
     for i, (rate, codec, scene) in enumerate(clips):
         clip = write_eval_clip(folder, scene, rate, codec, seconds, seed + i)
         rendered.append(TruthClip(clip.video, clip.truth, {
             "fps": rate, "codec": codec, "object": scene.object_kind,
-            "background": scene.background_kind, "motion": scene.motion_kind}))
-    return [graded.row() for graded in grade(package, rendered)]
+            "background": scene.background_kind, "motion": scene.motion_kind},
+            {"roll": clip.roll_truth} if clip.roll_truth is not None else {}))
+    return [row for graded in grade(package, rendered) for row in graded.rows()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -389,17 +435,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("package", type=Path)
     parser.add_argument("folder", type=Path, nargs="?", default=None)
     parser.add_argument("--wide", type=int, default=0, metavar="N")
+    parser.add_argument("--tilt", action="store_true", help="the tilting grid (stroke + roll)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fsrun-independent-") as scratch:
         folder = args.folder or Path(scratch)
-        if args.wide:
+        if args.tilt:
+            rows = grade_package(args.package, folder, tilt_scenes(), seconds=8.0)
+        elif args.wide:
             rows = grade_package(args.package, folder, wide_scenes(args.wide), seconds=8.0,
                                  seed=WIDE_SEED)
         else:
             rows = grade_package(args.package, folder, grid_scenes(), seconds=8.0)
     print(json.dumps(rows, indent=1))
     if not args.wide:
-        print(r_table(rows))
+        for axis in dict.fromkeys(row.get("axis", "stroke") for row in rows):
+            print(f"{axis}:\n" + r_table([r for r in rows if r.get("axis", "stroke") == axis]))
         return
     rs = np.array([row["r"] for row in rows])
     missed = [f"{row['object']} over {row['background']} ({row['fps']} {row['codec']}): "

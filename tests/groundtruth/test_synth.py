@@ -30,7 +30,7 @@ def test_tracks_stay_in_range_move_and_repeat_by_seed(kind: str) -> None:
 
 def _target_row(scene, position: float) -> float:
     """Row of the target's centre, from the difference against a frame without it moved away."""
-    scene.noise_sigma = 0.0
+    scene.look.noise_sigma = 0.0
     scene.distractors = []
     rng = np.random.default_rng(0)
     here = render_frame(scene, 1.0, position, rng).astype(float)
@@ -288,7 +288,7 @@ def test_target_place_is_where_the_target_is_drawn(family: str) -> None:
         if family == "randomized":
             scene.movers, scene.look.noise_sigma = [], 0.0
         else:
-            scene.distractors, scene.noise_sigma = [], 0.0
+            scene.distractors, scene.look.noise_sigma = [], 0.0
         t = 1.7
         high = render_frame_of(family, scene, t, 1.0).astype(float)
         low = render_frame_of(family, scene, t, 0.0).astype(float)

@@ -194,6 +194,33 @@ def test_queue_review_edit_and_save_in_a_browser(served: str, shelf: Path) -> No
         # The script it replaced is kept beside it, and the page says where.
         assert read_funscript(script.with_name(script.name + ".bak"))["actions"] == written
         assert script.name + ".bak" in driver.find_element(By.ID, "status").text
+
+        # The demo writes stroke and roll: each axis keeps its own points, undo and redo, and
+        # an edit on one stays while the other is shown.
+        assert driver.find_element(By.ID, "axis-box").is_displayed()
+        Select(driver.find_element(By.ID, "axis")).select_by_value("roll")
+        wait.until(lambda d: d.execute_script("return studio.view.data && studio.view.data.axis")
+                   == "roll")
+        roll_drawn = driver.execute_script("return studio.view.actions")
+        assert roll_drawn == read_funscript(script.with_name(
+            script.name.replace(".funscript", ".roll.funscript")))["actions"]
+        driver.execute_script("remember(); studio.view.actions[0].pos = 3; draw();")
+        Select(driver.find_element(By.ID, "axis")).select_by_value("stroke")
+        wait.until(lambda d: d.execute_script("return studio.view.axis") == "stroke")
+        assert driver.execute_script("return studio.view.actions") == moved
+        assert driver.execute_script("return anyEdited()") is True  # the roll's edit counts
+        Select(driver.find_element(By.ID, "axis")).select_by_value("roll")
+        wait.until(lambda d: d.execute_script("return studio.view.axis") == "roll")
+        assert driver.execute_script("return studio.view.actions[0].pos") == 3
+        driver.find_element(By.ID, "save-script").click()
+        wait.until(ec.alert_is_present())
+        driver.switch_to.alert.accept()
+        wait.until(lambda d: "roll.funscript" in d.find_element(By.ID, "status").text)
+        roll_saved = read_funscript(script.with_name(
+            script.name.replace(".funscript", ".roll.funscript")))
+        assert roll_saved["actions"][0]["pos"] == 3 and roll_saved["metadata"]["axis"] == "roll"
+        assert read_funscript(script)["actions"] == moved  # the stroke's file as saved
+        assert driver.execute_script("return anyEdited()") is False
     finally:
         driver.quit()
 

@@ -9,13 +9,14 @@ from typing import Any, Callable
 
 from fsexport.build_config import (BuildConfig, BuildResult, Log, package_dir_for,  # noqa: F401
                                    stderr_log)
+from fsrun.axes import SINGLE
 from fsexport.model import BackboneSource, WindowModel, calibrate_batchnorm, create_model
 from fsexport.onnx_export import export_graph
 from fsexport.parity import ParityReport, check_composite, check_graph
 from fsexport.variants import Variant, get_variant
 from fsexport.weights import load_backbone_weights, load_checkpoint
 from fsrun.config import set_default_model
-from fsrun.model.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, load_package,
+from fsrun.model.package import (GRAPH_FILES, META_NAME, ModelMeta, load_package,
                            refuse_existing, sha256_file, write_package_dir)
 
 
@@ -27,7 +28,10 @@ def build_package(config: BuildConfig, log: Log = stderr_log) -> BuildResult:
     refuse_existing(target, config.force)
     started = time.perf_counter()
     source = BackboneSource(pretrained=config.pretrained, weights_file=None)
-    model = create_model(variant, source, seed=config.seed)
+    training = _training_config(config.checkpoint) if config.checkpoint is not None else None
+    axes = tuple((training or {}).get("axes") or SINGLE)  # what the checkpoint's head learned
+    model = create_model(variant, source, seed=config.seed, axes=len(axes))
+    model.axis_names = axes
     if config.backbone_weights is not None:
         load_backbone_weights(model.encoder.backbone, config.backbone_weights)
     random_backbone = not config.pretrained and config.backbone_weights is None
@@ -40,7 +44,7 @@ def build_package(config: BuildConfig, log: Log = stderr_log) -> BuildResult:
         backbone_given = config.pretrained or config.backbone_weights is not None
         load_checkpoint(model, config.checkpoint, backbone_given=backbone_given)
         provenance["checkpoint"] = file_identity(config.checkpoint)
-        provenance["training"] = _training_config(config.checkpoint)
+        provenance["training"] = training
     trained = config.checkpoint is not None
     if not trained:
         log("WARNING: no --checkpoint given: the head has RANDOM weights; this package proves the "
@@ -134,7 +138,7 @@ def _make_meta(model: WindowModel, variant: Variant, files: list[str], staging: 
     std = [1.0 / (255.0 * s) for s in scale]
     mean = [-b * s for b, s in zip(shift, std)]
     return ModelMeta(
-        format_version=FORMAT_VERSION, variant=variant.name, backbone=variant.backbone,
+        variant=variant.name, backbone=variant.backbone,
         input_size=variant.input_size, window=variant.window, fps=variant.fps,
         embedding_dim=variant.embedding_dim,
         normalization={"mean": [round(m, 6) for m in mean], "std": [round(s, 6) for s in std]},
@@ -143,6 +147,7 @@ def _make_meta(model: WindowModel, variant: Variant, files: list[str], staging: 
         exporter={"fsexport": __version__, "torch": torch.__version__, "timm": timm.__version__,
                   "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
         provenance=provenance,
+        axes=list(model.axis_names) if model.axis_names != SINGLE else None,
     )
 
 

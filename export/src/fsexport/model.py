@@ -2,7 +2,8 @@
 
 FrameEncoder: uint8 RGB frames [N, H, W, 3] -> embeddings [N, D]. Cast, resize and normalization
 live inside, so any frame size goes in and the GPU does the resizing.
-SequenceHead: embeddings [B, T, D] -> positions [B, T] (two bidirectional LSTMs, Dense(T)).
+SequenceHead: embeddings [B, T, D] -> positions [B, T] (two bidirectional LSTMs, Dense(T)); a
+head of several axes (stroke, roll, ...) gives [B, T, C] from a Dense(T * C).
 WindowModel: the composite [B, T, H, W, 3] uint8 -> [B, T], the contract of model-notes.md.
 """
 from __future__ import annotations
@@ -64,16 +65,18 @@ class FrameEncoder(nn.Module):
 
 
 class SequenceHead(nn.Module):
-    def __init__(self, variant: Variant):
+    """embeddings [B, T, D] -> positions [B, T], or [B, T, C] for a head of C > 1 axes."""
+
+    def __init__(self, variant: Variant, axes: int = 1):
         super().__init__()
         units = variant.lstm_units
         if 2 * units < variant.window:
             raise ValueError("no layer after the LSTMs may be narrower than the window")
-        self.window = variant.window
+        self.window, self.axes = variant.window, axes
         self.dropout = nn.Dropout(variant.dropout)
         self.lstm1 = nn.LSTM(variant.embedding_dim, units, batch_first=True, bidirectional=True)
         self.lstm2 = nn.LSTM(2 * units, units, batch_first=True, bidirectional=True)
-        self.fc = nn.Linear(2 * units, variant.window)
+        self.fc = nn.Linear(2 * units, variant.window * axes)
 
     @property
     def embedding_dim(self) -> int:
@@ -87,7 +90,8 @@ class SequenceHead(nn.Module):
         _, (h_n, _) = self.lstm2(x)
         # Keras Bidirectional(return_sequences=False): [forward last state, backward last state].
         last = torch.cat([h_n[0], h_n[1]], dim=-1)
-        return F.relu(self.fc(self.dropout(last)))
+        positions = F.relu(self.fc(self.dropout(last)))
+        return positions if self.axes == 1 else positions.unflatten(1, (self.window, self.axes))
 
 
 class WindowModel(nn.Module):
@@ -97,6 +101,11 @@ class WindowModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = head
+        # names of the head's outputs per frame (meta.json "axes"); build sets them from the
+        # checkpoint's training record (an imported head gives the stroke alone)
+        count = getattr(head, "axes", 1)
+        self.axis_names: tuple[str, ...] = ("stroke",) if count == 1 else tuple(
+            f"axis{c}" for c in range(count))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t = frames.shape[0], frames.shape[1]
@@ -129,13 +138,14 @@ def create_backbone(variant: Variant, source: BackboneSource | None = None) -> t
 
 
 def create_model(variant: Variant, source: BackboneSource | None = None,
-                 seed: int | None = 0) -> WindowModel:
-    """A WindowModel for a variant; head weights are random until a checkpoint is loaded."""
+                 seed: int | None = 0, axes: int = 1) -> WindowModel:
+    """A WindowModel for a variant (a head of `axes` outputs per frame); head weights are random
+    until a checkpoint is loaded."""
     if seed is not None:
         torch.manual_seed(seed)
     backbone, mean, std = create_backbone(variant, source)
     encoder = FrameEncoder(backbone, variant, mean, std)
-    return WindowModel(encoder, SequenceHead(variant)).eval()
+    return WindowModel(encoder, SequenceHead(variant, axes)).eval()
 
 
 @torch.no_grad()

@@ -25,6 +25,7 @@ from fsrun.memory import limit_malloc_arenas
 from fsrun.defaults import DEFAULT_MIN_AMPLITUDE, DEFAULT_RDP_EPSILON, DEFAULT_STRIDE
 from fsrun.run.pipeline import process_video
 from fsrun.run.postprocess import PostprocessOptions
+from fsrun.axes import parse_axes
 from fsrun.run.request import RESIZE_CHOICES, RunHooks, SessionSpec, VideoRequest
 from fsrun.signals import interrupt_guard
 from fsrun.tables import load
@@ -186,6 +187,13 @@ class FiniteFloatRange(click.FloatRange):
               help="CPU inference threads (0 = automatic).")
 @click.option("--device", "device_id", type=click.IntRange(min=0), default=0,
               help="CUDA device number.")
+@click.option("--axes", "axes_text", default=None, metavar="LIST",
+              help="A model of several axes: the ones to write, e.g. stroke,roll [default: all "
+                   "the model gives]; each goes to its own file, VIDEO.funscript for the "
+                   "stroke, VIDEO.roll.funscript for the roll, and so on.")
+@click.option("--multi-axis-file", is_flag=True,
+              help="Write every axis into VIDEO.funscript instead, in the funscript 1.1 form "
+                   "(the stroke at the root, the others under \"axes\" by T-code id).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing funscript.")
 @click.option("--quiet", "-q", is_flag=True, help="No notices and no progress bar.")
 @click.option("--report", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -219,6 +227,7 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
                 start: float | None, end: float | None, raw: bool, min_amplitude: float,
                 rdp_epsilon: float, stretch: float | None, invert: bool, offset_ms: int,
                 no_cache: bool, cache_dir: Path | None, threads: int, device_id: int,
+                axes_text: str | None, multi_axis_file: bool,
                 force: bool, quiet: bool, report: Path | None, debug: bool) -> None:
     """Write VIDEO.funscript (or --output) from a video file, or for every video under a
     folder (skipping those that have one, unless --force)."""
@@ -236,7 +245,9 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
                        cache_dir=cache_dir)
     request = VideoRequest(video=video, output=output, stride=stride, crop=crop,
                            start=start or 0.0, end=end, postprocess=post, force=force,
-                           report=report)
+                           report=report,
+                           axes=parse_axes(axes_text) if axes_text is not None else None,
+                           multi_axis_file=multi_axis_file)
     hooks = RunHooks(log=log, quiet=quiet)
     if explain:
         _explain(spec, request)
@@ -265,18 +276,31 @@ def run_command(explain: bool, extensions: str | None, output_dir: Path | None, 
     if not quiet:
         r = result.report
         windows = f"{r['windows']} window{'' if r['windows'] == 1 else 's'}"
-        log(f"wrote {result.output} ({result.actions} actions from {r['frames']} frames, "
-            f"{windows}, {r['wall']:.1f} s)")
+        written = str(result.output) if len(result.outputs) < 2 else ", ".join(
+            f"{path} ({result.axis_actions[axis]} actions)"
+            for axis, path in result.outputs.items())
+        actions = f"{result.actions} actions from " if len(result.outputs) < 2 else ""
+        log(f"wrote {written} ({actions}{r['frames']} frames, {windows}, {r['wall']:.1f} s)")
 
 
 def _explain(spec: SessionSpec, request: VideoRequest) -> None:
     """Print the plan; for a video file also the decoder it would get and its cache entry.
     Starts no backend."""
+    from fsrun.model.package import load_package  # noqa: PLC0415
     from fsrun.run.plan import make_plan  # noqa: PLC0415
 
     plan = make_plan(spec)
     click.echo(plan.explain())
     video = Path(request.video)
+    model_axes = load_package(plan.model, verify=False).meta.axis_names
+    if len(model_axes) > 1:  # a model of several axes: which are written, to which files
+        from fsrun.run.axis_outputs import chosen_axes, output_paths  # noqa: PLC0415
+
+        axes = chosen_axes(request.axes, model_axes, request.multi_axis_file)
+        click.echo(f"axes:      {', '.join(axes)} (the model gives {', '.join(model_axes)})")
+        if video.is_file():
+            files = output_paths(video, request.output, axes, request.multi_axis_file)
+            click.echo(f"writes:    {', '.join(str(p) for p in files.values())}")
     if video.is_file():
         decoder, notes = plan.decoder_for(video)
         click.echo(f"{video.name}: decoder {decoder}" + "".join(f"; {note}" for note in notes))

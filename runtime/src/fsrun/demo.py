@@ -27,6 +27,15 @@ MIN_R = 0.9  # agreement the demo model is expected to reach
 DEMO_NAME = "demo"
 
 
+def _model_axes(package: Path) -> tuple[str, ...]:
+    """The axes the clip renders: those of the model that synthetic clips draw (roll), so every
+    axis the model writes is graded."""
+    from fsrun.groundtruth.synth.axes import RENDERED  # noqa: PLC0415
+    from fsrun.model.package import load_package  # noqa: PLC0415
+
+    return tuple(a for a in load_package(package, verify=False).meta.axis_names if a in RENDERED)
+
+
 def _frame_ms(fps: str) -> float:
     rate = parse_fps(fps)
     return 1000.0 / (30.0 if isinstance(rate, str) else float(rate))  # vfr: ~30 fps frames
@@ -65,6 +74,7 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
         raise ModelError(f"{package}: demo model not found; rebuild it with "
                          "`python -m fsexport.train.demo_model` or pass --model")
     width, height = _parse_size(size)
+    axes = _model_axes(package)
     fresh = seed_range("demo")  # the demo model never trains on these
     seed = seed if seed is not None else fresh.first + secrets.randbelow(fresh.size)
     reused = outdir is None
@@ -77,10 +87,12 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
     click.echo(f"rendering a {seconds:g} s {track} clip ({fps} fps, {codec}, {layout}, "
                f"seed {seed}) into {folder}", err=True)
     clip = write_clip(ClipSpec(seconds=seconds, fps=fps, codec=codec, width=width, height=height,
-                               layout=layout, track=track, seed=seed), folder,
+                               layout=layout, track=track, seed=seed, axes=axes), folder,
                       name=DEMO_NAME if reused else None)
+    others = {a: p for a, p in clip.truths.items() if a != "stroke"}
     # A fresh clip every time: a cache entry would never be read again.
-    [graded] = grade(package, [TruthClip(clip.video, clip.truth)], SessionSpec(use_cache=False),
+    [graded] = grade(package, [TruthClip(clip.video, clip.truth, {}, others)],
+                     SessionSpec(use_cache=False),
                      {"stride": stride, "crop": "sbs-left" if layout == "sbs" else "full"},
                      written=True, hooks=RunHooks(log=lambda msg: click.echo(msg, err=True)))
     raw, written = graded.raw, graded.written
@@ -92,5 +104,10 @@ def demo_command(outdir: Path | None, model: Path | None, seconds: float, fps: s
     click.echo(f"written funscript vs truth: {written.summary()}")
     click.echo(f"the model {_verdict(raw, frame_ms)} (target: r >= {MIN_R}, "
                f"|lag| <= one frame = {frame_ms:.0f} ms)")
+    for axis, agreement in graded.axes.items():
+        click.echo(f"{axis}: {graded.result.outputs.get(axis, '(not written)')}")
+        click.echo(f"{axis}, raw positions vs truth ({clip.truths[axis].name}): "
+                   f"{agreement.summary()}")
+        click.echo(f"the model's {axis} {_verdict(agreement, frame_ms).replace('motion', axis)}")
     click.echo("note: the demo model tracks synthetic motion only; real videos need a model "
                "trained on real data")

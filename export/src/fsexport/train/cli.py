@@ -7,6 +7,7 @@ import click
 
 from fsexport.train.loop import TrainConfig, train
 from fsexport.variants import VARIANTS
+from fsrun.axes import parse_axes
 
 
 @click.command("train")
@@ -60,6 +61,13 @@ from fsexport.variants import VARIANTS
               help="Keep cached backbone features on disk here (default: memory only).")
 @click.option("--crop", default="full", show_default=True,
               help="Crop before resize: full, sbs-left, sbs-right or X,Y,W,H.")
+@click.option("--axes", "axes_text", default="stroke", show_default=True,
+              help="Axes the head learns, the stroke first (stroke,roll,...); labels of roll come "
+                   "from VIDEO.roll.truth.funscript or a VIDEO.roll.funscript fsrun did not "
+                   "write, and a video without them trains the stroke alone (masked).")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Start the encoder from this package's encoder.onnx (same "
+                                 "variant); its BatchNorm statistics are kept.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
@@ -69,7 +77,8 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
                   frame_places: float, augment: bool, augment_copies: int, flip: bool,
-                  no_feature_cache: bool, cache_dir: Path | None, crop: str, seed: int,
+                  no_feature_cache: bool, cache_dir: Path | None, crop: str,
+                  axes_text: str, init_from: Path | None, seed: int,
                   resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
@@ -85,7 +94,8 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         frame_places=frame_places,
         augment=augment, augment_copies=augment_copies, flip=flip,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
-        crop=crop, seed=seed, resume=resume, threads=threads)
+        crop=crop, axes=parse_axes(axes_text), init_from=init_from, seed=seed, resume=resume,
+        threads=threads)
     result = train(config)
     click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")
     size = f" --input-size {input_size}" if input_size else ""

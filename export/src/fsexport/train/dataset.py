@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fsrun.axes import SINGLE, STROKE
 from fsrun.errors import UsageError
 from fsrun.files.funscript import default_output, read_actions, read_funscript, truth_path, written_by_fsrun
 from fsrun.run.sampling import TimestampSampler
@@ -28,6 +29,8 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 class Pair:
     video: Path  # the clip
     funscript: Path  # its labels, same basename
+    axis_scripts: tuple[Path | None, ...] = ()  # labels of the axes after the stroke, in the
+    # order trained (None: the video has none for that axis, masked out of the loss)
 
 
 @dataclass
@@ -35,15 +38,24 @@ class DecodedVideo:
     pair: Pair  # where it came from
     frames: np.ndarray  # uint8 [N, S, S, 3], already resized to the model's input size
     pts_ms: np.ndarray  # float64 [N] presentation times
-    labels: np.ndarray  # float32 [N] positions in 0..1 at those times
+    labels: np.ndarray  # float32 [N] positions in 0..1 at those times; [N, C] with several
+    # axes, nan where a video has no label for an axis
     places: np.ndarray | None = None  # float32 [N, 3] target centre x, y and size, or None
 
     def __len__(self) -> int:
         return len(self.pts_ms)
 
 
-def find_pairs(data_dir: Path) -> list[Pair]:
-    """Every video in data_dir (recursively) with labels of the same basename.
+def label_file(video: Path, axis: str = STROKE) -> Path | None:
+    """VIDEO.truth.funscript, else a VIDEO.funscript that fsrun did not write (VIDEO.roll.
+    truth.funscript and VIDEO.roll.funscript for the roll, and so on); None when neither."""
+    return next((s for s in (truth_path(video, axis), default_output(video, axis))
+                 if s.is_file() and not written_by_fsrun(s)), None)
+
+
+def find_pairs(data_dir: Path, axes: tuple[str, ...] = SINGLE) -> list[Pair]:
+    """Every video in data_dir (recursively) with stroke labels of the same basename, and the
+    labels it has of the other axes.
 
     Labels are VIDEO.truth.funscript (what `fsrun synth` writes) or else VIDEO.funscript, a
     creator's own script. A VIDEO.funscript that fsrun wrote is a prediction, not a label, and is
@@ -53,10 +65,9 @@ def find_pairs(data_dir: Path) -> list[Pair]:
         raise UsageError(f"{data_dir}: training data folder not found")
     pairs = []
     for video in sorted(p for p in data_dir.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
-        script = next((s for s in (truth_path(video), default_output(video))
-                       if s.is_file() and not written_by_fsrun(s)), None)
+        script = label_file(video)
         if script is not None:
-            pairs.append(Pair(video, script))
+            pairs.append(Pair(video, script, tuple(label_file(video, a) for a in axes[1:])))
     if not pairs:
         raise UsageError(f"{data_dir}: no video with a .truth.funscript or .funscript (not one "
                          "fsrun wrote) of the same basename")
@@ -100,10 +111,18 @@ def decode_pair(pair: Pair, fps: float, input_size: int, crop: str = "full",
     if not chunks:
         raise UsageError(f"{pair.video}: no frames decoded")
     pts_ms = np.concatenate(stamps)
-    at_ms, pos = read_actions(pair.funscript)
-    labels = (np.interp(pts_ms, at_ms, pos) / 100.0).astype(np.float32)
+    labels = _labels_at(pair.funscript, pts_ms)
+    if pair.axis_scripts:
+        labels = np.stack([labels, *(_labels_at(s, pts_ms) if s is not None
+                                     else np.full(len(pts_ms), np.nan, np.float32)
+                                     for s in pair.axis_scripts)], axis=1)
     return DecodedVideo(pair, np.concatenate(chunks), pts_ms, labels,
                         synth_places(pair.funscript, pts_ms, crop))
+
+
+def _labels_at(script: Path, pts_ms: np.ndarray) -> np.ndarray:
+    at_ms, pos = read_actions(script)
+    return (np.interp(pts_ms, at_ms, pos) / 100.0).astype(np.float32)
 
 
 # crops under which a synthetic clip's target place holds for the picture the model sees

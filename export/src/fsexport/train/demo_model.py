@@ -12,6 +12,7 @@ rate and codec. The model tracks synthetic motion only; it knows nothing about r
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 import time
@@ -23,6 +24,8 @@ import click
 from fsrun import config as user_config
 from fsrun.groundtruth.grade import TruthClip, grade, r_table
 from fsexport.seeds import seed
+from fsrun.axes import parse_axes
+from fsrun.groundtruth.synth.axes import SYNTH_AXES
 from fsrun.groundtruth.synth.cli import ALL_FPS, write_clips
 from fsrun.groundtruth.synth.clips import CODECS
 
@@ -51,18 +54,30 @@ class DemoRecipe:
     seed: int = 0  # everything random derives from this
     calibrate_batchnorm: bool = True  # BatchNorm statistics from random frames before training
     head_init: bool = True  # LSTM forget-gate bias 1 and output bias 0.5 before the first step
+    axes: tuple[str, ...] = ("stroke",)  # the head's outputs per frame
+    roll_share: float = 0.5  # share of each family's clips rendered with a tilting target (the
+    # rest train the stroke alone, their roll masked out of the loss)
+    init_from: Path | None = None  # start the encoder from this package (a demo built before)
+    frame_lr: float = 3e-3  # frame stage's starting learning rate (cosine decay to 0)
+    frame_backbone_scale: float = 1.0  # the backbone's share of that rate (a loaded one: small)
 
 
 def render_training_clips(recipe: DemoRecipe, data: Path) -> None:
     """Both families, every rate (and VFR) and codec, the clips split across the sizes."""
     rates = [*ALL_FPS, "vfr"]
+    rendered = recipe.axes[:1] + tuple(a for a in recipe.axes[1:] if a in SYNTH_AXES)
     for family, count in (("randomized", recipe.randomized_clips),
                           ("classic", recipe.classic_clips)):
         per_size = count // len(recipe.sizes)
+        rolling = int(round(per_size * recipe.roll_share)) if len(rendered) > 1 else 0
         for k, size in enumerate(recipe.sizes):
-            write_clips(data, per_size, recipe.seconds, rates, list(CODECS),
-                        recipe.seed + seed(f"train-{family}", k * per_size), size, progress=True,
-                        family=family)
+            first = recipe.seed + seed(f"train-{family}", k * per_size)
+            # the same seeds as ever; the last `rolling` of them draw their target tilting
+            for start, count_, axes in ((first, per_size - rolling, ("stroke",)),
+                                        (first + per_size - rolling, rolling, rendered)):
+                if count_:
+                    write_clips(data, count_, recipe.seconds, rates, list(CODECS), start, size,
+                                progress=True, family=family, axes=axes)
     render_hard_clips(recipe, data)
 
 
@@ -98,71 +113,124 @@ def hard_seeds(count: int, seconds: float, start: int) -> list[int]:
 
 def grade_held_out(package: Path, folder: Path, seconds: float = 12.0,
                    size: tuple[int, int] = (96, 72), stride: int | None = None,
-                   family: str = "classic") -> list[dict]:
-    """Agreement of the package with the truth on one held-out clip per rate and codec."""
+                   family: str = "classic", axes: tuple[str, ...] = ("stroke",)) -> list[dict]:
+    """Agreement of the package with the truth on one held-out clip per rate and codec: one row
+    per clip and axis (the stroke alone renders the clips as the stroke grid always was)."""
     from fsrun.defaults import DEFAULT_STRIDE  # noqa: PLC0415
 
     clips = []
     rates = [*ALL_FPS, "vfr"]
+    tag = "" if axes == ("stroke",) else "_" + "_".join(axes[1:])
     for i, (fps, codec) in enumerate((f, c) for f in rates for c in CODECS):
-        clip = write_clips(folder / f"{family}_{fps}_{codec}", 1, seconds, [fps], [codec],
-                           seed(f"held-out-{family}", i), size, family=family)[0]
+        clip = write_clips(folder / f"{family}{tag}_{fps}_{codec}", 1, seconds, [fps], [codec],
+                           seed(f"held-out-{family}", i), size, family=family, axes=axes)[0]
         clips.append(TruthClip(clip.video, clip.truth,
-                               {"family": family, "fps": fps, "codec": codec}))
-    return [{**graded.row(), "seconds": round(graded.seconds, 2)}
-            for graded in grade(package, clips, options={"stride": stride or DEFAULT_STRIDE})]
+                               {"family": family, "fps": fps, "codec": codec},
+                               {a: p for a, p in clip.truths.items() if a != "stroke"}))
+    return [{**row, "seconds": round(graded.seconds, 2)}
+            for graded in grade(package, clips, options={"stride": stride or DEFAULT_STRIDE})
+            for row in graded.rows()]
+
+
+def _finished_checkpoint(folder: Path, epochs: int):
+    """The training result a --work folder already holds (all epochs run), else None: a rerun
+    builds and grades again without training again."""
+    from fsexport.train.loop import TrainResult  # noqa: PLC0415
+
+    best, described = folder / "checkpoint.safetensors", folder / "checkpoint.json"
+    try:
+        ran = json.loads(described.read_text(encoding="utf-8")).get("epochs")
+    except (OSError, ValueError):
+        return None
+    if ran != epochs or not best.is_file():
+        return None
+    click.echo(f"using the finished training in {folder}")
+    return TrainResult(best, described, float("nan"))
+
+
+# The recipes the bundled demo was built with, in order: the stroke alone from a random
+# backbone (about two hours on 2 cores, most of it the frame stage), then stroke and roll,
+# fine-tuned from the first one's package (a tilting target on half of the clips).
+RECIPES: dict[str, DemoRecipe] = {
+    "stroke": DemoRecipe(),
+    "stroke-roll": DemoRecipe(axes=("stroke", "roll"), roll_share=0.5, frame_steps=7000,
+                              frame_lr=1e-3, frame_backbone_scale=0.03),
+}
+BUNDLED = "stroke-roll"  # the recipe of the package fsrun ships
 
 
 @click.command()
+@click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)), default=BUNDLED,
+              show_default=True, help="Start from a recipe: stroke (from a random backbone) "
+              "or stroke-roll (needs --init-from the stroke recipe's package); the options "
+              "below change one value of it.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for demo.fsmodel (default: fsrun's bundled demo folder).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep clips and checkpoints here (default: a temporary folder).")
-@click.option("--epochs", type=click.IntRange(1), default=DemoRecipe.epochs, show_default=True)
-@click.option("--frame-steps", type=click.IntRange(1), default=DemoRecipe.frame_steps,
-              show_default=True, help="Frame-stage steps (backbone + Dense(256)).")
-@click.option("--randomized-clips", type=click.IntRange(1), default=DemoRecipe.randomized_clips,
-              show_default=True, help="Training clips of the randomized family (clips "
-              "already in a --work folder are used as they are).")
-@click.option("--classic-clips", type=click.IntRange(0), default=DemoRecipe.classic_clips,
-              show_default=True, help="Training clips of the classic family.")
-@click.option("--hard-clips", type=click.IntRange(0), default=DemoRecipe.hard_clips,
-              show_default=True, help="Extra randomized training clips whose background is "
-              f"one of {', '.join(HARD_BACKGROUNDS)} (the demo misses those most).")
-@click.option("--variant", type=click.Choice(DEMO_VARIANTS), default=DemoRecipe.variant,
-              show_default=True, help="Backbone: a row of the variant table.")
-@click.option("--input-size", type=click.IntRange(32), default=DemoRecipe.input_size,
+              help="Keep clips and checkpoints here (default: a temporary folder; a finished "
+                   "training there is built and graded again, not trained again).")
+@click.option("--epochs", type=click.IntRange(1), default=None)
+@click.option("--frame-steps", type=click.IntRange(1), default=None,
+              help="Frame-stage steps (backbone + Dense(256)).")
+@click.option("--randomized-clips", type=click.IntRange(1), default=None,
+              help="Training clips of the randomized family (clips already in a --work folder "
+                   "are used as they are).")
+@click.option("--classic-clips", type=click.IntRange(0), default=None,
+              help="Training clips of the classic family.")
+@click.option("--hard-clips", type=click.IntRange(0), default=None,
+              help="Extra randomized training clips whose background is one of "
+                   f"{', '.join(HARD_BACKGROUNDS)} (the demo misses those most).")
+@click.option("--variant", type=click.Choice(DEMO_VARIANTS), default=None,
+              help="Backbone: a row of the variant table.")
+@click.option("--input-size", type=click.IntRange(32), default=None,
               help="Square side frames are resized to (default: the variant's).")
-@click.option("--frame-places", type=click.FloatRange(0), default=DemoRecipe.frame_places,
-              show_default=True, help="Frame stage: weight of learning where the target is "
-              "drawn (centre and size) beside its position.")
-@click.option("--seed", type=int, default=DemoRecipe.seed, show_default=True,
-              help="Seed of the clips, the split and the training.")
+@click.option("--frame-places", type=click.FloatRange(0), default=None,
+              help="Frame stage: weight of learning where the target is drawn (centre and "
+                   "size) beside its position.")
+@click.option("--axes", "axes_text", default=None, help="Axes the demo learns, the stroke first.")
+@click.option("--roll-share", type=click.FloatRange(0, 1), default=None,
+              help="Share of the clips drawn with a tilting target.")
+@click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Start the encoder from this package (the stroke recipe's: "
+                                 "a fine-tune instead of the whole frame stage).")
+@click.option("--frame-backbone-scale", type=click.FloatRange(0), default=None,
+              help="Frame stage: the backbone's rate as a share of --frame-lr (0 freezes it).")
+@click.option("--frame-lr", type=click.FloatRange(0, min_open=True), default=None,
+              help="Frame stage's starting learning rate.")
+@click.option("--seed", type=int, default=None, help="Seed of the clips, the split and the "
+                                                     "training.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True)
-def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
-         randomized_clips: int, classic_clips: int, hard_clips: int, variant: str,
-         input_size: int | None, frame_places: float, seed: int, threads: int) -> None:
+def main(recipe_name: str, output: Path | None, work: Path | None, threads: int,
+         axes_text: str | None, **changes: object) -> None:
     """Render, train, build and grade the bundled demo model (fixed seeds)."""
     from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
     from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
 
     started = time.perf_counter()
-    recipe = DemoRecipe(epochs=epochs, frame_steps=frame_steps, randomized_clips=randomized_clips,
-                        classic_clips=classic_clips, hard_clips=hard_clips,
-                        variant=variant, input_size=input_size, frame_places=frame_places,
-                        seed=seed)
+    given = {k: v for k, v in changes.items() if v is not None}
+    if axes_text is not None:
+        given["axes"] = parse_axes(axes_text)
+    recipe = dataclasses.replace(RECIPES[recipe_name], **given)
+    if len(recipe.axes) > 1 and recipe.init_from is None and recipe.frame_steps < \
+            RECIPES["stroke"].frame_steps:
+        raise click.UsageError(f"the {recipe_name} recipe fine-tunes the stroke recipe's "
+                               "package: build it with --recipe stroke --output DIR first, "
+                               "then pass --init-from DIR/demo.fsmodel")
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
         data = root / "data"
         if not data.is_dir():
             render_training_clips(recipe, data)
-        result = train(TrainConfig(
+        finished = _finished_checkpoint(root / "checkpoints", recipe.epochs)
+        result = finished or train(TrainConfig(
             data=data, output=root / "checkpoints", variant=recipe.variant,
             input_size=recipe.input_size, epochs=recipe.epochs,
             batch_size=recipe.batch_size, windows_per_epoch=recipe.windows_per_epoch,
             learning_rate=recipe.learning_rate, seed=recipe.seed, frame_steps=recipe.frame_steps,
-            frame_places=recipe.frame_places,
+            frame_places=recipe.frame_places, frame_lr=recipe.frame_lr, axes=recipe.axes,
+            frame_backbone_scale=recipe.frame_backbone_scale,
+            init_from=recipe.init_from,
             calibrate_batchnorm=recipe.calibrate_batchnorm, head_init=recipe.head_init,
             augment_copies=recipe.augment_copies, val_fraction=recipe.val_fraction,
             threads=threads, cache_dir=root / "features"))
@@ -172,12 +240,21 @@ def main(output: Path | None, work: Path | None, epochs: int, frame_steps: int,
                                           fp16=False, composite=False))
         rows = [row for family in FAMILIES
                 for row in grade_held_out(built.path, root / "held_out", family=family)]
+        if len(recipe.axes) > 1:
+            rows += [row for family in FAMILIES
+                     for row in grade_held_out(built.path, root / "held_out", family=family,
+                                               axes=recipe.axes)
+                     if row.get("axis", "stroke") != "stroke"]
     click.echo(json.dumps(rows, indent=1))
     for family in FAMILIES:
-        mine = [row for row in rows if row["family"] == family]
-        worst = min(mine, key=lambda row: row["r"])
-        click.echo(f"\n{family} family, held-out r (worst {worst['r']}: {worst['fps']} fps, "
-                   f"{worst['codec']}):\n{r_table(mine)}")
+        for axis in recipe.axes:
+            mine = [row for row in rows
+                    if row["family"] == family and row.get("axis", "stroke") == axis]
+            if not mine:
+                continue
+            worst = min(mine, key=lambda row: row["r"])
+            click.echo(f"\n{family} family, {axis}, held-out r (worst {worst['r']}: "
+                       f"{worst['fps']} fps, {worst['codec']}):\n{r_table(mine)}")
     click.echo(f"demo model: {built.path}; {time.perf_counter() - started:.0f} s in all")
 
 

@@ -32,6 +32,7 @@ from torch import nn
 from fsexport.model import FrameEncoder
 from fsexport.train.augment import Augmenter
 from fsexport.train.dataset import DecodedVideo
+from fsexport.train.warm_start import freeze_batchnorm
 from fsrun.groundtruth.metrics import pearson_r
 
 
@@ -43,11 +44,37 @@ class FrameStageResult:
     seconds: float  # wall time of the stage
     val_place_error: float = float("nan")  # mean distance of predicted to true target centre
     # on validation frames, as a fraction of the picture (nan without places)
+    val_r_axes: tuple[float, ...] = ()  # with several axes: the probe's r on each (the stroke's
+    # is val_r)
 
     def describe(self) -> dict:
-        return {"steps": self.steps, "train_loss": round(self.train_loss, 6),
-                "val_r": round(self.val_r, 4), "seconds": round(self.seconds, 2),
-                "val_place_error": round(self.val_place_error, 4)}
+        described = {"steps": self.steps, "train_loss": round(self.train_loss, 6),
+                     "val_r": round(self.val_r, 4), "seconds": round(self.seconds, 2),
+                     "val_place_error": round(self.val_place_error, 4)}
+        if self.val_r_axes:
+            described["val_r_axes"] = [round(r, 4) for r in self.val_r_axes]
+        return described
+
+
+def masked_mse(prediction: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MSE over the labels that are known (an axis a video has no label for is nan)."""
+    known = torch.isfinite(labels)
+    if bool(known.all()):
+        return F.mse_loss(prediction, labels)
+    if not bool(known.any()):
+        return prediction.sum() * 0.0
+    return F.mse_loss(prediction[known], labels[known])
+
+
+def axis_r(prediction: np.ndarray, labels: np.ndarray) -> tuple[float, ...]:
+    """Pearson r of each axis (the last dimension) over its known labels."""
+    prediction = prediction.reshape(-1, labels.shape[-1]) if labels.ndim > 1 else prediction
+    if labels.ndim == 1:
+        return (pearson_r(prediction.ravel(), labels),)
+    flat = labels.reshape(-1, labels.shape[-1])
+    return tuple(pearson_r(prediction[np.isfinite(flat[:, c]), c], flat[np.isfinite(flat[:, c]), c])
+                 if np.isfinite(flat[:, c]).sum() > 1 else float("nan")
+                 for c in range(flat.shape[1]))
 
 
 PLACE_SCALE = np.array([1.0, 1.0, 4.0], np.float32)  # size x4: about the range of the centre
@@ -62,17 +89,23 @@ def _stack(videos: list[DecodedVideo]) -> tuple[np.ndarray, np.ndarray, np.ndarr
             np.concatenate(places).astype(np.float32))
 
 
+def _positions(probe: nn.Linear, features: torch.Tensor) -> torch.Tensor:
+    """The position probe's answer: [N] for one axis, [N, C] for several."""
+    out = probe(features)
+    return out.squeeze(1) if out.shape[1] == 1 else out
+
+
 @torch.no_grad()
 def _probe_scores(encoder: FrameEncoder, probe: nn.Linear, place_probe: nn.Linear | None,
                   frames: np.ndarray, labels: np.ndarray, places: np.ndarray,
-                  batch_size: int = 256) -> tuple[float, float]:
-    """(Pearson r of the position probe, mean centre error of the place probe or nan)."""
+                  batch_size: int = 256) -> tuple[tuple[float, ...], float]:
+    """(Pearson r of the position probe per axis, mean centre error of the place probe or nan)."""
     was_training = encoder.training
     encoder.eval()
     features = torch.cat([encoder(torch.from_numpy(frames[i:i + batch_size]))
                           for i in range(0, len(frames), batch_size)])
     encoder.train(was_training)
-    r = pearson_r(probe(features).squeeze(1).numpy(), labels)
+    r = axis_r(_positions(probe, features).numpy(), labels)
     known = np.isfinite(places).all(1)
     if place_probe is None or not known.any():
         return r, float("nan")
@@ -80,21 +113,50 @@ def _probe_scores(encoder: FrameEncoder, probe: nn.Linear, place_probe: nn.Linea
     return r, float(np.linalg.norm(centre - places[known, :2], axis=1).mean())
 
 
+@torch.no_grad()
+def fit_probe(encoder: FrameEncoder, probe: nn.Linear, frames: np.ndarray, labels: np.ndarray,
+              rng: np.random.Generator, count: int = 4096, ridge: float = 1e-2) -> None:
+    """Set the probe to the ridge regression of the labels (each axis over its known ones) on
+    the encoder's features of up to `count` training frames."""
+    pick = np.sort(rng.permutation(len(frames))[:count])
+    was_training = encoder.training
+    encoder.eval()
+    features = torch.cat([encoder(torch.from_numpy(frames[pick[i:i + 256]]))
+                          for i in range(0, len(pick), 256)]).double()
+    encoder.train(was_training)
+    freeze_batchnorm(encoder)
+    design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], 1)
+    targets = torch.from_numpy(labels[pick].reshape(len(pick), -1)).double()
+    for c in range(targets.shape[1]):
+        known = torch.isfinite(targets[:, c])
+        if int(known.sum()) < 2:
+            continue
+        x, y = design[known], targets[known, c]
+        gram = x.T @ x + ridge * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
+        solution = torch.linalg.solve(gram, x.T @ y)
+        probe.weight[c] = solution[:-1].float()
+        probe.bias[c] = solution[-1].float()
+
+
 def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                  val_videos: list[DecodedVideo], steps: int, batch_size: int,
                  learning_rate: float, seed: int, progress: bool = True,
                  augmenter: Augmenter | None = None, group: int = 16,
-                 places_weight: float = 0.0) -> FrameStageResult:
-    """Train backbone + Dense(D) to predict each frame's position (and, with places_weight,
-    where its target is drawn); leaves the encoder in eval."""
+                 places_weight: float = 0.0, warm: bool = False,
+                 backbone_scale: float = 1.0) -> FrameStageResult:
+    """Train backbone + Dense(D) to predict each frame's position on every axis (and, with
+    places_weight, where its target is drawn); leaves the encoder in eval. warm: the encoder
+    comes trained (a package, warm_start.py): its BatchNorm statistics are kept and the probe
+    starts fitted to its features, so the first steps do not undo what it knows. The backbone
+    learns at backbone_scale times the rate of Dense(D) and the probes (0: frozen)."""
     started = time.perf_counter()
     frames, labels, places = _stack(train_videos)
     generator = torch.Generator().manual_seed(seed)
-    probe = nn.Linear(encoder.fc.out_features, 1)
+    probe = nn.Linear(encoder.fc.out_features, labels.shape[1] if labels.ndim > 1 else 1)
     with torch.no_grad():  # start the probe inside the label range, like the head's output bias
         probe.weight.normal_(0.0, 0.01, generator=generator)
         probe.bias.fill_(0.5)
-    params = [*encoder.parameters(), *probe.parameters()]
+    params = [*encoder.parameters(), *probe.parameters()]  # the backbone's are split off below
     place_probe = None
     if places_weight > 0 and np.isfinite(places).all(1).any():
         place_probe = nn.Linear(encoder.fc.out_features, 3)
@@ -105,11 +167,22 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
     scale = torch.from_numpy(PLACE_SCALE)
     for p in encoder.parameters():
         p.requires_grad_(True)
-    optimizer = torch.optim.Adam(params, lr=learning_rate)
+    backbone = {id(p) for p in encoder.backbone.parameters()}
+    groups = [{"params": [p for p in params if id(p) not in backbone]}]
+    if backbone_scale > 0:  # the backbone at its own (smaller) rate, or frozen at 0
+        groups.append({"params": list(encoder.backbone.parameters()),
+                       "lr": learning_rate * backbone_scale})
+    else:
+        for p in encoder.backbone.parameters():
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam(groups, lr=learning_rate)
     # cosine decay: no validation signal is needed to schedule a fixed number of steps
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     rng = np.random.default_rng([seed, 17])
     encoder.train()
+    if warm:
+        freeze_batchnorm(encoder)
+        fit_probe(encoder, probe, frames, labels, rng)
     losses: list[float] = []
     with click.progressbar(range(steps), label="frame stage", show_pos=True, hidden=not progress,
                            file=sys.stderr,
@@ -123,7 +196,7 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
             elif augmenter is not None:
                 batch = augmenter.groups(batch, group)
             features = encoder(torch.from_numpy(batch))
-            loss = F.mse_loss(probe(features).squeeze(1), torch.from_numpy(labels[pick]))
+            loss = masked_mse(_positions(probe, features), torch.from_numpy(labels[pick]))
             known = torch.from_numpy(np.isfinite(where).all(1))
             if place_probe is not None and bool(known.any()):
                 target = torch.from_numpy(where)[known] * scale
@@ -134,9 +207,9 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
             schedule.step()
             losses.append(loss.item())
     encoder.eval()
-    val_r, place_error = float("nan"), float("nan")
+    val_r, place_error = (float("nan"),), float("nan")
     if val_videos:
         val_r, place_error = _probe_scores(encoder, probe, place_probe, *_stack(val_videos))
     tail = losses[-max(len(losses) // 4, 1):] if losses else [float("nan")]
-    return FrameStageResult(steps, float(np.mean(tail)), val_r, time.perf_counter() - started,
-                            place_error)
+    return FrameStageResult(steps, float(np.mean(tail)), val_r[0], time.perf_counter() - started,
+                            place_error, val_r if len(val_r) > 1 else ())

@@ -23,7 +23,9 @@ from fsexport.train.batches import WindowBatches
 from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_pairs, fixed_windows,
                                     random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
-from fsexport.train.frame_stage import FrameStageResult, train_frames
+from fsexport.train.frame_stage import FrameStageResult, axis_r, masked_mse, train_frames
+from fsexport.train.warm_start import load_package_encoder
+from fsrun.axes import AXES, SINGLE, STROKE, parse_axes
 from fsexport.variants import Variant, get_variant
 from fsrun.files.atomic import atomic_file, write_atomic
 from fsrun.errors import UsageError
@@ -52,6 +54,9 @@ class TrainConfig:
     frame_steps: int = 0  # first train backbone + Dense(D) on single frames this many steps
     frame_batch: int = 64  # frames per step of that frame stage
     frame_lr: float = 3e-3  # Adam's starting rate in the frame stage (cosine decay to 0)
+    frame_backbone_scale: float = 1.0  # frame stage: the backbone's rate as a share of frame_lr
+    # (0 freezes it: only Dense(D) learns); a backbone loaded from a package (--init-from) keeps
+    # what it knows only at a small share
     frame_group: int = 16  # frame stage: frames that share one augmentation draw
     frame_places: float = 0.0  # frame stage: weight of learning where a synthetic clip's target
     # is drawn (centre, size) beside its position; 0 learns the position alone
@@ -63,6 +68,9 @@ class TrainConfig:
     cache_dir: Path | None = None  # where cached features are kept on disk (None: memory only)
     crop: str = "full"  # crop applied before resize: full, sbs-left, sbs-right, X,Y,W,H
     seed: int = 0  # model init, split and window sampling
+    axes: tuple[str, ...] = ("stroke",)  # the head's outputs per frame, the stroke first;
+    # labels of the others come from VIDEO.AXIS.truth.funscript or VIDEO.AXIS.funscript
+    init_from: Path | None = None  # start the encoder from this package's encoder.onnx
     resume: bool = False  # continue from NAME.last.safetensors and NAME.state.pt
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     progress: bool = True  # show a progress bar with the running loss
@@ -124,15 +132,19 @@ def _set_modes(model: WindowModel, training: bool, train_backbone: bool) -> None
 
 
 @torch.no_grad()
-def evaluate(batches: WindowBatches, refs: list[WindowRef], batch_size: int) -> tuple[float, float]:
-    """(MSE, Pearson r) over fixed windows."""
+def evaluate(batches: WindowBatches, refs: list[WindowRef],
+             batch_size: int) -> tuple[float, tuple[float, ...]]:
+    """(MSE over known labels, Pearson r of each axis) over fixed windows."""
     preds, labels = [], []
     for i in range(0, len(refs), batch_size):
         chunk = refs[i:i + batch_size]
         preds.append(batches.predict(chunk, train_backbone=False))
         labels.append(batches.labels(chunk))
     pred, label = torch.cat(preds), torch.cat(labels)
-    return float(F.mse_loss(pred, label)), pearson_r(pred.flatten().numpy(), label.flatten().numpy())
+    if label.ndim == 2:  # one axis: as it always was
+        return (float(F.mse_loss(pred, label)),
+                (pearson_r(pred.flatten().numpy(), label.flatten().numpy()),))
+    return float(masked_mse(pred, label)), axis_r(pred.numpy(), label.numpy())
 
 
 def _load_videos(pairs, variant: Variant, crop: str, label: str, echo) -> list[DecodedVideo]:
@@ -166,19 +178,27 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     variant = get_variant(config.variant).with_overrides(input_size=config.input_size)
     paths = _paths(config)
     Path(config.output).mkdir(parents=True, exist_ok=True)
-    train_pairs, val_pairs = split_by_video(find_pairs(config.data), config.val_fraction, config.seed)
+    axes = parse_axes(config.axes)
+    if axes[0] != STROKE:
+        raise UsageError(f"the stroke comes first among the axes, got {','.join(axes)}")
+    train_pairs, val_pairs = split_by_video(find_pairs(config.data, axes), config.val_fraction,
+                                            config.seed)
     echo(f"{len(train_pairs)} training and {len(val_pairs)} validation videos")
     train_videos = _load_videos(train_pairs, variant, config.crop, "training", echo)
     val_videos = _load_videos(val_pairs, variant, config.crop, "validation", echo)
 
-    model = create_model(variant, seed=config.seed)
-    if config.calibrate_batchnorm:
+    model = create_model(variant, seed=config.seed, axes=len(axes))
+    if config.calibrate_batchnorm and config.init_from is None:
         # Identity statistics leave a random backbone's features near 1e-3 and poorly spread;
         # calibrated ones separate the target's place better. The checkpoint carries them.
         calibrate_batchnorm(model.encoder, seed=config.seed)
+    if config.init_from is not None and not config.resume:
+        load_package_encoder(model.encoder, config.init_from)
+        echo(f"encoder from {config.init_from}")
     if config.head_init:
         init_head(model)
-    augment = AugmentConfig(flip=config.flip)
+    # a mirror turns roll and sway into their opposites: no flip while such an axis trains
+    augment = AugmentConfig(flip=config.flip and not any(AXES[a].mirrored for a in axes))
     frame_stage, frame_info = None, None
     if config.resume:
         if paths["last"].is_file():  # a trained backbone (frame stage, unfreezing) makes the
@@ -188,7 +208,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
                                    config.frame_batch, config.frame_lr, config.seed,
                                    config.progress,
                                    Augmenter(augment, [config.seed, 1]) if config.augment else None,
-                                   config.frame_group, config.frame_places)
+                                   config.frame_group, config.frame_places,
+                                   warm=config.init_from is not None,
+                                   backbone_scale=config.frame_backbone_scale)
         place = (f", val centre error {frame_stage.val_place_error:.3f}"
                  if np.isfinite(frame_stage.val_place_error) else "")
         echo(f"frame stage: {frame_stage.steps} steps, train loss {frame_stage.train_loss:.5f}, "
@@ -254,7 +276,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
                                show_pos=True, hidden=not config.progress, file=sys.stderr,
                                item_show_func=lambda _: f"loss {total / max(seen, 1):.4f}") as bar:
             for chunk in bar:
-                loss = F.mse_loss(train_batches.predict(chunk, config.unfreeze_backbone),
+                loss = masked_mse(train_batches.predict(chunk, config.unfreeze_backbone),
                                   train_batches.labels(chunk))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -264,15 +286,19 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         train_loss = total / max(seen, 1)
         _set_modes(model, False, config.unfreeze_backbone)
         val_batches.prepare()
-        val_loss, val_r = evaluate(val_batches, val_refs, 4 * config.batch_size) if val_refs \
-            else (train_loss, float("nan"))
+        val_loss, val_rs = evaluate(val_batches, val_refs, 4 * config.batch_size) if val_refs \
+            else (train_loss, (float("nan"),))
         scheduler.step(val_loss)
         seconds = time.perf_counter() - started
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 6),
-                        "val_loss": round(val_loss, 6), "val_r": round(val_r, 4),
+                        "val_loss": round(val_loss, 6), "val_r": round(val_rs[0], 4),
+                        **({"val_r_axes": [round(r, 4) for r in val_rs]} if len(axes) > 1
+                           else {}),
                         "lr": optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2)})
+        each = "" if len(axes) == 1 else " (" + ", ".join(
+            f"{a} {r:.3f}" for a, r in zip(axes, val_rs)) + ")"
         echo(f"epoch {epoch + 1}: train MSE {train_loss:.5f}, val MSE {val_loss:.5f}, "
-             f"val r {val_r:.3f}, {seconds:.1f}s")
+             f"val r {val_rs[0]:.3f}{each}, {seconds:.1f}s")
         if val_loss < best_val:
             best_val = val_loss
             _save_atomic(export_state(model, scaler), paths["best"])
@@ -302,6 +328,7 @@ def _describe(config: TrainConfig, variant: Variant, best_val: float, history: l
     options = {k: (Path(v).name if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     return {
         "variant": variant.name, "backbone": variant.backbone, "input_size": variant.input_size,
+        **({} if tuple(config.axes) == SINGLE else {"axes": list(config.axes)}),
         "window": variant.window, "fps": variant.fps, "seed": config.seed,
         "epochs": len(history), "val_loss": best_val,
         "train_videos": len(train_videos), "val_videos": len(val_videos),

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fsrun.axes import STROKE, axis_suffix
 from fsrun.files.atomic import write_atomic
 from fsrun.errors import InputError, OutputError
 from fsrun.files.outputs import Protected, check_folder_writable, load_json_object
@@ -23,14 +24,16 @@ SUFFIX = ".funscript"
 TRUTH_SUFFIX = ".truth.funscript"
 
 
-def default_output(video: Path | str) -> Path:
-    """VIDEO.funscript next to the video: the name players pick up on their own."""
-    return Path(video).with_suffix(SUFFIX)
+def default_output(video: Path | str, axis: str = STROKE) -> Path:
+    """VIDEO.funscript next to the video (VIDEO.roll.funscript for the roll, and so on): the
+    names players pick up on their own."""
+    return Path(video).with_suffix(axis_suffix(axis) + SUFFIX)
 
 
-def truth_path(video: Path | str) -> Path:
-    """VIDEO.truth.funscript: the true positions of a video, kept apart from fsrun's output."""
-    return Path(video).with_suffix(TRUTH_SUFFIX)
+def truth_path(video: Path | str, axis: str = STROKE) -> Path:
+    """VIDEO.truth.funscript (VIDEO.roll.truth.funscript for the roll): the true positions of a
+    video, kept apart from fsrun's output."""
+    return Path(video).with_suffix(axis_suffix(axis) + TRUTH_SUFFIX)
 
 
 def build_funscript(actions: list[dict[str, int]], metadata: dict[str, Any],

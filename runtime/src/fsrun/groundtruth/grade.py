@@ -4,6 +4,7 @@ and the tables and shares every report draws from them.
     clips = [TruthClip(video, truth, {"fps": "30", "codec": "h264"}), ...]
     graded = grade(package, clips)                  # one ModelSession for all of them
     rows = [g.row() for g in graded]                # {"fps", "codec", "r", "lag_ms", "mae", ...}
+    rows = [r for g in graded for r in g.rows()]    # and a row per other axis ({"axis": "roll"})
     print(r_table(rows)); share([g.r for g in graded], 0.95)
 
 A clip's raw per-frame positions are compared with its truth (metrics.compare); with
@@ -33,6 +34,8 @@ class TruthClip:
     video: Path  # the clip
     truth: Path  # its true funscript (VIDEO.truth.funscript)
     labels: Mapping[str, Any] = field(default_factory=dict)  # what it is: rate, codec, scene...
+    axis_truths: Mapping[str, Path] = field(default_factory=dict)  # other axes' truth files
+    # (VIDEO.roll.truth.funscript): graded where the model gives the axis
 
 
 @dataclass
@@ -43,6 +46,8 @@ class Graded:
     written: Agreement | None  # the written funscript against the truth, when asked for
     result: RunResult  # the run itself (positions, report, the funscript written)
     seconds: float  # wall time of the run and the comparison
+    axes: dict[str, Agreement] = field(default_factory=dict)  # every other axis the clip has
+    # a truth for and the model gives: its raw positions against that truth
 
     @property
     def r(self) -> float:
@@ -57,6 +62,16 @@ class Graded:
             row.update(r_written=round(self.written.pearson_r, 4),
                        mae_written=round(self.written.mean_abs_error, 2))
         return row
+
+    def rows(self) -> list[dict[str, Any]]:
+        """row(), then one row per other axis graded, each with its "axis"."""
+        rows = [self.row()]
+        for axis, agreement in self.axes.items():
+            rows.append({**self.clip.labels, "axis": axis,
+                         **({"variant": self.variant} if self.variant else {}),
+                         "r": round(agreement.pearson_r, 4), "lag_ms": agreement.lag_ms,
+                         "mae": round(agreement.mean_abs_error, 2)})
+        return rows
 
 
 def grade(package: Path, clips: Iterable[TruthClip], spec: SessionSpec | None = None,
@@ -90,8 +105,12 @@ def grade(package: Path, clips: Iterable[TruthClip], spec: SessionSpec | None = 
                 result = outcome.result
                 raw = compare(result.pts_ms, 100.0 * result.positions, *truth)
                 as_written = compare(*read_actions(result.output), *truth) if written else None
+                axes = {axis: compare(result.pts_ms, 100.0 * result.axis_positions[axis],
+                                      *read_actions(path))
+                        for axis, path in clip.axis_truths.items()
+                        if axis in result.axis_positions}
                 graded.append(Graded(clip, name, raw, as_written, result,
-                                     time.perf_counter() - began))
+                                     time.perf_counter() - began, axes))
             if log is not None:
                 log(f"graded {Path(clip.video).name}: r {graded[-1].r:.3f}")
     return graded

@@ -11,11 +11,12 @@ import math
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from fsrun.files.atomic import os_reason
+from fsrun.axes import AXES, SINGLE, STROKE
 from fsrun.errors import ModelError, OutputError
 from fsrun.numbers import is_finite
 from fsrun.model.onnx_header import OnnxHeaderError, TensorDecl, read_header
@@ -46,7 +47,9 @@ class Normalization:
 
 @dataclass
 class ModelMeta:
-    format_version: int  # bumped when the package layout changes incompatibly
+    # the layout's version, bumped when it changes incompatibly: a package is written in this
+    # one, and one read was checked against it (load_package) before its fields were read
+    format_version: ClassVar[int] = FORMAT_VERSION
     variant: str  # row of the variant table: tiny, effv2s, effv2m, effv2l
     backbone: str  # timm model name
     input_size: int  # square side the encoder resizes every frame to
@@ -60,8 +63,20 @@ class ModelMeta:
     exporter: dict[str, str] = field(default_factory=dict)  # library -> version used to export
     provenance: dict[str, Any] = field(default_factory=dict)  # checkpoint, training data, seed
     quantization: dict[str, Any] = field(default_factory=dict)  # precision -> recipe, drift
+    axes: list[str] | None = None  # the head's outputs per frame in order (fsrun/axes.py), the
+    # stroke first; None (no field in meta.json): the stroke alone, positions [B, window]
+
+    @property
+    def axis_names(self) -> tuple[str, ...]:
+        return tuple(self.axes) if self.axes else SINGLE
 
     def __post_init__(self) -> None:
+        if self.axes is not None:
+            names = self.axes if isinstance(self.axes, list) else None
+            if (not names or not all(isinstance(n, str) and n in AXES for n in names)
+                    or names[0] != STROKE or len(set(names)) != len(names)):
+                raise ModelError(f"meta.json has invalid axes {self.axes!r}: a list of "
+                                 f"{', '.join(AXES)}, the stroke first, none twice")
         if isinstance(self.normalization, dict):
             self.normalization = Normalization(**self.normalization)
         sizes = (self.window, self.input_size, self.embedding_dim)
@@ -73,12 +88,14 @@ class ModelMeta:
 
     def to_json(self) -> str:
         """Strict JSON (what a browser's JSON.parse reads): NaN and infinities become null."""
-        return json.dumps(finite_json(asdict(self)), indent=2, sort_keys=True,
-                          allow_nan=False) + "\n"
+        written = {"format_version": self.format_version, **asdict(self)}
+        if written["axes"] is None:  # a stroke-only package's meta.json as it always was
+            del written["axes"]
+        return json.dumps(finite_json(written), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelMeta:
-        known = set(cls.__dataclass_fields__)
+        known = {f.name for f in fields(cls)}  # format_version is the class's own
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
@@ -243,7 +260,7 @@ def check_graphs(package: ModelPackage) -> None:
     frames = ("uint8", [None, None, None, 3])
     embeddings = ("float32", [None, meta.embedding_dim])
     windows = ("float32", [None, meta.window, meta.embedding_dim])
-    positions = ("float32", [None, meta.window])
+    positions = ("float32", [None, meta.window] + ([len(meta.axes)] if meta.axes else []))
     clips = ("uint8", [None, meta.window, None, None, 3])
     contract = {"encoder": (frames, embeddings), "head": (windows, positions),
                 "model": (clips, positions)}
@@ -262,9 +279,11 @@ def check_graphs(package: ModelPackage) -> None:
                                           ("output", header.outputs[0], contract[kind][1])):
             problem = _contradiction(decl, dtype, dims)
             if problem:
+                axes = f", axes {','.join(meta.axes)}" if meta.axes else ""
                 raise ModelError(f"{package.path}: {name} {role} {decl.name!r} {problem}, but "
                                  f"{META_NAME} says window {meta.window}, embedding_dim "
-                                 f"{meta.embedding_dim} (frames uint8 RGB, the rest float32)")
+                                 f"{meta.embedding_dim}{axes} (frames uint8 RGB, the rest "
+                                 "float32)")
 
 
 def _contradiction(decl: TensorDecl, dtype: str, dims: list[int | None]) -> str | None:

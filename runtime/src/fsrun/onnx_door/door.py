@@ -14,7 +14,7 @@ from fsrun.files.atomic import os_reason
 from fsrun.errors import MissingDependencyError, ModelError, UsageError
 from fsrun.files.fingerprint import sha256_files
 from fsrun.files.locking import FileLock
-from fsrun.model.package import (FORMAT_VERSION, GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
+from fsrun.model.package import (GRAPH_FILES, META_NAME, ModelMeta, sha256_file,
                            write_package_dir)
 from fsrun.signals import raise_if_interrupted
 
@@ -141,7 +141,7 @@ def _meta(c, fps: float, dim: int, files: list[str], staging: Path, parity, prov
     import onnxruntime  # noqa: PLC0415
 
     return ModelMeta(
-        format_version=FORMAT_VERSION, variant="imported-onnx", backbone="onnx-graph",
+        variant="imported-onnx", backbone="onnx-graph",
         input_size=c.size, window=c.window, fps=fps, embedding_dim=dim,
         normalization={"mean": None, "std": None},  # inside the original graph, not recovered
         trained=True, files={name: sha256_file(staging / name) for name in sorted(files)},

@@ -23,11 +23,13 @@ def collect_embeddings(store: Store, end: float | None) -> tuple[np.ndarray, np.
 
 
 def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
-             stages: Stages, progress: Callable[[int, int], None] | None = None
-             ) -> tuple[np.ndarray, int]:
-    """Positions [n] in 0..1 from the head over every window of the plan, `batch` at a time;
-    also the number of head calls. progress(windows done, windows) after each call."""
-    stitcher = Stitcher(plan)
+             stages: Stages, progress: Callable[[int, int], None] | None = None,
+             axes: int = 1) -> tuple[np.ndarray, int]:
+    """Positions [n] in 0..1 from the head over every window of the plan, `batch` at a time
+    ([n, axes] from a head of several axes, which returns [B, window, axes]); also the number
+    of head calls. progress(windows done, windows) after each call."""
+    stitchers = [Stitcher(plan) for _ in range(axes)]
+    shape = f"[B, {plan.window}]" if axes == 1 else f"[B, {plan.window}, {axes}]"
     calls = 0
     for first in range(0, plan.count, batch):
         began = time.perf_counter()
@@ -35,13 +37,17 @@ def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
         began = stages.add("stitch", began)
         predictions = np.asarray(head.run(windows))
         began = stages.add("head", began)
-        if predictions.shape != (len(windows), plan.window):
+        expected = (len(windows), plan.window) + ((axes,) if axes > 1 else ())
+        if predictions.shape != expected:
             raise ModelError(f"the head returned {list(predictions.shape)} for "
-                             f"{len(windows)} windows; a model must give [B, {plan.window}] "
+                             f"{len(windows)} windows; a model must give {shape} "
                              "positions")
-        stitcher.add(predictions)
+        for c, stitcher in enumerate(stitchers):
+            stitcher.add(predictions if axes == 1 else predictions[..., c])
         stages.add("stitch", began)
         calls += 1
         if progress is not None:
             progress(min(first + batch, plan.count), plan.count)
-    return stitcher.result(), calls
+    if axes == 1:
+        return stitchers[0].result(), calls
+    return np.stack([s.result() for s in stitchers], axis=1), calls

@@ -27,7 +27,7 @@ class VideoJob:
     cfg: VideoRequest  # the video's request
     hooks: RunHooks  # who hears it (notices, progress, cancel)
     video: Path  # the input video
-    output: Path  # the funscript to write
+    outputs: dict[str, Path]  # axis -> the funscript to write (one for a stroke-only model)
     protect: Protected  # files no output may replace
     info: VideoInfo  # the container's header
     crop_box: Any  # crop.Crop in source pixels, or None for the full frame
@@ -40,6 +40,11 @@ class VideoJob:
     cache_hit: bool = False  # every frame came from the embedding cache
     cache_entry: str | None = None  # the embedding cache entry used (None: no cache)
     cache_damaged: str | None = None  # why the entry found was discarded, if it was
+
+    @property
+    def output(self) -> Path:
+        """The first funscript (the stroke's, unless --axes leaves it out)."""
+        return next(iter(self.outputs.values()))
 
     @property
     def say(self) -> Callable[[str], None]:
@@ -64,6 +69,8 @@ def run_report(job: VideoJob, package: ModelPackage, plan: RunPlan, windows: Win
         "cut_short": cut_short, **{k: round(v, 6) for k, v in job.stages.seconds.items()},
         "wall": round(wall_s, 6), "session_startup": round(session_startup_s, 6),
         "plan": plan.to_dict(),
+        **({} if package.meta.axes is None else {
+            "axes": list(job.outputs), "outputs": {a: str(p) for a, p in job.outputs.items()}}),
     }
 
 
@@ -86,6 +93,7 @@ def script_metadata(cfg: VideoRequest, package: ModelPackage, duration_s: float,
                   "sha256": package.model_hash, "trained": package.meta.trained},
         "options": options, "padded": padded,
         "clock_offset_ms": round(clock_offset_s * 1000.0, 3),
+        **({} if package.meta.axes is None else {"axes": list(package.meta.axes)}),
     }
 
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from fsrun.backends import BACKEND_CHOICES, PRECISION_CHOICES, BackendOptions
+from fsrun.axes import parse_axes
 from fsrun.crop import parse_crop
 from fsrun.defaults import DEFAULT_STRIDE
 from fsrun.errors import UsageError
@@ -84,12 +85,16 @@ class VideoRequest:
     force: bool = False  # replace an existing funscript
     report: Path | None = None  # write the run report as JSON here
     protected: Protected | None = None  # more files no output may replace: a folder's videos
+    axes: tuple[str, ...] | None = None  # axes to write (fsrun/axes.py); None: all the model's
+    multi_axis_file: bool = False  # one file in the funscript 1.1 form instead of one per axis
 
     def __post_init__(self) -> None:
         if self.stride < 1:
             raise UsageError(f"--stride must be at least 1, got {self.stride}")
         TimeRange(self.start, self.end)  # its rules: finite, --start >= 0, --end after --start
         parse_crop(self.crop)  # a crop that parses nowhere is refused here
+        if self.axes is not None:
+            parse_axes(self.axes)  # unknown or repeated names
 
 
 @dataclass(frozen=True)
@@ -123,5 +128,9 @@ class RunResult:
     actions: int  # points in it
     report: dict[str, Any]  # timings (s) and counts; also written by --report
     pts_ms: np.ndarray  # float64 [n]: timestamps of the sampled frames
-    positions: np.ndarray  # float32 [n]: stitched raw positions in 0..1
+    positions: np.ndarray  # float32 [n]: stitched raw positions in 0..1 (the stroke)
     padded: bool  # the clip was shorter than one window
+    axis_positions: dict[str, np.ndarray] = field(default_factory=dict)  # every axis of a
+    # model of several: axis -> float32 [n] raw positions (the stroke's is `positions`)
+    outputs: dict[str, Path] = field(default_factory=dict)  # axis -> the file written for it
+    axis_actions: dict[str, int] = field(default_factory=dict)  # axis -> points in its file

@@ -52,13 +52,22 @@ def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
     if existing not in EXISTING:
         raise ValueError(f"existing must be one of {EXISTING}, got {existing!r}")
     video = Path(request.video)
-    output = Path(request.output) if request.output else default_output(video)
     began_run = time.time() if began_run is None else began_run
     began = time.perf_counter()
     skipping = existing == "skip"
-    if skipping and output.exists() and not request.force:
-        return FileOutcome(video, SKIPPED, f"{output.name} exists (use --force to redo)")
-    claim = Claim(output, stale_after_s=stale_after_s)
+    try:
+        outputs = list(session.output_paths(request).values())  # every axis's file
+    except FsError as exc:  # an axis the model does not give
+        return FileOutcome(video, FAILED, without_path(exc, video), exit_code=exc.exit_code,
+                           error=exc)
+    output = outputs[0]
+    if skipping and not request.force:
+        done = existing_output(outputs)
+        if done:
+            return FileOutcome(video, SKIPPED, done)
+    # One claim for the video's files together, on the name of the first of them.
+    claim = Claim(Path(request.output) if request.output else default_output(video),
+                  stale_after_s=stale_after_s)
     try:
         session.check_outputs(request)  # a path no run could write: its own message, no claim
         claim.acquire()
@@ -74,8 +83,8 @@ def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
         # a script written since this run began is its work, even with --force; without
         # --force a folder skips any script (one video asked for by name gets the session's
         # own "exists" error instead).
-        fresh = output.exists() and output.stat().st_mtime >= began_run
-        if fresh or (skipping and output.exists() and not request.force):
+        fresh = any(p.exists() and p.stat().st_mtime >= began_run for p in outputs)
+        if fresh or (skipping and not request.force and existing_output(outputs)):
             return FileOutcome(video, SKIPPED, f"{output.name} was written by another fsrun")
         result = session.process(request, hooks)
         return FileOutcome(video, OK, describe(result), time.perf_counter() - began,
@@ -95,10 +104,26 @@ def run_video(session, request: VideoRequest, hooks: RunHooks | None = None,
         claim.release()
 
 
+def existing_output(outputs: list[Path]) -> str:
+    """Why a video whose files (one per axis) exist is skipped; '' when none exists. Files are
+    written together: some without the others is said as such."""
+    there = [p for p in outputs if p.exists()]
+    if not there:
+        return ""
+    if len(there) == len(outputs):
+        names = there[0].name if len(there) == 1 else f"{there[0].name} and its other axes"
+        return f"{names} exist{'s' if len(there) == 1 else ''} (use --force to redo)"
+    missing = [p.name for p in outputs if not p.exists()]
+    return (f"{there[0].name} exists but {missing[0]} does not (use --force to write every "
+            "axis again, or --axes for the missing ones)")
+
+
 def describe(result: RunResult) -> str:
     """`27 actions, 3 damaged frames skipped, ...`: what a run wrote, for a table or a page."""
     report = result.report
     detail = f"{result.actions} actions"
+    if len(result.axis_actions) > 1:
+        detail = ", ".join(f"{n} {axis} actions" for axis, n in result.axis_actions.items())
     skipped = int(report.get("frames_damaged", 0) or 0)
     if skipped:
         detail += f", {plural(skipped, 'damaged frame')} skipped"

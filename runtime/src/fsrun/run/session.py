@@ -20,11 +20,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from fsrun.axes import AXES, SINGLE, STROKE
 from fsrun.crop import parse_crop
 from fsrun.files.embedding_cache import CacheError, CacheKey, EmbeddingCache, MemoryStore
 from fsrun.run.encode import EncodeJob, Store, encode_frames
 from fsrun.errors import InputError, OutputError, UsageError
 from fsrun.files.funscript import build_funscript, check_writable, default_output, write_funscript
+from fsrun.run.axis_outputs import chosen_axes, output_paths, single_file_axes
 from fsrun.run.head import collect_embeddings, run_head
 from fsrun.files.locking import LockUnavailable
 from fsrun.files.outputs import Protected, check_report_path, write_report
@@ -124,16 +126,32 @@ class ModelSession:
         windows = plan_windows(len(pts_ms), self.package.meta.window, request.stride)
         told = hooks.watch.head_progress if hooks.watch is not None else None
         positions, _ = run_head(self._backends["head"], embeddings, windows,
-                                self.spec.head_batch, job.stages, told)
+                                self.spec.head_batch, job.stages, told, self.axis_count)
         return pts_ms, positions
+
+    @property
+    def axes(self) -> tuple[str, ...]:
+        """The axes the model gives, in its head's order (the stroke alone without meta axes)."""
+        return self.package.meta.axis_names
+
+    @property
+    def axis_count(self) -> int:
+        return len(self.axes)
+
+    def output_paths(self, request: VideoRequest) -> dict[str, Path]:
+        """axis -> the file the request writes it to (UsageError for an axis the model lacks)."""
+        axes = chosen_axes(request.axes, self.axes, request.multi_axis_file)
+        return output_paths(Path(request.video), request.output, axes, request.multi_axis_file)
 
     def check_outputs(self, request: VideoRequest) -> tuple[Path, Protected]:
         """Every output path of the request, checked before any work (OutputError, exit 5):
         (the funscript's path, the files no output may replace)."""
         video = Path(request.video)
-        output = Path(request.output) if request.output else default_output(video)
+        outputs = self.output_paths(request)
         protect = Protected([video], "the input video", also=request.protected)
-        check_writable(output, request.force, protect)
+        for path in outputs.values():
+            check_writable(path, request.force, protect)
+        output = next(iter(outputs.values()))
         if request.report is not None:
             check_report_path(request.report, output, protect)
         return output, protect
@@ -171,17 +189,22 @@ class ModelSession:
             job.say(f"clip is shorter than one window ({windows.frames} < {meta.window} "
                     "frames): padded with its last frame")
         positions, head_calls = run_head(self._backends["head"], embeddings, windows,
-                                         self.spec.head_batch, job.stages)
-        actions, covered_ms, short = self._write(job, pts_ms, positions, windows.padded)
+                                         self.spec.head_batch, job.stages, None, self.axis_count)
+        counts, covered_ms, short = self._write(job, pts_ms, positions, windows.padded)
+        actions = next(iter(counts.values()))
         report = run_report(
-            job, self.package, self._plan, windows, head_calls, len(actions), covered_ms,
+            job, self.package, self._plan, windows, head_calls, actions, covered_ms,
             short is not None, time.perf_counter() - wall + startup_share, self.startup_s)
         if cfg.report is not None:
             try:
                 write_report(Path(cfg.report), report)
             except OutputError as exc:  # the script is in place: say so, exit 5 all the same
                 raise OutputError(f"{exc}; {job.output} was written") from None
-        return RunResult(job.output, len(actions), report, pts_ms, positions, windows.padded)
+        columns = ({} if positions.ndim == 1 else
+                   {axis: positions[:, c] for c, axis in enumerate(self.axes)})
+        return RunResult(job.output, actions, report, pts_ms,
+                         positions if positions.ndim == 1 else columns[STROKE], windows.padded,
+                         columns, job.outputs, counts)
 
     def _prepare(self, cfg: VideoRequest, hooks: RunHooks, write: bool = True) -> VideoJob:
         """Every check that can refuse the video before any work (its outputs too, unless
@@ -189,9 +212,12 @@ class ModelSession:
         began = time.perf_counter()
         video = Path(cfg.video)
         time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
-        output, protect = self.check_outputs(cfg) if write else (
-            Path(cfg.output) if cfg.output else default_output(video),
-            Protected([video], "the input video", also=cfg.protected))
+        if write:
+            _, protect = self.check_outputs(cfg)
+            outputs = self.output_paths(cfg)
+        else:
+            outputs = {STROKE: Path(cfg.output) if cfg.output else default_output(video)}
+            protect = Protected([video], "the input video", also=cfg.protected)
         info = probe(video)
         if info.duration_s > 0:  # options that cannot give a script are refused now, not later
             if cfg.start >= info.duration_s:
@@ -203,7 +229,7 @@ class ModelSession:
         crop_box = resolve_crop(video, parse_crop(cfg.crop), info)
         plan_windows(1, self.package.meta.window, cfg.stride)  # a bad --stride, before any work
         self._start(("head",))
-        job = VideoJob(cfg, hooks, video, output, protect, info, crop_box, time_range)
+        job = VideoJob(cfg, hooks, video, outputs, protect, info, crop_box, time_range)
         told = [*self._plan.notices, *(f"backend fallback: {f}" for f in self._plan.fallbacks)]
         for notice in told[self._said:]:
             job.say(notice)
@@ -288,16 +314,20 @@ class ModelSession:
                              self._backends["encoder"], job.stages, job.counts)
 
     def _write(self, job: VideoJob, pts_ms: np.ndarray, positions: np.ndarray,
-               padded: bool) -> tuple[list[dict[str, int]], list, str | None]:
-        """Postprocess and write the funscript atomically; (actions, covered span, the notice
-        when the frames cover less than the container claims)."""
+               padded: bool) -> tuple[dict[str, int], list, str | None]:
+        """Postprocess every chosen axis and write its funscript atomically (the stroke's last:
+        the file a later run looks for); (points per axis, covered span, the notice when the
+        frames cover less than the container claims)."""
         began = time.perf_counter()
         cfg, info, say, video = job.cfg, job.info, job.say, job.video
         shifted = offset_notice(cfg.postprocess.offset_ms, pts_ms[0], pts_ms[-1], video.name,
                                 info.duration_s * 1000.0 if info.duration_s > 0 else None)
         if shifted:
             say(shifted)
-        actions = to_actions(pts_ms, positions, cfg.postprocess)
+        axes = chosen_axes(cfg.axes, self.axes, cfg.multi_axis_file)
+        actions = {axis: to_actions(pts_ms, positions if positions.ndim == 1
+                                    else positions[:, self.axes.index(axis)], cfg.postprocess)
+                   for axis in axes}
         metadata = script_metadata(cfg, self.package, info.duration_s, self._plan.precision,
                                    padded, job.crop_box, self._plan.resize, info.clock_offset_s)
         counts = {name: job.counts[name] for name in FRAME_COUNTS}
@@ -315,7 +345,15 @@ class ModelSession:
             say(short)
             metadata["notes"] += "; " + short.split(": ", 1)[1]
         raise_if_interrupted("nothing written")
-        write_funscript(job.output, build_funscript(actions, metadata), force=cfg.force,
-                        protect=job.protect)
+        documents = {}
+        for axis, path in job.outputs.items():
+            doc = build_funscript(actions[axis], {**metadata, **(
+                {} if self.axes == SINGLE else {"axis": axis, "tcode": AXES[axis].tcode})})
+            if cfg.multi_axis_file:
+                doc["axes"] = single_file_axes(actions)
+            documents[axis] = (path, doc)
+        for axis in sorted(documents, key=lambda a: a == STROKE):  # the stroke's file last
+            path, doc = documents[axis]
+            write_funscript(path, doc, force=cfg.force, protect=job.protect)
         job.stages.add("write", began)
-        return actions, covered_ms, short
+        return {axis: len(actions[axis]) for axis in job.outputs}, covered_ms, short

@@ -24,6 +24,8 @@ from typing import Any, Callable, Iterable
 
 from fsrun.files.claims import STALE_AFTER_S
 from fsrun.errors import InputError, MissingDependencyError, UsageError
+from fsrun.axes import SINGLE
+from fsrun.run.axis_outputs import chosen_axes, output_paths
 from fsrun.folder import (FAILED, FATAL_ERRORS, INTERRUPTED, OK, SKIPPED, FileOutcome,
                           FolderSummary, find_videos, finish_folder, folder_report, output_for,
                           plural, relative_name)
@@ -73,8 +75,10 @@ def _import_ray() -> Any:
 
 
 def _plan(root: Path, videos: list[Path], template: VideoRequest, output_dir: Path | None,
-          signature: dict) -> tuple[list[_Job], list[FileOutcome]]:
-    """The videos to run, and those skipped now (same script exists, name taken, not ours)."""
+          signature: dict, axes: tuple[str, ...] = SINGLE
+          ) -> tuple[list[_Job], list[FileOutcome]]:
+    """The videos to run, and those skipped now (same scripts exist, name taken, not ours).
+    A video's files (one per axis of `axes`) are judged together."""
     jobs, skipped = [], []
     owners = Counter(output_for(v, root, output_dir) for v in videos)
     first_owner: dict[Path, Path] = {}
@@ -84,17 +88,22 @@ def _plan(root: Path, videos: list[Path], template: VideoRequest, output_dir: Pa
             skipped.append(FileOutcome(video, SKIPPED, f"{output.name} belongs to "
                                        f"{first_owner[output].name} (same name)"))
             continue
-        if template.force or not output.exists():
+        outputs = list(output_paths(video, output, axes, template.multi_axis_file).values())
+        there = [p for p in outputs if p.exists()]
+        if template.force or not there:
             jobs.append(_Job(index, video, output, template.force))
             continue
-        verdict = compare(output, signature)
-        if verdict.same:
-            skipped.append(FileOutcome(video, SKIPPED, f"{output.name} exists ({verdict.why})"))
-        elif verdict.by_fsrun:
-            jobs.append(_Job(index, video, output, True, verdict.why))
-        else:
-            skipped.append(FileOutcome(video, SKIPPED, f"{output.name} exists, {verdict.why} "
-                                       "(use --force to replace it)"))
+        verdicts = [(p, compare(p, signature)) for p in there]
+        foreign = next(((p, v) for p, v in verdicts if not v.by_fsrun), None)
+        if foreign is not None:
+            skipped.append(FileOutcome(video, SKIPPED, f"{foreign[0].name} exists, "
+                                       f"{foreign[1].why} (use --force to replace it)"))
+        elif len(there) == len(outputs) and all(v.same for _, v in verdicts):
+            skipped.append(FileOutcome(video, SKIPPED, f"{there[0].name} exists "
+                                       f"({verdicts[0][1].why})"))
+        else:  # fsrun's, made another way or with an axis missing: made again, all together
+            differ = next((v.why for _, v in verdicts if not v.same), "an axis file is missing")
+            jobs.append(_Job(index, video, output, True, differ))
     return jobs, skipped
 
 
@@ -154,7 +163,9 @@ def process_ray_folder(root: Path | str, spec: SessionSpec, template: VideoReque
     model_path, notice = resolve_model(spec.model, spec.model_fps, None, spec.cache_dir)
     if notice:
         say(notice)
-    model_hash = load_package(model_path).model_hash
+    package = load_package(model_path)
+    model_hash = package.model_hash
+    axes = chosen_axes(template.axes, package.meta.axis_names, template.multi_axis_file)
     if output_dir is not None:
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         check_folder_writable(Path(output_dir))
@@ -177,7 +188,7 @@ def process_ray_folder(root: Path | str, spec: SessionSpec, template: VideoReque
     template = dataclasses.replace(template, report=None, protected=protected)
     worker_hooks = RunHooks(quiet=True, backend_factory=hooks.backend_factory)
     jobs, skipped = _plan(root, videos, template, output_dir,
-                          run_signature(spec, template, model_hash))
+                          run_signature(spec, template, model_hash), axes)
     say(f"{plural(len(videos), 'video')} under {root}: {len(jobs)} to run, "
         f"{len(skipped)} skipped")
     run = RayRun(summary)

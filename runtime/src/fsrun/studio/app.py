@@ -32,6 +32,7 @@ from fsrun.run.request import RunHooks, SessionSpec
 from fsrun.numbers import is_finite
 from fsrun.studio import security
 from fsrun.studio.jobs import JobQueue
+from fsrun.axes import AXES, STROKE
 from fsrun.studio.library import Library
 from fsrun.studio.state import StudioState
 from fsrun.studio.training import Training
@@ -274,7 +275,8 @@ def build_app(studio: Studio) -> Starlette:
         crop = q.get("crop") or saved.get("crop", "full")  # the video's own crop by default
         stride = int(_number(q["stride"], "stride", 1, 10_000, whole=True)) \
             if q.get("stride") else None
-        result = await asyncio.to_thread(studio.viewer.look, name, stride, crop, options)
+        result = await asyncio.to_thread(studio.viewer.look, name, stride, crop, options,
+                                         _axis(q.get("axis", STROKE)))
         return JSONResponse({**result, "crop": crop, "settings": saved})
 
     async def redo(request: Request) -> Response:
@@ -282,7 +284,8 @@ def build_app(studio: Studio) -> Starlette:
         result = await asyncio.to_thread(
             studio.viewer.redo, body.get("video", ""),
             int(_number(body.get("stride", DEFAULT_STRIDE), "stride", 1, 10_000, whole=True)),
-            _text(body.get("crop", "full"), "crop"), _object(body.get("options", {}), "options"))
+            _text(body.get("crop", "full"), "crop"), _object(body.get("options", {}), "options"),
+            _axis(body.get("axis", STROKE)))
         return JSONResponse(result)
 
     async def compare(request: Request) -> Response:
@@ -298,7 +301,8 @@ def build_app(studio: Studio) -> Starlette:
             raise ValueError(f"kind must be script or truth, not {kind!r}")
         result = await asyncio.to_thread(studio.viewer.save, body.get("video", ""), kind,
                                          _points(body.get("actions"), "actions"),
-                                         bool(body.get("replace")))
+                                         bool(body.get("replace")),
+                                         _axis(body.get("axis", STROKE)))
         studio.events.publish({"type": "library"})
         return JSONResponse(result)
 
@@ -394,6 +398,14 @@ def _object(value: Any, name: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{name} must be an object")
     return value
+
+
+def _axis(value: Any) -> str:
+    """An axis name of fsrun/axes.py (ValueError: 400 for anything else)."""
+    axis = _text(value, "axis")
+    if axis not in AXES:
+        raise ValueError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
+    return axis
 
 
 def _text(value: Any, name: str) -> str:

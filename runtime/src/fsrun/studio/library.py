@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from fsrun.axes import AXES, STROKE
 from fsrun.folder import find_videos
 from fsrun.files.funscript import default_output, fsrun_metadata, truth_path
 from fsrun.files.outputs import load_json_object
@@ -28,6 +29,19 @@ def script_state(script: Path) -> dict[str, Any]:
         return {"kind": "creator"}
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
     return {"kind": "fsrun", "model": model.get("name"), "options": meta.get("options", {})}
+
+
+def axis_states(video: Path) -> dict[str, Any]:
+    """The other axes a video has files for (VIDEO.roll.funscript, VIDEO.roll.truth.funscript):
+    axis -> {"script": its state, "truth": bool}; the stroke is the row's own script."""
+    states = {}
+    for axis in AXES:
+        if axis == STROKE:
+            continue
+        script, truth = default_output(video, axis), truth_path(video, axis)
+        if script.is_file() or truth.is_file():
+            states[axis] = {"script": script_state(script), "truth": truth.is_file()}
+    return states
 
 
 class Library:
@@ -64,7 +78,7 @@ class Library:
             if problem is not None:
                 rows.append({"video": video.relative_to(self.root).as_posix(), "problem": problem,
                              "bytes": None, "duration_s": None, "script": {"kind": "none"},
-                             "truth": False, "settings": {}})
+                             "truth": False, "axes": {}, "settings": {}})
                 continue
             name = relative(self.root, video)
             header = self.header(video)
@@ -74,6 +88,7 @@ class Library:
                          "duration_s": header.get("duration_s") if header else None,
                          "script": script_state(default_output(video)),
                          "truth": truth_path(video).is_file(),
+                         "axes": axis_states(video),
                          "settings": self.state.settings(name)})
         if missing:
             threading.Thread(target=self.read_headers, args=(missing,), daemon=True,

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 import fsrun
+from fsrun.axes import AXES, STROKE
 from fsrun.files.funscript import (TRUTH_SUFFIX, build_funscript, default_output, fsrun_metadata,
                              read_funscript, truth_path, write_funscript)
 from fsrun.groundtruth.metrics import compare
@@ -94,28 +95,40 @@ class Viewer:
             self.session = ModelSession.open(self.spec, self.hooks, start=False)
         return self.session
 
-    def positions(self, name: str, stride: int, crop: str) -> tuple[np.ndarray, np.ndarray]:
-        """The raw positions (cached in memory per stride and crop)."""
+    def axes(self) -> tuple[str, ...]:
+        """The axes the model gives (the stroke alone for most models)."""
+        with self.lock:
+            return self._session().axes
+
+    def positions(self, name: str, stride: int, crop: str,
+                  axis: str = STROKE) -> tuple[np.ndarray, np.ndarray]:
+        """The raw positions of one axis (every axis cached in memory per stride and crop);
+        ValueError for an axis the model does not give."""
         key = (name, stride, crop)
         with self.lock:
+            session = self._session()
+            if axis not in session.axes:
+                raise ValueError(f"the model gives {', '.join(session.axes)}; it has no "
+                                 f"{axis} axis")
             if key not in self.raw:
                 video = video_file(self.root, name)
                 request = VideoRequest(video=video, stride=stride, crop=crop)
                 hooks = dataclasses.replace(self.hooks, watch=self._watch(name))
-                self.raw[key] = self._session().positions(request, hooks)
-            return self.raw[key]
+                self.raw[key] = session.positions(request, hooks)
+            pts_ms, raw = self.raw[key]
+            return pts_ms, raw if raw.ndim == 1 else raw[:, session.axes.index(axis)]
 
     def look(self, name: str, stride: int | None, crop: str,
-             options: dict[str, Any] | None) -> dict[str, Any]:
-        """Everything the viewer draws for a video. Without a stride and options: those of the
-        script fsrun wrote beside it (so the drawing starts where that run ended), else the
-        defaults."""
+             options: dict[str, Any] | None, axis: str = STROKE) -> dict[str, Any]:
+        """Everything the viewer draws for a video on one axis. Without a stride and options:
+        those of the script fsrun wrote beside it (so the drawing starts where that run ended),
+        else the defaults."""
         video = video_file(self.root, name)
         began = time.perf_counter()
-        script, written = read_script(default_output(video))
+        script, written = read_script(default_output(video, axis))
         post = PostprocessOptions.from_options(written if options is None else options)
         stride = stride or int(written.get("stride") or DEFAULT_STRIDE)
-        pts_ms, raw = self.positions(name, stride, crop)
+        pts_ms, raw = self.positions(name, stride, crop, axis)
         info = probe(video)
         container = video.suffix.lower().lstrip(".")
         return {
@@ -127,14 +140,17 @@ class Viewer:
                     "pos": [round(float(p) * 100, 2) for p in raw]},
             "actions": to_actions(pts_ms, raw, post),
             "script": script,
-            "truth": read_script(truth_path(video))[0],
+            "truth": read_script(truth_path(video, axis))[0],
+            "axis": axis, "axes": list(self.axes()),
+            "script_name": default_output(video, axis).name,
             "seconds": round(time.perf_counter() - began, 4),
         }
 
-    def redo(self, name: str, stride: int, crop: str, options: dict[str, Any]) -> dict[str, Any]:
+    def redo(self, name: str, stride: int, crop: str, options: dict[str, Any],
+             axis: str = STROKE) -> dict[str, Any]:
         """Post-processing again from the positions in memory (a stride runs the head)."""
         began = time.perf_counter()
-        pts_ms, raw = self.positions(name, stride, crop)
+        pts_ms, raw = self.positions(name, stride, crop, axis)
         actions = to_actions(pts_ms, raw, PostprocessOptions.from_options(options))
         return {"actions": actions, "seconds": round(time.perf_counter() - began, 4)}
 
@@ -149,12 +165,16 @@ class Viewer:
         return {"r": round(result.pearson_r, 4), "lag_ms": result.lag_ms,
                 "mae": round(result.mean_abs_error, 2), "points": result.points}
 
-    def save(self, name: str, kind: str, actions: list[dict], replace: bool) -> dict[str, Any]:
+    def save(self, name: str, kind: str, actions: list[dict], replace: bool,
+             axis: str = STROKE) -> dict[str, Any]:
         """Write the edited points as VIDEO.funscript (kind "script") or VIDEO.truth.funscript
-        ("truth", the labels `fsexport train` learns from), atomically; an existing file only
-        when the person confirmed (replace), and then only a funscript."""
+        ("truth", the labels `fsexport train` learns from), VIDEO.roll.funscript and so on for
+        another axis, atomically; an existing file only when the person confirmed (replace),
+        and then only a funscript."""
         video = video_file(self.root, name)
-        target = truth_path(video) if kind == "truth" else default_output(video)
+        if axis not in AXES:
+            raise ValueError(f"unknown axis {axis!r}; valid: {', '.join(AXES)}")
+        target = truth_path(video, axis) if kind == "truth" else default_output(video, axis)
         if len(actions) < 2:
             raise ValueError("a script needs at least two points")
         duration_ms = probe(video).duration_s * 1000.0
@@ -170,7 +190,7 @@ class Viewer:
                                                        "version": fsrun.__version__},
                     "notes": ("labels made by a person in fsrun studio" if kind == "truth"
                               else "corrected by a person in fsrun studio"),
-                    "edited": True}
+                    "edited": True, **({} if axis == STROKE else {"axis": axis})}
         # Provenance: what the script was made from before a person corrected it (the model
         # and options of fsrun's script, or the earlier edit's own record).
         made_from = _provenance(previous)

@@ -10,8 +10,10 @@ import click
 import numpy as np
 
 from fsrun.errors import UsageError
-from fsrun.groundtruth.synth.clips import (CODECS, Clip, ClipSpec, clip_paths, parse_fps,
-                                refuse_existing, write_clip)
+from fsrun.axes import parse_axes
+from fsrun.groundtruth.synth.axes import ROLL_DEGREES, SYNTH_AXES
+from fsrun.groundtruth.synth.clips import (CODECS, Clip, ClipSpec, axis_truth_paths, check_axes,
+                                           clip_paths, parse_fps, refuse_existing, write_clip)
 from fsrun.groundtruth.synth.families import FAMILIES
 from fsrun.groundtruth.synth.tracks import TRACK_KINDS
 
@@ -27,7 +29,7 @@ def _quiet_svt() -> None:
 def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codecs: list[str],
                 seed: int, size: tuple[int, int], layout: str = "flat", track: str = "any",
                 progress: bool = False, force: bool = False,
-                family: str = "classic") -> list[Clip]:
+                family: str = "classic", axes: tuple[str, ...] = ("stroke",)) -> list[Clip]:
     """count clips, cycling through the given rates, codecs and track kinds; seeds seed, seed+1...
 
     Without force, every name is checked before the first clip is rendered: an existing video or
@@ -42,10 +44,11 @@ def write_clips(out_dir: Path, count: int, seconds: float, fps: list[str], codec
                       else codecs[i],
                       width=size[0], height=size[1], layout=layout,
                       track=tracks[int(rng.integers(0, len(tracks)))], seed=seed + i,
-                      family=family)
+                      family=family, axes=tuple(axes))
              for i in range(count)]
     if not force:
-        refuse_existing([path for spec in specs for path in clip_paths(spec, out_dir)])
+        refuse_existing([path for spec in specs
+                         for path in [*clip_paths(spec, out_dir), *axis_truth_paths(spec, out_dir)]])
     clips = []
     with click.progressbar(specs, label="rendering", hidden=not progress,
                            file=sys.stderr) as bar:
@@ -89,11 +92,17 @@ def _split(values: tuple[str, ...], everything: tuple[str, ...]) -> list[str]:
 @click.option("--family", type=click.Choice(list(FAMILIES)), default="classic", show_default=True,
               help="Renderer: " + "; ".join(f"{k}: {v.summary}" for k, v in FAMILIES.items())
               + ".")
+@click.option("--axes", "axes_text", default="stroke", show_default=True,
+              help=f"Truth files to write, comma separated, the stroke first: "
+              f"{', '.join(SYNTH_AXES)}. With roll the target is drawn elongated and tilts "
+              f"(pos 50 upright, 100 = its top {ROLL_DEGREES:g} degrees to the viewer's right, "
+              f"0 = to the left): VIDEO.roll.truth.funscript; sway (sideways place) and surge "
+              f"(size) are the scene's own motion.")
 @click.option("--force", "-f", is_flag=True,
               help="Replace clips and truth files that exist (refused otherwise).")
 def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...],
                   codecs: tuple[str, ...], track: str, seed: int, size: str, layout: str,
-                  family: str, force: bool) -> None:
+                  family: str, axes_text: str, force: bool) -> None:
     """Render clips whose target moves along a known track, each with its true funscript
     VIDEO.truth.funscript (pos 100 is the target at the top of its travel, 0 at the bottom).
     """
@@ -102,10 +111,13 @@ def synth_command(outdir: Path, count: int, seconds: float, fps: tuple[str, ...]
     unknown = [c for c in names if c not in CODECS]
     if unknown:
         raise UsageError(f"unknown codec {unknown[0]!r}; valid: {', '.join(CODECS)}")
+    axes = parse_axes(axes_text)
     try:
+        check_axes(axes)
         clips = write_clips(outdir, count, seconds, rates, names, seed, _parse_size(size),
-                            layout, track, progress=True, force=force, family=family)
+                            layout, track, progress=True, force=force, family=family, axes=axes)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     for clip in clips:
-        click.echo(f"{clip.video}  ({len(clip.times_s)} frames, truth {clip.truth.name})")
+        names = ", ".join(path.name for path in clip.truths.values())
+        click.echo(f"{clip.video}  ({len(clip.times_s)} frames, truth {names})")

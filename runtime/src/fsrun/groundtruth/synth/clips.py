@@ -16,8 +16,10 @@ from typing import Iterable
 import av
 import numpy as np
 
+from fsrun.axes import AXES
 from fsrun.errors import OutputError
 from fsrun.files.funscript import build_funscript, truth_path, write_funscript
+from fsrun.groundtruth.synth.axes import SYNTH_AXES, make_roll_track, roll_rng
 from fsrun.groundtruth.synth.families import FAMILIES
 from fsrun.groundtruth.synth.tracks import TRACK_KINDS, Track, make_track
 
@@ -94,6 +96,16 @@ class ClipSpec:
     track: str = "mixed"  # key of TRACK_KINDS
     seed: int = 0  # draws the track and the scene
     family: str = "classic"  # key of FAMILIES: which renderer draws the scene
+    axes: tuple[str, ...] = ("stroke",)  # truth files written (synth/axes.py SYNTH_AXES); with
+    # roll the target is drawn elongated and tilting
+
+
+def check_axes(axes: tuple[str, ...]) -> None:
+    """ValueError unless the stroke comes first and every axis is one a clip can give."""
+    if not axes or axes[0] != "stroke" or len(set(axes)) != len(axes) or any(
+            a not in SYNTH_AXES for a in axes):
+        raise ValueError(f"synthetic clips give {', '.join(SYNTH_AXES)}, the stroke first and "
+                         f"none twice; got {','.join(axes)}")
 
 
 @dataclass
@@ -103,6 +115,8 @@ class Clip:
     track: Track  # the track it follows
     times_s: np.ndarray  # presentation time of each frame
     positions: np.ndarray  # true position (0..1) of each frame
+    truths: dict[str, Path] = field(default_factory=dict)  # axis -> its truth file (the stroke's
+    # is `truth`)
 
 
 def truth_actions(times_s: np.ndarray, positions: np.ndarray) -> list[dict[str, int]]:
@@ -166,6 +180,12 @@ def clip_paths(spec: ClipSpec, out_dir: Path, name: str | None = None) -> tuple[
     return video, truth_path(video)
 
 
+def axis_truth_paths(spec: ClipSpec, out_dir: Path, name: str | None = None) -> list[Path]:
+    """The truth files of the axes besides the stroke (VIDEO.roll.truth.funscript, ...)."""
+    video = clip_paths(spec, out_dir, name)[0]
+    return [truth_path(video, axis) for axis in spec.axes[1:]]
+
+
 def refuse_existing(paths: list[Path]) -> None:
     """OutputError naming the first of paths that exists (and how many do): nothing is replaced
     without --force, not a video and not a funscript fsrun wrote beside it."""
@@ -181,9 +201,20 @@ def track_and_scene(spec: ClipSpec,
     unless a generator is given)."""
     rng = np.random.default_rng(spec.seed) if rng is None else rng
     track = make_track(spec.track, spec.seconds + 0.5, rng)
-    scene = FAMILIES[spec.family].make_scene(rng, spec.width, spec.height, spec.seconds,
-                                             spec.layout)
+    family = FAMILIES[spec.family]
+    scene = family.make_scene(rng, spec.width, spec.height, spec.seconds, spec.layout)
+    if "roll" in spec.axes:  # its own stream: every draw above stays what the seed gives
+        roll = roll_rng(spec.seed)
+        family.add_roll(scene, make_roll_track(roll, spec.seconds + 0.5), roll)
     return track, scene
+
+
+def axis_tracks(spec: ClipSpec, track: Track, scene: object) -> dict[str, Track]:
+    """The track of every axis of the clip, the stroke first."""
+    tracks = {"stroke": track, **FAMILIES[spec.family].side_tracks(scene)}
+    if scene.tilt is not None:
+        tracks["roll"] = scene.tilt.roll
+    return {axis: tracks[axis] for axis in spec.axes}
 
 
 def spec_from_truth(metadata: dict) -> ClipSpec | None:
@@ -196,7 +227,9 @@ def spec_from_truth(metadata: dict) -> ClipSpec | None:
         spec = ClipSpec(seconds=float(synth["seconds"]), fps=str(synth["fps"]),
                         codec=str(synth["codec"]), width=width, height=height,
                         layout=str(synth["layout"]), track=str(synth["track"]),
-                        seed=int(synth["seed"]), family=str(synth["family"]))
+                        seed=int(synth["seed"]), family=str(synth["family"]),
+                        axes=tuple(str(a) for a in synth.get("axes", ["stroke"])))
+        check_axes(spec.axes)
     except (KeyError, TypeError, ValueError):
         return None
     known = spec.family in FAMILIES and spec.track in TRACK_KINDS
@@ -226,10 +259,11 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
         raise ValueError(f"unknown family {spec.family!r}; valid: {', '.join(FAMILIES)}")
     if spec.width % 2 or spec.height % 2:
         raise ValueError("width and height must be even (4:2:0 video)")
+    check_axes(spec.axes)
     codec = CODECS[spec.codec]
     video, truth = clip_paths(spec, out_dir, name)
     if not force:
-        refuse_existing([video, truth])
+        refuse_existing([video, truth, *axis_truth_paths(spec, out_dir, name)])
     rate = parse_fps(spec.fps)
     rng = np.random.default_rng(spec.seed)
     track, scene = track_and_scene(spec, rng)
@@ -240,11 +274,18 @@ def write_clip(spec: ClipSpec, out_dir: Path, name: str | None = None,
     frame_width = spec.width * (2 if spec.layout == "sbs" else 1)
     frames = family.render_frames(scene, track, times, np.random.default_rng(spec.seed + 1))
     encode_video(video, codec, frames, times, rate, frame_width, spec.height)
-    metadata = {"creator": "fsrun synth", "title": video.stem, "type": "synthetic ground truth",
-                "notes": "pos 100 = target at the top of its travel, 0 = bottom",
-                "synth": {"family": spec.family, "track": spec.track, "seed": spec.seed,
-                          "fps": str(spec.fps), "codec": spec.codec, "layout": spec.layout,
-                          "size": [spec.width, spec.height], "seconds": spec.seconds}}
-    write_funscript(truth, build_funscript(truth_actions(times, positions), metadata),
-                    force=True, truth=True)
-    return Clip(video=video, truth=truth, track=track, times_s=times, positions=positions)
+    synth = {"family": spec.family, "track": spec.track, "seed": spec.seed,
+             "fps": str(spec.fps), "codec": spec.codec, "layout": spec.layout,
+             "size": [spec.width, spec.height], "seconds": spec.seconds}
+    if spec.axes != ("stroke",):  # stroke-only truth files stay as they always were
+        synth["axes"] = list(spec.axes)
+    truths = {}
+    for axis, axis_track in axis_tracks(spec, track, scene).items():
+        metadata = {"creator": "fsrun synth", "title": video.stem,
+                    "type": "synthetic ground truth", "notes": "pos " + AXES[axis].meaning,
+                    **({} if axis == "stroke" else {"axis": axis}), "synth": synth}
+        truths[axis] = truth_path(video, axis)
+        write_funscript(truths[axis], build_funscript(truth_actions(times, axis_track.at(times)),
+                                                      metadata), force=True, truth=True)
+    return Clip(video=video, truth=truth, track=track, times_s=times, positions=positions,
+                truths=truths)

@@ -22,12 +22,16 @@ class Family:
     render_frames: Callable[[Any, Track, np.ndarray, np.random.Generator], Iterator[np.ndarray]]
     target_place: Callable[[Any, float, float], tuple[float, float, float]]  # scene, t, pos
     summary: str  # one line for --help
+    add_roll: Callable[[Any, Track, np.random.Generator], None]  # scene, roll track, rng
+    side_tracks: Callable[[Any], dict[str, Track]]  # scene -> {"sway": ..., "surge": ...}
 
 
 FAMILIES: dict[str, Family] = {
     "classic": Family(render.make_scene, render.render_frames, render.target_place,
-                      "an outlined saturated disc over a drifting grating, small squares"),
+                      "an outlined saturated disc over a drifting grating, small squares",
+                      render.add_roll, render.side_tracks),
     "randomized": Family(randomized.make_scene, randomized.render_frames,
                          randomized.target_place,
-                         "a new target, background, distractors, camera and light per clip"),
+                         "a new target, background, distractors, camera and light per clip",
+                         randomized.add_roll, randomized.side_tracks),
 }

@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from fsrun.groundtruth.synth.axes import Tilt, elongated, roll_angle
 from fsrun.groundtruth.synth.render import check_view, grating_texture
 from fsrun.groundtruth.synth.shapes import Primitive, Shape, paint
 from fsrun.groundtruth.synth.tracks import Track, make_track
@@ -54,6 +55,19 @@ class RandomScene:
     camera: Camera = field(default_factory=lambda: Camera())  # zoom, pan, shake
     look: Look = field(default_factory=lambda: Look())  # light, colour, blur, noise
     disparity: float = 0.03  # sbs: the right view shifts the target by this fraction of width
+    tilt: Tilt | None = None  # roll (synth/axes.py): the target elongated, tilting instead of
+    # spinning
+
+
+def add_roll(scene: RandomScene, roll: Track, rng: np.random.Generator) -> None:
+    """Make the target elongated, in its own colours, and tilt it along roll instead of spin."""
+    scene.target = elongated(rng, scene.target)
+    scene.tilt = Tilt(roll, scene.target)
+
+
+def side_tracks(scene: RandomScene) -> dict[str, Track]:
+    """Sway (horizontal place, 1 = right) and surge (size, 1 = largest) of the target."""
+    return {"sway": scene.motion.sway, "surge": scene.motion.scale}
 
 
 @dataclass
@@ -313,7 +327,8 @@ def _view(scene: RandomScene, t_s: float, position: float, x_shift: float,
 
     draw_movers(False)
     x, y, size = _target_pose(scene, t_s, position, x_shift)
-    angle = scene.motion.spin_range * (2 * float(scene.motion.spin.at(t_s)) - 1)
+    angle = (scene.motion.spin_range * (2 * float(scene.motion.spin.at(t_s)) - 1)
+             if scene.tilt is None else roll_angle(float(scene.tilt.roll.at(t_s))))
     paint(img, scene.target, x, y, size, angle)
     draw_movers(True)
     look = scene.look

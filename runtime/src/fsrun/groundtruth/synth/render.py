@@ -14,6 +14,8 @@ from typing import Iterator
 
 import numpy as np
 
+from fsrun.groundtruth.synth.axes import Tilt, elongated, roll_angle
+from fsrun.groundtruth.synth.shapes import Shape, paint
 from fsrun.groundtruth.synth.tracks import Track, make_track
 
 TOP_Y, BOTTOM_Y = 0.2, 0.8  # target centre height (fraction of frame height) at pos 1 and pos 0
@@ -40,11 +42,30 @@ class Scene:
     target_radius: float  # base radius as a fraction of frame height
     scale: Track  # size multiplier over time (0..1 maps to 0.8..1.25)
     sway: Track  # horizontal centre over time (0..1 maps to 0.3..0.7 of the width)
+    look: ClassicLook  # light, colour cast and noise
+    distractors: list[Distractor] = field(default_factory=list)  # other moving things
+    disparity: float = 0.03  # sbs only: right view shifts the target by this fraction of width
+    tilt: Tilt | None = None  # roll: an elongated target tilting (synth/axes.py); None: the
+    # upright disc
+
+
+@dataclass
+class ClassicLook:
     light: Track  # brightness over time (0..1 maps to 0.65..1.2)
     tint: np.ndarray  # float32 [3] per-channel colour cast
     noise_sigma: float  # std of per-pixel Gaussian noise in 0..255 units
-    distractors: list[Distractor] = field(default_factory=list)  # other moving things
-    disparity: float = 0.03  # sbs only: right view shifts the target by this fraction of width
+
+
+def add_roll(scene: Scene, roll: Track, rng: np.random.Generator) -> None:
+    """Draw the target elongated and tilting along roll (its rim stays dark)."""
+    like = Shape([], scene.target_color, scene.target_color, outline=np.full(3, 15, np.float32),
+                 outline_px=2.0)
+    scene.tilt = Tilt(roll, elongated(rng, like))
+
+
+def side_tracks(scene: Scene) -> dict[str, Track]:
+    """Sway (horizontal place, 1 = right) and surge (size, 1 = largest) of the target."""
+    return {"sway": scene.sway, "surge": scene.scale}
 
 
 def grating_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
@@ -102,9 +123,10 @@ def make_scene(rng: np.random.Generator, width: int, height: int, seconds: float
         target_radius=float(rng.uniform(0.10, 0.14)),
         scale=make_track("sine", span, rng),
         sway=make_track("random_walk", span, rng),
-        light=make_track("random_walk", span, rng),
-        tint=rng.uniform(0.85, 1.15, 3).astype(np.float32),
-        noise_sigma=float(rng.uniform(2.0, 8.0)),
+        # drawn in the order they always were: the same seed, the same clip
+        look=ClassicLook(light=make_track("random_walk", span, rng),
+                         tint=rng.uniform(0.85, 1.15, 3).astype(np.float32),
+                         noise_sigma=float(rng.uniform(2.0, 8.0))),
         distractors=distractors,
     )
 
@@ -165,9 +187,12 @@ def _view(scene: Scene, t_s: float, position: float, x_shift: float,
         _paint_square(img, float(d.x_track.at(t_s)) * w, float(d.y_track.at(t_s)) * h,
                       d.size * h, d.color)
     cx, cy, radius = _target_pose(scene, t_s, position, x_shift)
-    _paint_disc(img, cx, cy, radius, scene.target_color, rim=0.3)
-    img *= (0.65 + 0.55 * float(scene.light.at(t_s))) * scene.tint
-    img += rng.normal(0.0, scene.noise_sigma, img.shape).astype(np.float32)
+    if scene.tilt is None:
+        _paint_disc(img, cx, cy, radius, scene.target_color, rim=0.3)
+    else:
+        paint(img, scene.tilt.shape, cx, cy, radius, roll_angle(float(scene.tilt.roll.at(t_s))))
+    img *= (0.65 + 0.55 * float(scene.look.light.at(t_s))) * scene.look.tint
+    img += rng.normal(0.0, scene.look.noise_sigma, img.shape).astype(np.float32)
     return img
 
 

@@ -4,6 +4,11 @@ const el = studio.el;
 const selected = new Set();
 let jobsById = {};
 
+function axisTags(axes) {  // the other axes' files: VIDEO.roll.funscript, its truth
+  return Object.entries(axes).map(([axis, state]) => el("span", {
+    class: `tag axis ${state.script.kind}`, title: `${axis}: ${state.script.kind === "none" ? "no script" : state.script.kind}` +
+      (state.truth ? ", truth" : "")}, `${axis}${state.script.kind === "none" ? "" : " ✓"}${state.truth ? " (truth)" : ""}`));
+}
 function scriptTag(script) {
   if (script.kind === "fsrun") {
     const stride = script.options && script.options.stride;
@@ -43,7 +48,7 @@ async function loadLibrary() {
       el("td", {}, row.video),
       el("td", {class: "num"}, row.duration_s === null ? "..." : studio.clock(row.duration_s)),
       el("td", {class: "num"}, studio.size(row.bytes)),
-      el("td", {class: "script"}, scriptTag(row.script)),
+      el("td", {class: "script"}, scriptTag(row.script), ...axisTags(row.axes || {})),
       el("td", {}, row.truth ? el("span", {class: "tag truth"}, "truth") : ""),
       el("td", {class: "job"}, jobCell(row.job)),
       el("td", {}, el("a", {href: viewer, class: "open"}, "open"))));

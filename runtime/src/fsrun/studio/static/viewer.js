@@ -6,6 +6,9 @@ const view = studio.view = {
   video, data: null, actions: [], compare: null, undo: [], redo: [], selected: null,
   start: 0, span: 60000, cursor: 0, player: null, crop: null, box: null,
   edited: false,  // the person changed the points since they were loaded, redrawn or saved
+  axis: "stroke",  // the axis shown (a model of several axes: stroke, roll, ...)
+  stash: {},  // axis -> its drawing, points, undo and redo while another axis is shown
+  pictureReady: false,  // the player (or frame) and the span are set up
 };
 // Speed (position units a second) -> colour, the scale funscript heatmaps use: slow strokes
 // blue, then green, yellow, orange, fast ones red.
@@ -121,8 +124,28 @@ function replaceActions(actions) {
   if (view.actions.length) { view.undo.push(JSON.stringify(view.actions)); view.redo = []; }
   view.actions = actions; view.selected = null; view.edited = false;
 }
+// Unsaved edits on any axis: the one shown or one kept aside while another is shown.
+function anyEdited() {
+  return view.edited || Object.entries(view.stash).some(([axis, kept]) => axis !== view.axis && kept.edited);
+}
+const KEPT = ["data", "actions", "undo", "redo", "edited", "selected"];
+async function switchAxis(axis) {  // each axis keeps its own points, undo and redo
+  view.stash[view.axis] = Object.fromEntries(KEPT.map((k) => [k, view[k]]));
+  view.axis = axis;
+  const kept = view.stash[axis];
+  if (kept && kept.data) {
+    Object.assign(view, kept);
+    showOptions(view.data);
+    await showCompare();
+    status(`${axis}: ${view.data.script_name}${view.edited ? " (unsaved edits)" : ""}`);
+    draw();
+    return;
+  }
+  Object.assign(view, {data: null, actions: [], undo: [], redo: [], edited: false, selected: null});
+  await load();
+}
 window.addEventListener("beforeunload", (e) => {
-  if (!view.edited) return;
+  if (!anyEdited()) return;
   e.preventDefault();
   e.returnValue = "";  // the browser asks before leaving: the edits are not saved
 });
@@ -315,6 +338,12 @@ function setupPicture(data) {
 }
 
 // ---- server round trips ----------------------------------------------------------------------
+function showAxes(axes) {  // the selector appears for a model of several axes
+  const select = document.querySelector("#axis");
+  select.replaceChildren(...axes.map((a) => studio.el("option", {value: a}, a)));
+  select.value = view.axis;
+  document.querySelector("#axis-box").hidden = axes.length < 2;
+}
 function status(text, error) {
   const node = document.querySelector("#status");
   node.textContent = text; node.className = error ? "error" : "note";
@@ -333,7 +362,7 @@ async function load() {
   view.defaults = await studio.fillDefaults(["stride", "min_amplitude", "rdp_epsilon", "offset_ms"]);
   view.loading = true;
   // The first look takes the stride and options of the script fsrun wrote beside the video.
-  const query = new URLSearchParams(first ? {video} : {video, stride: stride(), options: JSON.stringify(options())});
+  const query = new URLSearchParams(first ? {video, axis: view.axis} : {video, axis: view.axis, stride: stride(), options: JSON.stringify(options())});
   if (cropValue()) query.set("crop", cropValue());
   try {
     const data = await studio.api(`/api/look?${query}`);
@@ -341,10 +370,12 @@ async function load() {
     showOptions(data);
     // Editing starts from the saved script where there is one, else from the model's track.
     replaceActions(first && data.script ? data.script.map((p) => ({...p})) : data.actions);
-    if (first) {
+    if (!view.pictureReady) {
       view.span = Math.min(60000, data.duration_ms || 60000);
       setupPicture(data);
       showCrop(data.crop);
+      showAxes(data.axes);
+      view.pictureReady = true;
     }
     view.cropShown = data.crop;
     await showCompare();
@@ -356,7 +387,7 @@ async function load() {
 async function redo() {
   if (!mayReplaceEdits("This post-processing change")) { showOptions(view.data); return; }
   try {
-    const data = await studio.api("/api/redo", {video, stride: stride(), crop: cropValue() || view.cropShown || "full", options: options()});
+    const data = await studio.api("/api/redo", {video, axis: view.axis, stride: stride(), crop: cropValue() || view.cropShown || "full", options: options()});
     replaceActions(data.actions);
     view.data.options = options();  // what the drawing is made with now
     status(`post-processing redone on the server in ${(data.seconds * 1000).toFixed(1)} ms`);
@@ -380,7 +411,7 @@ async function save(kind) {
     if (!replace) return;
   }
   try {
-    const result = await studio.api("/api/save", {video, kind, actions: view.actions, replace});
+    const result = await studio.api("/api/save", {video, kind, actions: view.actions, replace, axis: view.axis});
     status(`saved ${result.saved} (${result.actions} points)` +
            (result.backup ? `; the one it replaced is kept as ${result.backup}` : ""));
     view.data[kind] = view.actions.map((p) => ({...p}));
@@ -399,6 +430,7 @@ document.querySelector("#save-crop").addEventListener("click", async () => {
   await studio.api("/api/settings", {video, crop});
   status(`crop ${crop} kept for this video: its next runs use it`);
 });
+document.querySelector("#axis").addEventListener("change", (e) => switchAxis(e.target.value));
 document.querySelector("#save-script").addEventListener("click", () => save("script"));
 document.querySelector("#save-truth").addEventListener("click", () => save("truth"));
 window.addEventListener("resize", draw);

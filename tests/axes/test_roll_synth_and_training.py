@@ -1,0 +1,117 @@
+"""Roll in synthetic clips (drawn under the documented convention, truth per axis, the stroke
+clip unchanged) and in training (labels per axis, a missing one masked, the package's axes)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fsrun.errors import UsageError
+from fsrun.files.funscript import read_actions, truth_path
+from fsrun.groundtruth.seeds import seed
+from fsrun.groundtruth.synth.axes import ROLL_DEGREES, elongated, roll_angle
+from fsrun.groundtruth.synth.clips import ClipSpec, track_and_scene
+from fsrun.groundtruth.synth.cli import write_clips
+from fsrun.groundtruth.synth.shapes import Primitive, Shape, paint
+
+
+def _lean(angle: float) -> float:
+    """Covariance of x and y over an elongated shape painted at angle: below 0 when its top
+    leans to the viewer's right (rows grow downwards)."""
+    img = np.zeros((80, 80, 3), np.float32)
+    like = Shape([Primitive("ellipse", (0, 0), (1, 1))], np.full(3, 255, np.float32),
+                  np.full(3, 255, np.float32))
+    paint(img, elongated(np.random.default_rng(1), like), 40, 40, 20, angle)
+    ys, xs = np.nonzero(img[..., 0] > 128)
+    return float(np.cov(xs, ys)[0, 1])
+
+
+def test_roll_convention_100_is_the_top_to_the_right() -> None:
+    assert roll_angle(0.5) == 0.0
+    assert roll_angle(1.0) == pytest.approx(np.radians(ROLL_DEGREES))
+    assert _lean(roll_angle(1.0)) < -5 and _lean(roll_angle(0.0)) > 5
+    assert abs(_lean(roll_angle(0.5))) < 1
+
+
+@pytest.mark.parametrize("family", ["classic", "randomized"])
+def test_a_rolling_clip_keeps_its_stroke_and_writes_truth_per_axis(family: str,
+                                                                   tmp_path: Path) -> None:
+    first = seed("tests-studio", 600)
+    plain = write_clips(tmp_path / "plain", 1, 2.0, ["30"], ["h264"], first, (64, 48),
+                        family=family)[0]
+    rolled = write_clips(tmp_path / "rolled", 1, 2.0, ["30"], ["h264"], first, (64, 48),
+                         family=family, axes=("stroke", "roll", "sway", "surge"))[0]
+    assert read_actions(plain.truth)[1].tolist() == read_actions(rolled.truth)[1].tolist()
+    assert set(rolled.truths) == {"stroke", "roll", "sway", "surge"}
+    spec = ClipSpec(seconds=2.0, width=64, height=48, seed=first, family=family,
+                    track=json.loads(rolled.truth.read_text())["metadata"]["synth"]["track"],
+                    axes=("stroke", "roll"))
+    _, scene = track_and_scene(spec)
+    roll_ms, roll_pos = read_actions(truth_path(rolled.video, "roll"))
+    assert np.allclose(roll_pos, np.round(100 * scene.tilt.roll.at(roll_ms / 1000.0)), atol=1.01)
+    assert roll_pos.std() > 3  # it moves
+    meta = json.loads(truth_path(rolled.video, "roll").read_text())["metadata"]
+    assert meta["axis"] == "roll" and "clockwise" in meta["notes"]
+    assert "axes" not in json.loads(plain.truth.read_text())["metadata"]["synth"]
+
+
+def test_pairs_carry_each_axis_and_a_missing_one_is_masked(tmp_path: Path) -> None:
+    from fsexport.train.dataset import decode_pair, find_pairs  # noqa: PLC0415
+    from fsexport.train.frame_stage import masked_mse  # noqa: PLC0415
+
+    first = seed("tests-studio", 700)
+    write_clips(tmp_path, 1, 2.5, ["30"], ["h264"], first, (64, 48), axes=("stroke", "roll"))
+    write_clips(tmp_path, 1, 2.5, ["30"], ["h264"], first + 1, (64, 48))
+    pairs = find_pairs(tmp_path, ("stroke", "roll"))
+    assert [p.axis_scripts[0] is not None for p in pairs] == [True, False]
+    labels = [decode_pair(p, 30.0, 32).labels for p in pairs]
+    assert labels[0].shape[1] == 2 and np.isfinite(labels[0]).all()
+    assert np.isnan(labels[1][:, 1]).all() and np.isfinite(labels[1][:, 0]).all()
+    with pytest.raises(UsageError):
+        find_pairs(tmp_path / "nothing")
+    prediction = torch.tensor([[0.2, 0.9], [0.4, 0.1]])
+    known = torch.tensor([[0.2, float("nan")], [0.5, float("nan")]])
+    assert float(masked_mse(prediction, known)) == pytest.approx(0.005)
+    assert float(masked_mse(prediction, torch.full((2, 2), float("nan")))) == 0.0
+
+
+def test_train_two_axes_then_build_and_run(tmp_path: Path) -> None:
+    from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
+    from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
+    from fsrun import cli  # noqa: PLC0415
+    from fsrun.files.funscript import default_output  # noqa: PLC0415
+
+    data = tmp_path / "data"
+    first = seed("tests-studio", 800)
+    write_clips(data, 2, 2.5, ["30"], ["h264"], first, (64, 48), axes=("stroke", "roll"))
+    write_clips(data, 1, 2.5, ["30"], ["h264"], first + 2, (64, 48))
+    result = train(TrainConfig(data=data, output=tmp_path / "ck", variant="tiny", epochs=1,
+                               batch_size=2, windows_per_epoch=4, frame_steps=2,
+                               axes=("stroke", "roll"), val_fraction=0.34, progress=False),
+                   echo=lambda _: None)
+    described = json.loads(result.config_path.read_text())
+    assert described["axes"] == ["stroke", "roll"]
+    assert len(described["history"][0]["val_r_axes"]) == 2
+    assert described["options"]["flip"] is True  # asked for, and turned off for the roll:
+    assert result.frame_stage is not None and len(result.frame_stage.val_r_axes) == 2
+    built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=result.checkpoint,
+                                      set_default=False, fp16=False, composite=False))
+    assert built.meta.axes == ["stroke", "roll"]
+    video = next(data.glob("*.mp4"))
+    assert cli.main([str(video), "-m", str(built.path), "-q", "--no-cache"]) == 0
+    assert default_output(video, "roll").is_file()
+
+
+def test_warm_start_loads_a_packages_encoder(axis_packages) -> None:
+    from fsexport.model import create_model  # noqa: PLC0415
+    from fsexport.train.warm_start import load_package_encoder  # noqa: PLC0415
+    from fsexport.variants import get_variant  # noqa: PLC0415
+
+    one, _ = axis_packages
+    model = create_model(get_variant("tiny"), seed=99)
+    load_package_encoder(model.encoder, one)  # checks itself against ONNX Runtime
+    with pytest.raises(UsageError, match="variant"):
+        load_package_encoder(create_model(get_variant("tiny-x2"), seed=1).encoder, one)
