@@ -107,11 +107,54 @@ def test_train_two_axes_then_build_and_run(tmp_path: Path) -> None:
 
 def test_warm_start_loads_a_packages_encoder(axis_packages) -> None:
     from fsexport.model import create_model  # noqa: PLC0415
-    from fsexport.train.warm_start import load_package_encoder  # noqa: PLC0415
+    from fsexport.train.warm_start import load_package_encoder, restore_batchnorm  # noqa: PLC0415
     from fsexport.variants import get_variant  # noqa: PLC0415
 
     one, _ = axis_packages
     model = create_model(get_variant("tiny"), seed=99)
     load_package_encoder(model.encoder, one)  # checks itself against ONNX Runtime
+    frames = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (8, 48, 64, 3),
+                                                                dtype=np.uint8))
+    model.encoder.eval()
+    with torch.no_grad():
+        before = model.encoder(frames)
+        restore_batchnorm(model.encoder, frames.numpy(), count=8, batch=4)
+        after = model.encoder(frames)
+    assert torch.allclose(before, after, atol=1e-4 * float(before.abs().max()))
+    norms = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert any(float(m.running_var.mean()) != pytest.approx(1.0, abs=0.05) for m in norms)
     with pytest.raises(UsageError, match="variant"):
         load_package_encoder(create_model(get_variant("tiny-x2"), seed=1).encoder, one)
+
+
+def test_training_starts_from_a_package(axis_packages, tmp_path: Path) -> None:
+    from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
+
+    one, _ = axis_packages
+    data = tmp_path / "data"
+    write_clips(data, 2, 2.5, ["30"], ["h264"], seed("tests-studio", 900), (64, 48),
+                axes=("stroke", "roll"))
+    lines: list[str] = []
+    result = train(TrainConfig(data=data, output=tmp_path / "ck", variant="tiny", epochs=1,
+                               batch_size=2, windows_per_epoch=4, frame_steps=2,
+                               axes=("stroke", "roll"), init_from=one, val_fraction=0.5,
+                               progress=False), echo=lines.append)
+    assert f"encoder from {one}" in lines
+    assert json.loads(result.config_path.read_text())["options"]["init_from"] == one.name
+    with pytest.raises(UsageError, match="variant"):
+        train(TrainConfig(data=data, output=tmp_path / "ck2", variant="tiny-x2", epochs=1,
+                          init_from=one, progress=False), echo=lines.append)
+
+
+def test_synth_command_writes_each_axis_truth(tmp_path: Path) -> None:
+    from fsrun import cli  # noqa: PLC0415
+
+    assert cli.main(["synth", str(tmp_path), "--count", "1", "--seconds", "1.5", "--size",
+                     "64x48", "--axes", "stroke,roll,sway"]) == 0
+    video = next(tmp_path.glob("*.mp4"))
+    for axis in ("stroke", "roll", "sway"):
+        assert truth_path(video, axis).is_file()
+    assert not truth_path(video, "surge").exists()
+    for bad in ("roll,stroke", "stroke,pitch", "stroke,wiggle"):
+        assert cli.main(["synth", str(tmp_path / "bad"), "--axes", bad]) == 2
+    assert not (tmp_path / "bad").exists()

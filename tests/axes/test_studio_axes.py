@@ -81,3 +81,14 @@ def test_the_queue_writes_every_axis(two_axis_studio) -> None:
     assert default_output(video).is_file() and default_output(video, "roll").is_file()
     row = client.get("/api/library", headers=headers).json()["videos"][0]
     assert row["axes"]["roll"]["script"]["kind"] == "fsrun"
+
+
+def test_training_on_the_folders_labels_learns_the_labelled_axes(tmp_path: Path) -> None:
+    from fsrun.studio.training import labelled_axes  # noqa: PLC0415
+
+    (tmp_path / "a.truth.funscript").write_text("{}")
+    assert labelled_axes(tmp_path) == ("stroke",)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.roll.truth.funscript").write_text("{}")
+    (tmp_path / "c.pitch.funscript").write_text("{}")  # a script, not a label
+    assert labelled_axes(tmp_path) == ("stroke", "roll")

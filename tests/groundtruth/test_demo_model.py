@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fsexport.train.demo_model import BUNDLED, RECIPES
+from fsexport.train.demo_model import DemoRecipe
 from fsrun.config import demo_model_dir
 from fsrun.files.funscript import read_actions
 from fsrun.groundtruth.grade import TruthClip, grade
@@ -19,11 +19,9 @@ from fsrun.groundtruth.seeds import seed
 from fsrun.groundtruth.synth.clips import ClipSpec, write_clip
 from fsrun.model.package import load_package
 
-from .independent import GRID_SEED, grade_package, grid_scenes, tilt_scenes
+from .independent import GRID_SEED, grade_package, grid_scenes
 
 GRID = grid_scenes()  # the independent renderer: one clip per rate and codec
-TILT = tilt_scenes()  # the same with an elongated object that also tilts (stroke and roll)
-ROLL_R = 0.9  # the roll's target on held-out and independent clips
 # Clips of GRID the bundled demo misses (index: measured r); each stays an expected failure
 # until a rebuilt demo model tracks it, and then fails as a reminder to remove it here.
 KNOWN_MISSES: dict[int, str] = {}
@@ -37,10 +35,6 @@ FAMILIES = ("classic", "randomized")  # seeds: tests-held-out-FAMILY in the seed
 # like KNOWN_MISSES above: r below 0.95, and lag beyond one frame.
 FAMILY_MISSES = {("randomized", "24", "vp9"): "randomized family, 24 fps VP9: r 0.62"}
 LATE: dict[tuple[str, str, str], str] = {}
-# Roll: held-out tilting clips of the training renderer, and clips of TILT, that the bundled demo
-# misses (r below ROLL_R), kept as expected failures the same way.
-ROLL_MISSES: dict[tuple[str, str, str], str] = {}
-TILT_MISSES: dict[int, str] = {}
 
 
 def _held_out_params(misses: dict[tuple[str, str, str], str]) -> list:
@@ -51,18 +45,14 @@ def _held_out_params(misses: dict[tuple[str, str, str], str]) -> list:
 
 
 def test_demo_package_is_small_trained_and_verified() -> None:
-    """The bundled package is what `python -m fsexport.train.demo_model` builds by default (the
-    stroke-roll recipe, from the stroke recipe's package)."""
-    recipe = RECIPES[BUNDLED]
+    """The bundled package is what `python -m fsexport.train.demo_model` builds by default."""
     package = load_package(demo_model_dir())
-    assert package.meta.trained and package.meta.variant == recipe.variant
-    assert tuple(package.meta.axes) == recipe.axes == ("stroke", "roll")
+    assert package.meta.trained and package.meta.variant == DemoRecipe.variant
     size = sum(p.stat().st_size for p in demo_model_dir().iterdir())
     assert size <= 10 * 1024 * 1024
     training = package.meta.provenance["training"]
-    assert training["seed"] == recipe.seed and training["options"]["augment"] is True
-    assert training["frame_stage"]["steps"] == recipe.frame_steps
-    assert training["options"]["init_from"] == "demo.fsmodel"
+    assert training["seed"] == DemoRecipe.seed and training["options"]["augment"] is True
+    assert training["frame_stage"]["steps"] == DemoRecipe.frame_steps
 
 
 @pytest.fixture(scope="module")
@@ -121,44 +111,6 @@ def test_demo_model_tracks_what_another_renderer_draws(tmp_path: Path, index: in
     assert row["r"] >= 0.9, row
 
 
-@pytest.fixture(scope="module")
-def graded_roll(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """Roll rows of the held-out clips drawn tilting (the same seeds as `graded`)."""
-    folder = tmp_path_factory.mktemp("demo_held_out_roll")
-    clips = []
-    for family in FAMILIES:
-        for i, (fps, codec) in enumerate(HELD_OUT):
-            clip = write_clip(ClipSpec(seconds=10.0, fps=fps, codec=codec, width=96, height=72,
-                                       seed=seed(f"tests-held-out-{family}", i), family=family,
-                                       axes=("stroke", "roll")), folder)
-            clips.append(TruthClip(clip.video, clip.truth, {"family": family, "fps": fps,
-                                                            "codec": codec},
-                                   {"roll": clip.truths["roll"]}))
-    return [row for done in grade(demo_model_dir(), clips) for row in done.rows()
-            if row.get("axis") == "roll"]
-
-
-@pytest.mark.parametrize("family, fps, codec", _held_out_params(ROLL_MISSES))
-def test_demo_model_tracks_roll_on_held_out_clips(graded_roll: list[dict], family: str,
-                                                  fps: str, codec: str) -> None:
-    [row] = [r for r in graded_roll if (r["family"], r["fps"], r["codec"]) == (family, fps, codec)]
-    assert row["r"] >= ROLL_R, row
-
-
-@pytest.mark.parametrize("index", [
-    pytest.param(i, id=f"{rate}-{codec}-{scene.object_kind}-{scene.background_kind}",
-                 marks=[pytest.mark.xfail(strict=True, reason=TILT_MISSES[i])]
-                 if i in TILT_MISSES else [])
-    for i, (rate, codec, scene) in enumerate(TILT)])
-def test_demo_model_tracks_roll_another_renderer_draws(tmp_path: Path, index: int) -> None:
-    """An elongated object the training never drew, tilting under the documented convention
-    (pos 100 = its top to the viewer's right), every rate and codec: the roll's raw r."""
-    rows = grade_package(demo_model_dir(), tmp_path, [TILT[index]], seconds=8.0,
-                         seed=GRID_SEED + index)
-    [roll] = [r for r in rows if r.get("axis") == "roll"]
-    assert roll["r"] >= ROLL_R, roll
-
-
 def test_fsrun_demo_command_grades_a_fresh_clip(tmp_path: Path) -> None:
     from fsrun.demo import demo_command
 
@@ -166,10 +118,9 @@ def test_fsrun_demo_command_grades_a_fresh_clip(tmp_path: Path) -> None:
                                                "1000001", "--size", "64x48"])
     assert result.exit_code == 0, result.output
     assert "Pearson r" in result.output
-    assert len(list(tmp_path.glob("*.truth.funscript"))) == 2  # stroke and roll
+    assert len(list(tmp_path.glob("*.truth.funscript"))) == 1
     predicted = [p for p in tmp_path.glob("*.funscript") if not p.name.endswith(".truth.funscript")]
-    assert sorted(p.name.count(".") for p in predicted) == [1, 2]  # VIDEO.funscript, .roll.
-    assert "roll, raw positions vs truth" in result.output
+    assert len(predicted) == 1
 
 
 def test_fsrun_demo_leaves_no_temp_folder_or_cache_entry(tmp_path: Path,
@@ -190,8 +141,7 @@ def test_fsrun_demo_leaves_no_temp_folder_or_cache_entry(tmp_path: Path,
     assert list(temp.iterdir()) == []
     assert not list(cache.glob("embeddings/*"))
     assert sorted(p.name for p in (cache / "demo").iterdir()) == [
-        "demo.funscript", "demo.mp4", "demo.roll.funscript", "demo.roll.truth.funscript",
-        "demo.truth.funscript"]
+        "demo.funscript", "demo.mp4", "demo.truth.funscript"]
     assert f"video:      {cache / 'demo' / 'demo.mp4'}" in out
 
 
@@ -202,7 +152,7 @@ def test_fsrun_demo_grades_both_lines_over_the_same_points(tmp_path: Path) -> No
                                                "1000004", "--size", "64x48"])
     assert result.exit_code == 0, result.output
     points = re.findall(r"over (\d+) points", result.output)
-    assert points == ["150"] * 3, result.output  # stroke raw and written, and the roll
+    assert len(points) == 2 and points[0] == points[1] == "150", result.output
 
 
 def test_independent_grid_covers_every_rate_and_codec() -> None:

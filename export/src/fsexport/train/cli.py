@@ -67,7 +67,7 @@ from fsrun.axes import parse_axes
                    "write, and a video without them trains the stroke alone (masked).")
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Start the encoder from this package's encoder.onnx (same "
-                                 "variant); its BatchNorm statistics are kept.")
+                                 "variant).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True,

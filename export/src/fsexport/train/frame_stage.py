@@ -32,7 +32,6 @@ from torch import nn
 from fsexport.model import FrameEncoder
 from fsexport.train.augment import Augmenter
 from fsexport.train.dataset import DecodedVideo
-from fsexport.train.warm_start import freeze_batchnorm
 from fsrun.groundtruth.metrics import pearson_r
 
 
@@ -124,7 +123,6 @@ def fit_probe(encoder: FrameEncoder, probe: nn.Linear, frames: np.ndarray, label
     features = torch.cat([encoder(torch.from_numpy(frames[pick[i:i + 256]]))
                           for i in range(0, len(pick), 256)]).double()
     encoder.train(was_training)
-    freeze_batchnorm(encoder)
     design = torch.cat([features, torch.ones(len(features), 1, dtype=torch.float64)], 1)
     targets = torch.from_numpy(labels[pick].reshape(len(pick), -1)).double()
     for c in range(targets.shape[1]):
@@ -146,9 +144,9 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
                  backbone_scale: float = 1.0) -> FrameStageResult:
     """Train backbone + Dense(D) to predict each frame's position on every axis (and, with
     places_weight, where its target is drawn); leaves the encoder in eval. warm: the encoder
-    comes trained (a package, warm_start.py): its BatchNorm statistics are kept and the probe
-    starts fitted to its features, so the first steps do not undo what it knows. The backbone
-    learns at backbone_scale times the rate of Dense(D) and the probes (0: frozen)."""
+    comes trained (a package, warm_start.py): the probe starts fitted to its features, so the
+    first steps do not undo what it knows. The backbone learns at backbone_scale times the rate
+    of Dense(D) and the probes (0: frozen)."""
     started = time.perf_counter()
     frames, labels, places = _stack(train_videos)
     generator = torch.Generator().manual_seed(seed)
@@ -181,7 +179,6 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
     rng = np.random.default_rng([seed, 17])
     encoder.train()
     if warm:
-        freeze_batchnorm(encoder)
         fit_probe(encoder, probe, frames, labels, rng)
     losses: list[float] = []
     with click.progressbar(range(steps), label="frame stage", show_pos=True, hidden=not progress,

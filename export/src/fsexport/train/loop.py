@@ -24,7 +24,7 @@ from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_p
                                     random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, axis_r, masked_mse, train_frames
-from fsexport.train.warm_start import load_package_encoder
+from fsexport.train.warm_start import load_package_encoder, restore_batchnorm
 from fsrun.axes import AXES, SINGLE, STROKE, parse_axes
 from fsexport.variants import Variant, get_variant
 from fsrun.files.atomic import atomic_file, write_atomic
@@ -55,8 +55,7 @@ class TrainConfig:
     frame_batch: int = 64  # frames per step of that frame stage
     frame_lr: float = 3e-3  # Adam's starting rate in the frame stage (cosine decay to 0)
     frame_backbone_scale: float = 1.0  # frame stage: the backbone's rate as a share of frame_lr
-    # (0 freezes it: only Dense(D) learns); a backbone loaded from a package (--init-from) keeps
-    # what it knows only at a small share
+    # (0 freezes it: only Dense(D) learns)
     frame_group: int = 16  # frame stage: frames that share one augmentation draw
     frame_places: float = 0.0  # frame stage: weight of learning where a synthetic clip's target
     # is drawn (centre, size) beside its position; 0 learns the position alone
@@ -85,6 +84,14 @@ class TrainResult:
     model: WindowModel | None = None  # the model with the best weights loaded
     prepare_seconds: float = 0.0  # one-time backbone pass (feature cache, scaler) before epoch 1
     frame_stage: FrameStageResult | None = None  # the frame stage, when it ran
+
+
+def sample_frames(videos: list[DecodedVideo], count: int = 512, seed: int = 0) -> np.ndarray:
+    """count frames drawn across the videos (uint8 [count, S, S, 3]), without stacking them all."""
+    rng = np.random.default_rng([seed, 5])
+    lengths = np.array([len(v) for v in videos])
+    picks = rng.choice(len(videos), size=count, p=lengths / lengths.sum())
+    return np.stack([videos[v].frames[int(rng.integers(0, lengths[v]))] for v in picks])
 
 
 def _paths(config: TrainConfig) -> dict[str, Path]:
@@ -194,6 +201,7 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         calibrate_batchnorm(model.encoder, seed=config.seed)
     if config.init_from is not None and not config.resume:
         load_package_encoder(model.encoder, config.init_from)
+        restore_batchnorm(model.encoder, sample_frames(train_videos))
         echo(f"encoder from {config.init_from}")
     if config.head_init:
         init_head(model)

@@ -4,9 +4,13 @@ A package keeps its encoder as ONNX with every BatchNorm folded into the convolu
 The same weights go back into a fresh PyTorch encoder of the package's variant: each convolution
 takes its folded weights in the graph's order (which is the order the backbone runs them), and
 the BatchNorm after a bias-free convolution becomes the identity plus that convolution's folded
-bias. The encoder then computes what the package computes; training must keep such BatchNorms in
-eval mode (their statistics are the identity, not the data's). The load is checked: the
-PyTorch encoder and ONNX Runtime must agree on frames before training starts.
+bias. The encoder then computes what the package computes (the load is checked: the PyTorch
+encoder and ONNX Runtime must agree on frames before training starts).
+
+Identity BatchNorms kept frozen make a poor start for learning anything new (a new axis learned
+nothing in thousands of steps that way). restore_batchnorm gives them back their statistics
+from the training frames, with scale and shift set so the function stays the same; they then
+train as BatchNorms do, and the encoder learns at the rate a fresh one does.
 """
 from __future__ import annotations
 
@@ -90,8 +94,27 @@ def _check(encoder: FrameEncoder, path: Path) -> None:
                          f"(relative error {error:.2e}); start from a package of the same variant")
 
 
-def freeze_batchnorm(module: nn.Module) -> None:
-    """Every BatchNorm of module in eval mode: it keeps the statistics it has."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
+@torch.no_grad()
+def restore_batchnorm(encoder: FrameEncoder, frames: np.ndarray, count: int = 512,
+                      batch: int = 64) -> None:
+    """Statistics for the identity BatchNorms of a loaded encoder from `count` of frames (uint8
+    [N, H, W, 3]), scale and shift chosen so that it computes the same function in eval mode."""
+    norms = [m for m in encoder.backbone.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kept = [(m, m.momentum, m.bias.clone()) for m in norms]
+    for m in norms:  # measure what reaches each BatchNorm, before it changes anything
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches
+        m.weight.fill_(1.0)
+        m.bias.zero_()
+    was_training = encoder.backbone.training
+    encoder.backbone.train()
+    pick = np.sort(np.random.default_rng(0).permutation(len(frames))[:count])
+    for start in range(0, len(pick), batch):
+        encoder.backbone.forward_features(
+            encoder.preprocess(torch.from_numpy(frames[pick[start:start + batch]])))
+    encoder.backbone.train(was_training)
+    for m, momentum, bias in kept:
+        m.momentum = momentum
+        m.weight.copy_(torch.sqrt(m.running_var + m.eps))  # (x - mean) / std * std + mean + b
+        m.bias.copy_(m.running_mean + bias)

@@ -56,6 +56,31 @@ def _listen(host: str, port: int, last_port: int) -> socket.socket:
     return bind(host, port)
 
 
+def _announce(studio, no_browser: bool) -> None:
+    """The address (with its token), once the server answers and its Ctrl-C handler is in
+    place: a Ctrl-C right after the address is seen stops the studio like any other."""
+    click.echo(f"fsrun studio: {studio.url()}")
+    click.echo(f"folder: {studio.root}  (Ctrl-C stops the studio)", err=True)
+    if not no_browser:
+        webbrowser.open(studio.url())
+
+
+def _announcing_server(uvicorn):
+    """uvicorn.Server that calls `started()` when its startup is done."""
+
+    class AnnouncingServer(uvicorn.Server):
+        def __init__(self, config, started) -> None:
+            super().__init__(config)
+            self._started_callback = started
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if not self.should_exit:
+                self._started_callback()
+
+    return AnnouncingServer
+
+
 @click.command("studio")
 @click.argument("folder", required=False, default=".",
                 type=click.Path(file_okay=False, path_type=Path))
@@ -85,17 +110,17 @@ def studio_command(folder: Path, model: Path | None, port: int, host: str, no_br
     if host not in LOOPBACK and not host.startswith("127."):
         click.echo(f"fsrun: WARNING: the studio listens on {host}: other machines can reach "
                    "it; keep the address (it holds the token) to yourself", err=True)
-    click.echo(f"fsrun studio: {studio.url()}")
-    click.echo(f"folder: {studio.root}  (Ctrl-C stops the studio)", err=True)
-    if not no_browser:
-        webbrowser.open(studio.url())
-    studio.jobs.start()
-    # An open tab holds its event stream for ever: Ctrl-C closes it after SHUTDOWN_S rather
-    # than wait for the page to leave.
-    server = uvicorn.Server(uvicorn.Config(app_module.build_app(studio), log_level="warning",
-                                           access_log=False,
-                                           timeout_graceful_shutdown=SHUTDOWN_S))
+    # Everything from here on inside the try: a Ctrl-C during start-up (before the server has
+    # its handler and prints the address) still stops the worker, whose thread would otherwise
+    # keep the process alive.
     try:
+        studio.jobs.start()
+        # An open tab holds its event stream for ever: Ctrl-C closes it after SHUTDOWN_S rather
+        # than wait for the page to leave.
+        server = _announcing_server(uvicorn)(
+            uvicorn.Config(app_module.build_app(studio), log_level="warning", access_log=False,
+                           timeout_graceful_shutdown=SHUTDOWN_S),
+            lambda: _announce(studio, no_browser))
         server.run(sockets=[sock])
     finally:
         studio.close()

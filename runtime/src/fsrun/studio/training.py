@@ -12,9 +12,19 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from fsrun.axes import AXES, STROKE, axis_of
+from fsrun.files.funscript import TRUTH_SUFFIX
 from fsrun.studio.state import STATE_DIR
 
 INSTALL_HINT = "pip install 'fsexport[torch]'"
+
+
+def labelled_axes(root: Path) -> tuple[str, ...]:
+    """The stroke, then every other axis some video under root has a truth file for
+    (VIDEO.roll.truth.funscript): the axes a training on the folder's labels learns."""
+    found = {axis_of(path) for path in Path(root).rglob(f"*{TRUTH_SUFFIX}")
+             if STATE_DIR not in path.parts}
+    return (STROKE, *(a for a in AXES if a != STROKE and a in found))
 
 
 def fsexport_ready() -> str | None:
@@ -48,9 +58,11 @@ class Training:
                 return {"status": "running", "detail": "a training runs already"}
             self.state = {"status": "running", "lines": [], "package": None,
                           "started": time.time()}
+        axes = labelled_axes(self.root)
         commands = [
             [sys.executable, "-m", "fsexport.cli", "train", "--data", str(self.root),
-             "--output", str(self.work), "--variant", variant, "--epochs", str(epochs)],
+             "--output", str(self.work), "--variant", variant, "--epochs", str(epochs),
+             *(["--axes", ",".join(axes)] if len(axes) > 1 else [])],
             [sys.executable, "-m", "fsexport.cli", "build", "--variant", variant,
              "--checkpoint", str(self.work / "checkpoint.safetensors"), "--output",
              str(self.package), "--no-default", "--force", "--no-fp16", "--no-composite"],
