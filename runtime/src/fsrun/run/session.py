@@ -143,18 +143,17 @@ class ModelSession:
         axes = chosen_axes(request.axes, self.axes, request.multi_axis_file)
         return output_paths(Path(request.video), request.output, axes, request.multi_axis_file)
 
-    def check_outputs(self, request: VideoRequest) -> tuple[Path, Protected]:
+    def check_outputs(self, request: VideoRequest) -> tuple[dict[str, Path], Protected]:
         """Every output path of the request, checked before any work (OutputError, exit 5):
-        (the funscript's path, the files no output may replace)."""
+        (axis -> its funscript's path, the files no output may replace)."""
         video = Path(request.video)
         outputs = self.output_paths(request)
         protect = Protected([video], "the input video", also=request.protected)
         for path in outputs.values():
             check_writable(path, request.force, protect)
-        output = next(iter(outputs.values()))
         if request.report is not None:
-            check_report_path(request.report, output, protect)
-        return output, protect
+            check_report_path(request.report, next(iter(outputs.values())), protect)
+        return outputs, protect
 
     def _check_open(self) -> None:
         if self._closed:
@@ -213,8 +212,7 @@ class ModelSession:
         video = Path(cfg.video)
         time_range = TimeRange(cfg.start, cfg.end)  # rejects --end before --start
         if write:
-            _, protect = self.check_outputs(cfg)
-            outputs = self.output_paths(cfg)
+            outputs, protect = self.check_outputs(cfg)
         else:
             outputs = {STROKE: Path(cfg.output) if cfg.output else default_output(video)}
             protect = Protected([video], "the input video", also=cfg.protected)
