@@ -19,6 +19,8 @@ register({
                               "benchmarks demo-wide, classic (240 clips a run)"),
     "int8-held-out": SeedRange("classic", 980_000, 10_000,
                                "int8 experiments: graded and cosine clips"),
+    "roll-augmentation": SeedRange("randomized", 890_000, 1_000,
+                                   "benchmarks roll-augmentation: tilting clips"),
     "studio": SeedRange("classic", 870_000, 1_000,
                         "benchmarks studio: a library to script and edit"),
 })

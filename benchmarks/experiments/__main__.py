@@ -65,6 +65,27 @@ def train_cache(variants: str, epochs: int, out: Path | None) -> None:
         click.echo(str(path))
 
 
+@main.command("roll-augmentation")
+@click.option("--package", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              required=True, help="The stroke recipe's package: every setting starts from its "
+                                  "encoder.")
+@click.option("--steps", type=click.IntRange(1), default=600, show_default=True,
+              help="Frame-stage steps per augmentation setting.")
+@click.option("--clips", type=click.IntRange(5), default=60, show_default=True,
+              help="Tilting randomized clips rendered (a fifth held out).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Results folder [default: benchmarks/results/<machine>/experiments].")
+def roll_augmentation(package: Path, steps: int, clips: int, out: Path | None) -> None:
+    """Frame-level roll r a stroke encoder reaches under each augmentation setting."""
+    from benchmarks.experiments.roll_augmentation import (RollAugmentationConfig,  # noqa: PLC0415
+                                                          measure, write)
+
+    results = measure(RollAugmentationConfig(package=package, steps=steps, clips=clips),
+                      log=lambda line: click.echo(line, err=True))
+    for path in write(out or default_out(), results):
+        click.echo(str(path))
+
+
 @main.command("session-startup")
 @click.option("--package", type=click.Path(path_type=Path, exists=True, file_okay=False),
               default=None, help="Model package [default: the bundled demo model].")

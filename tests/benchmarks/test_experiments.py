@@ -142,6 +142,23 @@ def test_demo_rates_renders_the_same_scene_at_another_rate(tmp_path: Path) -> No
     assert bad.exit_code == 2 and "invalid frame rate" in bad.output
 
 
+def test_roll_augmentation_trains_every_setting_from_the_package(tmp_path: Path) -> None:
+    from benchmarks.experiments.roll_augmentation import _settings
+    from fsrun.config import demo_model_dir
+
+    out = tmp_path / "roll"
+    result = CliRunner().invoke(main, ["roll-augmentation", "--package", str(demo_model_dir()),
+                                       "--clips", "5", "--steps", "3", "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "roll-augmentation" / "roll_augmentation.json").read_text())
+    assert [row["setting"] for row in results["rows"]] == list(_settings())
+    assert all(-1 <= row["roll_r"] <= 1 and -1 <= row["stroke_r"] <= 1
+               for row in results["rows"])
+    table = (out / "roll-augmentation" / "roll_augmentation.md").read_text()
+    assert "| without colour |" in table and "Without augmentation the encoder reaches" in table
+
+
 def test_train_cache_table_times_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "cache"
     result = CliRunner().invoke(main, ["train-cache", "--variants", "tiny", "--epochs", "2",

@@ -31,6 +31,9 @@ import numpy as np
 
 from fsrun.groundtruth.grade import TruthClip, grade, r_table
 from fsrun.groundtruth.seeds import seed_range
+from tests.seeds import register_all
+
+register_all()  # its ranges, when run as a command (under pytest conftest.py did it already)
 
 OBJECTS = ("light_ellipse", "ring", "shaded_ball", "plus", "triangle", "capsule")
 BACKGROUNDS = ("plain_dark", "brick", "checker", "radial", "wall_floor", "bokeh",

@@ -231,6 +231,21 @@ def test_augmentation_changes_every_frame_of_a_call_the_same_way() -> None:
     assert all(np.array_equal(again(window), out) for out in outputs)  # seeded: repeats
 
 
+def test_augmentation_without_colour_keeps_every_colour() -> None:
+    """without_colour() drops jitter, grey and swapped channels; crop, blur, noise and JPEG stay,
+    and none of those moves a flat colour."""
+    from fsexport.train.augment import AugmentConfig, Augmenter
+
+    frame = np.empty((1, 32, 32, 3), dtype=np.uint8)
+    frame[:] = (200, 60, 30)
+    full = Augmenter(AugmentConfig(), seed=2)
+    plain = Augmenter(AugmentConfig().without_colour(), seed=2)
+    shifts = [np.abs(a(frame).reshape(-1, 3).mean(0) - (200, 60, 30)).max()
+              for a in (full, plain) for _ in range(20)]
+    assert max(shifts[20:]) < 4, shifts[20:]
+    assert sum(s > 20 for s in shifts[:20]) >= 5, shifts[:20]
+
+
 @pytest.mark.parametrize("flip", [True, False])
 def test_mirroring_only_when_allowed(flip: bool) -> None:
     from fsexport.train.augment import AugmentConfig, Augmenter

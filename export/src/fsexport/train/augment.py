@@ -14,6 +14,7 @@ across the picture). The crop moves the target by at most a few percent of the f
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,12 @@ class AugmentConfig:
     noise_sigmas: tuple[float, ...] = (0.01, 0.02, 0.04)  # one is picked (fraction of 255)
     jpeg_chance: float = 0.3  # chance of JPEG re-compression
     jpeg_quality: tuple[int, int] = (25, 90)  # its quality range
+
+    def without_colour(self) -> AugmentConfig:
+        """The same changes less the colour ones (jitter, grey, swapped channels): a target's
+        tilt is learnt several times faster from a stroke encoder without them (measured in the
+        multi-axis notes of README)."""
+        return dataclasses.replace(self, color_chance=0.0, gray_chance=0.0, swap_chance=0.0)
 
 
 class Augmenter:

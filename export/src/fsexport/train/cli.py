@@ -52,6 +52,9 @@ from fsrun.axes import parse_axes
 @click.option("--augment-copies", type=click.IntRange(0), default=2, show_default=True,
               help="With the feature cache: augmented copies of each training video whose "
                    "features are cached too (each costs one more backbone pass and its memory).")
+@click.option("--augment-colour/--no-augment-colour", default=True, show_default=True,
+              help="Augmentation may change colours (jitter, grey, swapped channels); off "
+                   "teaches a tilt (roll) faster.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Let augmentation mirror left-right; turn off when the motion runs sideways "
                    "in the picture.")
@@ -77,6 +80,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
                   frame_places: float, augment: bool, augment_copies: int, flip: bool,
+                  augment_colour: bool,
                   no_feature_cache: bool, cache_dir: Path | None, crop: str,
                   axes_text: str, init_from: Path | None, seed: int,
                   resume: bool, threads: int) -> None:
@@ -93,6 +97,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         unfreeze_backbone=unfreeze, frame_steps=frame_steps, frame_batch=frame_batch,
         frame_places=frame_places,
         augment=augment, augment_copies=augment_copies, flip=flip,
+        augment_colour=augment_colour,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, axes=parse_axes(axes_text), init_from=init_from, seed=seed, resume=resume,
         threads=threads)

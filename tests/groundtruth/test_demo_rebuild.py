@@ -1,0 +1,48 @@
+"""`python -m fsexport.train.demo_model` end to end, at a toy size: the stroke-roll recipe builds
+the stroke recipe first and fine-tunes its package, then grades every axis of the result on the
+held-out grids of both families (the command that rebuilds the bundled demo, minus the hours)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fsexport.train import demo_model
+from fsrun.model.package import load_package
+
+# Grading 96 held-out clips of 12 s: beyond the default suite's budget (CI's -m long step).
+pytestmark = pytest.mark.long
+
+TOY = dict(variant="tiny", randomized_clips=4, classic_clips=0, seconds=2.0, sizes=((64, 48),),
+           frame_steps=2, epochs=1, windows_per_epoch=4, batch_size=2, augment_copies=1,
+           val_fraction=0.5)
+
+
+def test_stroke_roll_recipe_builds_its_stroke_package_first(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    recipes = {name: dataclasses.replace(recipe, **TOY)
+               for name, recipe in demo_model.RECIPES.items()}
+    monkeypatch.setattr(demo_model, "RECIPES", recipes)
+    work, out = tmp_path / "work", tmp_path / "out"
+    result = CliRunner().invoke(demo_model.main, ["--recipe", "stroke-roll", "--work", str(work),
+                                                  "--output", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "first the stroke recipe, which stroke-roll fine-tunes" in result.output
+    base = load_package(work / "stroke" / "demo.fsmodel")
+    built = load_package(out / "demo.fsmodel")
+    assert tuple(base.meta.axis_names) == ("stroke",)
+    assert tuple(built.meta.axis_names) == ("stroke", "roll")
+    options = built.meta.provenance["training"]["options"]
+    assert options["init_from"] == "demo.fsmodel" and options["augment_colour"] is False
+    assert list(work.glob("data/*.roll.truth.funscript"))  # half of the clips tilt
+    lines = result.output.splitlines()
+    start = lines.index("[")
+    rows = json.loads("\n".join(lines[start:lines.index("]", start) + 1]))
+    graded = {(row["family"], row.get("axis", "stroke")) for row in rows}
+    assert graded == {(f, a) for f in demo_model.FAMILIES for a in ("stroke", "roll")}
+    assert not any(abs(row["r"]) > 1 for row in rows)
+    assert "randomized family, roll, held-out r" in result.output
