@@ -198,3 +198,20 @@ def test_the_ray_plan_judges_a_videos_axis_files_together(axis_packages, roll_cl
     jobs, skipped = plan()
     assert not jobs and "not written by fsrun" in skipped[0].detail
     assert default_output(video, "roll").name in skipped[0].detail
+
+
+def test_an_int8_encoder_for_a_two_axis_package(axis_packages, roll_clip: Path,
+                                                tmp_path: Path) -> None:
+    """fsexport quantize measures the drift of every axis; fsrun runs the int8 encoder with the
+    two-axis head and writes both files."""
+    from tests.conftest import _with_int8
+
+    _, two = axis_packages
+    package = _with_int8(two, tmp_path / "two8.fsmodel")
+    drift = json.loads((package / "meta.json").read_text())["quantization"]["int8"]["drift_vs_fp32"]
+    assert 0 <= drift["position_mean_abs_diff"] <= drift["position_max_abs_diff"] <= 1
+    video = _copy(roll_clip, tmp_path / "run")
+    assert cli.main([str(video), "-m", str(package), "-q", "--no-cache",
+                     "--precision", "int8"]) == 0
+    for axis in ("stroke", "roll"):
+        _valid(default_output(video, axis))

@@ -16,7 +16,7 @@ from fsrun.model.package import load_package
 # Grading 96 held-out clips of 12 s: beyond the default suite's budget (CI's -m long step).
 pytestmark = pytest.mark.long
 
-TOY = dict(variant="tiny", randomized_clips=4, classic_clips=0, seconds=2.0, sizes=((64, 48),),
+TOY = dict(variant="tiny", randomized_clips=4, classic_clips=0, seconds=3.0, sizes=((64, 48),),
            frame_steps=2, epochs=1, windows_per_epoch=4, batch_size=2, augment_copies=1,
            val_fraction=0.5)
 

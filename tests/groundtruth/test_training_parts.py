@@ -1,6 +1,7 @@
 """Training pieces: pairs, split by video, labels at frame timestamps, feature cache, resume."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -373,3 +374,41 @@ def test_hard_clips_are_randomized_clips_over_the_hard_backgrounds(tmp_path: Pat
     passed_over = [s for s in range(seeds[0], seeds[-1]) if s not in seeds]
     assert passed_over == [] or all(
         s not in hard_seeds(1, 2.0, s) for s in passed_over)  # each one's scene is not hard
+
+
+def test_demo_rebuild_says_a_package_of_another_variant_in_one_line(built_tiny_package: Path,
+                                                                    tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from fsexport.train.demo_model import main
+
+    result = CliRunner().invoke(main, [
+        "--recipe", "stroke-roll", "--init-from", str(built_tiny_package), "--variant", "tiny-x2",
+        "--randomized-clips", "2", "--classic-clips", "0", "--frame-steps", "1", "--epochs", "1",
+        "--work", str(tmp_path / "work"), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "fsexport: error:" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_demo_recipe_builds_the_recipes_it_starts_from_first(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from fsexport.train import demo_model
+
+    built: list[tuple[tuple[str, ...], Path | None, Path]] = []
+
+    def build(recipe, root: Path, target: Path, threads: int = 0) -> Path:
+        built.append((recipe.axes, recipe.init_from, root))
+        return target / "demo.fsmodel"
+
+    monkeypatch.setattr(demo_model, "build_recipe", build)
+    name = "stroke-roll-colour"
+    recipe = demo_model.with_base_package(name, demo_model.RECIPES[name], tmp_path)
+    assert built == [(("stroke",), None, tmp_path / "stroke-roll" / "stroke"),
+                     (("stroke", "roll"), tmp_path / "stroke-roll" / "stroke" / "demo.fsmodel",
+                      tmp_path / "stroke-roll")]
+    assert recipe.init_from == tmp_path / "stroke-roll" / "demo.fsmodel"
+    given = tmp_path / "mine.fsmodel"
+    mine = dataclasses.replace(demo_model.RECIPES[name], init_from=given)
+    assert demo_model.with_base_package(name, mine, tmp_path).init_from == given
+    assert len(built) == 2  # a package named: nothing built

@@ -288,20 +288,22 @@ def embed_frames(encoder: Any, frames: np.ndarray, batch: int = 16) -> np.ndarra
     return np.concatenate([encoder.run(frames[i:i + batch]) for i in range(0, len(frames), batch)])
 
 
-def _positions(head: Any, embeddings: np.ndarray, window: int, stride: int) -> np.ndarray:
-    from fsrun.run.stitching import Stitcher, gather_windows, plan_windows  # noqa: PLC0415
+def _positions(head: Any, embeddings: np.ndarray, window: int, stride: int,
+               axes: int = 1) -> np.ndarray:
+    """The stitched positions fsrun writes: [n], or [n, axes] from a head of several axes."""
+    from fsrun.run.encode import Stages  # noqa: PLC0415
+    from fsrun.run.head import run_head  # noqa: PLC0415
+    from fsrun.run.stitching import plan_windows  # noqa: PLC0415
 
     plan = plan_windows(len(embeddings), window, stride)
-    stitcher = Stitcher(plan)
-    for first in range(0, plan.count, 32):
-        stitcher.add(np.asarray(head.run(gather_windows(embeddings, plan, first, 32)))[:, :window])
-    return stitcher.result()
+    return run_head(head, embeddings, plan, 32, Stages(), axes=axes)[0]
 
 
 def measure_drift(fp32: Path, int8: Path, head: Path, decoded: list[VideoFrames], window: int,
-                  stride: int = 15, threads: int = 0) -> dict[str, Any]:
+                  stride: int = 15, threads: int = 0, axes: int = 1) -> dict[str, Any]:
     """int8 vs fp32 on every sampled frame of the videos: embedding cosine similarity (both
-    resize paths) and the stitched positions' difference (--resize source, fsrun's CPU path)."""
+    resize paths) and the stitched positions' difference (--resize source, fsrun's CPU path;
+    every axis of a head of several)."""
     from fsrun.backends import BackendOptions, create_backend  # noqa: PLC0415
 
     options = BackendOptions(threads=threads)
@@ -313,9 +315,9 @@ def measure_drift(fp32: Path, int8: Path, head: Path, decoded: list[VideoFrames]
         for item in decoded:
             e32, e8 = embed_frames(enc32, item.resized), embed_frames(enc8, item.resized)
             cosines["source"].append(cosine_similarity(e32, e8))
-            p32 = _positions(head_backend, e32, window, stride)
-            p8 = _positions(head_backend, e8, window, stride)
-            position_diffs.append(np.abs(p32 - p8))
+            p32 = _positions(head_backend, e32, window, stride, axes)
+            p8 = _positions(head_backend, e8, window, stride, axes)
+            position_diffs.append(np.abs(p32 - p8).reshape(-1))
             if item.full is not None:  # the graph path: a spread of full-size frames
                 picks = np.linspace(0, len(item.full) - 1, min(8, len(item.full))).astype(int)
                 cosines["graph"].append(cosine_similarity(embed_frames(enc32, item.full[picks]),
@@ -363,7 +365,7 @@ def quantize_package(package_dir: Path, cfg: QuantizeConfig | None = None,
         log("drift   int8 vs fp32 on every sampled frame of the calibration clips")
         drift = measure_drift(package.graph("encoder", "fp32"), staged,
                               package.graph("head", "fp32"), decoded, meta.window,
-                              cfg.drift_stride, cfg.threads)
+                              cfg.drift_stride, cfg.threads, len(meta.axis_names))
         resize_paths = {"source": int(sum(len(b) for b in batches if b.shape[1] == meta.input_size
                                           and b.shape[2] == meta.input_size))}
         resize_paths["graph"] = info["calibration_frames"] - resize_paths["source"]
