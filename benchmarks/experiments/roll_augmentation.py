@@ -44,8 +44,6 @@ class RollAugmentationConfig:
 
 
 def measure(cfg: RollAugmentationConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    import torch  # noqa: PLC0415
-
     from fsexport.model import create_model  # noqa: PLC0415
     from fsexport.train.augment import Augmenter  # noqa: PLC0415
     from fsexport.train.dataset import decode_pair, find_pairs, split_by_video  # noqa: PLC0415
@@ -56,7 +54,6 @@ def measure(cfg: RollAugmentationConfig, log: Callable[[str], None] = print) -> 
     from fsrun.groundtruth.synth.cli import write_clips  # noqa: PLC0415
     from fsrun.model.package import load_package  # noqa: PLC0415
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     variant = get_variant(load_package(cfg.package).meta.variant)
     rows = []
     with tempfile.TemporaryDirectory(prefix="fsrun-roll-aug-") as scratch:

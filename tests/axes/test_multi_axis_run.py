@@ -208,7 +208,8 @@ def test_an_int8_encoder_for_a_two_axis_package(axis_packages, roll_clip: Path,
 
     _, two = axis_packages
     package = _with_int8(two, tmp_path / "two8.fsmodel")
-    drift = json.loads((package / "meta.json").read_text())["quantization"]["int8"]["drift_vs_fp32"]
+    meta = json.loads((package / "meta.json").read_text())
+    drift = meta["quantization"]["int8"]["drift_vs_fp32"]
     assert 0 <= drift["position_mean_abs_diff"] <= drift["position_max_abs_diff"] <= 1
     video = _copy(roll_clip, tmp_path / "run")
     assert cli.main([str(video), "-m", str(package), "-q", "--no-cache",

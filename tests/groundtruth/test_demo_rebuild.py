@@ -21,8 +21,8 @@ TOY = dict(variant="tiny", randomized_clips=4, classic_clips=0, seconds=3.0, siz
            val_fraction=0.5)
 
 
-def test_stroke_roll_recipe_builds_its_stroke_package_first(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_stroke_roll_recipe_builds_its_stroke_package_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     recipes = {name: dataclasses.replace(recipe, **TOY)
                for name, recipe in demo_model.RECIPES.items()}
     monkeypatch.setattr(demo_model, "RECIPES", recipes)

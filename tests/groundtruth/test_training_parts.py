@@ -391,8 +391,8 @@ def test_demo_rebuild_says_a_package_of_another_variant_in_one_line(built_tiny_p
     assert not (tmp_path / "out").exists()
 
 
-def test_a_demo_recipe_builds_the_recipes_it_starts_from_first(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_demo_recipe_builds_the_recipes_it_starts_from_first(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from fsexport.train import demo_model
 
     built: list[tuple[tuple[str, ...], Path | None, Path]] = []
