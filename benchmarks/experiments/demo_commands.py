@@ -30,14 +30,28 @@ PACKAGE = click.option("--package", type=click.Path(path_type=Path, file_okay=Fa
 def _measure_and_write(measure: Callable[..., dict[str, Any]],
                        write: Callable[[Path, dict[str, Any], str], list[Path]], config: Any,
                        out: Path | None, name: str) -> None:
-    """Run one measurement (a ValueError is the user's input: a one-line usage error) and
-    write its result files, printing their paths."""
+    """Run one measurement (a ValueError or an fsrun error is the user's input: a one-line
+    usage error) and write its result files, printing their paths."""
+    from fsrun.errors import FsError  # noqa: PLC0415
+
     try:
         results = measure(config, log=lambda line: click.echo(line, err=True))
-    except ValueError as exc:
+    except (ValueError, FsError) as exc:
         raise click.UsageError(str(exc)) from None
     for path in write(out or RESULTS / machine_name() / "experiments", results, name):
         click.echo(str(path))
+
+
+def labelled_packages(items: tuple[str, ...]) -> dict[str, Path]:
+    """LABEL=PACKAGE_FOLDER options as label -> folder (a one-line error for anything else)."""
+    labelled = {}
+    for item in items:
+        label, sep, path = item.partition("=")
+        if not sep or not Path(path).is_dir():
+            raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
+                                     param_hint="--package")
+        labelled[label] = Path(path)
+    return labelled
 
 
 @click.command("demo-wide")
@@ -55,15 +69,8 @@ def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str
     """Grade demo packages on many held-out clips of one family; misses by scene."""
     from benchmarks.experiments.demo_wide import WideConfig, measure, write  # noqa: PLC0415
 
-    labelled = {}
-    for item in packages:
-        label, sep, path = item.partition("=")
-        if not sep or not Path(path).is_dir():
-            raise click.BadParameter(f"expected LABEL=PACKAGE_FOLDER, got {item!r}",
-                                     param_hint="--package")
-        labelled[label] = Path(path)
-    _measure_and_write(measure, write, WideConfig(labelled, clips, seconds, clips_dir, family),
-                       out, name)
+    _measure_and_write(measure, write, WideConfig(labelled_packages(packages), clips, seconds,
+                                                  clips_dir, family), out, name)
 
 
 @click.command("demo-fit")
@@ -116,4 +123,23 @@ def demo_rates(package: Path, clips: int, seconds: float, rates: str, family: st
                        RatesConfig(package, clips, seconds, chosen, clips_dir, family), out, name)
 
 
-DEMO_COMMANDS = (demo_wide, demo_fit, demo_rates)
+@click.command("clip-looks")
+@click.option("--video", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True, help="The clip (for one of the independent grid: python -m "
+                                  "tests.groundtruth.independent PACKAGE FOLDER keeps them).")
+@click.option("--truth", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              required=True, help="Its truth funscript.")
+@click.option("--package", "packages", multiple=True, required=True,
+              help="LABEL=PATH of a model package to grade (repeat for more).")
+@OUT
+@click.option("--name", default="clip_looks", show_default=True, help="Stem of the result files.")
+def clip_looks(video: Path, truth: Path, packages: tuple[str, ...], out: Path | None,
+               name: str) -> None:
+    """Grade packages on one clip in several looks (grey, swapped channels, inverted...)."""
+    from benchmarks.experiments.clip_looks import ClipLooksConfig, measure, write  # noqa: PLC0415
+
+    _measure_and_write(measure, write, ClipLooksConfig(video, truth, labelled_packages(packages)),
+                       out, name)
+
+
+DEMO_COMMANDS = (demo_wide, demo_fit, demo_rates, clip_looks)

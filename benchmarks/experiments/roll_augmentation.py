@@ -95,7 +95,7 @@ def to_markdown(results: dict[str, Any]) -> str:
         f"kind of change left out {min(r['roll_r'] for r in singles)}-{best['roll_r']} (the "
         f"best: {best['setting']}). The stroke r ranges "
         f"{min(r['stroke_r'] for r in rows)}-{max(r['stroke_r'] for r in rows)}. The demo's "
-        "stroke-roll recipe trains without the colour changes (`--no-augment-colour`).",
+        "stroke-roll recipe trains without the colour changes (`--augment-colour none`).",
         "",
         f"The encoder of {Path(c['package']).name} (BatchNorm statistics restored, the probe "
         f"fitted, as `--init-from` does), {c['clips']} tilting clips of the randomized family "

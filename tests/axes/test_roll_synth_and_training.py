@@ -90,10 +90,12 @@ def test_train_two_axes_then_build_and_run(tmp_path: Path) -> None:
     write_clips(data, 1, 2.5, ["30"], ["h264"], first + 2, (64, 48))
     result = train(TrainConfig(data=data, output=tmp_path / "ck", variant="tiny", epochs=1,
                                batch_size=2, windows_per_epoch=4, frame_steps=2,
-                               axes=("stroke", "roll"), val_fraction=0.34, progress=False),
+                               axes=("stroke", "roll"), val_fraction=0.34, progress=False,
+                               augment_colour="stroke-only"),  # two augmenters, split batches
                    echo=lambda _: None)
     described = json.loads(result.config_path.read_text())
     assert described["axes"] == ["stroke", "roll"]
+    assert described["options"]["augment_colour"] == "stroke-only"
     assert len(described["history"][0]["val_r_axes"]) == 2
     assert described["options"]["flip"] is True  # asked for, and turned off for the roll:
     assert result.frame_stage is not None and len(result.frame_stage.val_r_axes) == 2

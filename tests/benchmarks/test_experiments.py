@@ -142,6 +142,41 @@ def test_demo_rates_renders_the_same_scene_at_another_rate(tmp_path: Path) -> No
     assert bad.exit_code == 2 and "invalid frame rate" in bad.output
 
 
+def test_clip_looks_keeps_each_frames_time(tmp_path: Path) -> None:
+    """A VFR clip in six looks: as it is, the package's r matches the original clip's (the
+    frames keep their timestamps); every look is graded; a bad --package is one line."""
+    from benchmarks.experiments.clip_looks import LOOKS
+    from fsrun.config import demo_model_dir
+    from fsrun.groundtruth.grade import TruthClip, grade
+    from fsrun.groundtruth.seeds import seed
+    from fsrun.groundtruth.synth.cli import write_clips
+
+    clip = write_clips(tmp_path / "clip", 1, 4.0, ["vfr"], ["h264"], seed("tests-held-out-classic",
+                                                                          40), (96, 72))[0]
+    out = tmp_path / "looks"
+    args = ["clip-looks", "--video", str(clip.video), "--truth", str(clip.truth), "--package",
+            f"demo={demo_model_dir()}", "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "clip_looks.json").read_text())["rows"]
+    assert [row["look"] for row in rows] == list(LOOKS)
+    original = grade(demo_model_dir(), [TruthClip(clip.video, clip.truth, {})])[0].raw.pearson_r
+    assert original > 0.8 and abs(rows[0]["r"] - original) < 0.03, (rows, original)
+    assert "| demo |" in (out / "clip_looks.md").read_text()
+    bad = CliRunner().invoke(main, ["clip-looks", "--video", str(clip.video), "--truth",
+                                    str(clip.truth), "--package", str(tmp_path)])
+    assert bad.exit_code == 2 and "expected LABEL=PACKAGE_FOLDER" in bad.output
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.video.read_bytes()[:3000])
+    for video, truth in ((cut, clip.truth), (clip.video, cut)):
+        bad = CliRunner().invoke(main, ["clip-looks", "--video", str(video), "--truth", str(truth),
+                                        "--package", f"demo={demo_model_dir()}", "--out",
+                                        str(tmp_path / "bad")])
+        assert bad.exit_code == 2, bad.output  # a one-line error, no traceback
+        assert bad.output.strip().splitlines()[-1].startswith("Error: "), bad.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_roll_augmentation_trains_every_setting_from_the_package(tmp_path: Path) -> None:
     from benchmarks.experiments.roll_augmentation import _settings
     from fsrun.config import demo_model_dir

@@ -37,7 +37,7 @@ def test_stroke_roll_recipe_builds_its_stroke_package_first(
     assert tuple(base.meta.axis_names) == ("stroke",)
     assert tuple(built.meta.axis_names) == ("stroke", "roll")
     options = built.meta.provenance["training"]["options"]
-    assert options["init_from"] == "demo.fsmodel" and options["augment_colour"] is False
+    assert options["init_from"] == "demo.fsmodel" and options["augment_colour"] == "none"
     assert list(work.glob("data/*.roll.truth.funscript"))  # half of the clips tilt
     lines = result.output.splitlines()
     start = lines.index("[")

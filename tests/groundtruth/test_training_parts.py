@@ -247,6 +247,33 @@ def test_augmentation_without_colour_keeps_every_colour() -> None:
     assert sum(s > 20 for s in shifts[:20]) >= 5, shifts[:20]
 
 
+def test_stroke_only_colour_spares_the_frames_labelled_on_another_axis() -> None:
+    """colour="stroke-only": in a batch of single frames, those with a roll label keep their
+    colours and the others still change; for_labels picks the colourless twin for a stretch
+    with roll labels; an unknown setting is refused."""
+    from fsexport.train.augment import AugmentConfig, Augmenter
+
+    frames = np.empty((64, 32, 32, 3), dtype=np.uint8)
+    frames[:] = (200, 60, 30)
+    labels = np.full((64, 2), np.nan, np.float32)
+    labels[:, 0] = 0.5
+    labels[::2, 1] = 0.3  # every other frame comes from a tilting clip
+    augment = Augmenter(AugmentConfig(colour="stroke-only"), seed=4)
+    places = np.random.default_rng(0).random((64, 3)).astype(np.float32)
+    out, moved = augment.groups(frames, 16, places, labels)
+    shift = np.abs(out.reshape(64, -1, 3).mean(1) - (200, 60, 30)).max(1)
+    assert shift[::2].max() < 4, shift[::2]
+    assert (shift[1::2] > 20).sum() >= 8, shift[1::2]
+    assert moved.shape == places.shape and np.isfinite(moved).all()
+    assert augment.for_labels(labels[:2]) is not augment
+    assert augment.for_labels(labels[1:2]) is augment
+    everything = Augmenter(AugmentConfig(), seed=4)
+    assert everything.for_labels(labels) is everything
+    assert Augmenter(AugmentConfig(colour="none"), seed=4).config.color_chance == 0.0
+    with pytest.raises(ValueError, match="colour must be one of"):
+        AugmentConfig(colour="some")
+
+
 @pytest.mark.parametrize("flip", [True, False])
 def test_mirroring_only_when_allowed(flip: bool) -> None:
     from fsexport.train.augment import AugmentConfig, Augmenter

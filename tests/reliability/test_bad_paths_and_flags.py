@@ -259,6 +259,20 @@ MATRIX: dict[str, Case] = {
 }
 
 
+def _with_axis_files(spec: Case, package: Path) -> list[str]:
+    """The files a case leaves, with the sibling of every script the run wrote on each axis
+    beyond the stroke that the package writes (VIDEO.roll.funscript beside VIDEO.funscript)."""
+    from fsrun.model.package import load_package  # noqa: PLC0415
+
+    others = load_package(package).meta.axis_names[1:]
+    made = {item.split("=", 1)[0] for item in spec.setup} - set(spec.replaced)
+    left = spec.left.split()
+    written = [name for name in left if name.endswith(".funscript") and name not in made
+               and not name.endswith(".truth.funscript")]
+    return sorted(left + [name.removesuffix(".funscript") + f".{axis}.funscript"
+                          for name in written for axis in others])
+
+
 @pytest.mark.parametrize("case", sorted(MATRIX))
 def test_matrix(case: str, tmp_path: Path, package_copy: Path, fsrun_cli,
                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -292,7 +306,7 @@ def test_matrix(case: str, tmp_path: Path, package_copy: Path, fsrun_cli,
     else:  # the whole last line: fsrun's own errors, or click's for option values
         prefix = "" if spec.message.startswith("Error: ") else "fsrun: error: "
         assert result.last_line == prefix + spec.message
-    assert _files(work) == sorted(spec.left.split())
+    assert _files(work) == _with_axis_files(spec, package_copy)
     for name, data in before.items():  # nothing that was there is changed or lost
         assert (work / name).read_bytes() == data, name
     if spec.code not in (0, 1, 3):  # refused before any work: nothing decoded or cached

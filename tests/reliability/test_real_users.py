@@ -27,6 +27,7 @@ from conftest import clean_actions_of, start_fsrun
 
 from fsrun.errors import Interrupted, ModelError, OutputError, UsageError
 from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package
 
 
 
@@ -217,7 +218,9 @@ def test_a_head_giving_another_shape_fails_before_writing(tmp_path: Path, clip: 
         backend = create_backend(name, path, options)
         return Wide(backend) if Path(path).name.startswith("head") else backend
 
-    with pytest.raises(ModelError, match=r"a model must give \[B, 60\] positions"):
+    axes = len(load_package(package_copy).meta.axis_names)
+    shape = r"\[B, 60\]" if axes == 1 else rf"\[B, 60, {axes}\]"
+    with pytest.raises(ModelError, match=rf"a model must give {shape} positions"):
         process_video(SessionSpec(model=package_copy, use_cache=False),
                       VideoRequest(video=clip, output=tmp_path / "o.funscript"),
                       RunHooks(backend_factory=factory))

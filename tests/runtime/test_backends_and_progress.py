@@ -24,7 +24,8 @@ def test_cpu_backend_runs_encoder_and_head(demo_package: Path) -> None:
     with create_backend("cpu", package.graph("head")) as head:
         window = package.meta.window
         positions = head.run(np.stack([np.repeat(embeddings[:1], window, 0)] * 2))
-    assert positions.shape == (2, window)
+    axes = len(package.meta.axis_names)  # [B, window] for the stroke alone, else [B, window, C]
+    assert positions.shape == (2, window) + ((axes,) if axes > 1 else ())
 
 
 def test_table_names_and_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -75,9 +75,10 @@ class WindowBatches:
                 " (clean + augmented copies)" if copies else ""), file=sys.stderr,
                 hidden=not self.progress) as bar:
             for piece in bar:
-                frames = self.videos[piece.video].frames[piece.start:piece.stop]
+                video = self.videos[piece.video]
+                frames = video.frames[piece.start:piece.stop]
                 if piece.copy:
-                    frames = self.augmenter(frames)
+                    frames = self.augmenter.for_labels(video.labels[piece.start:piece.stop])(frames)
                 features.append(self.cache.features(frames))
         self.features = features
 
@@ -92,8 +93,11 @@ class WindowBatches:
     def _frames(self, ref: WindowRef) -> np.ndarray:
         piece = self.pieces[ref.video]
         start = piece.start + ref.start
-        frames = self.videos[piece.video].frames[start:start + self.window]
-        return self.augmenter(frames) if self.augmenter is not None else frames
+        video = self.videos[piece.video]
+        frames = video.frames[start:start + self.window]
+        if self.augmenter is None:
+            return frames
+        return self.augmenter.for_labels(video.labels[start:start + self.window])(frames)
 
     def predict(self, refs: list[WindowRef], train_backbone: bool) -> torch.Tensor:
         b, t = len(refs), self.window

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from fsexport.train.augment import COLOUR_FRAMES
 from fsexport.train.loop import TrainConfig, train
 from fsexport.variants import VARIANTS
 from fsrun.axes import parse_axes
@@ -52,9 +53,11 @@ from fsrun.axes import parse_axes
 @click.option("--augment-copies", type=click.IntRange(0), default=2, show_default=True,
               help="With the feature cache: augmented copies of each training video whose "
                    "features are cached too (each costs one more backbone pass and its memory).")
-@click.option("--augment-colour/--no-augment-colour", default=True, show_default=True,
-              help="Augmentation may change colours (jitter, grey, swapped channels); off "
-                   "teaches a tilt (roll) faster.")
+@click.option("--augment-colour", type=click.Choice(COLOUR_FRAMES), default="all",
+              show_default=True,
+              help="Frames whose colours augmentation changes (jitter, grey, swapped channels): "
+                   "none teaches a tilt (roll) faster; stroke-only spares the frames labelled "
+                   "on another axis.")
 @click.option("--flip/--no-flip", default=True, show_default=True,
               help="Let augmentation mirror left-right; turn off when the motion runs sideways "
                    "in the picture.")
@@ -80,7 +83,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
                   val_fraction: float, unfreeze: bool, frame_steps: int, frame_batch: int,
                   frame_places: float, augment: bool, augment_copies: int, flip: bool,
-                  augment_colour: bool,
+                  augment_colour: str,
                   no_feature_cache: bool, cache_dir: Path | None, crop: str,
                   axes_text: str, init_from: Path | None, seed: int,
                   resume: bool, threads: int) -> None:

@@ -189,9 +189,9 @@ def train_frames(encoder: FrameEncoder, train_videos: list[DecodedVideo],
             pick = rng.integers(0, len(frames), batch_size)
             batch, where = frames[pick], places[pick]
             if augmenter is not None and place_probe is not None:
-                batch, where = augmenter.groups(batch, group, where)
+                batch, where = augmenter.groups(batch, group, where, labels[pick])
             elif augmenter is not None:
-                batch = augmenter.groups(batch, group)
+                batch = augmenter.groups(batch, group, labels=labels[pick])
             features = encoder(torch.from_numpy(batch))
             loss = masked_mse(_positions(probe, features), torch.from_numpy(labels[pick]))
             known = torch.from_numpy(np.isfinite(where).all(1))

@@ -63,7 +63,8 @@ class TrainConfig:
     augment_copies: int = 2  # with the feature cache: augmented copies of every training video
     augment_segment: int = 0  # frames per draw in those copies; 0: eight windows
     flip: bool = True  # augmentation may mirror left-right (off when motion runs sideways)
-    augment_colour: bool = True  # augmentation may change colours (jitter, grey, swaps)
+    augment_colour: str = "all"  # frames whose colours augmentation changes (jitter, grey,
+    # swaps): all, none, or stroke-only (not frames labelled on another axis)
     feature_cache: bool = True  # frozen backbone: compute per-frame features once
     cache_dir: Path | None = None  # where cached features are kept on disk (None: memory only)
     crop: str = "full"  # crop applied before resize: full, sbs-left, sbs-right, X,Y,W,H
@@ -207,9 +208,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     if config.head_init:
         init_head(model)
     # a mirror turns roll and sway into their opposites: no flip while such an axis trains
-    augment = AugmentConfig(flip=config.flip and not any(AXES[a].mirrored for a in axes))
-    if not config.augment_colour:
-        augment = augment.without_colour()
+    augment = AugmentConfig(flip=config.flip and not any(AXES[a].mirrored for a in axes),
+                            colour=config.augment_colour)
     frame_stage, frame_info = None, None
     if config.resume:
         if paths["last"].is_file():  # a trained backbone (frame stage, unfreezing) makes the
