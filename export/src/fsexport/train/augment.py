@@ -9,8 +9,9 @@ which is what keeps a window's frames consistent: motion stays motion, and only 
 the clip changes. Draws come from a seeded generator, so a run repeats exactly.
 
 `colour` says which frames the colour changes reach: all, none, or stroke-only (frames labelled
-on another axis, such as a tilting target's roll, keep their colours: the roll is learnt several
-times faster without them, while the stroke keeps learning under every look on the other frames).
+on another axis, such as a tilting target's roll, keep their colours, while the stroke-only
+frames change as ever). A stroke encoder learns a tilt far faster without colour changes; with
+them on the stroke-only half of its batches it learnt none (README's multi-axis notes).
 
 Every transform keeps the labels valid as long as the position does not depend on left and
 right: the mirror is for vertical motion (turn it off with `--no-flip` when the motion runs
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-
 from typing import TYPE_CHECKING
 
 import numpy as np
