@@ -2,7 +2,7 @@
 
 `python -m benchmarks.experiments clip-looks --video V --truth T --package NAME=PKG ...` decodes
 one clip, writes it again in several looks (as it is, grey, its channels in two other orders,
-its brightness inverted, darker), each frame at its own timestamp (H.264, 4:4:4, near lossless),
+its brightness inverted, darker), each frame at its own timestamp (H.264, near lossless),
 and grades every package on every look (raw per-frame positions against the truth, one model
 session per package). A miss that stays in grey and darker looks but goes away with swapped
 channels comes from the brightness pattern, not from a hue. Writes clip_looks.json and .md.
@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from benchmarks.files import write_json_and_markdown
+from fsrun.groundtruth.synth.clips import VFR, CodecSpec, encode_video
 
 LOOKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {  # name -> RGB frame to RGB frame
     "as it is": lambda f: f,
@@ -36,23 +37,9 @@ class ClipLooksConfig:
     packages: dict[str, Path]  # label -> model package
 
 
-def write_look(frames: list[tuple[np.ndarray, int]], time_base, look: Callable, path: Path) -> None:
-    """Encode the frames (RGB, pts in time_base) in one look, each at its own timestamp."""
-    import av  # noqa: PLC0415
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        # the source's time base, in the encoder too: a VFR clip's times stay as they are
-        stream.time_base = stream.codec_context.time_base = time_base
-        stream.height, stream.width = frames[0][0].shape[:2]
-        stream.pix_fmt, stream.options = "yuv444p", {"crf": "4"}
-        for rgb, pts in frames:
-            frame = av.VideoFrame.from_ndarray(look(rgb), format="rgb24")
-            frame.pts, frame.time_base = pts, time_base
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+# near lossless H.264; the one clip writer keeps each frame's time (VFR mode: a 1 ms time base)
+NEAR_LOSSLESS = CodecSpec("libx264", "mp4", ".mp4",
+                          {"preset": "veryfast", "crf": "4", "x264-params": "mbtree=0"})
 
 
 def measure(config: ClipLooksConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -62,8 +49,7 @@ def measure(config: ClipLooksConfig, log: Callable[[str], None] = print) -> dict
 
     with av.open(str(config.video)) as source:
         stream = source.streams.video[0]
-        time_base = stream.time_base
-        frames = [(f.to_ndarray(format="rgb24"), f.pts) for f in source.decode(stream)]
+        frames = [(f.to_ndarray(format="rgb24"), f.time) for f in source.decode(stream)]
     if len(frames) < 2:
         raise ValueError(f"{config.video}: {len(frames)} frames decoded; a clip needs two or more")
     rows = []
@@ -71,7 +57,9 @@ def measure(config: ClipLooksConfig, log: Callable[[str], None] = print) -> dict
         clips = []
         for i, (name, look) in enumerate(LOOKS.items()):
             path = Path(scratch) / f"look{i}.mp4"
-            write_look(frames, time_base, look, path)
+            height, width = frames[0][0].shape[:2]
+            encode_video(path, NEAR_LOSSLESS, (look(rgb) for rgb, _ in frames),
+                         np.array([t for _, t in frames]), VFR, width, height)
             clips.append(TruthClip(path, config.truth, {"look": name}))
         for label, package in config.packages.items():
             for done in grade(package, clips):

@@ -263,13 +263,14 @@ def _with_axis_files(spec: Case, package: Path) -> list[str]:
     """The files a case leaves, with the sibling of every script the run wrote on each axis
     beyond the stroke that the package writes (VIDEO.roll.funscript beside VIDEO.funscript)."""
     from fsrun.model.package import load_package  # noqa: PLC0415
+    from fsrun.run.axis_outputs import axis_output  # noqa: PLC0415
 
     others = load_package(package).meta.axis_names[1:]
     made = {item.split("=", 1)[0] for item in spec.setup} - set(spec.replaced)
     left = spec.left.split()
     written = [name for name in left if name.endswith(".funscript") and name not in made
                and not name.endswith(".truth.funscript")]
-    return sorted(left + [name.removesuffix(".funscript") + f".{axis}.funscript"
+    return sorted(left + [axis_output(Path(name), axis).as_posix()
                           for name in written for axis in others])
 
 

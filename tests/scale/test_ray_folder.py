@@ -14,6 +14,7 @@ import pytest
 from fsrun.files.claims import claim_path
 from fsrun.config import demo_model_dir
 from fsrun.model.package import load_package
+from fsrun.run.axis_outputs import axis_output
 from fsrun.folder import process_folder
 from fsrun.files.funscript import read_funscript
 from tests.split_options import split
@@ -68,9 +69,9 @@ def test_same_scripts_as_folder_mode_then_everything_skipped(tmp_path: Path, loc
     assert run.summary.count("ok") == 3 and run.actors == 1 and run.startup_s > 0
     assert run.actor_options == {"num_cpus": 2} and run.nodes == 1
     expected = _scripts(tmp_path / "single")
-    others = load_package(demo_model_dir()).meta.axis_names[1:]  # and a file per other axis
-    assert sorted(expected) == sorted(f"{stem}{f'.{axis}' if axis else ''}.funscript"
-                                      for stem in ("a", "b", "sub/c") for axis in ("", *others))
+    axes = load_package(demo_model_dir()).meta.axis_names  # a file per axis
+    assert sorted(expected) == sorted(axis_output(Path(f"{stem}.funscript"), axis).as_posix()
+                                      for stem in ("a", "b", "sub/c") for axis in axes)
     assert _scripts(tmp_path / "ray") == expected  # byte for byte (no timestamps in metadata)
     mine = json.loads((tmp_path / "ray.json").read_text())
     theirs = json.loads((tmp_path / "single.json").read_text())
