@@ -148,6 +148,34 @@ def test_training_starts_from_a_package(axis_packages, tmp_path: Path) -> None:
                           init_from=one, progress=False), echo=lines.append)
 
 
+def test_a_head_trained_on_a_packages_encoder_keeps_its_dense(axis_packages,
+                                                               tmp_path: Path) -> None:
+    """No frame stage: the head trains on standardized features of the loaded encoder, and the
+    loaded Dense(256) must take them as the package's did (saved, it computes the same)."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    from fsexport.build import BuildConfig, build_package  # noqa: PLC0415
+    from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
+
+    one, _ = axis_packages
+    data = tmp_path / "data"
+    write_clips(data, 2, 2.5, ["30"], ["h264"], seed("tests-studio", 901), (64, 48))
+    result = train(TrainConfig(data=data, output=tmp_path / "ck", variant="tiny", epochs=1,
+                               batch_size=2, windows_per_epoch=2, frame_steps=0,
+                               learning_rate=1e-9, init_from=one, val_fraction=0.5,
+                               progress=False), echo=lambda _: None)
+    built = build_package(BuildConfig(variant="tiny", output=tmp_path, checkpoint=result.checkpoint,
+                                      set_default=False, fp16=False, composite=False))
+    frames = np.random.default_rng(4).integers(0, 256, (4, 48, 64, 3), dtype=np.uint8)
+    embeddings = []
+    for package in (one, built.path):
+        session = ort.InferenceSession(str(package / "encoder.onnx"),
+                                       providers=["CPUExecutionProvider"])
+        embeddings.append(session.run(None, {session.get_inputs()[0].name: frames})[0])
+    scale = float(np.abs(embeddings[0]).max())
+    assert np.abs(embeddings[1] - embeddings[0]).max() < 1e-3 * scale
+
+
 def test_synth_command_writes_each_axis_truth(tmp_path: Path) -> None:
     from fsrun import cli  # noqa: PLC0415
 

@@ -245,7 +245,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         train_batches.prepare()  # with augmented copies: their look is drawn here, once
         scaler = train_batches.fit_scaler(seed=config.seed)
         val_batches.scaler = scaler
-        if frame_stage is not None:  # keep the trained Dense(D): same function, scaled inputs
+        if frame_stage is not None or config.init_from is not None:
+            # keep the trained (or loaded) Dense(D): the same function on scaled inputs
             with torch.no_grad():
                 fc = model.encoder.fc
                 weight, bias = scaler.unfold(fc.weight, fc.bias)
