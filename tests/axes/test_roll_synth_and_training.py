@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from fsrun.errors import UsageError
 from fsrun.files.funscript import read_actions, truth_path
@@ -174,6 +175,77 @@ def test_a_head_trained_on_a_packages_encoder_keeps_its_dense(axis_packages,
         embeddings.append(session.run(None, {session.get_inputs()[0].name: frames})[0])
     scale = float(np.abs(embeddings[0]).max())
     assert np.abs(embeddings[1] - embeddings[0]).max() < 1e-3 * scale
+
+
+def test_an_encoder_blends_from_a_package_to_its_fine_tune(axis_packages,
+                                                            tmp_path: Path) -> None:
+    from fsexport.model import create_model  # noqa: PLC0415
+    from fsexport.train.blend import blend_encoder  # noqa: PLC0415
+    from fsexport.train.loop import TrainConfig, train  # noqa: PLC0415
+    from fsexport.train.warm_start import load_package_encoder, restore_batchnorm  # noqa: PLC0415
+    from fsexport.variants import get_variant  # noqa: PLC0415
+
+    one, _ = axis_packages
+    data = tmp_path / "data"
+    write_clips(data, 2, 2.5, ["30"], ["h264"], seed("tests-studio", 902), (64, 48))
+    tuned = train(TrainConfig(data=data, output=tmp_path / "tuned", variant="tiny", epochs=1,
+                              batch_size=2, windows_per_epoch=2, frame_steps=3, frame_batch=8,
+                              init_from=one, val_fraction=0.5, progress=False),
+                  echo=lambda _: None).checkpoint
+    frames = np.random.default_rng(5).integers(0, 256, (16, 48, 64, 3), dtype=np.uint8)
+    batch = torch.from_numpy(frames[:4])
+
+    def started() -> torch.nn.Module:
+        encoder = create_model(get_variant("tiny"), seed=7).encoder
+        load_package_encoder(encoder, one)
+        restore_batchnorm(encoder, frames, count=16, batch=8)
+        return encoder.eval()
+
+    start, kept, halfway = started(), started(), started()
+    blend_encoder(kept, tuned, 0.0, frames, batch=8)
+    blend_encoder(halfway, tuned, 0.5, frames, batch=8)
+    end = {k[len("encoder."):]: v for k, v in load_file(str(tuned)).items()}
+    measured = ("running_mean", "running_var", "num_batches_tracked")
+    moved = 0
+    for name, value in start.state_dict().items():
+        if name.endswith(measured):  # measured again on the frames, not blended
+            continue
+        assert torch.equal(kept.state_dict()[name], value), name
+        assert torch.allclose(halfway.state_dict()[name], (value + end[name]) / 2), name
+        moved += not torch.allclose(value, end[name])
+    assert moved > 10  # the fine-tune changed them: the blend is between two encoders
+    # the first BatchNorm sees the stem's output alike; a deeper one the start's shifts
+    norm = [k for k in start.state_dict() if k.endswith("running_mean")][-1]
+    assert not torch.allclose(kept.state_dict()[norm], start.state_dict()[norm])
+    with torch.no_grad():
+        assert not torch.allclose(halfway.eval()(batch), start(batch), atol=1e-3)
+    with pytest.raises(UsageError, match="share"):
+        blend_encoder(started(), tuned, 1.5, frames)
+    with pytest.raises(UsageError, match="does not match"):
+        blend_encoder(create_model(get_variant("tiny-x2"), seed=1).encoder, tuned, 0.5, frames)
+    with pytest.raises(UsageError, match="not a checkpoint"):
+        blend_encoder(started(), data / "missing.safetensors", 0.5, frames)
+    (tmp_path / "cut.safetensors").write_bytes(tuned.read_bytes()[:1000])
+    with pytest.raises(UsageError, match="not a checkpoint"):
+        blend_encoder(started(), tmp_path / "cut.safetensors", 0.5, frames)
+    broken = load_file(str(tuned))
+    broken["encoder.backbone.conv_stem.weight"][0] = float("nan")
+    save_file(broken, str(tmp_path / "nan.safetensors"))
+    with pytest.raises(UsageError, match="NaN"):
+        blend_encoder(started(), tmp_path / "nan.safetensors", 0.5, frames)
+    with pytest.raises(UsageError, match="give both"):
+        train(TrainConfig(data=data, output=tmp_path / "x", blend_with=tuned, progress=False))
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from fsexport.cli import main as fsexport_main  # noqa: PLC0415
+
+    result = CliRunner().invoke(fsexport_main, [
+        "train", "--data", str(data), "--output", str(tmp_path / "blended"), "--epochs", "1",
+        "--batch-size", "2", "--windows-per-epoch", "2", "--val-fraction", "0.5",
+        "--init-from", str(one), "--blend-with", str(tuned), "--blend-share", "0.25"])
+    assert result.exit_code == 0, result.output
+    assert f"encoder blended 0.25 of the way to {tuned}" in result.output
+    assert (tmp_path / "blended" / "checkpoint.safetensors").is_file()
 
 
 def test_synth_command_writes_each_axis_truth(tmp_path: Path) -> None:

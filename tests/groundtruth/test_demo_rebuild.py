@@ -46,3 +46,25 @@ def test_stroke_roll_recipe_builds_its_stroke_package_first(
     assert graded == {(f, a) for f in demo_model.FAMILIES for a in ("stroke", "roll")}
     assert not any(abs(row["r"]) > 1 for row in rows)
     assert "randomized family, roll, held-out r" in result.output
+
+
+def test_blend_recipe_takes_the_encoder_back_towards_the_package_its_fine_tune_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipes = {name: dataclasses.replace(recipe, **TOY)
+               for name, recipe in demo_model.RECIPES.items()}
+    recipes["stroke-roll-blend"] = dataclasses.replace(recipes["stroke-roll-blend"], hard_clips=1,
+                                                       frame_steps=0)
+    monkeypatch.setattr(demo_model, "RECIPES", recipes)
+    work = tmp_path / "work"
+    recipe = demo_model.with_base_package("stroke-roll-blend", recipes["stroke-roll-blend"], work)
+    mixed = work / "stroke-roll-mixed"
+    assert recipe.init_from == mixed / "stroke-roll" / "demo.fsmodel"  # where mixed started
+    assert recipe.blend_with == mixed / "checkpoints" / "checkpoint.safetensors"
+    built = load_package(demo_model.build_recipe(recipe, work, tmp_path / "out"))
+    options = built.meta.provenance["training"]["options"]
+    assert options["blend_with"] == "checkpoint.safetensors" and options["blend_share"] == 0.5
+    assert options["frame_steps"] == 0 and tuple(built.meta.axis_names) == ("stroke", "roll")
+    # a blend recipe given a package must be given the fine-tune too
+    result = CliRunner().invoke(demo_model.main, ["--recipe", "stroke-roll-blend", "--init-from",
+                                                  str(recipe.init_from)])
+    assert result.exit_code == 2 and "--blend-with" in result.output

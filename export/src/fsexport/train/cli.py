@@ -74,6 +74,11 @@ from fsrun.axes import parse_axes
 @click.option("--init-from", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Start the encoder from this package's encoder.onnx (same "
                                  "variant).")
+@click.option("--blend-with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A checkpoint fine-tuned from --init-from's package: the "
+                                 "encoder starts part of the way from that package's to its.")
+@click.option("--blend-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="How far towards --blend-with's encoder (0: --init-from's, 1: its).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
@@ -85,8 +90,8 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   frame_places: float, augment: bool, augment_copies: int, flip: bool,
                   augment_colour: str,
                   no_feature_cache: bool, cache_dir: Path | None, crop: str,
-                  axes_text: str, init_from: Path | None, seed: int,
-                  resume: bool, threads: int) -> None:
+                  axes_text: str, init_from: Path | None, blend_with: Path | None,
+                  blend_share: float, seed: int, resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
     Build a package from the result with: fsexport build --variant VARIANT --checkpoint
@@ -103,7 +108,7 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         augment_colour=augment_colour,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, axes=parse_axes(axes_text), init_from=init_from, seed=seed, resume=resume,
-        threads=threads)
+        blend_with=blend_with, blend_share=blend_share, threads=threads)
     result = train(config)
     click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")
     size = f" --input-size {input_size}" if input_size else ""

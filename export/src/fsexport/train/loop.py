@@ -24,6 +24,7 @@ from fsexport.train.dataset import (DecodedVideo, WindowRef, decode_pair, find_p
                                     random_windows, split_by_video)
 from fsexport.train.features_cache import FeatureCache, FeatureScaler
 from fsexport.train.frame_stage import FrameStageResult, axis_r, masked_mse, train_frames
+from fsexport.train.blend import blend_encoder
 from fsexport.train.warm_start import load_package_encoder, restore_batchnorm
 from fsrun.axes import AXES, SINGLE, STROKE, parse_axes
 from fsexport.variants import Variant, get_variant
@@ -72,6 +73,9 @@ class TrainConfig:
     axes: tuple[str, ...] = ("stroke",)  # the head's outputs per frame, the stroke first;
     # labels of the others come from VIDEO.AXIS.truth.funscript or VIDEO.AXIS.funscript
     init_from: Path | None = None  # start the encoder from this package's encoder.onnx
+    blend_with: Path | None = None  # a checkpoint fine-tuned from init_from: the encoder starts
+    # blend_share of the way from init_from's to its (fsexport.train.blend)
+    blend_share: float = 0.5  # 0: init_from's encoder, 1: blend_with's
     resume: bool = False  # continue from NAME.last.safetensors and NAME.state.pt
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     progress: bool = True  # show a progress bar with the running loss
@@ -182,6 +186,9 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     """Train, checkpoint every epoch, and return the best weights."""
     if config.epochs < 1 or config.batch_size < 1:
         raise UsageError("epochs and batch size must be at least 1")
+    if config.blend_with is not None and config.init_from is None:
+        raise UsageError("a blend goes from the encoder of --init-from to --blend-with's: "
+                         "give both")
     if config.threads:
         torch.set_num_threads(config.threads)
     variant = get_variant(config.variant).with_overrides(input_size=config.input_size)
@@ -203,8 +210,12 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
         calibrate_batchnorm(model.encoder, seed=config.seed)
     if config.init_from is not None and not config.resume:
         load_package_encoder(model.encoder, config.init_from)
-        restore_batchnorm(model.encoder, sample_frames(train_videos))
+        frames = sample_frames(train_videos)
+        restore_batchnorm(model.encoder, frames)
         echo(f"encoder from {config.init_from}")
+        if config.blend_with is not None:
+            blend_encoder(model.encoder, config.blend_with, config.blend_share, frames)
+            echo(f"encoder blended {config.blend_share:g} of the way to {config.blend_with}")
     if config.head_init:
         init_head(model)
     # a mirror turns roll and sway into their opposites: no flip while such an axis trains

@@ -101,20 +101,32 @@ def restore_batchnorm(encoder: FrameEncoder, frames: np.ndarray, count: int = 51
     [N, H, W, 3]), scale and shift chosen so that it computes the same function in eval mode."""
     norms = [m for m in encoder.backbone.modules()
              if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    kept = [(m, m.momentum, m.bias.clone()) for m in norms]
+    kept = [(m, m.bias.clone()) for m in norms]
     for m in norms:  # measure what reaches each BatchNorm, before it changes anything
-        m.reset_running_stats()
-        m.momentum = None  # a plain average over the batches
         m.weight.fill_(1.0)
         m.bias.zero_()
-    was_training = encoder.backbone.training
-    encoder.backbone.train()
     pick = np.sort(np.random.default_rng(0).permutation(len(frames))[:count])
-    for start in range(0, len(pick), batch):
-        encoder.backbone.forward_features(
-            encoder.preprocess(torch.from_numpy(frames[pick[start:start + batch]])))
-    encoder.backbone.train(was_training)
-    for m, momentum, bias in kept:
-        m.momentum = momentum
+    measure_batchnorm(encoder, frames[pick], batch)
+    for m, bias in kept:
         m.weight.copy_(torch.sqrt(m.running_var + m.eps))  # (x - mean) / std * std + mean + b
         m.bias.copy_(m.running_mean + bias)
+
+
+@torch.no_grad()
+def measure_batchnorm(encoder: FrameEncoder, frames: np.ndarray, batch: int = 64) -> None:
+    """Running statistics of every BatchNorm, a plain average over frames in batches of the
+    training-mode backbone (scale and shift as they are)."""
+    norms = [m for m in encoder.backbone.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    kept = [(m, m.momentum) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batches
+    was_training = encoder.backbone.training
+    encoder.backbone.train()
+    for start in range(0, len(frames), batch):
+        encoder.backbone.forward_features(
+            encoder.preprocess(torch.from_numpy(frames[start:start + batch])))
+    encoder.backbone.train(was_training)
+    for m, momentum in kept:
+        m.momentum = momentum
