@@ -246,6 +246,15 @@ def test_an_encoder_blends_from_a_package_to_its_fine_tune(axis_packages,
     assert result.exit_code == 0, result.output
     assert f"encoder blended 0.25 of the way to {tuned}" in result.output
     assert (tmp_path / "blended" / "checkpoint.safetensors").is_file()
+    for wrong, says in ((["--blend-share", "0.3"], "goes with --blend-with"),
+                        (["--blend-with", str(tuned)], "give both"),
+                        (["--init-from", str(one), "--blend-with", str(tuned), "--blend-share",
+                          "nan"], "must lie in [0, 1]")):
+        result = CliRunner().invoke(fsexport_main, ["train", "--data", str(data), "--output",
+                                                    str(tmp_path / "wrong"), *wrong])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "wrong" / "checkpoint.safetensors").exists()
 
 
 def test_synth_command_writes_each_axis_truth(tmp_path: Path) -> None:

@@ -5,10 +5,12 @@ from pathlib import Path
 
 import click
 
+from fsexport.cli import one_line_errors
 from fsexport.train.augment import COLOUR_FRAMES
 from fsexport.train.loop import TrainConfig, train
 from fsexport.variants import VARIANTS
 from fsrun.axes import parse_axes
+from fsrun.errors import UsageError
 
 
 @click.command("train")
@@ -77,12 +79,14 @@ from fsrun.axes import parse_axes
 @click.option("--blend-with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A checkpoint fine-tuned from --init-from's package: the "
                                  "encoder starts part of the way from that package's to its.")
-@click.option("--blend-share", type=click.FloatRange(0, 1), default=0.5, show_default=True,
-              help="How far towards --blend-with's encoder (0: --init-from's, 1: its).")
+@click.option("--blend-share", type=click.FloatRange(0, 1), default=None,
+              help="How far towards --blend-with's encoder (0: --init-from's, 1: its; default "
+                   "0.5).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --output.")
 @click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
               help="CPU threads for torch; 0 keeps its default.")
+@one_line_errors
 def train_command(data: Path, variant: str, input_size: int | None, calibrate_batchnorm: bool,
                   head_init: bool, output: Path | None, name: str, epochs: int,
                   batch_size: int, windows_per_epoch: int, lr: float, patience: int,
@@ -91,12 +95,14 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
                   augment_colour: str,
                   no_feature_cache: bool, cache_dir: Path | None, crop: str,
                   axes_text: str, init_from: Path | None, blend_with: Path | None,
-                  blend_share: float, seed: int, resume: bool, threads: int) -> None:
+                  blend_share: float | None, seed: int, resume: bool, threads: int) -> None:
     """Train a model on (video, funscript) pairs; writes NAME.safetensors + NAME.json.
 
     Build a package from the result with: fsexport build --variant VARIANT --checkpoint
     OUTPUT/NAME.safetensors
     """
+    if blend_share is not None and blend_with is None:
+        raise UsageError("--blend-share goes with --blend-with (and --init-from)")
     config = TrainConfig(
         data=data, output=output or Path("checkpoints") / variant, variant=variant, name=name,
         input_size=input_size, calibrate_batchnorm=calibrate_batchnorm, head_init=head_init,
@@ -108,7 +114,8 @@ def train_command(data: Path, variant: str, input_size: int | None, calibrate_ba
         augment_colour=augment_colour,
         feature_cache=not no_feature_cache, cache_dir=cache_dir,
         crop=crop, axes=parse_axes(axes_text), init_from=init_from, seed=seed, resume=resume,
-        blend_with=blend_with, blend_share=blend_share, threads=threads)
+        blend_with=blend_with, blend_share=0.5 if blend_share is None else blend_share,
+        threads=threads)
     result = train(config)
     click.echo(f"best validation MSE {result.best_val_loss:.5f}: {result.checkpoint}")
     size = f" --input-size {input_size}" if input_size else ""

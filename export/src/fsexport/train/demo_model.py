@@ -328,6 +328,8 @@ def main(recipe_name: str, output: Path | None, work: Path | None, threads: int,
     if axes_text is not None:
         given["axes"] = parse_axes(axes_text)
     recipe = dataclasses.replace(RECIPES[recipe_name], **given)
+    if not 0.0 <= given.get("blend_share", 0.0) <= 1.0:  # NaN passes click's range
+        raise UsageError(f"--blend-share must lie in [0, 1], got {given['blend_share']}")
     if RECIPES[recipe_name].blend_share is None and ("blend_share" in given
                                                      or "blend_with" in given):
         raise UsageError(f"{recipe_name} blends nothing: --blend-share and --blend-with go with "

@@ -186,6 +186,8 @@ def train(config: TrainConfig, echo: Callable[[str], None] = click.echo) -> Trai
     """Train, checkpoint every epoch, and return the best weights."""
     if config.epochs < 1 or config.batch_size < 1:
         raise UsageError("epochs and batch size must be at least 1")
+    if not 0.0 <= config.blend_share <= 1.0:  # NaN too
+        raise UsageError(f"the blend share must lie in [0, 1], got {config.blend_share}")
     if config.blend_with is not None and config.init_from is None:
         raise UsageError("a blend goes from the encoder of --init-from to --blend-with's: "
                          "give both")
