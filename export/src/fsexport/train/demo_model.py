@@ -9,9 +9,9 @@ trains on the frozen backbone's cached features, with two augmented copies of ev
 or fine-tunes that package to write the roll as well (`--recipe stroke-roll`: half of the
 clips drawn with a tilting target; stroke-roll-colour and stroke-roll-mixed train that one
 further with colour changes, stroke-roll-blend takes the encoder halfway back), builds
-encoder.onnx + head.onnx (fp32 only, to stay a few MB) into runtime/src/fsrun/demo/demo.fsmodel, and grades every axis on held-out clips of
-both families at every rate and codec. The model tracks synthetic motion only; it knows nothing
-about real videos.
+encoder.onnx + head.onnx (fp32 only, to stay a few MB) into runtime/src/fsrun/demo/demo.fsmodel,
+and grades every axis on held-out clips of both families at every rate and codec. The model
+tracks synthetic motion only; it knows nothing about real videos.
 """
 from __future__ import annotations
 
@@ -191,8 +191,8 @@ RECIPES: dict[str, DemoRecipe] = {
                                     starts_from="stroke-roll"),
     # the encoder halfway from stroke-roll's package (as stroke-roll-mixed started from it) to
     # stroke-roll-mixed's, BatchNorm statistics measured again, the head trained on it: keeps
-    # the independent clip the colour fine-tunes lose (24 of 24, min 0.94), but its stroke on
-    # the training renderer's wide randomized set is the lowest yet (67% at r >= 0.95 against
+    # the independent clip the colour fine-tunes lose (24 of 24, min 0.93), but its stroke on
+    # the training renderer's wide randomized set is the lowest yet (69% at r >= 0.95 against
     # the stroke demo's 81%); measured in the same folder as stroke-roll
     "stroke-roll-blend": DemoRecipe(axes=("stroke", "roll"), roll_share=0.5, frame_steps=0,
                                     augment_colour="stroke-only", hard_clips=64,
