@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import traceback
 from pathlib import Path
@@ -19,6 +20,19 @@ LAZY_COMMANDS = {
     "train": ("fsexport.train.cli:train_command",
               "Train the head (and with --frame-steps the encoder) on videos with labels."),
 }
+
+
+class Share(click.FloatRange):
+    """A float in [0, 1]; click's FloatRange alone lets NaN through (every comparison fails)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, 1)
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        number = super().convert(value, param, ctx)
+        if math.isnan(number):
+            self.fail(f"must lie in [0, 1], got {value}", param, ctx)
+        return number
 
 
 def one_line_errors(func: Callable) -> Callable:

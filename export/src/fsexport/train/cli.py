@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from fsexport.cli import one_line_errors
+from fsexport.cli import Share, one_line_errors
 from fsexport.train.augment import COLOUR_FRAMES
 from fsexport.train.loop import TrainConfig, train
 from fsexport.variants import VARIANTS
@@ -79,7 +79,7 @@ from fsrun.errors import UsageError
 @click.option("--blend-with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="A checkpoint fine-tuned from --init-from's package: the "
                                  "encoder starts part of the way from that package's to its.")
-@click.option("--blend-share", type=click.FloatRange(0, 1), default=None,
+@click.option("--blend-share", type=Share(), default=None,
               help="How far towards --blend-with's encoder (0: --init-from's, 1: its; default "
                    "0.5).")
 @click.option("--seed", type=int, default=0, show_default=True)

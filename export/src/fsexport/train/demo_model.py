@@ -24,7 +24,7 @@ from pathlib import Path
 
 import click
 
-from fsexport.cli import one_line_errors
+from fsexport.cli import Share, one_line_errors
 from fsexport.train.augment import COLOUR_FRAMES
 from fsrun import config as user_config
 from fsrun.groundtruth.grade import TruthClip, grade, r_table
@@ -309,7 +309,7 @@ def grade_recipe(recipe: DemoRecipe, package: Path, folder: Path) -> list[dict]:
 @click.option("--blend-with", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Recipes that blend back, with --init-from: the checkpoint "
                                  "of the fine-tune of that package (else both are built).")
-@click.option("--blend-share", type=click.FloatRange(0, 1), default=None,
+@click.option("--blend-share", type=Share(), default=None,
               help="Recipes that blend back (stroke-roll-blend): how far from the package the "
                    "fine-tune started from towards its result the encoder is taken.")
 @click.option("--augment/--no-augment", default=None,
@@ -328,8 +328,6 @@ def main(recipe_name: str, output: Path | None, work: Path | None, threads: int,
     if axes_text is not None:
         given["axes"] = parse_axes(axes_text)
     recipe = dataclasses.replace(RECIPES[recipe_name], **given)
-    if not 0.0 <= given.get("blend_share", 0.0) <= 1.0:  # NaN passes click's range
-        raise UsageError(f"--blend-share must lie in [0, 1], got {given['blend_share']}")
     if RECIPES[recipe_name].blend_share is None and ("blend_share" in given
                                                      or "blend_with" in given):
         raise UsageError(f"{recipe_name} blends nothing: --blend-share and --blend-with go with "
