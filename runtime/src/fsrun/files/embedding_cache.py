@@ -342,9 +342,15 @@ class EmbeddingCache:
             self._folder_id = _identity(self.folder)
 
     def _close_files(self) -> None:
+        """Close every data file. A batch whose flush failed (a full disk) is still buffered and
+        fails again here: the cache's loss, never the run's (the run went on in memory), and
+        safe, since data without its block record is a cut-off tail, dropped on load."""
         files, self._files = self._files, {}
         for f in files.values():
-            f.close()
+            try:
+                f.close()
+            except OSError:
+                pass
 
     def _write_state(self) -> None:
         self._check_ours()
