@@ -196,6 +196,35 @@ def import_command(source: Path, output: Path | None, name: str | None, force: b
                f"in {sum(result.timings.values()):.1f} s")
 
 
+@main.command("stack")
+@click.argument("parts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="Folder to write the package into (default: current folder).")
+@click.option("--name", default=None,
+              help="Package directory name (default: the parts' names joined by +).")
+@click.option("--axes", default=None,
+              help="Axes to keep, the stroke first (default: every axis of every part); each "
+                   "comes from the first part that has it.")
+@click.option("--force", is_flag=True, help="Replace an existing package.")
+@one_line_errors
+def stack_command(parts: tuple[Path, ...], output: Path | None, name: str | None,
+                  axes: str | None, force: bool) -> None:
+    """Stack packages side by side: one package whose every axis comes from the first part
+    that has it (the stroke of one model, the roll of another), each part's encoder run on
+    every frame."""
+    from fsrun.axes import parse_axes
+    from fsexport.stack import StackConfig, stack_packages
+
+    name = name or "+".join(p.name.removesuffix(".fsmodel") for p in parts) + ".fsmodel"
+    target = (output or Path.cwd()) / name
+    meta = stack_packages(StackConfig(parts=parts, output=target, force=force,
+                                      axes=parse_axes(axes) if axes else None),
+                          log=click.echo)
+    taken = "; ".join(f"{', '.join(record['axes'])} from {part}"
+                      for part, record in zip(parts, meta.provenance["stack"]))
+    click.echo(f"stacked {target}: {taken}")
+
+
 def _print_parity(parity: dict) -> None:
     for file_name, diff in parity.get("max_abs_diff", {}).items():
         shown = "not run" if diff is None else f"{diff:.2e}"

@@ -1,0 +1,254 @@
+"""Stack packages side by side into one: each axis from the package that knows it best.
+
+`fsexport stack OUT.fsmodel STROKE.fsmodel ROLL.fsmodel` writes a package whose encoder runs
+every part's encoder on the same frames and joins their embeddings ([N, D1 + D2 + ...]), and
+whose head gives each part's head its own slice of the joined embedding and keeps, of each
+part's outputs, the axes taken from it: every axis comes from the first part that has it, so
+the first part gives the stroke. fsrun runs the result as any package (one encoder pass per
+frame, one embedding cache entry), and each axis is what its part gives alone: the parts'
+graphs are copied unchanged, and the result is checked against them on random frames before
+it is written (the differences go into meta.json's parity record).
+
+The cost is every part's encoder on every frame. Why stack at all: a shared encoder fine-tuned
+to learn a second axis forgot some of what it knew of the first (the demo's roll recipes), and
+a stack keeps a package's stroke as it was while another package adds the roll.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from fsrun.axes import STROKE
+from fsrun.errors import ModelError, UsageError
+from fsrun.model.package import (
+    GRAPH_FILES,
+    ModelMeta,
+    ModelPackage,
+    load_package,
+    sha256_file,
+    write_package_dir,
+)
+
+from fsexport import __version__
+
+ENCODER, HEAD = GRAPH_FILES[("encoder", "fp32")], GRAPH_FILES[("head", "fp32")]
+CHECK_FRAMES = 8  # random frames run through the stack and each part before writing
+CHECK_TOLERANCE = 1e-5  # largest difference allowed between the stack and its parts
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    parts: tuple[Path, ...]  # the packages, in order; each axis comes from the first that has it
+    output: Path  # the stacked package's directory (NAME.fsmodel)
+    axes: tuple[str, ...] | None = None  # the axes to keep, the stroke first; None: all of them
+    force: bool = False  # replace an existing package at output
+    name_parts: tuple[str, ...] = field(default=())  # names recorded for the parts (default:
+    # their folder names)
+
+    def __post_init__(self) -> None:
+        if len(self.parts) < 2:
+            raise UsageError("stack needs two packages or more")
+        if self.axes is not None and (not self.axes or self.axes[0] != STROKE):
+            raise UsageError("the stacked axes start with the stroke")
+
+
+@dataclass(frozen=True)
+class Taken:
+    package: ModelPackage  # one part
+    axes: tuple[str, ...]  # the axes the stack takes from it, in the stack's order
+    columns: tuple[int, ...]  # their columns among the part's outputs
+
+
+def plan(packages: list[ModelPackage], wanted: tuple[str, ...] | None) -> list[Taken]:
+    """Which axes each part gives: every axis from the first part that has it. UsageError in
+    one line when the parts disagree on what a window is or a part would give nothing."""
+    first = packages[0].meta
+    for package in packages[1:]:
+        meta = package.meta
+        for name in ("window", "fps", "input_size"):
+            if getattr(meta, name) != getattr(first, name):
+                raise UsageError(f"{package.path}: {name} {getattr(meta, name)} differs from "
+                                 f"{packages[0].path}'s {getattr(first, name)}; a stack's "
+                                 "parts share their windows and frames")
+    order = []
+    for package in packages:
+        order += [a for a in package.meta.axis_names if a not in order]
+    wanted = wanted or tuple(order)
+    missing = [a for a in wanted if a not in order]
+    if missing:
+        raise UsageError(f"no package gives {', '.join(missing)} (they give {', '.join(order)})")
+    taken = []
+    for package in packages:
+        names = package.meta.axis_names
+        mine = tuple(a for a in wanted if a in names
+                     and not any(a in t.axes for t in taken))
+        if not mine:
+            raise UsageError(f"{package.path} gives no axis an earlier package does not "
+                             f"({', '.join(names)}): leave it out")
+        taken.append(Taken(package, mine, tuple(names.index(a) for a in mine)))
+    return taken
+
+
+def stack_packages(config: StackConfig, log: Callable[[str], None] = print) -> ModelMeta:
+    """Write the stacked package (atomically: a reader sees all of it or none) and return its
+    meta."""
+    import onnx  # noqa: PLC0415
+
+    packages = [load_package(p) for p in config.parts]
+    taken = plan(packages, config.axes)
+    axes = [a for t in taken for a in t.axes]
+    dims = [t.package.meta.embedding_dim for t in taken]
+
+    def fill(staging: Path) -> ModelMeta:
+        encoder = _join_encoders([onnx.load(str(t.package.graph("encoder"))) for t in taken],
+                                 dims)
+        head = _join_heads([onnx.load(str(t.package.graph("head"))) for t in taken], taken,
+                           dims)
+        for graph, name in ((encoder, ENCODER), (head, HEAD)):
+            onnx.checker.check_model(graph)
+            onnx.save(graph, str(staging / name))
+            log(f"write   {name}")
+        parity = _check(staging, taken, dims)
+        log(f"checked the stack against its parts on {CHECK_FRAMES} random frames: largest "
+            f"difference {max(parity.values()):.2g}")
+        return _meta(staging, taken, axes, dims, parity, config)
+
+    return write_package_dir(config.output, fill, config.force)
+
+
+def _prefixed(model: Any, k: int) -> Any:
+    from onnx import compose  # noqa: PLC0415
+
+    return compose.add_prefix(model, f"part{k}/")
+
+
+def _join_encoders(models: list[Any], dims: list[int]) -> Any:
+    """frames -> every part's encoder -> their embeddings side by side [N, sum(dims)]."""
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    nodes, inits, source = [], [], models[0].graph.input[0]
+    outputs = []
+    for k, model in enumerate(models):
+        graph = _prefixed(model, k).graph
+        nodes += [helper.make_node("Identity", [source.name], [graph.input[0].name]), *graph.node]
+        inits += list(graph.initializer)
+        outputs.append(graph.output[0].name)
+    nodes.append(helper.make_node("Concat", outputs, ["embeddings"], axis=1))
+    out = helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", sum(dims)])
+    return _model(models[0], helper.make_graph(nodes, "stacked_encoder", [source], [out], inits))
+
+
+def _join_heads(models: list[Any], taken: list[Taken], dims: list[int]) -> Any:
+    """The joined embeddings [B, T, sum(dims)] -> each part's head on its slice -> the taken
+    columns of each, side by side [B, T, axes]."""
+    from onnx import TensorProto, helper  # noqa: PLC0415
+
+    window = taken[0].package.meta.window
+    source = helper.make_tensor_value_info("embeddings", TensorProto.FLOAT,
+                                           ["B", window, sum(dims)])
+    nodes, inits, columns, start = [], [], [], 0
+    for k, (model, part) in enumerate(zip(models, taken, strict=True)):
+        graph = _prefixed(model, k).graph
+        p = f"part{k}/stack"
+        bounds = [_constant(inits, f"{p}/{name}", [value])
+                  for name, value in (("start", start), ("end", start + dims[k]), ("axis", 2))]
+        nodes.append(helper.make_node("Slice", ["embeddings", *bounds], [graph.input[0].name]))
+        start += dims[k]
+        nodes += list(graph.node)
+        inits += list(graph.initializer)
+        positions = graph.output[0].name
+        if not part.package.meta.axes:  # a stroke-only head gives [B, T]
+            last = _constant(inits, f"{p}/last", [2])
+            nodes.append(helper.make_node("Unsqueeze", [positions, last], [f"{p}/positions"]))
+            positions = f"{p}/positions"
+        wanted = _constant(inits, f"{p}/columns", list(part.columns))
+        nodes.append(helper.make_node("Gather", [positions, wanted], [f"{p}/taken"], axis=2))
+        columns.append(f"{p}/taken")
+    nodes.append(helper.make_node("Concat", columns, ["positions"], axis=2))
+    out = helper.make_tensor_value_info("positions", TensorProto.FLOAT,
+                                        ["B", window, sum(len(t.axes) for t in taken)])
+    return _model(models[0], helper.make_graph(nodes, "stacked_head", [source], [out], inits))
+
+
+def _constant(inits: list, name: str, values: list[int]) -> str:
+    """Add an int64 initializer; its name."""
+    from onnx import numpy_helper  # noqa: PLC0415
+
+    inits.append(numpy_helper.from_array(np.array(values, np.int64), name))
+    return name
+
+
+def _model(like: Any, graph: Any) -> Any:
+    from onnx import helper  # noqa: PLC0415
+
+    opsets = {o.domain: o.version for o in like.opset_import}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v)
+                                                    for d, v in opsets.items()],
+                              producer_name="fsexport-stack", producer_version=__version__)
+    model.ir_version = like.ir_version
+    return model
+
+
+def _check(staging: Path, taken: list[Taken], dims: list[int]) -> dict[str, float]:
+    """Largest difference between the stack's graphs and its parts' on the same random frames
+    (ModelError above CHECK_TOLERANCE): the parts' graphs are copied, so it should be 0."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    def session(path: Path) -> Any:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    meta = taken[0].package.meta
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (CHECK_FRAMES, meta.input_size, meta.input_size, 3), np.uint8)
+    joined = session(staging / ENCODER).run(None, {"frames": frames})[0]
+    windows = np.resize(joined, (meta.window, joined.shape[1]))[None]  # frames repeated
+    positions = session(staging / HEAD).run(None, {"embeddings": windows})[0]
+    encoder_diff = head_diff = 0.0
+    start = column = 0
+    for part, dim in zip(taken, dims, strict=True):
+        alone = session(part.package.graph("encoder")).run(None, {"frames": frames})[0]
+        encoder_diff = max(encoder_diff,
+                           float(np.abs(alone - joined[:, start:start + dim]).max()))
+        head = session(part.package.graph("head"))
+        own = head.run(None, {head.get_inputs()[0].name: windows[..., start:start + dim]})[0]
+        own = own.reshape(*own.shape[:2], -1)[..., list(part.columns)]
+        head_diff = max(head_diff, float(np.abs(own - positions[..., column:column
+                                                                 + len(part.axes)]).max()))
+        start, column = start + dim, column + len(part.axes)
+    parity = {ENCODER: encoder_diff, HEAD: head_diff}
+    if not all(np.isfinite(v) and v <= CHECK_TOLERANCE for v in parity.values()):
+        raise ModelError(f"the stack differs from its parts (encoder {encoder_diff:.3g}, head "
+                         f"{head_diff:.3g}; at most {CHECK_TOLERANCE:g} allowed)")
+    return parity
+
+
+def _meta(staging: Path, taken: list[Taken], axes: list[str], dims: list[int],
+          parity: dict[str, float], config: StackConfig) -> ModelMeta:
+    import onnx  # noqa: PLC0415
+    import onnxruntime  # noqa: PLC0415
+
+    metas = [t.package.meta for t in taken]
+    names = config.name_parts or tuple(t.package.name for t in taken)
+    normalizations = [m.normalization for m in metas]
+    variants = list(dict.fromkeys(m.variant for m in metas))
+    backbones = list(dict.fromkeys(m.backbone for m in metas))
+    return ModelMeta(
+        variant="+".join(variants), backbone="+".join(backbones),
+        input_size=metas[0].input_size, window=metas[0].window, fps=metas[0].fps,
+        embedding_dim=sum(dims),
+        # each part's own is folded into its encoder; one is recorded when they agree
+        normalization=(normalizations[0] if all(n == normalizations[0] for n in normalizations)
+                       else {"mean": None, "std": None}),
+        trained=all(m.trained for m in metas),
+        files={name: sha256_file(staging / name) for name in (ENCODER, HEAD)},
+        parity={"max_abs_diff_vs_parts": parity, "notes": {}},
+        exporter={"fsexport": __version__, "onnx": onnx.__version__,
+                  "onnxruntime": onnxruntime.__version__},
+        provenance={"stack": [{"package": name, "model_hash": t.package.model_hash,
+                               "axes": list(t.axes), "embedding_dim": dim,
+                               "variant": m.variant, "normalization": vars(m.normalization),
+                               "provenance": m.provenance}
+                              for name, t, m, dim in zip(names, taken, metas, dims, strict=True)]},
+        axes=axes)
