@@ -37,11 +37,15 @@ FAMILIES = ("classic", "randomized")  # seeds: tests-held-out-FAMILY in the seed
 # like KNOWN_MISSES above: r below 0.95, and lag beyond one frame.
 FAMILY_MISSES = {("randomized", "24", "vp9"): "randomized family, 24 fps VP9: r 0.62"}
 LATE: dict[tuple[str, str, str], str] = {}
-# The roll (r below 0.9) on the same held-out clips drawn tilting, and on TILT_GRID, when the
-# bundled demo writes the roll (its stroke-roll recipe does; the bundled stroke recipe does not,
-# and those tests skip).
-ROLL_MISSES: dict[tuple[str, str, str], str] = {}
-TILT_MISSES: dict[int, str] = {}
+# The roll (r below 0.9) on the same held-out clips drawn tilting, and on TILT_GRID (where the
+# stroke of the same clip is checked too), when the bundled demo writes the roll.
+ROLL_MISSES = {("randomized", "24", "vp9"): "randomized family drawn tilting, 24 fps VP9: "
+                                            "roll r 0.89"}
+TILT_MISSES = {3: "a tall ellipse over a checkerboard, 24 fps AV1: roll r 0.86",
+               4: "a bar over bokeh, 25 fps H.264: roll r 0.98, stroke r 0.48 (the stroke "
+                  "package never saw a tilting target)",
+               10: "a bar over a plain light background, 29.97 fps VP9: roll r 0.48",
+               19: "a bar over a checkerboard, 60 fps AV1: roll r 0.89"}
 ROLLS = pytest.mark.skipif("roll" not in RECIPE.axes, reason="the bundled demo is stroke only")
 
 
@@ -58,12 +62,20 @@ def test_demo_package_is_small_trained_and_verified() -> None:
     assert package.meta.trained and package.meta.variant == RECIPE.variant
     assert tuple(package.meta.axis_names) == RECIPE.axes
     size = sum(p.stat().st_size for p in demo_model_dir().iterdir())
-    assert size <= 10 * 1024 * 1024
-    training = package.meta.provenance["training"]
-    assert training["seed"] == RECIPE.seed and training["options"]["augment"] is RECIPE.augment
-    # a package trained before the option existed changed colours
-    assert training["options"].get("augment_colour", "all") == RECIPE.augment_colour
-    assert training["frame_stage"]["steps"] == RECIPE.frame_steps
+    assert size <= 16 * 1024 * 1024  # two tiny-x2 models stacked (each about 7 MB)
+    if RECIPE.stack:  # each part was trained by its own recipe
+        parts = package.meta.provenance["stack"]
+        assert [part["package"] for part in parts] == list(RECIPE.stack)
+        trainings = [(RECIPES[p["package"]], p["provenance"]["training"]) for p in parts]
+    else:
+        trainings = [(RECIPE, package.meta.provenance["training"])]
+    for recipe, training in trainings:
+        assert training["seed"] == recipe.seed
+        assert training["options"]["augment"] is recipe.augment
+        # a package trained before the option existed changed colours
+        assert training["options"].get("augment_colour", "all") == recipe.augment_colour
+        assert training["frame_stage"]["steps"] == recipe.frame_steps
+        assert training.get("axes", ["stroke"]) == list(recipe.axes)
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,26 @@ def test_blend_recipe_takes_the_encoder_back_towards_the_package_its_fine_tune_l
     result = CliRunner().invoke(demo_model.main, ["--recipe", "stroke-roll-blend", "--init-from",
                                                   str(recipe.init_from)])
     assert result.exit_code == 2 and "--blend-with" in result.output
+
+
+def test_stack_recipe_builds_each_package_once_and_stacks_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipes = {name: dataclasses.replace(recipe, **TOY)
+               for name, recipe in demo_model.RECIPES.items()}
+    monkeypatch.setattr(demo_model, "RECIPES", recipes)
+    work = tmp_path / "work"
+    stacked = load_package(demo_model.build_stack(recipes["stroke-roll-stack"], work,
+                                                  tmp_path / "out"))
+    stroke = load_package(work / "stroke" / "demo.fsmodel")
+    mixed = load_package(work / "stroke-roll-mixed" / "demo.fsmodel")
+    assert not (work / "stroke-roll-mixed" / "stroke-roll" / "stroke").exists()  # built once
+    parts = stacked.meta.provenance["stack"]
+    assert [(p["package"], p["model_hash"], p["axes"]) for p in parts] == [
+        ("stroke", stroke.model_hash, ["stroke"]),
+        ("stroke-roll-mixed", mixed.model_hash, ["roll"])]
+    assert tuple(stacked.meta.axis_names) == ("stroke", "roll")
+    # the recipe trains nothing of its own: a training option is refused before any work
+    result = CliRunner().invoke(demo_model.main, ["--recipe", "stroke-roll-stack", "--epochs",
+                                                  "3", "--work", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "trains nothing" in result.output
+    assert not (tmp_path / "none").exists()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from conftest import unprivileged, world_readable_tree
 
+from fsrun.config import demo_model_dir
 from fsrun.errors import InputError, ModelError, OutputError
 from fsrun.files.funscript import read_funscript
 from fsrun.model.package import load_package
@@ -136,18 +137,20 @@ def test_corrupt_packets_are_skipped_and_timing_kept(tmp_path: Path, demo_packag
     assert gaps.max() > 5 * 34 and (gaps <= 34).sum() == len(gaps) - 1
 
 
-# Broken model packages: case -> (breaker, words the error must contain).
+# Broken model packages (copies of the bundled demo): case -> (breaker, words the error must
+# contain).
+DIM = load_package(demo_model_dir(), verify=False).meta.embedding_dim
 BROKEN_PACKAGES = {
     "missing_file": (badfiles.package_missing_file, "head.onnx is missing"),
     "wrong_sha256": (badfiles.package_wrong_sha, "encoder.onnx is damaged (sha256"),
     "truncated_onnx": (badfiles.package_truncated_onnx, "encoder.onnx is not a readable ONNX "
                        "file"),
     "meta_window_30": (lambda p: badfiles.package_meta_edit(p, window=30),
-                       "head.onnx input 'embeddings' has shape ['B', 60, 256], but meta.json "
-                       "says window 30, embedding_dim 256"),
+                       f"head.onnx input 'embeddings' has shape ['B', 60, {DIM}], but meta.json "
+                       f"says window 30, embedding_dim {DIM}"),
     "meta_embedding_dim_128": (lambda p: badfiles.package_meta_edit(p, embedding_dim=128),
-                               "encoder.onnx output 'embeddings' has shape ['N', 256], but "
-                               "meta.json says window 60, embedding_dim 128"),
+                               f"encoder.onnx output 'embeddings' has shape ['N', {DIM}], "
+                               "but meta.json says window 60, embedding_dim 128"),
     "newer_format": (badfiles.package_newer_format, "is newer than this fsrun understands"),
     "path_escape": (badfiles.package_escaping_path, "escapes the package directory"),
 }

@@ -9,9 +9,12 @@ trains on the frozen backbone's cached features, with two augmented copies of ev
 or fine-tunes that package to write the roll as well (`--recipe stroke-roll`: half of the
 clips drawn with a tilting target; stroke-roll-colour and stroke-roll-mixed train that one
 further with colour changes, stroke-roll-blend takes the encoder halfway back), builds
-encoder.onnx + head.onnx (fp32 only, to stay a few MB) into runtime/src/fsrun/demo/demo.fsmodel,
-and grades every axis on held-out clips of both families at every rate and codec. The model
-tracks synthetic motion only; it knows nothing about real videos.
+encoder.onnx + head.onnx (fp32 only, to stay a few MB), and grades every axis on held-out
+clips of both families at every rate and codec. The bundled demo
+(runtime/src/fsrun/demo/demo.fsmodel, the default `--recipe stroke-roll-stack`) stacks the
+stroke package and stroke-roll-mixed's side by side (fsexport.stack): the stroke of the first,
+the roll of the second. The model tracks synthetic motion only; it knows nothing about real
+videos.
 """
 from __future__ import annotations
 
@@ -73,6 +76,9 @@ class DemoRecipe:
     blend_share: float | None = None  # with starts_from: the encoder is taken this share of the
     # way from the package starts_from fine-tuned to its result (fsexport.train.blend)
     blend_with: Path | None = None  # the fine-tune's checkpoint (set by with_base_package)
+    stack: tuple[str, ...] = ()  # recipes whose packages this one stacks side by side
+    # (fsexport.stack: each axis from the first that has it) instead of training; init_from
+    # then names the first one's package
 
 
 def render_training_clips(recipe: DemoRecipe, data: Path) -> None:
@@ -161,12 +167,12 @@ def _finished_checkpoint(folder: Path, epochs: int):
     return TrainResult(best, described, float("nan"))
 
 
-# The recipes: the stroke alone from a random backbone (the bundled demo; about two hours on
-# 2 cores, most of it the frame stage), and stroke and roll fine-tuned from that package (a
-# tilting target on half of the clips, 39 minutes more). The second learns the roll (held-out
-# r >= 0.9 on 24 of 24 classic clips, 17 of 24 randomized, 21 of 24 tilting clips of the
-# independent renderer) but loses stroke accuracy (randomized clips at r >= 0.95: 70% against
-# the stroke demo's 81%; classic 90% against 95%), so the demo stays stroke only. It trains
+# The recipes: the stroke alone from a random backbone (the bundled demo's stroke; about two
+# hours on 2 cores, most of it the frame stage), and stroke and roll fine-tuned from that
+# package (a tilting target on half of the clips, 39 minutes more). The second learns the roll
+# (held-out r >= 0.9 on 24 of 24 classic clips, 17 of 24 randomized, 21 of 24 tilting clips of
+# the independent renderer) but loses stroke accuracy (randomized clips at r >= 0.95: 70%
+# against the stroke demo's 81%; classic 90% against 95%), so the demo stacks two. It trains
 # without the colour changes of augmentation: with all of it the encoder's roll stayed at a
 # frame-level r of 0.03; without them 0.88 on both axes. At a small budget every kind of change
 # holds the roll back (`python -m benchmarks.experiments roll-augmentation`: 600 steps, roll r
@@ -197,8 +203,13 @@ RECIPES: dict[str, DemoRecipe] = {
     "stroke-roll-blend": DemoRecipe(axes=("stroke", "roll"), roll_share=0.5, frame_steps=0,
                                     augment_colour="stroke-only", hard_clips=64,
                                     starts_from="stroke-roll-mixed", blend_share=0.5),
+    # the bundled demo: the stroke recipe's package and stroke-roll-mixed's side by side in one
+    # (fsexport.stack): the stroke is the stroke package's, action for action, the roll the
+    # best one trained; each frame runs both encoders
+    "stroke-roll-stack": DemoRecipe(axes=("stroke", "roll"), stack=("stroke",
+                                                                    "stroke-roll-mixed")),
 }
-BUNDLED = "stroke"  # the recipe of the package fsrun ships (stroke-roll: see its note)
+BUNDLED = "stroke-roll-stack"  # the recipe of the package fsrun ships
 
 
 def build_recipe(recipe: DemoRecipe, root: Path, target: Path, threads: int = 0) -> Path:
@@ -229,9 +240,11 @@ def build_recipe(recipe: DemoRecipe, root: Path, target: Path, threads: int = 0)
                                      fp16=False, composite=False)).path
 
 
-def with_base_package(name: str, recipe: DemoRecipe, root: Path, threads: int = 0) -> DemoRecipe:
+def with_base_package(name: str, recipe: DemoRecipe, root: Path, threads: int = 0,
+                      built: dict[str, Path] | None = None) -> DemoRecipe:
     """The recipe with init_from set: the package of the recipe it starts from, built first in
-    ROOT/<that recipe> (and that one's own base before it), unless init_from names one."""
+    ROOT/<that recipe> (and that one's own base before it), unless init_from names one or
+    `built` (recipe -> package, filled in here) holds it."""
     if recipe.blend_share is not None and recipe.init_from is not None:
         if recipe.blend_with is None:
             raise UsageError(f"{name} blends a package with a fine-tune of it: with --init-from, "
@@ -239,17 +252,40 @@ def with_base_package(name: str, recipe: DemoRecipe, root: Path, threads: int = 
         return recipe
     if recipe.init_from is not None or recipe.starts_from is None:
         return recipe
+    if recipe.blend_share is None and recipe.starts_from in (built or {}):
+        return dataclasses.replace(recipe, init_from=built[recipe.starts_from])
     click.echo(f"first the {recipe.starts_from} recipe, which {name} "
                f"{'blends back' if recipe.blend_share is not None else 'fine-tunes'}")
     base_root = root / recipe.starts_from
-    base = with_base_package(recipe.starts_from, RECIPES[recipe.starts_from], base_root, threads)
-    built = build_recipe(base, base_root, base_root, threads)
+    base = with_base_package(recipe.starts_from, RECIPES[recipe.starts_from], base_root, threads,
+                             built)
+    package = build_recipe(base, base_root, base_root, threads)
+    if built is not None:
+        built[recipe.starts_from] = package
     if recipe.blend_share is None:
-        return dataclasses.replace(recipe, init_from=built)
+        return dataclasses.replace(recipe, init_from=package)
     if base.init_from is None:
         raise UsageError(f"{recipe.starts_from} starts from no package: nothing to blend back to")
     return dataclasses.replace(recipe, init_from=base.init_from,
                                blend_with=base_root / "checkpoints" / "checkpoint.safetensors")
+
+
+def build_stack(recipe: DemoRecipe, root: Path, target: Path, threads: int = 0) -> Path:
+    """Build every recipe of recipe.stack in ROOT/<recipe> (one package serves every recipe that
+    starts from it; init_from, when given, is the first one's) and stack them into
+    TARGET/demo.fsmodel; returns its folder."""
+    from fsexport.stack import StackConfig, stack_packages  # noqa: PLC0415
+
+    built = {recipe.stack[0]: recipe.init_from} if recipe.init_from is not None else {}
+    for name in recipe.stack:
+        if name not in built:
+            part = with_base_package(name, RECIPES[name], root / name, threads, built)
+            built[name] = build_recipe(part, root / name, root / name, threads)
+    output = target / "demo.fsmodel"
+    stack_packages(StackConfig(parts=tuple(built[n] for n in recipe.stack), output=output,
+                               axes=recipe.axes, force=True, name_parts=recipe.stack),
+                   log=click.echo)
+    return output
 
 
 def grade_recipe(recipe: DemoRecipe, package: Path, folder: Path) -> list[dict]:
@@ -265,13 +301,14 @@ def grade_recipe(recipe: DemoRecipe, package: Path, folder: Path) -> list[dict]:
 @click.command()
 @click.option("--recipe", "recipe_name", type=click.Choice(list(RECIPES)), default=BUNDLED,
               show_default=True,
-              help="Start from a recipe: stroke (the bundled demo, from a random backbone), "
+              help="Start from a recipe: stroke (from a random backbone), "
                    "stroke-roll (the stroke recipe first, unless --init-from names its package, "
                    "then fine-tuned with roll), stroke-roll-colour or stroke-roll-mixed "
                    "(stroke-roll's package trained further with the colour changes on every "
                    "clip, or on the stroke-only clips alone), stroke-roll-blend (the encoder "
-                   "halfway from stroke-roll's to stroke-roll-mixed's, a new head); the options "
-                   "below change one value of it.")
+                   "halfway from stroke-roll's to stroke-roll-mixed's, a new head), "
+                   "stroke-roll-stack (the bundled demo: the packages of stroke and "
+                   "stroke-roll-mixed side by side); the options below change one value of it.")
 @click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for demo.fsmodel (default: fsrun's bundled demo folder).")
 @click.option("--work", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -327,6 +364,10 @@ def main(recipe_name: str, output: Path | None, work: Path | None, threads: int,
     given = {k: v for k, v in changes.items() if v is not None}
     if axes_text is not None:
         given["axes"] = parse_axes(axes_text)
+    if RECIPES[recipe_name].stack and set(given) - {"init_from"}:
+        raise UsageError(f"{recipe_name} trains nothing: it stacks the packages of "
+                         f"{', '.join(RECIPES[recipe_name].stack)} (--init-from names the "
+                         "first one's); change those recipes instead")
     recipe = dataclasses.replace(RECIPES[recipe_name], **given)
     if RECIPES[recipe_name].blend_share is None and ("blend_share" in given
                                                      or "blend_with" in given):
@@ -336,8 +377,11 @@ def main(recipe_name: str, output: Path | None, work: Path | None, threads: int,
     target = output or user_config.demo_model_dir().parent
     with tempfile.TemporaryDirectory(prefix="fsrun-demo-build-") as scratch:
         root = Path(work or scratch)
-        recipe = with_base_package(recipe_name, recipe, root, threads)
-        built = build_recipe(recipe, root, target, threads)
+        if recipe.stack:
+            built = build_stack(recipe, root, target, threads)
+        else:
+            recipe = with_base_package(recipe_name, recipe, root, threads)
+            built = build_recipe(recipe, root, target, threads)
         rows = grade_recipe(recipe, built, root / "held_out")
     click.echo(json.dumps(rows, indent=1))
     for family in FAMILIES:
