@@ -79,6 +79,8 @@ def test_a_stack_refuses_in_one_line(axis_packages, other_two_axis_package: Path
     assert "no package gives pitch" in refused(str(one), str(two), "--axes", "stroke,pitch")
     assert "start with the stroke" in refused(str(one), str(two), "--axes", "roll")
     assert "not found" in refused(str(one), str(tmp_path / "none.fsmodel"))
+    assert "invalid package name" in refused(str(one), str(two), "--name", "../up.fsmodel")
+    assert not (tmp_path.parent / "up.fsmodel").exists()
     # a part whose file was cut off: found before anything is written
     damaged = Path(shutil.copytree(two, tmp_path / "damaged.fsmodel"))
     encoder = damaged / "encoder.onnx"
@@ -95,6 +97,11 @@ def test_a_stack_refuses_in_one_line(axis_packages, other_two_axis_package: Path
     assert runner.invoke(fsexport_main, ["stack", str(one), str(tmp_path / "link.fsmodel"),
                                          "-o", str(tmp_path)]).exit_code == 0
     made = tmp_path / "one+link.fsmodel"
+    assert load_package(made).meta.axes == ["stroke", "roll"]
+    # --output ending in .fsmodel names the package itself
+    assert runner.invoke(fsexport_main, ["stack", str(one), str(two), "-o",
+                                         str(tmp_path / "sub" / "named.fsmodel")]).exit_code == 0
+    assert load_package(tmp_path / "sub" / "named.fsmodel").meta.axes == ["stroke", "roll"]
     assert "--force" in refused(str(one), str(two), "--name", made.name)
     before = load_package(made).model_hash
     assert runner.invoke(fsexport_main, ["stack", str(one), str(other_two_axis_package),

@@ -51,13 +51,19 @@ def stderr_log(message: str) -> None:
 def package_dir_for(config: BuildConfig) -> Path:
     """The package directory: --output itself when it ends in .fsmodel, else a folder to put
     NAME (default VARIANT.fsmodel) in."""
-    output = Path(config.output) if config.output is not None else None
+    return package_dir(config.output, config.name, f"{config.variant}{PACKAGE_SUFFIX}")
+
+
+def package_dir(output: Path | None, name: str | None, default_name: str) -> Path:
+    """--output itself when it ends in .fsmodel, else the folder --output (default: here) with
+    --name (default: default_name) in it; UsageError for a name that is not one folder's."""
+    output = Path(output) if output is not None else None
     if output is not None and output.name.endswith(PACKAGE_SUFFIX):
-        if config.name is not None and config.name != output.name:
-            raise UsageError(f"--output {output} names the package; --name {config.name} "
+        if name is not None and name != output.name:
+            raise UsageError(f"--output {output} names the package; --name {name} "
                              "would name another")
         return output
-    name = config.name or f"{config.variant}{PACKAGE_SUFFIX}"
+    name = name or default_name
     if not name or "/" in name or "\\" in name or name in {".", ".."}:
         raise UsageError(f"invalid package name {name!r}")
-    return Path(config.output or Path.cwd()) / name
+    return Path(output or Path.cwd()) / name

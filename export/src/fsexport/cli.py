@@ -199,7 +199,8 @@ def import_command(source: Path, output: Path | None, name: str | None, force: b
 @main.command("stack")
 @click.argument("parts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
-              help="Folder to write the package into (default: current folder).")
+              help="Folder to write the package into (default: current folder), or the "
+                   "package itself when it ends in .fsmodel.")
 @click.option("--name", default=None,
               help="Package directory name (default: the parts' names joined by +).")
 @click.option("--axes", default=None,
@@ -213,10 +214,11 @@ def stack_command(parts: tuple[Path, ...], output: Path | None, name: str | None
     that has it (the stroke of one model, the roll of another), each part's encoder run on
     every frame."""
     from fsrun.axes import parse_axes
+    from fsexport.build_config import PACKAGE_SUFFIX, package_dir
     from fsexport.stack import StackConfig, stack_packages
 
-    name = name or "+".join(p.name.removesuffix(".fsmodel") for p in parts) + ".fsmodel"
-    target = (output or Path.cwd()) / name
+    target = package_dir(output, name, "+".join(p.name.removesuffix(PACKAGE_SUFFIX)
+                                                for p in parts) + PACKAGE_SUFFIX)
     meta = stack_packages(StackConfig(parts=parts, output=target, force=force,
                                       axes=parse_axes(axes) if axes else None),
                           log=click.echo)
