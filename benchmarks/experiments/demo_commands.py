@@ -64,13 +64,16 @@ def labelled_packages(items: tuple[str, ...]) -> dict[str, Path]:
 @CLIPS_DIR
 @OUT
 @click.option("--name", default="demo_wide", show_default=True, help="Stem of the result files.")
+@click.option("--axis", type=click.Choice(["stroke", "roll"]), default="stroke",
+              show_default=True,
+              help="The axis graded: roll draws the same clips tilting (r >= 0.9 its bound).")
 def demo_wide(packages: tuple[str, ...], clips: int, seconds: float, family: str,
-              clips_dir: Path | None, out: Path | None, name: str) -> None:
+              clips_dir: Path | None, out: Path | None, name: str, axis: str) -> None:
     """Grade demo packages on many held-out clips of one family; misses by scene."""
     from benchmarks.experiments.demo_wide import WideConfig, measure, write  # noqa: PLC0415
 
     _measure_and_write(measure, write, WideConfig(labelled_packages(packages), clips, seconds,
-                                                  clips_dir, family), out, name)
+                                                  clips_dir, family, axis), out, name)
 
 
 @click.command("demo-fit")

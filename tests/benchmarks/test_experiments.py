@@ -59,6 +59,28 @@ def test_demo_wide_grades_packages_on_many_clips_and_groups_the_misses(tmp_path:
     assert bad.exit_code == 2 and "LABEL=PACKAGE_FOLDER" in bad.output
 
 
+def test_demo_wide_grades_the_roll_of_the_same_clips_drawn_tilting(tmp_path: Path) -> None:
+    from fsrun.config import demo_model_dir
+    from fsrun.groundtruth.grade import TruthClip, grade
+
+    out, clips = tmp_path / "wide", tmp_path / "clips"
+    args = ["demo-wide", "--package", f"demo={demo_model_dir()}", "--axis", "roll",
+            "--clips", "2", "--seconds", "4", "--clips-dir", str(clips), "--out", str(out)]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "demo_wide.json").read_text())
+    assert results["axis"] == "roll" and results["bound"] == 0.9
+    rolls = sorted((clips / "tilting").glob("*.roll.truth.funscript"))
+    assert len(rolls) == 2 and not list(clips.glob("*.funscript"))  # apart from stroke clips
+    videos = sorted(p for p in (clips / "tilting").iterdir() if ".funscript" not in p.name)
+    graded = grade(demo_model_dir(), [TruthClip(v, v.with_name(v.stem + ".truth.funscript"),
+                                                axis_truths={"roll": r})
+                                      for v, r in zip(videos, rolls)])
+    assert sorted(results["r"]["demo"]) == sorted(round(g.axes["roll"].pearson_r, 4)
+                                                  for g in graded)
+    assert "the roll of clips drawn tilting" in (out / "demo_wide.md").read_text()
+
+
 def test_demo_wide_grades_the_classic_family_by_track_rate_and_codec(tmp_path: Path) -> None:
     from fsrun.config import demo_model_dir
     from fsrun.files.funscript import read_funscript
