@@ -79,12 +79,13 @@ def test_stack_recipe_builds_each_package_once_and_stacks_them(
     stacked = load_package(demo_model.build_stack(recipes["stroke-roll-stack"], work,
                                                   tmp_path / "out"))
     stroke = load_package(work / "stroke" / "demo.fsmodel")
-    mixed = load_package(work / "stroke-roll-mixed" / "demo.fsmodel")
-    assert not (work / "stroke-roll-mixed" / "stroke-roll" / "stroke").exists()  # built once
+    roll = load_package(work / "stroke-roll-tilting" / "demo.fsmodel")
+    chain = work / "stroke-roll-tilting" / "stroke-roll-mixed" / "stroke-roll"
+    assert (chain / "demo.fsmodel").is_dir() and not (chain / "stroke").exists()  # built once
     parts = stacked.meta.provenance["stack"]
     assert [(p["package"], p["model_hash"], p["axes"]) for p in parts] == [
         ("stroke", stroke.model_hash, ["stroke"]),
-        ("stroke-roll-mixed", mixed.model_hash, ["roll"])]
+        ("stroke-roll-tilting", roll.model_hash, ["roll"])]
     assert tuple(stacked.meta.axis_names) == ("stroke", "roll")
     # the recipe trains nothing of its own: a training option is refused before any work
     result = CliRunner().invoke(demo_model.main, ["--recipe", "stroke-roll-stack", "--epochs",
