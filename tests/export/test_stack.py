@@ -5,12 +5,13 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 from click.testing import CliRunner
 from fsexport.cli import main as fsexport_main
 from fsrun import cli
 from fsrun.files.funscript import read_funscript
-from fsrun.model.package import load_package
+from fsrun.model.package import load_package, sha256_file
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,17 @@ def test_a_stack_refuses_in_one_line(axis_packages, other_two_axis_package: Path
     meta = json.loads((other_window / "meta.json").read_text())
     (other_window / "meta.json").write_text(json.dumps({**meta, "fps": 25.0}))
     assert "fps 25.0 differs" in refused(str(one), str(other_window))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.fsmodel", "window.fsmodel"]
+    # a part exported at another ONNX opset (its nodes mean what their opset says)
+    older = Path(shutil.copytree(two, tmp_path / "older.fsmodel"))
+    head = onnx.load(str(older / "head.onnx"))
+    head.opset_import[0].version = 16
+    onnx.save(head, str(older / "head.onnx"))
+    meta = json.loads((older / "meta.json").read_text())
+    meta["files"]["head.onnx"] = sha256_file(older / "head.onnx")
+    (older / "meta.json").write_text(json.dumps(meta))
+    assert "opset 16" in refused(str(one), str(older))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.fsmodel", "older.fsmodel",
+                                                          "window.fsmodel"]
     # an existing package is kept without --force, replaced with it (a symlinked part is fine)
     (tmp_path / "link.fsmodel").symlink_to(two)
     assert runner.invoke(fsexport_main, ["stack", str(one), str(tmp_path / "link.fsmodel"),

@@ -1,6 +1,6 @@
 """Stack packages side by side into one: each axis from the package that knows it best.
 
-`fsexport stack OUT.fsmodel STROKE.fsmodel ROLL.fsmodel` writes a package whose encoder runs
+`fsexport stack STROKE.fsmodel ROLL.fsmodel -o OUT.fsmodel` writes a package whose encoder runs
 every part's encoder on the same frames and joins their embeddings ([N, D1 + D2 + ...]), and
 whose head gives each part's head its own slice of the joined embedding and keeps, of each
 part's outputs, the axes taken from it: every axis comes from the first part that has it, so
@@ -36,6 +36,7 @@ from fsexport import __version__
 ENCODER, HEAD = GRAPH_FILES[("encoder", "fp32")], GRAPH_FILES[("head", "fp32")]
 CHECK_FRAMES = 8  # random frames run through the stack and each part before writing
 CHECK_TOLERANCE = 1e-5  # largest difference allowed between the stack and its parts
+MIN_OPSET = 13  # the joining nodes (Slice, Unsqueeze, Gather) take their axes as inputs
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,17 @@ def stack_packages(config: StackConfig, log: Callable[[str], None] = print) -> M
     dims = [t.package.meta.embedding_dim for t in taken]
 
     def fill(staging: Path) -> ModelMeta:
-        encoder = _join_encoders([onnx.load(str(t.package.graph("encoder"))) for t in taken],
-                                 dims)
-        head = _join_heads([onnx.load(str(t.package.graph("head"))) for t in taken], taken,
-                           dims)
+        encoders = [onnx.load(str(t.package.graph("encoder"))) for t in taken]
+        heads = [onnx.load(str(t.package.graph("head"))) for t in taken]
+        opsets = _common_opsets(encoders + heads, [t.package.path for t in taken] * 2)
+        encoder = _join_encoders(encoders, dims, opsets)
+        head = _join_heads(heads, taken, dims, opsets)
         for graph, name in ((encoder, ENCODER), (head, HEAD)):
-            onnx.checker.check_model(graph)
+            try:
+                onnx.checker.check_model(graph)
+            except onnx.checker.ValidationError as exc:
+                reason = str(exc).strip().splitlines()[0]
+                raise ModelError(f"the stacked {name} is not a valid graph ({reason})") from None
             onnx.save(graph, str(staging / name))
             log(f"write   {name}")
         parity = _check(staging, taken, dims)
@@ -118,13 +124,30 @@ def stack_packages(config: StackConfig, log: Callable[[str], None] = print) -> M
     return write_package_dir(config.output, fill, config.force)
 
 
+def _common_opsets(models: list[Any], paths: list[Path]) -> dict[str, int]:
+    """Operator set per domain of every part's graphs: UsageError in one line when two parts
+    were exported at different ones (a node means what its opset says) or at one too old."""
+    opsets: dict[str, tuple[int, Path]] = {}
+    for model, path in zip(models, paths, strict=True):
+        for entry in model.opset_import:
+            seen = opsets.setdefault(entry.domain, (entry.version, path))
+            if seen[0] != entry.version:
+                raise UsageError(f"{path} was exported at ONNX opset {entry.version}, "
+                                 f"{seen[1]} at {seen[0]}: export the parts at the same opset")
+    default = opsets.get("", (0, paths[0]))
+    if default[0] < MIN_OPSET:
+        raise UsageError(f"{default[1]} was exported at ONNX opset {default[0]}; a stack needs "
+                         f"{MIN_OPSET} or newer")
+    return {domain: version for domain, (version, _) in opsets.items()}
+
+
 def _prefixed(model: Any, k: int) -> Any:
     from onnx import compose  # noqa: PLC0415
 
     return compose.add_prefix(model, f"part{k}/")
 
 
-def _join_encoders(models: list[Any], dims: list[int]) -> Any:
+def _join_encoders(models: list[Any], dims: list[int], opsets: dict[str, int]) -> Any:
     """frames -> every part's encoder -> their embeddings side by side [N, sum(dims)]."""
     from onnx import TensorProto, helper  # noqa: PLC0415
 
@@ -137,10 +160,12 @@ def _join_encoders(models: list[Any], dims: list[int]) -> Any:
         outputs.append(graph.output[0].name)
     nodes.append(helper.make_node("Concat", outputs, ["embeddings"], axis=1))
     out = helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["N", sum(dims)])
-    return _model(models[0], helper.make_graph(nodes, "stacked_encoder", [source], [out], inits))
+    return _model(models, helper.make_graph(nodes, "stacked_encoder", [source], [out], inits),
+                  opsets)
 
 
-def _join_heads(models: list[Any], taken: list[Taken], dims: list[int]) -> Any:
+def _join_heads(models: list[Any], taken: list[Taken], dims: list[int],
+                opsets: dict[str, int]) -> Any:
     """The joined embeddings [B, T, sum(dims)] -> each part's head on its slice -> the taken
     columns of each, side by side [B, T, axes]."""
     from onnx import TensorProto, helper  # noqa: PLC0415
@@ -169,7 +194,8 @@ def _join_heads(models: list[Any], taken: list[Taken], dims: list[int]) -> Any:
     nodes.append(helper.make_node("Concat", columns, ["positions"], axis=2))
     out = helper.make_tensor_value_info("positions", TensorProto.FLOAT,
                                         ["B", window, sum(len(t.axes) for t in taken)])
-    return _model(models[0], helper.make_graph(nodes, "stacked_head", [source], [out], inits))
+    return _model(models, helper.make_graph(nodes, "stacked_head", [source], [out], inits),
+                  opsets)
 
 
 def _constant(inits: list, name: str, values: list[int]) -> str:
@@ -180,14 +206,13 @@ def _constant(inits: list, name: str, values: list[int]) -> str:
     return name
 
 
-def _model(like: Any, graph: Any) -> Any:
+def _model(parts: list[Any], graph: Any, opsets: dict[str, int]) -> Any:
     from onnx import helper  # noqa: PLC0415
 
-    opsets = {o.domain: o.version for o in like.opset_import}
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v)
                                                     for d, v in opsets.items()],
                               producer_name="fsexport-stack", producer_version=__version__)
-    model.ir_version = like.ir_version
+    model.ir_version = max(part.ir_version for part in parts)
     return model
 
 
@@ -196,23 +221,24 @@ def _check(staging: Path, taken: list[Taken], dims: list[int]) -> dict[str, floa
     (ModelError above CHECK_TOLERANCE): the parts' graphs are copied, so it should be 0."""
     import onnxruntime as ort  # noqa: PLC0415
 
-    def session(path: Path) -> Any:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    def run(path: Path, data: np.ndarray) -> np.ndarray:
+        graph = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return graph.run(None, {graph.get_inputs()[0].name: data})[0]
 
     meta = taken[0].package.meta
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (CHECK_FRAMES, meta.input_size, meta.input_size, 3), np.uint8)
-    joined = session(staging / ENCODER).run(None, {"frames": frames})[0]
+
+    joined = run(staging / ENCODER, frames)
     windows = np.resize(joined, (meta.window, joined.shape[1]))[None]  # frames repeated
-    positions = session(staging / HEAD).run(None, {"embeddings": windows})[0]
+    positions = run(staging / HEAD, windows)
     encoder_diff = head_diff = 0.0
     start = column = 0
     for part, dim in zip(taken, dims, strict=True):
-        alone = session(part.package.graph("encoder")).run(None, {"frames": frames})[0]
+        alone = run(part.package.graph("encoder"), frames)
         encoder_diff = max(encoder_diff,
                            float(np.abs(alone - joined[:, start:start + dim]).max()))
-        head = session(part.package.graph("head"))
-        own = head.run(None, {head.get_inputs()[0].name: windows[..., start:start + dim]})[0]
+        own = run(part.package.graph("head"), windows[..., start:start + dim])
         own = own.reshape(*own.shape[:2], -1)[..., list(part.columns)]
         head_diff = max(head_diff, float(np.abs(own - positions[..., column:column
                                                                  + len(part.axes)]).max()))
