@@ -199,12 +199,12 @@ def test_clip_looks_keeps_each_frames_time(tmp_path: Path) -> None:
     assert not (tmp_path / "bad").exists()
 
 
-def test_roll_augmentation_trains_every_setting_from_the_package(tmp_path: Path) -> None:
+def test_roll_augmentation_trains_every_setting_from_the_package(built_tiny_package: Path,
+                                                                 tmp_path: Path) -> None:
     from benchmarks.experiments.roll_augmentation import _settings
-    from fsrun.config import demo_model_dir
 
     out = tmp_path / "roll"
-    result = CliRunner().invoke(main, ["roll-augmentation", "--package", str(demo_model_dir()),
+    result = CliRunner().invoke(main, ["roll-augmentation", "--package", str(built_tiny_package),
                                        "--clips", "5", "--steps", "3", "--out", str(out)],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output

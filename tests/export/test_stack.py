@@ -140,3 +140,21 @@ def test_a_stack_takes_an_int8_encoder_and_runs_it(axis_packages, other_two_axis
     assert cli.main([str(copy), "-m", str(target), "-q", "--no-cache", "--precision",
                      "int8"]) == 0
     assert read_funscript(copy.with_suffix(".roll.funscript"))["actions"]
+
+
+def test_a_stack_is_no_encoder_to_start_training_from(axis_packages,
+                                                      other_two_axis_package: Path,
+                                                      tmp_path: Path) -> None:
+    from fsexport.model import create_model  # noqa: PLC0415
+    from fsexport.stack import StackConfig, stack_packages  # noqa: PLC0415
+    from fsexport.train.warm_start import load_package_encoder  # noqa: PLC0415
+    from fsexport.variants import get_variant  # noqa: PLC0415
+    from fsrun.errors import UsageError  # noqa: PLC0415
+
+    target = tmp_path / "s.fsmodel"
+    stack_packages(StackConfig(parts=(axis_packages[0], other_two_axis_package), output=target),
+                   log=lambda _: None)
+    model = create_model(get_variant("tiny"), seed=0)
+    with pytest.raises(UsageError, match="2 packages side by side"):
+        load_package_encoder(model.encoder, target)
+    load_package_encoder(model.encoder, axis_packages[0])  # a part is

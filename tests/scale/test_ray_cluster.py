@@ -20,6 +20,7 @@ import pytest
 
 from fsrun.config import demo_model_dir
 from fsrun.files.funscript import read_funscript
+from fsrun.model.package import load_package
 from tests.runtime.videos import write_cfr
 
 pytestmark = pytest.mark.long
@@ -124,7 +125,8 @@ def test_two_node_cluster_runs_like_folder_mode(tmp_path: Path, cluster: Cluster
     assert run.returncode == 0, run.stderr
     assert "ray: 2 workers on 2 nodes (1 CPU each) ready in" in run.stderr
     assert _actions(tmp_path / "ray-out") == _actions(tmp_path / "single")
-    assert len(_actions(tmp_path / "single")) == 4
+    axes = load_package(demo_model_dir()).meta.axis_names
+    assert len(_actions(tmp_path / "single")) == 4 * len(axes)  # a file per video and axis
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["counts"]["ok"] == 4
     nodes = {f["report"]["node"] for f in report["files"]}

@@ -8,13 +8,13 @@ augmentation (a frame stage teaches its random backbone where the target is, the
 trains on the frozen backbone's cached features, with two augmented copies of every clip),
 or fine-tunes that package to write the roll as well (`--recipe stroke-roll`: half of the
 clips drawn with a tilting target; stroke-roll-colour and stroke-roll-mixed train that one
-further with colour changes, stroke-roll-blend takes the encoder halfway back), builds
-encoder.onnx + head.onnx (fp32 only, to stay a few MB), and grades every axis on held-out
-clips of both families at every rate and codec. The bundled demo
-(runtime/src/fsrun/demo/demo.fsmodel, the default `--recipe stroke-roll-stack`) stacks the
-stroke package and stroke-roll-tilting's side by side (fsexport.stack): the stroke of the
-first, the roll of the second. The model tracks synthetic motion only; it knows nothing about real
-videos.
+further with colour changes, stroke-roll-blend takes the encoder halfway back,
+stroke-roll-tilting trains stroke-roll-mixed's on tilting clips alone), builds encoder.onnx +
+head.onnx (fp32 only, to stay a few MB), and grades every axis on held-out clips of both
+families at every rate and codec. The bundled demo (runtime/src/fsrun/demo/demo.fsmodel, the
+default `--recipe stroke-roll-stack`) stacks the stroke package and stroke-roll-tilting's side
+by side (fsexport.stack): the stroke of the first, the roll of the second. The model tracks
+synthetic motion only; it knows nothing about real videos.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from fsexport.model import FrameEncoder
-from fsrun.errors import UsageError
+from fsrun.errors import FsError, UsageError
 
 TOLERANCE = 1e-3  # largest embedding difference, relative to the embedding's scale
 
@@ -35,6 +35,16 @@ def _batchnorm_after(modules: list[nn.Module], conv: nn.Conv2d) -> nn.BatchNorm2
     return norm
 
 
+def _stacked_parts(package: Path) -> int:
+    """How many packages a stack holds (0 for any other package)."""
+    from fsrun.model.package import load_package  # noqa: PLC0415
+
+    try:
+        return len(load_package(package, verify=False).meta.provenance.get("stack") or [])
+    except FsError:
+        return 0  # not readable as a package: the checks below say what is wrong
+
+
 @torch.no_grad()
 def load_package_encoder(encoder: FrameEncoder, package: Path) -> None:
     """Copy encoder.onnx of a package into encoder (a FrameEncoder of the package's variant)."""
@@ -44,6 +54,10 @@ def load_package_encoder(encoder: FrameEncoder, package: Path) -> None:
     path = Path(package) / "encoder.onnx"
     if not path.is_file():
         raise UsageError(f"{package}: no encoder.onnx to start from")
+    stacked = _stacked_parts(Path(package))
+    if stacked:
+        raise UsageError(f"{package} is {stacked} packages side by side (fsexport stack): it has "
+                         "no one encoder to start from; start from one of its parts")
     graph = onnx.load(str(path)).graph
     weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     for node in graph.node:  # the exporter shares equal tensors through Identity nodes
