@@ -215,7 +215,7 @@ def stack_command(parts: tuple[Path, ...], output: Path | None, name: str | None
     every frame."""
     from fsrun.axes import parse_axes
     from fsexport.build_config import PACKAGE_SUFFIX, package_dir
-    from fsexport.stack import StackConfig, stack_packages
+    from fsexport.stack import StackConfig, stack_packages, stack_parts
 
     target = package_dir(output, name, "+".join(p.name.removesuffix(PACKAGE_SUFFIX)
                                                 for p in parts) + PACKAGE_SUFFIX)
@@ -223,7 +223,7 @@ def stack_command(parts: tuple[Path, ...], output: Path | None, name: str | None
                                       axes=parse_axes(axes) if axes else None),
                           log=click.echo)
     taken = "; ".join(f"{', '.join(record['axes'])} from {part}"
-                      for part, record in zip(parts, meta.provenance["stack"]))
+                      for part, record in zip(parts, stack_parts(meta)))
     click.echo(f"stacked {target}: {taken}")
 
 

@@ -15,7 +15,7 @@ a stack keeps a package's stroke as it was while another package adds the roll.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +37,13 @@ ENCODER, HEAD = GRAPH_FILES[("encoder", "fp32")], GRAPH_FILES[("head", "fp32")]
 CHECK_FRAMES = 8  # random frames run through the stack and each part before writing
 CHECK_TOLERANCE = 1e-5  # largest difference allowed between the stack and its parts
 MIN_OPSET = 13  # the joining nodes (Slice, Unsqueeze, Gather) take their axes as inputs
+PROVENANCE_KEY = "stack"  # meta.json's provenance entry listing a stack's parts
+
+
+def stack_parts(meta: ModelMeta) -> list[dict[str, Any]]:
+    """A stack's parts as its meta.json records them (package, model_hash, axes, ...); [] for
+    any other package."""
+    return list(meta.provenance.get(PROVENANCE_KEY) or [])
 
 
 @dataclass(frozen=True)
@@ -45,8 +52,8 @@ class StackConfig:
     output: Path  # the stacked package's directory (NAME.fsmodel)
     axes: tuple[str, ...] | None = None  # the axes to keep, the stroke first; None: all of them
     force: bool = False  # replace an existing package at output
-    name_parts: tuple[str, ...] = field(default=())  # names recorded for the parts (default:
-    # their folder names)
+    name_parts: tuple[str, ...] = ()  # names recorded for the parts (default: their folder
+    # names)
 
     def __post_init__(self) -> None:
         if len(self.parts) < 2:
@@ -272,9 +279,9 @@ def _meta(staging: Path, taken: list[Taken], axes: list[str], dims: list[int],
         parity={"max_abs_diff_vs_parts": parity, "notes": {}},
         exporter={"fsexport": __version__, "onnx": onnx.__version__,
                   "onnxruntime": onnxruntime.__version__},
-        provenance={"stack": [{"package": name, "model_hash": t.package.model_hash,
-                               "axes": list(t.axes), "embedding_dim": dim,
-                               "variant": m.variant, "normalization": vars(m.normalization),
-                               "provenance": m.provenance}
-                              for name, t, m, dim in zip(names, taken, metas, dims, strict=True)]},
+        provenance={PROVENANCE_KEY: [
+            {"package": name, "model_hash": t.package.model_hash, "axes": list(t.axes),
+             "embedding_dim": dim, "variant": m.variant,
+             "normalization": vars(m.normalization), "provenance": m.provenance}
+            for name, t, m, dim in zip(names, taken, metas, dims, strict=True)]},
         axes=axes)

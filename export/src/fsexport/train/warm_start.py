@@ -37,10 +37,11 @@ def _batchnorm_after(modules: list[nn.Module], conv: nn.Conv2d) -> nn.BatchNorm2
 
 def _stacked_parts(package: Path) -> int:
     """How many packages a stack holds (0 for any other package)."""
+    from fsexport.stack import stack_parts  # noqa: PLC0415
     from fsrun.model.package import load_package  # noqa: PLC0415
 
     try:
-        return len(load_package(package, verify=False).meta.provenance.get("stack") or [])
+        return len(stack_parts(load_package(package, verify=False).meta))
     except FsError:
         return 0  # not readable as a package: the checks below say what is wrong
 
