@@ -168,6 +168,17 @@ def test_broken_package_is_one_line_exit_4(case: str, tmp_path: Path, package_co
         assert "decoder" not in result.err  # refused at load: nothing was decoded
 
 
+def test_nan_positions_are_a_model_error_and_write_nothing(tmp_path: Path, package_copy: Path,
+                                                           fsrun_cli) -> None:
+    """A package that verifies but whose head gives NaN: one line, exit 4, no script (it wrote
+    an invalid funscript's error with exit 1 before)."""
+    badfiles.package_nan_weights(package_copy)
+    video = badfiles.write_video(tmp_path / "v.mp4", count=90)
+    result = fsrun_cli(video, "--model", package_copy, "--no-cache")
+    _assert_clean_failure(result, MODEL, "the head returned", "NaN or infinite positions",
+                          tmp_path)
+
+
 def test_editing_meta_json_changes_the_model_hash(package_copy: Path) -> None:
     before = load_package(package_copy).model_hash
     badfiles.package_meta_edit(package_copy, fps=25.0)  # the graphs are unchanged

@@ -42,6 +42,9 @@ def run_head(head: Any, embeddings: np.ndarray, plan: WindowPlan, batch: int,
             raise ModelError(f"the head returned {list(predictions.shape)} for "
                              f"{len(windows)} windows; a model must give {shape} "
                              "positions")
+        if not np.isfinite(predictions).all():  # broken weights: no script is right then
+            raise ModelError(f"the head returned NaN or infinite positions (windows {first}-"
+                             f"{first + len(windows) - 1}); the model is broken")
         for c, stitcher in enumerate(stitchers):
             stitcher.add(predictions if axes == 1 else predictions[..., c])
         stages.add("stitch", began)
