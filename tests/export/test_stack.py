@@ -158,3 +158,11 @@ def test_a_stack_is_no_encoder_to_start_training_from(axis_packages,
     with pytest.raises(UsageError, match="2 packages side by side"):
         load_package_encoder(model.encoder, target)
     load_package_encoder(model.encoder, axis_packages[0])  # a part is
+
+
+def test_the_parity_check_counts_a_nan_in_one_graph_as_a_difference() -> None:
+    import numpy as np  # noqa: PLC0415
+    from fsexport.stack import largest_difference  # noqa: PLC0415
+
+    assert largest_difference(np.array([1.0, np.nan]), np.array([1.5, np.nan])) == 0.5
+    assert largest_difference(np.array([1.0, np.nan]), np.array([1.0, 2.0])) == np.inf

@@ -243,18 +243,24 @@ def _check(staging: Path, taken: list[Taken], dims: list[int]) -> dict[str, floa
     start = column = 0
     for part, dim in zip(taken, dims, strict=True):
         alone = run(part.package.graph("encoder"), frames)
-        encoder_diff = max(encoder_diff,
-                           float(np.abs(alone - joined[:, start:start + dim]).max()))
+        encoder_diff = max(encoder_diff, largest_difference(alone, joined[:, start:start + dim]))
         own = run(part.package.graph("head"), windows[..., start:start + dim])
         own = own.reshape(*own.shape[:2], -1)[..., list(part.columns)]
-        head_diff = max(head_diff, float(np.abs(own - positions[..., column:column
-                                                                 + len(part.axes)]).max()))
+        head_diff = max(head_diff, largest_difference(
+            own, positions[..., column:column + len(part.axes)]))
         start, column = start + dim, column + len(part.axes)
     parity = {ENCODER: encoder_diff, HEAD: head_diff}
     if not all(np.isfinite(v) and v <= CHECK_TOLERANCE for v in parity.values()):
         raise ModelError(f"the stack differs from its parts (encoder {encoder_diff:.3g}, head "
                          f"{head_diff:.3g}; at most {CHECK_TOLERANCE:g} allowed)")
     return parity
+
+
+def largest_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b|, where NaN in both places agrees and NaN in one place is an infinite
+    difference (max() over floats would drop a NaN)."""
+    both = np.isnan(a) & np.isnan(b)
+    return float(np.nan_to_num(np.where(both, 0.0, np.abs(a - b)), nan=np.inf).max())
 
 
 def _meta(staging: Path, taken: list[Taken], axes: list[str], dims: list[int],
